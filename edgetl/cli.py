@@ -1,0 +1,376 @@
+"""The ``edgetl`` command line. Each command parses, builds a typed config, calls one library
+function and prints. Heavy libraries are imported inside the commands so --help is fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from edgetl.errors import EdgetlError
+
+app = typer.Typer(
+    name="edgetl",
+    help="Fine-tune, distil, export, quantize and benchmark vision models for edge devices.\n\n"
+    "Every artifact carries its labels, preprocessing and provenance: see `edgetl inspect`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
+DataOpt = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        "-d",
+        help="Built-in data set (fashion-mnist, digits), an ImageFolder "
+        "directory (one sub-folder per class), or a CSV with 'path,label' rows.",
+    ),
+]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _set_quiet(quiet: bool) -> None:
+    from edgetl.progress import set_quiet
+
+    set_quiet(quiet)
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    """--set a.b=value pairs -> nested dict; values parsed as YAML scalars."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise EdgetlError(f"--set {item!r}: expected KEY=VALUE, e.g. --set data.calib_size=256.")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = _drop_none(v)
+            if v:
+                out[k] = v
+        elif v is not None:
+            out[k] = v
+    return out
+
+
+@app.command()
+def finetune(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config; options below override it.")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="Data source (see `edgetl eval --help`).")
+    ] = None,
+    arch: Annotated[
+        str | None, typer.Option(help="Backbone, e.g. timm/tf_efficientnet_lite0, tv/resnet50.")
+    ] = None,
+    strategy: Annotated[str | None, typer.Option(help="linear | partial | full | gradual.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Head learning rate (backbone: x --backbone-lr-mult).")
+    ] = None,
+    backbone_lr_mult: Annotated[float | None, typer.Option(help="Backbone lr multiplier.")] = None,
+    layer_decay: Annotated[
+        float | None, typer.Option(help="lr multiplier per stage below the top (discriminative lr).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size per process.")] = None,
+    image_size: Annotated[
+        int | None, typer.Option(help="Input size in px (default: 64 for built-in data, else the arch's).")
+    ] = None,
+    head: Annotated[str | None, typer.Option(help="linear | mlp (Linear-ReLU-Dropout-Linear).")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adamw | sgd.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay.")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing.")] = None,
+    unfreeze_stages: Annotated[int | None, typer.Option(help="partial: top stages that train.")] = None,
+    gradual_every: Annotated[int | None, typer.Option(help="gradual: epochs per unfreezing step.")] = None,
+    early_stopping: Annotated[
+        int | None, typer.Option(help="Stop after N epochs without val improvement.")
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option(help="Backbone weights file (.safetensors or .pth state_dict).")
+    ] = None,
+    pretrained: Annotated[
+        bool | None, typer.Option("--pretrained/--no-pretrained", help="Start from pretrained weights.")
+    ] = None,
+    channels_last: Annotated[
+        bool | None, typer.Option("--channels-last/--no-channels-last", help="channels_last memory format.")
+    ] = None,
+    amp: Annotated[str | None, typer.Option(help="auto | off | bf16 | fp16 autocast.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N.")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads (default: all, split between torchrun processes).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for splits, init, shuffling, augmentation.")] = None,
+    limit_train: Annotated[
+        int | None, typer.Option(help="Use at most N training images (stratified).")
+    ] = None,
+    limit_val: Annotated[int | None, typer.Option(help="At most N val images.")] = None,
+    limit_test: Annotated[int | None, typer.Option(help="At most N test images.")] = None,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Skip unreadable images and report how many.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Artifact path (.safetensors).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Any config key: --set data.val_fraction=0.2.")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its resume state.")] = False,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved config and exit.")
+    ] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Fine-tune a pretrained backbone on a labelled image set -> model.safetensors."""
+    from edgetl.train.config import FinetuneConfig, build_config, load_yaml
+
+    _set_quiet(quiet)
+    file_values = load_yaml(config) if config else {}
+    cli_values = _drop_none(
+        {
+            "data": {
+                "source": data,
+                "limit_train": limit_train,
+                "limit_val": limit_val,
+                "limit_test": limit_test,
+                "skip_bad": skip_bad or None,
+                "seed": seed,
+            },
+            "arch": arch,
+            "strategy": strategy,
+            "epochs": epochs,
+            "lr": lr,
+            "backbone_lr_mult": backbone_lr_mult,
+            "layer_decay": layer_decay,
+            "batch_size": batch_size,
+            "image_size": image_size,
+            "head": head,
+            "optimizer": optimizer,
+            "weight_decay": weight_decay,
+            "label_smoothing": label_smoothing,
+            "unfreeze_stages": unfreeze_stages,
+            "gradual_every": gradual_every,
+            "early_stopping": early_stopping,
+            "weights": str(weights) if weights else None,
+            "pretrained": pretrained,
+            "channels_last": channels_last,
+            "amp": amp,
+            "device": device,
+            "threads": threads,
+            "seed": seed,
+            "output": str(output) if output else None,
+        }
+    )
+    from edgetl.train.config import deep_merge
+
+    cli_values = deep_merge(cli_values, _parse_sets(set_ or []))
+    cfg = build_config(FinetuneConfig, file_values, cli_values, str(config or "command line"))
+    if print_config:
+        import yaml
+
+        typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        return
+    from edgetl.train.finetune import finetune as run
+
+    result = run(cfg, resume=resume)
+    m = result.manifest.metrics
+    if "test" in m:
+        _console().print(
+            f"[green]wrote {result.path}[/]  val top-1 {m['val_top1']:.4f}  "
+            f"test top-1 {m['test']['top1']:.4f}  top-5 {m['test']['top5']:.4f}  "
+            f"({m['train_seconds']:.0f} s)"
+        )
+
+
+@app.command("eval")
+def eval_(
+    artifact: Annotated[
+        Path, typer.Argument(help="A .safetensors checkpoint (more formats with other backends).")
+    ],
+    data: DataOpt = "fashion-mnist",
+    split: Annotated[str, typer.Option(help="train | val | test | calib | all.")] = "test",
+    backend: Annotated[str | None, typer.Option(help="Inference backend (see `edgetl backends`).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
+    seed: Annotated[
+        int, typer.Option(help="Split seed (must match training to get the same test split).")
+    ] = 0,
+    limit_test: Annotated[int | None, typer.Option(help="At most N test images.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images.")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for eval.json and confusion.png.")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Accuracy of an artifact: top-1, top-5, per-class, confusion matrix (JSON + PNG)."""
+    from edgetl.data.dataset import DataConfig
+    from edgetl.evaluate import evaluate, write_eval_outputs
+
+    _set_quiet(quiet)
+    dcfg = DataConfig(source=data, seed=seed, limit_test=limit_test, skip_bad=skip_bad)
+    metrics = evaluate(artifact, dcfg, split=split, backend=backend, batch_size=batch_size)
+    _print_metrics(metrics)
+    if out is not None:
+        paths = write_eval_outputs(metrics, out)
+        _console().print(f"wrote {paths['json']} and {paths['png']}")
+
+
+def _print_metrics(metrics: dict) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title=f"{metrics['artifact']} on {metrics['data']}/{metrics['split']} "
+        f"({metrics['num_samples']} images, {metrics['backend']})"
+    )
+    table.add_column("class")
+    table.add_column("accuracy", justify="right")
+    for name, acc in metrics["per_class"].items():
+        table.add_row(name, "n/a" if acc is None else f"{acc:.4f}")
+    table.add_section()
+    table.add_row("[bold]top-1", f"[bold]{metrics['top1']:.4f}")
+    table.add_row("[bold]top-5", f"[bold]{metrics['top5']:.4f}")
+    _console().print(table)
+
+
+@app.command()
+def predict(
+    artifact: Annotated[Path, typer.Argument(help="Model artifact.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many labels per image.")] = 5,
+    backend: Annotated[str | None, typer.Option(help="Inference backend.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Top-k labels with probabilities; preprocessing comes from the artifact's manifest."""
+    from edgetl.predict import predict as run
+
+    results = run(artifact, images, top_k=top_k, backend=backend)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    console = _console()
+    for r in results:
+        console.print(f"[bold]{r['image']}[/]")
+        for t in r["top"]:
+            console.print(f"  {t['probability']:7.2%}  {t['label']}")
+
+
+@app.command()
+def inspect(
+    artifact: Annotated[Path, typer.Argument(help="A .safetensors, .onnx, or engine file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw manifest JSON.")] = False,
+) -> None:
+    """Print an artifact's manifest: labels, input, preprocessing, provenance, metrics."""
+    from edgetl.fileio import sha256_file
+    from edgetl.manifest import read_manifest
+
+    m = read_manifest(artifact)
+    if as_json:
+        typer.echo(json.dumps(m.model_dump(mode="json"), indent=2))
+        return
+    console = _console()
+    p = m.preprocessing
+    console.print(
+        f"[bold]{artifact}[/]  ({artifact.stat().st_size / 1e6:.2f} MB, sha256 {sha256_file(artifact)[:16]}…)"
+    )
+    console.print(f"kind            {m.kind} (schema v{m.schema_version})")
+    console.print(
+        f"architecture    {m.model.architecture}, head {m.model.head}, {m.model.num_classes} classes"
+    )
+    console.print(f"labels          {', '.join(m.labels[:12])}{' …' if len(m.labels) > 12 else ''}")
+    console.print(f"input           {m.input.name} {list(m.input.shape)} {m.input.dtype} {m.input.layout}")
+    console.print(
+        f"preprocessing   {p.channel_order}, grey->RGB {p.grey_to_rgb}, resize {p.resize} "
+        f"({p.interpolation}), crop {p.crop} {p.input_size}, /{p.pixel_scale:g}, "
+        f"mean {p.mean}, std {p.std}"
+    )
+    prov = m.provenance
+    console.print(f"provenance      stage {prov.stage}, created {prov.created_utc}")
+    if prov.parent_sha256:
+        console.print(f"parent          sha256 {prov.parent_sha256}")
+    if prov.data:
+        console.print(f"data            {prov.data.get('source')} splits {prov.data.get('split_sizes')}")
+        for k, v in (prov.data.get("fingerprints") or {}).items():
+            console.print(f"  {k:<6} fingerprint {v[:16]}…")
+    if prov.calibration:
+        console.print(f"calibration     {prov.calibration}")
+    console.print(f"tools           {', '.join(f'{k} {v}' for k, v in prov.tool_versions.items())}")
+    metrics = {k: v for k, v in m.metrics.items() if k != "test"}
+    console.print(f"metrics         {metrics}")
+    if "test" in m.metrics:
+        t = m.metrics["test"]
+        console.print(
+            f"test            top-1 {t['top1']:.4f}, top-5 {t['top5']:.4f} on {t['num_samples']} images"
+        )
+    for d in m.decisions:
+        console.print(f"decision        {d}")
+
+
+@app.command()
+def backends() -> None:
+    """List inference backends and why any is unavailable."""
+    from edgetl.runners.base import available_backends
+
+    console = _console()
+    for name, reason in available_backends().items():
+        console.print(
+            f"{name:<12} " + ("[green]available[/]" if reason is None else f"[red]unavailable[/]: {reason}")
+        )
+
+
+@app.command()
+def data(
+    source: Annotated[str, typer.Argument(help="Built-in name, ImageFolder directory, or CSV.")],
+    seed: Annotated[int, typer.Option(help="Split seed.")] = 0,
+    calib_size: Annotated[int, typer.Option(help="Calibration split size.")] = 512,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images.")] = False,
+) -> None:
+    """Show a data set's classes, split sizes and split fingerprints."""
+    from edgetl.data.dataset import DataConfig, load_data
+
+    d = load_data(DataConfig(source=source, seed=seed, calib_size=calib_size, skip_bad=skip_bad))
+    prov = d.provenance()
+    typer.echo(json.dumps({"classes": d.classes, **prov, "skipped": d.source.skipped}, indent=2))
+
+
+def main() -> None:
+    """Entry point: user errors print one clear message, never a traceback."""
+    try:
+        app()
+    except EdgetlError as exc:
+        from rich.console import Console
+
+        Console(stderr=True).print("[bold red]error:[/] " + _escape(str(exc)))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""A data config resolved into prepared splits: uint8 pixels per the contract, labels, fingerprints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgetl.data.preprocess import to_uint8
+from edgetl.data.sources import ImageSource, open_source
+from edgetl.data.splits import SplitSpec, fingerprint, make_splits
+from edgetl.manifest import PreprocessContract
+
+Augment = Literal["none", "flip", "crop", "crop-flip"]
+
+
+class DataConfig(BaseModel):
+    """Where the images come from and how they are split. Same config -> same splits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field("fashion-mnist", description="built-in name, ImageFolder dir, or CSV")
+    seed: int = 0
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="unused with an official test set")
+    calib_size: int = Field(512, ge=1)
+    limit_train: int | None = Field(None, ge=1)
+    limit_val: int | None = Field(None, ge=1)
+    limit_test: int | None = Field(None, ge=1)
+    skip_bad: bool = False
+    augment: Augment | None = Field(None, description="default: the data set's own")
+    cache_dir: Path | None = None
+
+    def split_spec(self) -> SplitSpec:
+        return SplitSpec(
+            seed=self.seed,
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+            calib_size=self.calib_size,
+            limit_train=self.limit_train,
+            limit_val=self.limit_val,
+            limit_test=self.limit_test,
+        )
+
+
+@dataclass
+class Split:
+    """One split, decoded and resized once: uint8 (N, 3, H, W) pixels and int64 labels."""
+
+    name: str
+    indices: np.ndarray
+    pixels: np.ndarray
+    labels: np.ndarray
+    fingerprint: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class SplitData:
+    source: ImageSource
+    splits: dict[str, np.ndarray]
+    augment: Augment
+
+    @property
+    def classes(self) -> list[str]:
+        return self.source.classes
+
+    def fingerprints(self) -> dict[str, str]:
+        return {k: fingerprint(self.source.name, self.source.ids, v) for k, v in self.splits.items()}
+
+    def provenance(self) -> dict:
+        return {
+            "source": self.source.name,
+            "num_samples": len(self.source),
+            "skipped_bad": len(self.source.skipped),
+            "split_sizes": {k: int(len(v)) for k, v in self.splits.items()},
+            "fingerprints": self.fingerprints(),
+        }
+
+    def prepare(self, split: str, contract: PreprocessContract, quiet: bool | None = None) -> Split:
+        """Decode and resize the split's images per ``contract`` (uint8, done once)."""
+        from edgetl.progress import track
+
+        idx = self.splits[split]
+        h, w = contract.input_size
+        pixels = np.empty((len(idx), 3, h, w), dtype=np.uint8)
+        for j, i in enumerate(track(idx, description=f"preparing {split} ({len(idx)} images)", quiet=quiet)):
+            pixels[j] = to_uint8(self.source.load(int(i)), contract)
+        return Split(
+            name=split,
+            indices=idx,
+            pixels=pixels,
+            labels=self.source.labels[idx].copy(),
+            fingerprint=fingerprint(self.source.name, self.source.ids, idx),
+        )
+
+
+def load_data(config: DataConfig) -> SplitData:
+    """Open the source and split it (no pixels decoded yet beyond validation)."""
+    src = open_source(config.source, skip_bad=config.skip_bad, cache_dir=config.cache_dir)
+    splits = make_splits(src.labels, config.split_spec(), src.official_test)
+    return SplitData(source=src, splits=splits, augment=config.augment or src.default_augment)

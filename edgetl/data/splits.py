@@ -1,0 +1,97 @@
+"""Deterministic, seeded, stratified splits: train / val / test, and a calib split for INT8.
+
+``calib`` is drawn from the training pool and never overlaps ``val`` or ``test``: calibrating
+on the evaluation data would flatter the INT8 accuracy that is measured on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgetl.errors import DataError
+
+SPLITS = ("train", "val", "test", "calib")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    calib_size: int = 512
+    limit_train: int | None = None
+    limit_val: int | None = None
+    limit_test: int | None = None
+
+
+def _per_class_take(labels: np.ndarray, pool: np.ndarray, n: int, rng) -> np.ndarray:
+    """Take about ``n`` samples from ``pool`` with each class in proportion (stratified)."""
+    if n >= len(pool):
+        return pool
+    classes, counts = np.unique(labels[pool], return_counts=True)
+    quota = np.floor(counts / counts.sum() * n).astype(int)
+    # hand out the remainder to the classes with the largest fractional parts
+    frac = counts / counts.sum() * n - quota
+    for k in np.argsort(-frac)[: n - quota.sum()]:
+        quota[k] += 1
+    taken = []
+    for c, q in zip(classes, quota, strict=True):
+        members = pool[labels[pool] == c]
+        taken.append(rng.permutation(members)[:q])
+    return np.sort(np.concatenate(taken))
+
+
+def _stratified_fraction(labels, pool, fraction, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Split pool into (picked, rest) with ``fraction`` of every class picked."""
+    picked = []
+    for c in np.unique(labels[pool]):
+        members = rng.permutation(pool[labels[pool] == c])
+        k = int(round(len(members) * fraction))
+        if fraction > 0 and len(members) > 1:
+            k = max(1, min(k, len(members) - 1))
+        picked.append(members[:k])
+    picked_arr = np.sort(np.concatenate(picked)) if picked else np.array([], dtype=np.int64)
+    rest = np.setdiff1d(pool, picked_arr)
+    return picked_arr, rest
+
+
+def make_splits(
+    labels: np.ndarray, spec: SplitSpec, official_test: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Return sorted sample indices per split. Same labels + spec -> same splits, always."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(spec.seed)
+    everything = np.arange(len(labels))
+    if official_test is not None:
+        test = everything[official_test]
+        pool = everything[~official_test]
+    else:
+        test, pool = _stratified_fraction(labels, everything, spec.test_fraction, rng)
+    val, train = _stratified_fraction(labels, pool, spec.val_fraction, rng)
+    calib_pool = train
+    calib = _per_class_take(labels, calib_pool, spec.calib_size, rng)
+    if spec.limit_train is not None:
+        train = _per_class_take(labels, train, spec.limit_train, rng)
+    if spec.limit_val is not None:
+        val = _per_class_take(labels, val, spec.limit_val, rng)
+    if spec.limit_test is not None:
+        test = _per_class_take(labels, test, spec.limit_test, rng)
+    splits = {"train": train, "val": val, "test": test, "calib": calib}
+    for name, idx in splits.items():
+        if name != "calib" and len(idx) == 0:
+            raise DataError(
+                f"split '{name}' is empty ({len(labels)} samples in all); lower the fractions or add data."
+            )
+    assert not set(calib) & (set(val) | set(test)), "calib overlaps an evaluation split"
+    return splits
+
+
+def fingerprint(source_name: str, ids: list[str], indices: np.ndarray) -> str:
+    """sha256 over the data set name and the ids of the split's samples, in order."""
+    h = hashlib.sha256(source_name.encode())
+    for i in indices:
+        h.update(b"\n" + ids[int(i)].encode())
+    return h.hexdigest()

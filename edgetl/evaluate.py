@@ -1,0 +1,134 @@
+"""``edgetl eval``: accuracy of any artifact, on any backend, on a data split.
+
+Preprocessing comes from the artifact's manifest only, so what is measured here is what a
+deployment that honours the manifest will see.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.data.dataset import DataConfig, SplitData, load_data
+from edgetl.data.preprocess import normalize, to_uint8
+from edgetl.data.splits import fingerprint
+from edgetl.errors import DataError
+from edgetl.fileio import atomic_path, write_text_atomic
+from edgetl.metrics import classification_metrics
+from edgetl.progress import make_progress
+from edgetl.runners.base import make_runner
+
+
+def _label_map(data_classes: list[str], model_labels: list[str], source: str) -> np.ndarray:
+    """data class index -> model output index; the two label sets must match."""
+    if set(data_classes) != set(model_labels):
+        missing = sorted(set(data_classes) - set(model_labels))
+        extra = sorted(set(model_labels) - set(data_classes))
+        raise DataError(
+            f"{source}: its classes do not match the model's labels "
+            f"(in the data only: {missing[:10]}; in the model only: {extra[:10]})."
+        )
+    index = {c: i for i, c in enumerate(model_labels)}
+    return np.array([index[c] for c in data_classes])
+
+
+def split_indices(data: SplitData, split: str) -> np.ndarray:
+    if split == "all":
+        return np.arange(len(data.source))
+    if split not in data.splits:
+        raise DataError(f"split {split!r}: choose one of {[*data.splits, 'all']}.")
+    return data.splits[split]
+
+
+def evaluate(
+    artifact: str | Path,
+    data_config: DataConfig,
+    split: str = "test",
+    backend: str | None = None,
+    batch_size: int = 64,
+    runner_options: dict | None = None,
+) -> dict:
+    """Top-1/top-5/per-class/confusion of ``artifact`` on ``split`` of the data."""
+    data = load_data(data_config)
+    idx = split_indices(data, split)
+    with make_runner(artifact, backend, **(runner_options or {})) as runner:
+        manifest = runner.manifest
+        remap = _label_map(data.classes, list(manifest.labels), data.source.name)
+        contract = manifest.preprocessing
+        fixed_batch = manifest.input.shape[0]
+        bs = fixed_batch if fixed_batch > 0 else batch_size
+        logits = []
+        with make_progress() as progress:
+            task = progress.add_task(f"eval {split} on {runner.backend}", total=len(idx), info="")
+            for s in range(0, len(idx), bs):
+                chunk = idx[s : s + bs]
+                px = np.stack([to_uint8(data.source.load(int(i)), contract) for i in chunk])
+                x = normalize(px, contract)
+                n = len(x)
+                if fixed_batch > 0 and n < fixed_batch:  # pad the last batch of a fixed-batch model
+                    x = np.concatenate([x, np.repeat(x[-1:], fixed_batch - n, axis=0)])
+                logits.append(runner.infer(x)[:n])
+                progress.advance(task, len(chunk))
+        backend_name = runner.backend
+    labels = remap[data.source.labels[idx]]
+    metrics = classification_metrics(np.concatenate(logits), labels, list(manifest.labels))
+    metrics.update(
+        artifact=str(artifact),
+        backend=backend_name,
+        split=split,
+        data=data.source.name,
+        split_fingerprint=fingerprint(data.source.name, data.source.ids, idx),
+    )
+    return metrics
+
+
+def write_eval_outputs(metrics: dict, out_dir: str | Path) -> dict[str, Path]:
+    """eval.json and confusion.png in ``out_dir``."""
+    out_dir = Path(out_dir)
+    json_path = out_dir / "eval.json"
+    write_text_atomic(json_path, json.dumps(metrics, indent=2))
+    png_path = out_dir / "confusion.png"
+    plot_confusion(
+        np.array(metrics["confusion"]),
+        list(metrics["per_class"]),
+        png_path,
+        title=f"{Path(metrics['artifact']).name} on {metrics['split']} (top-1 {metrics['top1']:.4f})",
+    )
+    return {"json": json_path, "png": png_path}
+
+
+def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(labels)
+    rows = confusion.sum(axis=1, keepdims=True).clip(min=1)
+    fig, ax = plt.subplots(figsize=(max(5, 0.55 * n + 2), max(4, 0.5 * n + 1.5)))
+    im = ax.imshow(confusion / rows, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if confusion[i, j]:
+                    ax.text(
+                        j,
+                        i,
+                        str(confusion[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if confusion[i, j] / rows[i, 0] > 0.5 else "black",
+                    )
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

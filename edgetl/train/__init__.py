@@ -1,0 +1,1 @@
+"""Training shared by finetune and distill: strategies, schedules, the loop, resume, DDP."""

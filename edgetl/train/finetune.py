@@ -1,0 +1,322 @@
+"""``edgetl finetune``: adapt a pretrained backbone to a labelled image set.
+
+Returns one artifact, ``model.safetensors``, whose manifest carries labels, the
+preprocessing contract, data fingerprints, config, tool versions and metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgetl.data.augment import augment_batch
+from edgetl.data.dataset import Split, load_data
+from edgetl.data.preprocess import normalize
+from edgetl.errors import EdgetlError
+from edgetl.manifest import (
+    InputSpec,
+    Manifest,
+    ModelSpec,
+    PreprocessContract,
+    Provenance,
+    host_info,
+    tool_versions,
+)
+from edgetl.metrics import classification_metrics
+from edgetl.models.checkpoint import save_checkpoint
+from edgetl.models.registry import build_model, default_contract
+from edgetl.progress import log, make_progress, set_quiet
+from edgetl.train.config import FinetuneConfig
+from edgetl.train.distributed import all_sum, barrier, init_distributed, shutdown
+from edgetl.train.loop import (
+    EpochPlan,
+    LoopState,
+    config_digest,
+    load_resume,
+    restore_best,
+    run_epochs,
+)
+from edgetl.train.strategies import (
+    apply_freeze,
+    param_groups,
+    set_train_mode,
+    trainable_stages,
+    warmup_cosine,
+)
+
+SMALL_IMAGE_DEFAULT_SIZE = 64  # built-in data sets hold 8-28 px images
+
+
+@dataclass
+class FinetuneResult:
+    path: Path
+    manifest: Manifest
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EdgetlError(f"--device {name}: CUDA is not available on this machine; use cpu.")
+    return device
+
+
+def autocast_factory(amp: str, device: torch.device):
+    """'auto': fp16 on CUDA, off on CPU (measured: bf16 training is slower here with
+    channels_last; see benchmarks/results/finetune_full.json)."""
+    if amp == "auto":
+        amp = "fp16" if device.type == "cuda" else "off"
+    if amp == "off":
+        return contextlib.nullcontext
+    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def to_input(pixels: np.ndarray, contract: PreprocessContract, device, channels_last: bool):
+    x = torch.from_numpy(normalize(pixels, contract)).to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@torch.no_grad()
+def batched_outputs(
+    net,
+    split_pixels,
+    contract,
+    device,
+    *,
+    batch_size=256,
+    channels_last=True,
+    autocast=contextlib.nullcontext,
+    description: str | None = None,
+) -> torch.Tensor:
+    """Run ``net`` over uint8 pixels in batches (eval mode set by the caller)."""
+    outs = []
+    starts = range(0, len(split_pixels), batch_size)
+    with make_progress(None if description else True) as progress:
+        task = progress.add_task(description or "", total=len(starts), info="")
+        for s in starts:
+            x = to_input(split_pixels[s : s + batch_size], contract, device, channels_last)
+            with autocast():
+                outs.append(net(x).float().cpu())
+            progress.advance(task)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def _shard(n: int, rank: int, world: int) -> slice:
+    per = -(-n // world)
+    return slice(rank * per, min(n, (rank + 1) * per))
+
+
+def finetune(config: FinetuneConfig, *, resume: bool = False, quiet: bool | None = None) -> FinetuneResult:
+    """Run the fine-tuning stage described by ``config``; returns the written artifact."""
+    if quiet is not None:
+        set_quiet(quiet)
+    device = resolve_device(config.device)
+    dist = init_distributed(device)
+    try:
+        return _finetune(config, device, dist, resume, quiet)
+    finally:
+        shutdown(dist)
+
+
+def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    elif dist.enabled and device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world))
+    t_start = time.perf_counter()
+    data = load_data(config.data)
+    if data.source.skipped:
+        log(
+            f"[yellow]skipped {len(data.source.skipped)} unreadable sample(s)[/]: "
+            + "; ".join(data.source.skipped[:5])
+        )
+    full_frame = data.source.official_test is not None or data.source.name in ("digits",)
+    size = config.image_size or (SMALL_IMAGE_DEFAULT_SIZE if full_frame else None)
+    contract = default_contract(
+        config.arch, size, config.crop_pct if config.crop_pct is not None else (1.0 if full_frame else None)
+    )
+    splits = {"train": data.prepare("train", contract, quiet), "val": data.prepare("val", contract, quiet)}
+    spec = ModelSpec(
+        architecture=config.arch,
+        num_classes=len(data.classes),
+        head=config.head,
+        head_hidden=config.head_hidden,
+        head_dropout=config.head_dropout,
+        drop_rate=config.drop_rate,
+    )
+    torch.manual_seed(config.seed)
+    core, origin = build_model(spec, pretrained=config.pretrained, weights=config.weights)
+    log(f"{config.arch}: backbone from {origin}; {core.num_stages} stages; strategy {config.strategy}")
+    core.to(device)
+    if config.channels_last:
+        core.to(memory_format=torch.channels_last)
+    autocast = autocast_factory(config.amp, device)
+    use_features = config.strategy == "linear" and config.cache_features
+
+    features: dict[str, torch.Tensor] = {}
+    if use_features:
+        core.backbone.eval()
+        for name in ("train", "val"):
+            features[name] = batched_outputs(
+                core.backbone,
+                splits[name].pixels,
+                contract,
+                device,
+                channels_last=config.channels_last,
+                autocast=autocast,
+                description=f"extracting {name} features once",
+            ).to(device)
+
+    groups = param_groups(core, config.lr, config.backbone_lr_mult, config.layer_decay)
+    if config.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(
+            groups,
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=True,
+        )
+    train = splits["train"]
+    steps_per_epoch = max(1, (len(train) // dist.world) // config.batch_size)
+    factor = warmup_cosine(
+        config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch), config.min_lr_ratio
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    digest = config_digest(config.model_dump_json())
+    resume_path = config.output.with_name(config.output.name + ".resume.pt")
+    state = LoopState()
+    if resume and resume_path.exists():
+        state = load_resume(resume_path, core, optimizer, scheduler, digest)
+        log(f"resuming from {resume_path} at epoch {state.epoch + 1}")
+    elif resume:
+        log(f"--resume: no state at {resume_path}; starting from scratch")
+
+    wrapped: dict[int, torch.nn.Module] = {}
+
+    def net_for(n_trainable: int) -> torch.nn.Module:
+        target = core.head if use_features else core
+        if not dist.enabled:
+            return target
+        if n_trainable not in wrapped:  # DDP must be rebuilt when the trainable set changes
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            wrapped[n_trainable] = DDP(target, device_ids=[device.index] if device.type == "cuda" else None)
+        return wrapped[n_trainable]
+
+    def plan_for_epoch(epoch: int) -> EpochPlan:
+        n_tr = trainable_stages(
+            config.strategy, core.num_stages, epoch, config.unfreeze_stages, config.gradual_every
+        )
+        apply_freeze(core, n_tr)
+        set_train_mode(core, core, n_tr)
+        net = net_for(n_tr)
+        note = f"{n_tr}/{core.num_stages} stages training"
+        if use_features:
+            labels = torch.from_numpy(train.labels).to(device)
+            return EpochPlan(net, lambda idx, rng: (features["train"][idx], labels[idx]), note)
+
+        def batch(idx, rng):
+            px = augment_batch(train.pixels[idx], data.augment, rng)
+            y = torch.from_numpy(train.labels[idx]).to(device)
+            return to_input(px, contract, device, config.channels_last), y
+
+        return EpochPlan(net, batch, note)
+
+    def validate() -> float:
+        core.eval()
+        val = splits["val"]
+        part = _shard(len(val), dist.rank, dist.world)
+        if use_features:
+            with torch.no_grad():
+                logits = core.head(features["val"][part]).cpu()
+        else:
+            logits = batched_outputs(
+                core,
+                val.pixels[part],
+                contract,
+                device,
+                channels_last=config.channels_last,
+                autocast=autocast,
+            )
+        correct = float((logits.argmax(1).numpy() == val.labels[part]).sum()) if len(logits) else 0.0
+        c, n = all_sum([correct, float(len(logits))], dist)
+        return c / max(1.0, n)
+
+    def loss_fn(logits, y):
+        return F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+
+    state = run_epochs(
+        core=core,
+        plan_for_epoch=plan_for_epoch,
+        loss_fn=loss_fn,
+        validate=validate,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        n_train=len(train),
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        seed=config.seed,
+        patience=config.early_stopping,
+        dist=dist,
+        autocast=autocast,
+        state=state,
+        resume_path=resume_path,
+        digest=digest,
+        quiet=quiet,
+    )
+    restore_best(core, state)
+    core.eval()
+    train_seconds = time.perf_counter() - t_start
+
+    metrics: dict = {
+        "val_top1": state.best_val,
+        "best_epoch": state.best_epoch,
+        "epochs_run": state.epoch,
+        "stopped_early": state.stopped_early,
+        "train_seconds": train_seconds,
+    }
+    if dist.is_main and config.eval_test:
+        test: Split = data.prepare("test", contract, quiet)
+        logits = batched_outputs(
+            core, test.pixels, contract, device, channels_last=config.channels_last, description="test split"
+        )
+        metrics["test"] = classification_metrics(logits.numpy(), test.labels, data.classes)
+    result_path = config.output
+    manifest = Manifest(
+        kind="checkpoint",
+        model=spec,
+        labels=tuple(data.classes),
+        input=InputSpec(shape=(-1, 3, *contract.input_size)),
+        preprocessing=contract,
+        provenance=Provenance(
+            stage="finetune",
+            config=config.model_dump(mode="json"),
+            data=data.provenance(),
+            tool_versions=tool_versions(),
+            host=host_info(),
+        ),
+        metrics=metrics,
+        history=state.history,
+        decisions=[
+            f"backbone weights: {origin}",
+            f"best epoch {state.best_epoch} by val top-1 {state.best_val:.4f}",
+        ],
+    )
+    if dist.is_main:
+        core.to("cpu", memory_format=torch.contiguous_format)
+        save_checkpoint(core, manifest, result_path)
+        resume_path.unlink(missing_ok=True)
+    barrier(dist)
+    return FinetuneResult(result_path, manifest)
