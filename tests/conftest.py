@@ -1,0 +1,66 @@
+"""Shared fixtures: small real data, tiny registered models, one trained tiny checkpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("EDGETL_QUIET", "1")
+
+TINY_ARCH = "timm/test_efficientnet"
+
+
+def write_shape_folder(root: Path, per_class: int = 12, size: int = 24) -> Path:
+    """An ImageFolder of 3 visually distinct classes (real PNG files on disk)."""
+    rng = np.random.default_rng(0)
+    for cls in ("circle", "square", "stripes"):
+        d = root / cls
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            yy, xx = np.mgrid[:size, :size]
+            if cls == "circle":
+                img = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 3) ** 2) * 200
+            elif cls == "square":
+                img = ((abs(yy - size / 2) < size / 4) & (abs(xx - size / 2) < size / 4)) * 200
+            else:
+                img = ((xx // 3) % 2) * 200
+            img = np.clip(img + rng.integers(0, 40, (size, size)), 0, 255).astype(np.uint8)
+            Image.fromarray(img, "L").convert("RGB").save(d / f"{cls}_{i:02d}.png")
+    return root
+
+
+@pytest.fixture
+def shape_folder(tmp_path: Path) -> Path:
+    return write_shape_folder(tmp_path / "shapes")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """test_efficientnet fine-tuned on digits for 2 epochs at 32 px (seconds on a CPU)."""
+    from edgetl.data.dataset import DataConfig
+    from edgetl.train.config import FinetuneConfig
+    from edgetl.train.finetune import finetune
+
+    out = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    cfg = FinetuneConfig(
+        data=DataConfig(source="digits"), arch=TINY_ARCH, pretrained=False, image_size=32,
+        epochs=2, lr=3e-3, output=out, threads=2,
+    )
+    finetune(cfg, quiet=True)
+    return out
+
+
+def fashion_mnist_available() -> bool:
+    from edgetl.data.sources import FASHION_MNIST_DIRS
+
+    return any((d / "train-images-idx3-ubyte.gz").exists() for d in FASHION_MNIST_DIRS)
+
+
+needs_fashion_mnist = pytest.mark.skipif(
+    not fashion_mnist_available(),
+    reason="fashion-mnist is not installed (apt-get install dataset-fashion-mnist; ./run setup does it)",
+)

@@ -1,0 +1,51 @@
+import numpy as np
+
+from edgetl.data.splits import SplitSpec, fingerprint, make_splits
+
+
+def _labels(n=1000, k=5):
+    return np.random.default_rng(1).integers(0, k, n)
+
+
+def test_splits_are_deterministic_disjoint_and_stratified():
+    labels = _labels()
+    a = make_splits(labels, SplitSpec(seed=3, calib_size=100))
+    b = make_splits(labels, SplitSpec(seed=3, calib_size=100))
+    for k in a:
+        assert np.array_equal(a[k], b[k])
+    assert not set(a["train"]) & set(a["val"])
+    assert not set(a["train"]) & set(a["test"])
+    assert not set(a["val"]) & set(a["test"])
+    assert len(a["train"]) + len(a["val"]) + len(a["test"]) == len(labels)
+    overall = np.bincount(labels) / len(labels)
+    for split in ("val", "test", "calib"):
+        frac = np.bincount(labels[a[split]], minlength=5) / len(a[split])
+        assert np.abs(frac - overall).max() < 0.03, split
+
+
+def test_calib_never_overlaps_evaluation_splits():
+    labels = _labels()
+    for seed in range(5):
+        s = make_splits(labels, SplitSpec(seed=seed, calib_size=300))
+        assert len(s["calib"]) == 300
+        assert not set(s["calib"]) & (set(s["val"]) | set(s["test"]))
+
+
+def test_official_test_split_is_kept_and_limits_apply():
+    labels = _labels(600)
+    official = np.zeros(600, bool)
+    official[500:] = True
+    s = make_splits(labels, SplitSpec(limit_train=100, limit_test=50), official_test=official)
+    assert set(s["test"]) <= set(range(500, 600)) and len(s["test"]) == 50
+    assert len(s["train"]) == 100
+    assert max(s["val"]) < 500
+
+
+def test_different_seed_changes_split_and_fingerprint():
+    labels = _labels()
+    ids = [f"s{i}" for i in range(len(labels))]
+    a = make_splits(labels, SplitSpec(seed=0))
+    b = make_splits(labels, SplitSpec(seed=1))
+    fa, fb = fingerprint("x", ids, a["val"]), fingerprint("x", ids, b["val"])
+    assert fa != fb and len(fa) == 64
+    assert fa == fingerprint("x", ids, a["val"])

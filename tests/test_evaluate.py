@@ -1,0 +1,65 @@
+import json
+
+import numpy as np
+import pytest
+
+from edgetl.data.dataset import DataConfig
+from edgetl.errors import DataError, EdgetlError
+from edgetl.evaluate import evaluate, write_eval_outputs
+from edgetl.metrics import classification_metrics
+from edgetl.predict import predict
+from edgetl.runners.base import make_runner
+
+
+def test_metrics_by_hand():
+    logits = np.array([[3, 1, 0], [0, 3, 1], [0, 1, 3], [3, 0, 1.0]])
+    m = classification_metrics(logits, np.array([0, 1, 1, 2]), ["a", "b", "c"])
+    assert m["top1"] == 0.5
+    assert m["per_class"] == {"a": 1.0, "b": 0.5, "c": 0.0}
+    assert m["confusion"] == [[1, 0, 0], [0, 1, 1], [1, 0, 0]]
+    assert m["top5"] == 1.0
+
+
+def test_eval_matches_training_metrics_and_writes_outputs(tiny_checkpoint, tmp_path):
+    from edgetl.manifest import read_manifest
+
+    m = evaluate(tiny_checkpoint, DataConfig(source="digits"), split="test")
+    trained = read_manifest(tiny_checkpoint).metrics["test"]
+    assert m["num_samples"] == trained["num_samples"]
+    assert abs(m["top1"] - trained["top1"]) < 1e-9  # same split, same contract, same numbers
+    paths = write_eval_outputs(m, tmp_path / "ev")
+    assert json.loads(paths["json"].read_text())["top1"] == m["top1"]
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_rejects_data_with_other_labels(tiny_checkpoint, shape_folder):
+    with pytest.raises(DataError, match="do not match the model's labels"):
+        evaluate(tiny_checkpoint, DataConfig(source=str(shape_folder)), split="all")
+
+
+def test_predict_top_k_from_manifest_preprocessing(tiny_checkpoint, tmp_path):
+    from sklearn.datasets import load_digits
+    from PIL import Image
+
+    d = load_digits()
+    path = tmp_path / "digit.png"
+    Image.fromarray((d.images[0] * 15).astype(np.uint8), "L").save(path)
+    (res,) = predict(tiny_checkpoint, [path], top_k=3)
+    probs = [t["probability"] for t in res["top"]]
+    assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 1.0 + 1e-6
+    with pytest.raises(DataError, match="nope.png"):
+        predict(tiny_checkpoint, [tmp_path / "nope.png"])
+
+
+def test_runner_checks_lifecycle_and_input(tiny_checkpoint):
+    runner = make_runner(tiny_checkpoint)
+    with pytest.raises(EdgetlError, match="activate"):
+        runner.infer(np.zeros((1, 3, 32, 32), np.float32))
+    with runner:
+        assert runner.infer(np.zeros((2, 3, 32, 32), np.float32)).shape == (2, 10)
+        with pytest.raises(EdgetlError, match="does not match the manifest"):
+            runner.infer(np.zeros((1, 3, 64, 64), np.float32))
+        with pytest.raises(EdgetlError, match="float32"):
+            runner.infer(np.zeros((1, 3, 32, 32), np.float64))
+    with pytest.raises(EdgetlError, match="unknown backend"):
+        make_runner(tiny_checkpoint, "tflite")
