@@ -81,10 +81,8 @@ def environment_stamp(threads: int | None = None) -> dict:
         "os": platform.platform(),
         "versions": tool_versions(),
     }
-    try:
+    if hasattr(os, "getloadavg"):
         stamp["loadavg_1m"] = os.getloadavg()[0]
-    except OSError:
-        pass
     if (gpu := _gpu()) is not None:
         stamp["gpu"] = gpu
     if (jetson := _jetson()) is not None:

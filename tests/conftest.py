@@ -47,8 +47,14 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
     cfg = FinetuneConfig(
-        data=DataConfig(source="digits"), arch=TINY_ARCH, pretrained=False, image_size=32,
-        epochs=2, lr=3e-3, output=out, threads=2,
+        data=DataConfig(source="digits"),
+        arch=TINY_ARCH,
+        pretrained=False,
+        image_size=32,
+        epochs=2,
+        lr=3e-3,
+        output=out,
+        threads=2,
     )
     finetune(cfg, quiet=True)
     return out

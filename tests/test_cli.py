@@ -10,8 +10,13 @@ COMMANDS = ["finetune", "eval", "predict", "inspect", "backends", "data"]
 
 def run_cli(*args, timeout=300):
     env = {**os.environ, "EDGETL_QUIET": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "edgetl", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edgetl", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -38,8 +38,8 @@ def test_eval_rejects_data_with_other_labels(tiny_checkpoint, shape_folder):
 
 
 def test_predict_top_k_from_manifest_preprocessing(tiny_checkpoint, tmp_path):
-    from sklearn.datasets import load_digits
     from PIL import Image
+    from sklearn.datasets import load_digits
 
     d = load_digits()
     path = tmp_path / "digit.png"

@@ -18,8 +18,16 @@ from tests.conftest import TINY_ARCH
 
 
 def _cfg(tmp_path, **kw):
-    base = dict(data=DataConfig(source="digits", limit_train=400), arch=TINY_ARCH, pretrained=False,
-                image_size=24, epochs=2, lr=3e-3, threads=2, output=tmp_path / "m.safetensors")
+    base = dict(
+        data=DataConfig(source="digits", limit_train=400),
+        arch=TINY_ARCH,
+        pretrained=False,
+        image_size=24,
+        epochs=2,
+        lr=3e-3,
+        threads=2,
+        output=tmp_path / "m.safetensors",
+    )
     base.update(kw)
     return FinetuneConfig(**base)
 
@@ -52,8 +60,14 @@ def test_partial_trains_only_the_top_stages(tmp_path):
     model, _ = build_model(ModelSpec(architecture=TINY_ARCH, num_classes=10))
     init = model.backbone.state_dict()
     names = {s: model._stages[s] for s in range(model.num_stages)}
-    changed = {s: any(not torch.equal(saved["backbone." + k], init[k]) for k in init
-                      if any(k.startswith(n + ".") for n in names[s])) for s in names}
+    changed = {
+        s: any(
+            not torch.equal(saved["backbone." + k], init[k])
+            for k in init
+            if any(k.startswith(n + ".") for n in names[s])
+        )
+        for s in names
+    }
     top = model.num_stages - 2
     assert all(changed[s] for s in names if s >= top)
     assert not any(changed[s] for s in names if s < top)
@@ -102,12 +116,33 @@ def test_config_rejects_unknown_keys_and_bad_values():
 
 def _cli(args, **kw):
     env = {**os.environ, "EDGETL_QUIET": "1"}
-    return subprocess.Popen([sys.executable, "-m", "edgetl", "finetune", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgetl", "finetune", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
-RESUME_ARGS = ["--data", "digits", "--arch", TINY_ARCH, "--no-pretrained", "--image-size", "40",
-               "--epochs", "4", "--lr", "0.003", "--threads", "2", "--batch-size", "32"]
+RESUME_ARGS = [
+    "--data",
+    "digits",
+    "--arch",
+    TINY_ARCH,
+    "--no-pretrained",
+    "--image-size",
+    "40",
+    "--epochs",
+    "4",
+    "--lr",
+    "0.003",
+    "--threads",
+    "2",
+    "--batch-size",
+    "32",
+]
 
 
 @pytest.mark.slow
@@ -141,10 +176,33 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
 def test_ddp_two_processes_with_gloo(tmp_path):
     out = tmp_path / "ddp.safetensors"
     env = {**os.environ, "EDGETL_QUIET": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29517", "-m", "edgetl", "finetune", "--data", "digits", "--arch",
-           TINY_ARCH, "--no-pretrained", "--image-size", "24", "--epochs", "2", "--lr", "0.003",
-           "--strategy", "gradual", "-o", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "edgetl",
+        "finetune",
+        "--data",
+        "digits",
+        "--arch",
+        TINY_ARCH,
+        "--no-pretrained",
+        "--image-size",
+        "24",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.003",
+        "--strategy",
+        "gradual",
+        "-o",
+        str(out),
+    ]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     m = read_manifest(out)
