@@ -326,6 +326,161 @@ def inspect(
 
 
 @app.command()
+def export(
+    artifact: Annotated[Path, typer.Argument(help="A .safetensors checkpoint from finetune/distill.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="ONNX file to write.")] = Path("model.onnx"),
+    opset: Annotated[int, typer.Option(help="ONNX opset (>= 17).")] = 17,
+    batch: Annotated[int | None, typer.Option(help="Fixed batch size (default: dynamic batch axis).")] = None,
+    simplify: Annotated[
+        bool, typer.Option("--simplify/--no-simplify", help="Simplify with onnxslim.")
+    ] = True,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Parity check vs PyTorch on val images.")
+    ] = True,
+    tolerance: Annotated[
+        float, typer.Option(help="Max abs logit difference allowed by the parity check.")
+    ] = 1e-4,
+    data: Annotated[
+        str | None, typer.Option(help="Data for the parity check (default: the training data).")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Export a checkpoint to ONNX with its manifest; verify parity against PyTorch."""
+    from edgetl.export import ExportConfig
+    from edgetl.export import export as run
+
+    _set_quiet(quiet)
+    cfg = _validated(
+        ExportConfig,
+        artifact=artifact,
+        output=output,
+        opset=opset,
+        batch=batch,
+        simplify=simplify,
+        verify=verify,
+        tolerance=tolerance,
+        data=data,
+    )
+    result = run(cfg)
+    p = result.parity
+    msg = f"[green]wrote {result.path}[/]"
+    if p:
+        msg += f"  parity: max |diff| {p['max_abs_diff']:.2e}, top-1 agreement {p['top1_agreement']:.2%}"
+    _console().print(msg)
+
+
+@app.command()
+def quantize(
+    model: Annotated[
+        Path, typer.Argument(help="FP32 ONNX model (from edgetl export, or any with --input-size etc.).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="INT8 ONNX file to write.")] = Path(
+        "model.int8.onnx"
+    ),
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="Data set (default: the model's training data).")
+    ] = None,
+    calib_count: Annotated[
+        int, typer.Option(help="Calibration images, drawn from the calib split only.")
+    ] = 512,
+    method: Annotated[str, typer.Option(help="Calibration: minmax | entropy | percentile.")] = "percentile",
+    per_channel: Annotated[
+        bool, typer.Option("--per-channel/--per-tensor", help="Per-channel weight scales.")
+    ] = True,
+    target: Annotated[
+        str, typer.Option(help="cpu (ORT uint8 activations) | tensorrt (symmetric int8).")
+    ] = "cpu",
+    max_drop: Annotated[
+        float, typer.Option(help="Allowed val top-1 drop in points; sensitive layers stay float.")
+    ] = 1.0,
+    val_count: Annotated[int, typer.Option(help="Val images for the accuracy checks.")] = 2000,
+    prefer: Annotated[str, typer.Option(help="int8 | fastest (ship FP32 when INT8 is not faster).")] = "int8",
+    threads: Annotated[int, typer.Option(help="Threads for the latency check.")] = 2,
+    max_rounds: Annotated[int, typer.Option(help="Rounds of keeping more layers in float.")] = 6,
+    exclude: Annotated[list[str] | None, typer.Option(help="Node names to keep in float.")] = None,
+    input_size: Annotated[int | None, typer.Option(help="Manifest-less ONNX: input size in px.")] = None,
+    mean: Annotated[
+        str | None, typer.Option(help="Manifest-less ONNX: mean, e.g. 0.485,0.456,0.406.")
+    ] = None,
+    std: Annotated[str | None, typer.Option(help="Manifest-less ONNX: std, e.g. 0.229,0.224,0.225.")] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="Manifest-less ONNX: comma-separated labels or a .txt file.")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Static INT8 quantization (QDQ) with real calibration data, an accuracy budget and a speed gate."""
+    from edgetl.quantize.ptq import QuantizeConfig
+    from edgetl.quantize.ptq import quantize as run
+
+    _set_quiet(quiet)
+    label_list = None
+    if labels:
+        label_list = Path(labels).read_text().split() if Path(labels).is_file() else labels.split(",")
+    cfg = _validated(
+        QuantizeConfig,
+        model=model,
+        output=output,
+        data=data,
+        calib_count=calib_count,
+        method=method,
+        per_channel=per_channel,
+        target=target,
+        max_drop=max_drop,
+        val_count=val_count,
+        prefer=prefer,
+        threads=threads,
+        max_rounds=max_rounds,
+        exclude=tuple(exclude or ()),
+        input_size=input_size,
+        mean=_floats(mean, "--mean"),
+        std=_floats(std, "--std"),
+        labels=label_list,
+    )
+    result = run(cfg)
+    r = result.report
+    from rich.table import Table
+
+    table = Table(title=f"{result.path} ({result.manifest.kind})")
+    for col in ("", "val top-1", "p50 ms (ORT CPU)"):
+        table.add_column(col, justify="right")
+    table.add_row("FP32", f"{r['fp32']['top1']:.4f}", f"{r['latency']['fp32']['p50_ms']:.2f}")
+    table.add_row("INT8", f"{r['int8']['top1']:.4f}", f"{r['latency']['int8']['p50_ms']:.2f}")
+    _console().print(table)
+    for d in result.manifest.decisions[-4:]:
+        _console().print(f"- {d}")
+
+
+@app.command()
+def calib(
+    recipe: Annotated[Path, typer.Argument(help="Calibration recipe YAML (source, count, seed).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Manifest JSON to write.")],
+) -> None:
+    """Resolve a calibration recipe into an auditable manifest (sample ids + sha256)."""
+    from edgetl.quantize.calibration import write_calibration_manifest
+
+    m = write_calibration_manifest(recipe, output)
+    _console().print(f"wrote {output}: {m['count']} images, fingerprint {m['fingerprint_sha256'][:16]}…")
+
+
+def _floats(text: str | None, flag: str):
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise EdgetlError(f"{flag} {text!r}: expected three comma-separated numbers.") from None
+    if len(values) != 3:
+        raise EdgetlError(f"{flag} {text!r}: expected three comma-separated numbers.")
+    return values
+
+
+def _validated(cls, **values):
+    from edgetl.train.config import build_config
+
+    return build_config(cls, {}, {k: v for k, v in values.items() if v is not None}, "command line")
+
+
+@app.command()
 def backends() -> None:
     """List inference backends and why any is unavailable."""
     from edgetl.runners.base import available_backends

@@ -73,8 +73,9 @@ class SplitData:
     def fingerprints(self) -> dict[str, str]:
         return {k: fingerprint(self.source.name, self.source.ids, v) for k, v in self.splits.items()}
 
-    def provenance(self) -> dict:
+    def provenance(self, config: DataConfig | None = None) -> dict:
         return {
+            "config": config.model_dump(mode="json") if config is not None else None,
             "source": self.source.name,
             "num_samples": len(self.source),
             "skipped_bad": len(self.source.skipped),
@@ -98,6 +99,26 @@ class SplitData:
             labels=self.source.labels[idx].copy(),
             fingerprint=fingerprint(self.source.name, self.source.ids, idx),
         )
+
+
+def recorded_data_config(
+    provenance_data: dict, source: str | None = None, seed: int | None = None, **limits
+) -> DataConfig:
+    """The data config an artifact was trained with (from its manifest), re-targeted if asked.
+
+    Limits and calib_size are dropped: val, test and calib do not depend on them."""
+    from edgetl.errors import DataError
+
+    recorded = dict(provenance_data.get("config") or {})
+    for key in ("limit_train", "limit_val", "limit_test", "calib_size", "augment", "cache_dir"):
+        recorded.pop(key, None)
+    if source and recorded.get("source") != source:
+        recorded = {"source": source, "seed": recorded.get("seed", 0)}
+    if seed is not None:
+        recorded["seed"] = seed
+    if not recorded.get("source"):
+        raise DataError("the artifact records no data set; pass --data.")
+    return DataConfig(**recorded, **limits)
 
 
 def load_data(config: DataConfig) -> SplitData:

@@ -71,14 +71,14 @@ def make_splits(
     else:
         test, pool = _stratified_fraction(labels, everything, spec.test_fraction, rng)
     val, train = _stratified_fraction(labels, pool, spec.val_fraction, rng)
-    calib_pool = train
-    calib = _per_class_take(labels, calib_pool, spec.calib_size, rng)
+    # independent streams: changing calib_size or one limit never reshuffles another split
+    calib = _per_class_take(labels, train, spec.calib_size, np.random.default_rng([spec.seed, 1]))
     if spec.limit_train is not None:
-        train = _per_class_take(labels, train, spec.limit_train, rng)
+        train = _per_class_take(labels, train, spec.limit_train, np.random.default_rng([spec.seed, 2]))
     if spec.limit_val is not None:
-        val = _per_class_take(labels, val, spec.limit_val, rng)
+        val = _per_class_take(labels, val, spec.limit_val, np.random.default_rng([spec.seed, 3]))
     if spec.limit_test is not None:
-        test = _per_class_take(labels, test, spec.limit_test, rng)
+        test = _per_class_take(labels, test, spec.limit_test, np.random.default_rng([spec.seed, 4]))
     splits = {"train": train, "val": val, "test": test, "calib": calib}
     for name, idx in splits.items():
         if name != "calib" and len(idx) == 0:

@@ -77,6 +77,7 @@ class Runner:
 # name -> (module, class, the library it needs)
 BACKENDS = {
     "torch": ("edgetl.runners.torch_runner", "TorchRunner", "torch"),
+    "onnxruntime": ("edgetl.runners.onnxruntime_runner", "OnnxRuntimeRunner", "onnxruntime"),
 }
 
 
@@ -93,7 +94,7 @@ def available_backends() -> dict[str, str | None]:
 
 
 def default_backend(path: Path) -> str:
-    return "torch"
+    return "onnxruntime" if path.suffix.lower() == ".onnx" else "torch"
 
 
 def make_runner(path: str | Path, backend: str | None = None, **options) -> Runner:

@@ -303,7 +303,7 @@ def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
         provenance=Provenance(
             stage="finetune",
             config=config.model_dump(mode="json"),
-            data=data.provenance(),
+            data=data.provenance(config.data),
             tool_versions=tool_versions(),
             host=host_info(),
         ),

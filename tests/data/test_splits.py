@@ -49,3 +49,11 @@ def test_different_seed_changes_split_and_fingerprint():
     fa, fb = fingerprint("x", ids, a["val"]), fingerprint("x", ids, b["val"])
     assert fa != fb and len(fa) == 64
     assert fa == fingerprint("x", ids, a["val"])
+
+
+def test_calib_size_and_limits_do_not_reshuffle_other_splits():
+    labels = _labels()
+    a = make_splits(labels, SplitSpec(seed=2, calib_size=50, limit_train=200))
+    b = make_splits(labels, SplitSpec(seed=2, calib_size=300, limit_train=200, limit_val=20))
+    assert np.array_equal(a["train"], b["train"]) and np.array_equal(a["test"], b["test"])
+    assert set(b["val"]) <= set(a["val"]) and len(b["val"]) == 20

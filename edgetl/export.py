@@ -1,0 +1,199 @@
+"""``edgetl export``: checkpoint -> ONNX (opset >= 17), checked, simplified, manifest embedded,
+and verified against PyTorch on real val images."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgetl.errors import EdgetlError, ModelError
+from edgetl.fileio import sha256_file
+from edgetl.manifest import InputSpec, Manifest, Provenance, tool_versions
+
+
+class ExportConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    artifact: Path
+    output: Path = Path("model.onnx")
+    opset: int = Field(17, ge=17, le=23)
+    batch: int | None = Field(None, ge=1, description="fixed batch size; default: dynamic")
+    simplify: bool = True
+    verify: bool = True
+    verify_images: int = Field(64, ge=1)
+    tolerance: float = Field(1e-4, gt=0, description="max abs logit difference allowed")
+    data: str | None = Field(None, description="data source for the parity check (default: training's)")
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    manifest: Manifest
+    parity: dict | None
+
+
+def _export_to_bytes(model, example, opset: int, dynamic: bool) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+        torch.onnx.export(
+            model,
+            (example,),
+            buf,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None,
+            do_constant_folding=True,
+        )
+    return buf.getvalue()
+
+
+def locate_unexportable(model, example, opset: int) -> str:
+    """Export each leaf module on its own recorded input; name the first that fails."""
+    import torch
+
+    inputs: dict[str, tuple] = {}
+
+    def recorder(name: str):
+        def hook(module, args, output) -> None:  # must return None: a value would replace output
+            inputs.setdefault(name, args)
+
+        return hook
+
+    hooks = [
+        module.register_forward_hook(recorder(name))
+        for name, module in model.named_modules()
+        if not list(module.children())
+    ]
+    with torch.no_grad():
+        model(example)
+    for h in hooks:
+        h.remove()
+    modules = dict(model.named_modules())
+    for name, args in inputs.items():
+        try:
+            _export_to_bytes(modules[name], args[0], opset, dynamic=False)
+        except Exception as exc:  # noqa: BLE001 - we are looking for exactly this failure
+            return f"module '{name}' ({type(modules[name]).__name__}): {str(exc).splitlines()[0][:300]}"
+    return "no single module fails on its own; the failure comes from the model's own forward code"
+
+
+def _parity_images(manifest: Manifest, data: str | None, n: int) -> np.ndarray:
+    from edgetl.data.dataset import load_data, recorded_data_config
+    from edgetl.data.preprocess import normalize, to_uint8
+
+    try:
+        split_data = load_data(recorded_data_config(manifest.provenance.data, data))
+    except EdgetlError as exc:
+        raise EdgetlError(f"parity check needs the val images: {exc} Pass --data, or --no-verify.") from None
+    idx = split_data.splits["val"][:n]
+    px = np.stack([to_uint8(split_data.source.load(int(i)), manifest.preprocessing) for i in idx])
+    return normalize(px, manifest.preprocessing)
+
+
+def parity(onnx_bytes: bytes, model, x: np.ndarray, batch: int | None) -> dict:
+    """Max abs logit difference and top-1 agreement, ONNX Runtime vs PyTorch."""
+    import onnxruntime as ort
+    import torch
+
+    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    step = batch or 16
+    ref, got = [], []
+    for s in range(0, len(x) - (len(x) % step if batch else 0), step):
+        chunk = x[s : s + step]
+        with torch.no_grad():
+            ref.append(model(torch.from_numpy(chunk)).numpy())
+        got.append(sess.run(None, {"input": chunk})[0])
+    ref_a, got_a = np.concatenate(ref), np.concatenate(got)
+    return {
+        "images": int(len(ref_a)),
+        "max_abs_diff": float(np.abs(ref_a - got_a).max()),
+        "top1_agreement": float((ref_a.argmax(1) == got_a.argmax(1)).mean()),
+    }
+
+
+def export(config: ExportConfig) -> ExportResult:
+    """Export ``config.artifact`` to ONNX; raise if parity fails (unless verify is off)."""
+    import onnx
+    import torch
+
+    from edgetl.models.checkpoint import load_checkpoint
+    from edgetl.onnx_manifest import embed_manifest, save_onnx_atomic
+    from edgetl.progress import log
+
+    if config.output.suffix != ".onnx":
+        raise EdgetlError(f"--output {config.output}: must end in .onnx.")
+    model, parent = load_checkpoint(config.artifact)
+    model = model.float().eval()
+    h, w = parent.preprocessing.input_size
+    example = torch.zeros(config.batch or 1, 3, h, w)
+    try:
+        raw = _export_to_bytes(model, example, config.opset, dynamic=config.batch is None)
+    except Exception as exc:  # noqa: BLE001 - turn exporter failures into a located, named error
+        where = locate_unexportable(model, example, config.opset)
+        raise ModelError(
+            f"{config.artifact}: ONNX export failed ({str(exc).splitlines()[0][:200]}). "
+            f"Culprit: {where}. Replace that op/module, or try another --opset."
+        ) from None
+    proto = onnx.load_from_string(raw)
+    onnx.checker.check_model(proto, full_check=True)
+    nodes_before = len(proto.graph.node)
+    if config.simplify:
+        import onnxslim
+
+        proto = onnxslim.slim(proto)
+        onnx.checker.check_model(proto, full_check=True)
+    log(
+        f"exported {len(proto.graph.node)} nodes (opset {config.opset}; {nodes_before} before simplification)"
+    )
+    result_parity = None
+    if config.verify:
+        x = _parity_images(parent, config.data, config.verify_images)
+        result_parity = parity(proto.SerializeToString(), model, x, config.batch)
+        log(
+            f"parity on {result_parity['images']} val images: "
+            f"max |diff| {result_parity['max_abs_diff']:.2e}, "
+            f"top-1 agreement {result_parity['top1_agreement']:.2%}"
+        )
+        if result_parity["max_abs_diff"] > config.tolerance or result_parity["top1_agreement"] < 1.0:
+            raise ModelError(
+                f"ONNX parity check failed: max abs logit difference {result_parity['max_abs_diff']:.3e} "
+                f"(tolerance {config.tolerance:.0e}), top-1 agreement {result_parity['top1_agreement']:.2%}. "
+                "Nothing was written. Use --tolerance or --no-verify to override."
+            )
+    manifest = parent.model_copy(
+        update={
+            "kind": "onnx",
+            "input": InputSpec(shape=(config.batch or -1, 3, h, w)),
+            "provenance": Provenance(
+                stage="export",
+                config=config.model_dump(mode="json"),
+                parent_sha256=sha256_file(config.artifact),
+                data=parent.provenance.data,
+                tool_versions=tool_versions(),
+                host=parent.provenance.host,
+            ),
+            "metrics": {
+                **{k: v for k, v in parent.metrics.items() if k in ("test", "val_top1")},
+                "parity": result_parity,
+            },
+            "history": [],
+            "decisions": [
+                *parent.decisions,
+                "accuracy metrics inherited from the parent checkpoint"
+                + (" (parity verified)" if result_parity else " (parity NOT verified)"),
+            ],
+        }
+    )
+    embed_manifest(proto, manifest)
+    save_onnx_atomic(proto, config.output)
+    return ExportResult(config.output, manifest, result_parity)

@@ -1,0 +1,1 @@
+"""INT8 post-training quantization: calibration sets, QDQ flavours, accuracy budget, speed gate."""

@@ -1,0 +1,380 @@
+"""``edgetl quantize``: static INT8 post-training quantization (QDQ) with ONNX Runtime's tools,
+an accuracy budget enforced on val, and a speed gate that says when INT8 does not pay."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgetl.data.dataset import DataConfig
+from edgetl.errors import DataError, EdgetlError, ModelError
+from edgetl.fileio import sha256_file
+from edgetl.manifest import InputSpec, Manifest, ModelSpec, PreprocessContract, Provenance, tool_versions
+from edgetl.metrics import classification_metrics
+from edgetl.progress import log
+
+Method = Literal["minmax", "entropy", "percentile"]
+
+
+class QuantizeConfig(BaseModel):
+    """Everything ``edgetl quantize`` needs; validated before any work starts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: Path
+    output: Path = Path("model.int8.onnx")
+    data: str | None = Field(None, description="data source (default: the one the model was trained on)")
+    seed: int | None = Field(None, description="split seed (default: the training seed)")
+    calib_count: int = Field(512, ge=1)
+    method: Method = "percentile"
+    per_channel: bool = True
+    target: Literal["cpu", "tensorrt"] = "cpu"
+    max_drop: float = Field(1.0, ge=0, description="allowed val top-1 drop in points")
+    val_count: int | None = Field(2000, ge=1, description="val images for the accuracy checks")
+    prefer: Literal["int8", "fastest"] = "int8"
+    threads: int = Field(2, ge=1)
+    max_rounds: int = Field(6, ge=0, description="rounds of keeping more layers in float")
+    exclude: tuple[str, ...] = Field((), description="node names to keep in float from the start")
+    # for an ONNX model without an edgetl manifest
+    input_size: int | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    labels: tuple[str, ...] | None = None
+
+
+@dataclass
+class QuantizeResult:
+    path: Path
+    manifest: Manifest
+    report: dict
+
+
+def quant_settings(target: str) -> dict:
+    """QDQ flavour per target. TensorRT: int8 activations, symmetric (zero points 0), per-tensor
+    activations, per-channel weights, no int32 bias DQ. CPU: ORT's uint8 activations (VNNI)."""
+    from onnxruntime.quantization import QuantType
+
+    if target == "tensorrt":
+        return dict(
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "QuantizeBias": False,
+                "DedicatedQDQPair": True,
+                "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+            },
+        )
+    return dict(
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+    )
+
+
+def _check_image_input(proto, path: Path) -> tuple[str, int]:
+    from onnx import TensorProto
+
+    inits = {t.name for t in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise ModelError(
+            f"{path}: expected one image input, found {len(inputs)} ({[i.name for i in inputs]})."
+        )
+    t = inputs[0].type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
+    if t.elem_type != TensorProto.FLOAT or len(dims) != 4 or dims[1] not in (3, -1):
+        raise ModelError(
+            f"{path}: input '{inputs[0].name}' is {TensorProto.DataType.Name(t.elem_type)} {dims}; "
+            "edgetl quantizes image classifiers with a float32 (N, 3, H, W) input."
+        )
+    return inputs[0].name, dims[0]
+
+
+def _resolve_manifest(proto, config: QuantizeConfig, batch: int) -> Manifest:
+    from edgetl.onnx_manifest import manifest_from_model
+
+    manifest = manifest_from_model(proto, str(config.model))
+    if manifest is not None:
+        return manifest
+    missing = [k for k in ("input_size", "mean", "std", "labels", "data") if getattr(config, k) is None]
+    if missing:
+        raise ModelError(
+            f"{config.model}: an ONNX model without an edgetl manifest; pass "
+            + ", ".join(f"--{k.replace('_', '-')}" for k in missing)
+            + " (or export it with `edgetl export`)."
+        )
+    size = config.input_size
+    return Manifest(
+        kind="onnx",
+        model=ModelSpec(architecture="external-onnx", num_classes=len(config.labels)),
+        labels=config.labels,
+        input=InputSpec(shape=(batch, 3, size, size)),
+        preprocessing=PreprocessContract.for_size(size, crop_pct=1.0, mean=config.mean, std=config.std),
+        provenance=Provenance(stage="external", data={"config": {"source": config.data}}),
+    )
+
+
+def _data_config(manifest: Manifest, config: QuantizeConfig, **limits) -> DataConfig:
+    from edgetl.data.dataset import recorded_data_config
+
+    try:
+        return recorded_data_config(manifest.provenance.data, config.data, config.seed, **limits)
+    except DataError:
+        raise DataError(f"{config.model}: no data set recorded in its manifest; pass --data.") from None
+
+
+def run_onnx(path, x: np.ndarray, threads: int, fixed_batch: int, batch: int = 64) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    bs = fixed_batch if fixed_batch > 0 else batch
+    out = []
+    for s in range(0, len(x), bs):
+        chunk = x[s : s + bs]
+        n = len(chunk)
+        if fixed_batch > 0 and n < fixed_batch:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed_batch - n, axis=0)])
+        out.append(sess.run(None, {name: chunk})[0][:n])
+    return np.concatenate(out)
+
+
+def _method(name: str):
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[name]
+
+
+def quantize_once(
+    fp32: Path,
+    out: Path,
+    calib: np.ndarray,
+    input_name: str,
+    config: QuantizeConfig,
+    exclude: list[str],
+    fixed_batch: int,
+) -> None:
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    from edgetl.quantize.calibration import make_reader
+
+    settings = quant_settings(config.target)
+    quantize_static(
+        str(fp32),
+        str(out),
+        make_reader(calib, input_name, max(1, fixed_batch)),
+        quant_format=QuantFormat.QDQ,
+        per_channel=config.per_channel,
+        calibrate_method=_method(config.method),
+        nodes_to_exclude=list(exclude),
+        **settings,
+    )
+
+
+def rank_sensitive_nodes(fp32: Path, int8: Path, x: np.ndarray, input_name: str, work: Path) -> list[dict]:
+    """Quantized nodes ordered worst-first by the SQNR of their quantized inputs (ORT's
+    qdq_loss_debug: float vs QDQ activations on the same images)."""
+    import onnx
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    from edgetl.quantize.calibration import make_reader
+
+    aug_f, aug_q = work / "aug_fp32.onnx", work / "aug_int8.onnx"
+    modify_model_output_intermediate_tensors(str(fp32), str(aug_f))
+    modify_model_output_intermediate_tensors(str(int8), str(aug_q))
+    float_acts = collect_activations(str(aug_f), make_reader(x, input_name))
+    qdq_acts = collect_activations(str(aug_q), make_reader(x, input_name))
+    errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
+    sqnr = {name: e["qdq_err"] for name, e in errors.items() if "qdq_err" in e}
+    graph = onnx.load(str(fp32)).graph
+    ranked = []
+    for node in graph.node:
+        scores = [sqnr[i] for i in node.input if i in sqnr]
+        if scores:
+            ranked.append({"node": node.name, "op": node.op_type, "input_sqnr_db": float(min(scores))})
+    return sorted(ranked, key=lambda r: r["input_sqnr_db"])
+
+
+def quantize(config: QuantizeConfig) -> QuantizeResult:
+    """Quantize ``config.model`` to INT8 QDQ within the accuracy budget; see QuantizeConfig."""
+    import onnx
+    from onnxruntime.quantization import quant_pre_process
+
+    from edgetl.evaluate import _label_map
+    from edgetl.onnx_manifest import embed_manifest, load_onnx, save_onnx_atomic
+    from edgetl.quantize.calibration import calibration_images, load_split_images
+    from edgetl.quantize.latency import side_by_side
+    from edgetl.quantize.trt_rules import check_tensorrt_qdq
+
+    if config.output.suffix != ".onnx":
+        raise EdgetlError(f"--output {config.output}: must end in .onnx.")
+    proto = load_onnx(config.model)
+    input_name, fixed_batch = _check_image_input(proto, config.model)
+    parent = _resolve_manifest(proto, config, fixed_batch)
+    if parent.kind == "onnx-int8":
+        raise ModelError(f"{config.model}: already INT8; quantize the FP32 ONNX model instead.")
+    contract = parent.preprocessing
+    calib = calibration_images(_data_config(parent, config), contract, config.calib_count)
+    val = load_split_images(_data_config(parent, config, limit_val=config.val_count), "val", contract)
+    remap = _label_map(val.info["classes"], list(parent.labels), val.info["source"])
+    y_val = remap[val.y]
+    labels = list(parent.labels)
+
+    work = Path(tempfile.mkdtemp(prefix="edgetl-quant-"))
+    try:
+        src = work / "fp32_in.onnx"
+        onnx.save(proto, str(src))
+        fp32 = work / "fp32.onnx"
+        try:
+            quant_pre_process(str(src), str(fp32), skip_symbolic_shape=False)
+        except Exception as exc:  # noqa: BLE001 - pre-processing is an optimisation, not required
+            log(f"[yellow]quant_pre_process failed ({type(exc).__name__}); quantizing the model as is[/]")
+            shutil.copy(src, fp32)
+        fp32_metrics = classification_metrics(
+            run_onnx(fp32, val.x, config.threads, fixed_batch), y_val, labels
+        )
+        log(f"FP32 val top-1 {fp32_metrics['top1']:.4f} on {len(y_val)} images")
+
+        exclude = list(config.exclude)
+        rounds, ranking, best = [], None, None
+        for round_no in range(config.max_rounds + 1):
+            int8 = work / f"int8_{round_no}.onnx"
+            quantize_once(fp32, int8, calib.x, input_name, config, exclude, fixed_batch)
+            m = classification_metrics(run_onnx(int8, val.x, config.threads, fixed_batch), y_val, labels)
+            drop = 100 * (fp32_metrics["top1"] - m["top1"])
+            rounds.append({"kept_float": list(exclude), "int8_top1": m["top1"], "drop_pt": drop})
+            log(
+                f"INT8 ({config.method}, {len(exclude)} node(s) in float): val top-1 {m['top1']:.4f}, "
+                f"drop {drop:+.2f} pt (budget {config.max_drop} pt)"
+            )
+            if best is None or drop < best[2]:
+                best = (int8, m, drop, list(exclude))
+            if drop <= config.max_drop:
+                break
+            if round_no == config.max_rounds:
+                break
+            if ranking is None:
+                ranking = rank_sensitive_nodes(fp32, int8, calib.x[:16], input_name, work)
+            candidates = [r["node"] for r in ranking if r["node"] not in exclude]
+            if not candidates:
+                break
+            exclude += candidates[: max(1, len(exclude))]  # 1, 2, 4, 8 ... nodes kept in float
+        int8, int8_metrics, drop, exclude = best
+        if drop > config.max_drop:
+            raise EdgetlError(
+                f"INT8 val top-1 drops {drop:.2f} pt even with {len(exclude)} node(s) in float "
+                f"(budget {config.max_drop} pt); nothing was written. Try --method entropy or "
+                "percentile, a larger --calib-count, a larger --max-drop, or more --max-rounds."
+            )
+        if config.target == "tensorrt":
+            problems = check_tensorrt_qdq(onnx.load(str(int8)))
+            if problems:
+                raise ModelError(
+                    "the INT8 model would not parse in TensorRT:\n  " + "\n  ".join(problems[:20])
+                )
+
+        x1 = val.x[: max(1, fixed_batch)]
+        speed = side_by_side({"fp32": str(fp32), "int8": str(int8)}, x1, config.threads)
+        speedup = speed["fp32"]["p50_ms"] / speed["int8"]["p50_ms"]
+        int8_faster = speedup > 1.0
+        decisions = [
+            f"calibrated on {calib.info['count']} images of the calib split ({config.method}, "
+            f"{'per-channel' if config.per_channel else 'per-tensor'} weights, target {config.target})",
+            f"val top-1 FP32 {fp32_metrics['top1']:.4f} -> INT8 {int8_metrics['top1']:.4f} "
+            f"({drop:+.2f} pt, budget {config.max_drop} pt)",
+        ]
+        if exclude:
+            decisions.append(f"kept in float to meet the budget: {', '.join(exclude)}")
+        # the TensorRT flavour is built into an engine on the device; ORT CPU timing is only a hint
+        ship_int8 = int8_faster or config.prefer == "int8" or config.target == "tensorrt"
+        verdict = (
+            f"INT8 is {speedup:.2f}x {'faster' if int8_faster else 'SLOWER'} than FP32 on "
+            f"ONNX Runtime CPU (batch {max(1, fixed_batch)}, {config.threads} threads: "
+            f"{speed['int8']['p50_ms']:.2f} vs {speed['fp32']['p50_ms']:.2f} ms p50)"
+        )
+        decisions.append(verdict)
+        if config.target == "tensorrt":
+            decisions.append(
+                "target tensorrt: shipped INT8 QDQ for TensorRT's explicit quantization; "
+                "the ORT CPU timing above does not predict TensorRT latency"
+            )
+        elif not int8_faster:
+            log(f"[bold yellow]{verdict}[/]")
+            decisions.append(
+                "shipped FP32 (--prefer fastest)"
+                if not ship_int8
+                else "shipped INT8 anyway (--prefer int8); consider --prefer fastest"
+            )
+        shipped = int8 if ship_int8 else fp32
+        per_class_delta = {
+            c: (
+                None
+                if fp32_metrics["per_class"][c] is None
+                else 100 * (int8_metrics["per_class"][c] - fp32_metrics["per_class"][c])
+            )
+            for c in labels
+        }
+        report = {
+            "val_images": int(len(y_val)),
+            "fp32": {k: fp32_metrics[k] for k in ("top1", "top5", "per_class")},
+            "int8": {k: int8_metrics[k] for k in ("top1", "top5", "per_class")},
+            "drop_pt": drop,
+            "per_class_delta_pt": per_class_delta,
+            "rounds": rounds,
+            "kept_float": exclude,
+            "sensitivity_top10": (ranking or [])[:10],
+            "latency": speed,
+            "int8_speedup": speedup,
+            "shipped": "int8" if ship_int8 else "fp32",
+        }
+        calibration = {
+            **{k: v for k, v in calib.info.items() if k != "classes"},
+            "method": config.method,
+            "per_channel": config.per_channel,
+            "target": config.target,
+        }
+        final = onnx.load(str(shipped))
+        manifest = parent.model_copy(
+            update={
+                "kind": "onnx-int8" if ship_int8 else "onnx",
+                "provenance": Provenance(
+                    stage="quantize",
+                    config=config.model_dump(mode="json"),
+                    parent_sha256=sha256_file(config.model),
+                    data=parent.provenance.data,
+                    calibration=calibration,
+                    tool_versions=tool_versions(),
+                    host=parent.provenance.host,
+                ),
+                "metrics": {
+                    "val_fp32_top1": fp32_metrics["top1"],
+                    "val_int8_top1": int8_metrics["top1"],
+                    "quantization": report,
+                },
+                "decisions": [*parent.decisions, *decisions],
+            }
+        )
+        embed_manifest(final, manifest)
+        save_onnx_atomic(final, config.output)
+        return QuantizeResult(config.output, manifest, report)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
