@@ -3,6 +3,8 @@ an accuracy budget enforced on val, and a speed gate that says when INT8 does no
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -173,16 +175,17 @@ def quantize_once(
     from edgetl.quantize.calibration import make_reader
 
     settings = quant_settings(config.target)
-    quantize_static(
-        str(fp32),
-        str(out),
-        make_reader(calib, input_name, max(1, fixed_batch)),
-        quant_format=QuantFormat.QDQ,
-        per_channel=config.per_channel,
-        calibrate_method=_method(config.method),
-        nodes_to_exclude=list(exclude),
-        **settings,
-    )
+    with contextlib.redirect_stdout(io.StringIO()):  # ORT prints calibrator chatter to stdout
+        quantize_static(
+            str(fp32),
+            str(out),
+            make_reader(calib, input_name, max(1, fixed_batch)),
+            quant_format=QuantFormat.QDQ,
+            per_channel=config.per_channel,
+            calibrate_method=_method(config.method),
+            nodes_to_exclude=list(exclude),
+            **settings,
+        )
 
 
 def rank_sensitive_nodes(fp32: Path, int8: Path, x: np.ndarray, input_name: str, work: Path) -> list[dict]:
