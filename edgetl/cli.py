@@ -203,6 +203,120 @@ def finetune(
         )
 
 
+@app.command()
+def distill(
+    teacher: Annotated[Path, typer.Option(help="Fine-tuned teacher checkpoint (.safetensors).")],
+    student: Annotated[
+        str,
+        typer.Option(
+            help="Student architecture, e.g. edgetl/compact_cnn_s, timm/mobilenetv3_small_100, timm/resnet18."
+        ),
+    ] = "edgetl/compact_cnn_s",
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config; options below override it.")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", "-d", help="Data (default: the teacher's training data).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    image_size: Annotated[
+        int | None, typer.Option(help="Student input size (may be smaller than the teacher's).")
+    ] = None,
+    temperature: Annotated[float | None, typer.Option(help="KD temperature T.")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Weight of the cross-entropy on labels.")] = None,
+    hint_teacher_layer: Annotated[
+        str | None, typer.Option(help="Teacher module for feature (hint) distillation.")
+    ] = None,
+    hint_student_layer: Annotated[
+        str | None, typer.Option(help="Student module for feature (hint) distillation.")
+    ] = None,
+    augment: Annotated[
+        str | None, typer.Option(help="none | flip | crop | crop-flip (none: teacher logits cached once).")
+    ] = None,
+    strategy: Annotated[str | None, typer.Option(help="full | partial | gradual.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Student artifact (.safetensors).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Any config key: --set kd_weight=2.")
+    ] = None,
+    baseline: Annotated[
+        bool,
+        typer.Option("--baseline", help="Also train the same student without KD and report teacher vs both."),
+    ] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved config and exit.")
+    ] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Distil a fine-tuned teacher into a lightweight student (Hinton KD, optional hints)."""
+    from edgetl.train.config import build_config, deep_merge, load_yaml
+    from edgetl.train.distill import DistillConfig, compare_report, print_report
+    from edgetl.train.distill import distill as run
+
+    _set_quiet(quiet)
+    file_values = load_yaml(config) if config else {}
+    cli_values = _drop_none(
+        {
+            "teacher": str(teacher),
+            "arch": student,
+            "epochs": epochs,
+            "lr": lr,
+            "image_size": image_size,
+            "temperature": temperature,
+            "alpha": alpha,
+            "hint_teacher_layer": hint_teacher_layer,
+            "hint_student_layer": hint_student_layer,
+            "strategy": strategy,
+            "threads": threads,
+            "seed": seed,
+            "output": str(output) if output else None,
+        }
+    )
+    if data or augment:
+        from edgetl.data.dataset import recorded_data_config
+        from edgetl.manifest import read_manifest
+
+        base = recorded_data_config(read_manifest(teacher).provenance.data, data).model_dump(mode="json")
+        cli_values["data"] = {**base, **({"augment": augment} if augment else {})}
+    cli_values = deep_merge(cli_values, _parse_sets(set_ or []))
+    cfg = build_config(DistillConfig, file_values, cli_values, str(config or "command line"))
+    if print_config:
+        import yaml
+
+        typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        return
+    result = run(cfg, resume=resume)
+    console = _console()
+    console.print(f"[green]wrote {result.path}[/]  test top-1 {result.manifest.metrics['test']['top1']:.4f}")
+    if baseline:
+        plain_path = cfg.output.with_name(cfg.output.stem + ".no-kd.safetensors")
+        plain = cfg.model_copy(
+            update={
+                "kd_weight": 0.0,
+                "alpha": 1.0,
+                "hint_teacher_layer": None,
+                "hint_student_layer": None,
+                "output": plain_path,
+            }
+        )
+        run(plain)
+        rows = compare_report(
+            {"teacher": teacher, "student (KD)": result.path, "student (no KD)": plain_path},
+            threads=cfg.threads or 2,
+        )
+        from edgetl.fileio import write_text_atomic
+
+        report_path = cfg.output.with_name(cfg.output.stem + ".report.json")
+        write_text_atomic(report_path, json.dumps(rows, indent=2))
+        print_report(rows, console)
+        console.print(f"wrote {report_path}")
+
+
 @app.command("eval")
 def eval_(
     artifact: Annotated[

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["finetune", "eval", "predict", "inspect", "backends", "data"]
+COMMANDS = ["finetune", "distill", "export", "quantize", "calib", "eval", "predict", "inspect", "backends", "data"]
 
 
 def run_cli(*args, timeout=300):
@@ -67,3 +67,16 @@ def test_inspect_eval_predict_on_a_checkpoint(tiny_checkpoint, tmp_path):
 def test_backends_lists_torch():
     r = run_cli("backends")
     assert r.returncode == 0 and "torch" in r.stdout
+
+
+def test_distill_with_baseline_writes_report(tiny_checkpoint, tmp_path):
+    out = tmp_path / "s.safetensors"
+    r = run_cli("distill", "--teacher", tiny_checkpoint, "--student", "edgetl/compact_cnn_s", "--image-size",
+                "16", "--epochs", "1", "--threads", "2", "--baseline", "-o", out)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "s.report.json").read_text())
+    assert set(report) == {"teacher", "student (KD)", "student (no KD)"}
+    assert report["student (KD)"]["macs"] < report["teacher"]["macs"]
+    from edgetl.manifest import read_manifest
+
+    assert read_manifest(tmp_path / "s.no-kd.safetensors").provenance.config["kd_weight"] == 0.0

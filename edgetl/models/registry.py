@@ -40,6 +40,8 @@ FEATURED = [
     "tv/mobilenet_v3_small",
     "timm/test_efficientnet",
     "timm/test_resnet",
+    "edgetl/compact_cnn",
+    "edgetl/compact_cnn_s",
 ]
 
 
@@ -100,8 +102,15 @@ def parse_arch(arch: str) -> tuple[str, str]:
                 f"unknown torchvision classification architecture {name!r}; see "
                 "torchvision.models.list_models()."
             )
+    elif family == "edgetl":
+        from edgetl.models.compact import COMPACT
+
+        if name not in COMPACT:
+            raise ModelError(f"unknown edgetl architecture {name!r}; choose one of {sorted(COMPACT)}.")
     else:
-        raise ModelError(f"architecture {arch!r}: family must be 'timm/' or 'tv/' (e.g. {FEATURED[0]}).")
+        raise ModelError(
+            f"architecture {arch!r}: family must be 'timm/', 'tv/' or 'edgetl/' (e.g. {FEATURED[0]})."
+        )
     return family, name
 
 
@@ -148,7 +157,8 @@ def _strip_classifier(family: str, model: nn.Module) -> tuple[nn.Module, int]:
     """Make ``model`` return pooled features; return it and the feature width."""
     if family == "timm":
         model.reset_classifier(0)
-        return model, model.num_features
+        # MobileNetV3-style nets have a conv head after pooling: its width is head_hidden_size
+        return model, getattr(model, "head_hidden_size", None) or model.num_features
     for attr in ("fc", "classifier", "head", "heads"):
         if hasattr(model, attr):
             old = getattr(model, attr)
@@ -216,6 +226,23 @@ def build_model(
     """Build ``spec``; returns the model and a note on where its backbone weights came from."""
     family, name = parse_arch(spec.architecture)
     use_hub = pretrained and weights is None
+    if family == "edgetl":
+        from edgetl.models.compact import COMPACT, CompactCNN
+
+        if use_hub:
+            raise ModelError(
+                f"{spec.architecture} has no pretrained weights; train it from scratch "
+                "(--no-pretrained) or pass --weights."
+            )
+        backbone = CompactCNN(COMPACT[name], spec.drop_rate)
+        origin = "random init"
+        if weights is not None:
+            _load_weights_file(backbone, Path(weights), family)
+            origin = f"weights file {Path(weights).name}"
+        width = backbone.num_features
+        head = make_head(spec.head, width, spec.num_classes, spec.head_hidden, spec.head_dropout)
+        stages = [["stem"]] + [[f"stages.{i}"] for i in range(len(backbone.stages))]
+        return EdgeClassifier(backbone, head, stages), origin
     if family == "timm":
         net, origin = _timm_backbone(name, use_hub, spec.drop_rate)
     else:
@@ -262,10 +289,27 @@ def default_contract(
             mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
             std=tuple(cfg.get("std", IMAGENET_STD)),
         )
-    return PreprocessContract.for_size(
+    return PreprocessContract.for_size(  # torchvision and edgetl models: ImageNet statistics
         image_size or 224,
         crop_pct=crop_pct if crop_pct is not None else 0.875,
         interpolation="bilinear",
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
     )
+
+
+def has_pretrained_weights(arch: str) -> bool:
+    """True when pretrained weights can be had offline (a package) or from a hub."""
+    family, name = parse_arch(arch)
+    if family == "edgetl":
+        return False
+    if family == "timm":
+        from edgetl.models.offline import offline_weights_path
+
+        if offline_weights_path(name) is not None:
+            return True
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(name)
+        return bool(cfg and (cfg.hf_hub_id or cfg.url))
+    return True

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgetl.data.augment import augment_batch
+from edgetl.data.augment import apply_augment, draw_params
 from edgetl.data.dataset import Split, load_data
 from edgetl.data.preprocess import normalize
 from edgetl.errors import EdgetlError
@@ -115,6 +115,22 @@ def _shard(n: int, rank: int, world: int) -> slice:
     return slice(rank * per, min(n, (rank + 1) * per))
 
 
+def _build(spec: ModelSpec, config):
+    """Build the model; pretrained 'auto' means pretrained where weights exist, else scratch."""
+    from edgetl.errors import ModelError
+    from edgetl.models.registry import has_pretrained_weights
+
+    if config.pretrained != "auto":
+        return build_model(spec, pretrained=bool(config.pretrained), weights=config.weights)
+    if config.weights is None and has_pretrained_weights(spec.architecture):
+        try:
+            return build_model(spec, pretrained=True)
+        except ModelError as exc:
+            log(f"[yellow]no pretrained weights reachable ({str(exc)[:120]}…); training from scratch[/]")
+    model, origin = build_model(spec, pretrained=False, weights=config.weights)
+    return model, origin + (" (no pretrained weights available)" if config.weights is None else "")
+
+
 def finetune(config: FinetuneConfig, *, resume: bool = False, quiet: bool | None = None) -> FinetuneResult:
     """Run the fine-tuning stage described by ``config``; returns the written artifact."""
     if quiet is not None:
@@ -153,14 +169,26 @@ def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
         head_dropout=config.head_dropout,
         drop_rate=config.drop_rate,
     )
+    kd = None
+    if getattr(config, "teacher", None) is not None:
+        from edgetl.train.distill import Distiller
+
+        kd = Distiller(config, device)
+        kd.check_labels(data.classes)
     torch.manual_seed(config.seed)
-    core, origin = build_model(spec, pretrained=config.pretrained, weights=config.weights)
+    core, origin = _build(spec, config)
     log(f"{config.arch}: backbone from {origin}; {core.num_stages} stages; strategy {config.strategy}")
     core.to(device)
     if config.channels_last:
         core.to(memory_format=torch.channels_last)
     autocast = autocast_factory(config.amp, device)
     use_features = config.strategy == "linear" and config.cache_features
+
+    extras = kd.setup(data, core, contract, data.augment, quiet) if kd else []
+    if extras and dist.enabled:
+        raise EdgetlError("hint distillation under torchrun is not supported yet; drop the hint layers.")
+    # what the loop checkpoints: the model plus any training-only modules (hint projection)
+    state_module = torch.nn.ModuleDict({"model": core, **{f"extra{i}": m for i, m in enumerate(extras)}})
 
     features: dict[str, torch.Tensor] = {}
     if use_features:
@@ -177,6 +205,8 @@ def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
             ).to(device)
 
     groups = param_groups(core, config.lr, config.backbone_lr_mult, config.layer_decay)
+    for i, m in enumerate(extras):
+        groups.append({"params": list(m.parameters()), "lr": config.lr, "name": f"extra{i}"})
     if config.optimizer == "adamw":
         optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     else:
@@ -198,7 +228,7 @@ def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
     resume_path = config.output.with_name(config.output.name + ".resume.pt")
     state = LoopState()
     if resume and resume_path.exists():
-        state = load_resume(resume_path, core, optimizer, scheduler, digest)
+        state = load_resume(resume_path, state_module, optimizer, scheduler, digest)
         log(f"resuming from {resume_path} at epoch {state.epoch + 1}")
     elif resume:
         log(f"--resume: no state at {resume_path}; starting from scratch")
@@ -228,8 +258,11 @@ def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
             return EpochPlan(net, lambda idx, rng: (features["train"][idx], labels[idx]), note)
 
         def batch(idx, rng):
-            px = augment_batch(train.pixels[idx], data.augment, rng)
+            params = draw_params(len(idx), rng) if data.augment != "none" else None
+            px = apply_augment(train.pixels[idx], data.augment, params) if params else train.pixels[idx]
             y = torch.from_numpy(train.labels[idx]).to(device)
+            if kd is not None:
+                y = (y, kd.targets(idx, params, data.augment))
             return to_input(px, contract, device, config.channels_last), y
 
         return EpochPlan(net, batch, note)
@@ -255,10 +288,12 @@ def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
         return c / max(1.0, n)
 
     def loss_fn(logits, y):
+        if kd is not None:
+            return kd.loss(logits, *y)
         return F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
 
     state = run_epochs(
-        core=core,
+        core=state_module,
         plan_for_epoch=plan_for_epoch,
         loss_fn=loss_fn,
         validate=validate,
@@ -276,7 +311,7 @@ def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
         digest=digest,
         quiet=quiet,
     )
-    restore_best(core, state)
+    restore_best(state_module, state)
     core.eval()
     train_seconds = time.perf_counter() - t_start
 
@@ -301,8 +336,9 @@ def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
         input=InputSpec(shape=(-1, 3, *contract.input_size)),
         preprocessing=contract,
         provenance=Provenance(
-            stage="finetune",
+            stage="distill" if kd else "finetune",
             config=config.model_dump(mode="json"),
+            parent_sha256=kd.teacher_sha256 if kd else None,
             data=data.provenance(config.data),
             tool_versions=tool_versions(),
             host=host_info(),
@@ -310,6 +346,21 @@ def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
         metrics=metrics,
         history=state.history,
         decisions=[
+            *(
+                [
+                    f"distilled from teacher {config.teacher} (sha256 {kd.teacher_sha256[:16]}…, "
+                    f"{kd.manifest.model.architecture} at {kd.contract.input_size[0]} px), "
+                    f"T={config.temperature}, "
+                    f"alpha={config.alpha}, kd_weight={config.kd_weight}"
+                    + (
+                        f", hint {config.hint_student_layer} -> {config.hint_teacher_layer}"
+                        if config.hint_student_layer
+                        else ""
+                    )
+                ]
+                if kd
+                else []
+            ),
             f"backbone weights: {origin}",
             f"best epoch {state.best_epoch} by val top-1 {state.best_val:.4f}",
         ],

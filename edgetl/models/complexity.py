@@ -1,0 +1,69 @@
+"""Parameter and multiply-accumulate counts (Conv and Linear layers: the ones that matter)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, input_size: tuple[int, int]) -> int:
+    """MACs of one forward pass at batch 1 (Conv2d and Linear layers)."""
+    total = 0
+
+    def conv_hook(m: nn.Conv2d, args, out) -> None:
+        nonlocal total
+        kh, kw = m.kernel_size
+        total += out.numel() * (m.in_channels // m.groups) * kh * kw
+
+    def linear_hook(m: nn.Linear, args, out) -> None:
+        nonlocal total
+        total += out.numel() * m.in_features
+
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(1, 3, *input_size))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return int(total)
+
+
+@torch.no_grad()
+def torch_cpu_latency_ms(
+    model: nn.Module,
+    input_size: tuple[int, int],
+    threads: int = 2,
+    min_runs: int = 30,
+    min_seconds: float = 1.0,
+    rounds: int = 3,
+) -> float:
+    """Median over ``rounds`` of the p50 of eager PyTorch CPU inference at batch 1."""
+    import time
+
+    torch.set_num_threads(threads)
+    model = model.eval().to(memory_format=torch.channels_last)
+    x = torch.zeros(1, 3, *input_size).contiguous(memory_format=torch.channels_last)
+    for _ in range(5):
+        model(x)
+    medians = []
+    for _ in range(rounds):
+        times, start = [], time.perf_counter()
+        while len(times) < min_runs or time.perf_counter() - start < min_seconds:
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+        medians.append(sorted(times)[len(times) // 2] * 1e3)
+    return float(sorted(medians)[len(medians) // 2])

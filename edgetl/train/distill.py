@@ -1,0 +1,239 @@
+"""``edgetl distill``: a fine-tuned teacher into a lightweight student (knowledge distillation).
+
+Loss = T^2 * KL(softmax(teacher / T) || softmax(student / T)) + alpha * CE(student, labels)
+       [+ hint_weight * MSE(projection(student layer), teacher layer)]
+The teacher runs in eval mode without gradients and sees *its own* preprocessing of the same
+images (and the same augmentation draw); with augmentation off, its logits are computed once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import nn
+
+from edgetl.data.augment import AugmentParams, apply_augment
+from edgetl.errors import ConfigError, ModelError
+from edgetl.fileio import sha256_file
+from edgetl.train.config import FinetuneConfig
+
+
+class DistillConfig(FinetuneConfig):
+    """FinetuneConfig for the student (``arch``) plus the teacher and the KD settings."""
+
+    teacher: Path
+    arch: str = "edgetl/compact_cnn_s"
+    pretrained: bool | Literal["auto"] = Field("auto", description="auto: pretrained where weights exist")
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.5, ge=0, description="weight of the cross-entropy on labels")
+    kd_weight: float = Field(1.0, ge=0, description="weight of the T^2-scaled KL term (0 = no KD)")
+    hint_teacher_layer: str | None = Field(None, description="teacher module name, e.g. backbone.blocks.4")
+    hint_student_layer: str | None = Field(None, description="student module name, e.g. backbone.stages.2")
+    hint_weight: float = Field(1.0, ge=0)
+    cache_teacher: bool = Field(True, description="compute teacher logits once when augment is none")
+    output: Path = Path("student.safetensors")
+
+    @model_validator(mode="after")
+    def _hint_pair(self) -> DistillConfig:
+        if (self.hint_teacher_layer is None) != (self.hint_student_layer is None):
+            raise ValueError("hint distillation needs both hint_teacher_layer and hint_student_layer")
+        if self.strategy == "linear" and self.cache_features:
+            raise ValueError("distillation trains through the student; use strategy full/partial/gradual")
+        return self
+
+
+def kd_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float,
+    alpha: float,
+    kd_weight: float,
+    label_smoothing: float,
+) -> torch.Tensor:
+    """Hinton et al.: T^2-scaled KL between softened distributions plus alpha * CE."""
+    student = student.float()
+    kl = (
+        F.kl_div(
+            F.log_softmax(student / temperature, 1),
+            F.log_softmax(teacher.float() / temperature, 1),
+            log_target=True,
+            reduction="batchmean",
+        )
+        * temperature**2
+    )
+    return kd_weight * kl + alpha * F.cross_entropy(student, labels, label_smoothing=label_smoothing)
+
+
+class HintProjection(nn.Module):
+    """Learned 1x1 conv from the student's channels to the teacher's, at the teacher's resolution."""
+
+    def __init__(self, c_student: int, c_teacher: int):
+        super().__init__()
+        self.proj = nn.Conv2d(c_student, c_teacher, 1, bias=False)
+
+    def forward(self, s: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        s = self.proj(s)
+        return F.adaptive_avg_pool2d(s, size) if s.shape[-2:] != size else s
+
+
+def _module(model: nn.Module, name: str, role: str) -> nn.Module:
+    named = dict(model.named_modules())
+    if name not in named:
+        conv_like = [n for n, m in named.items() if n.count(".") <= 2 and n][:25]
+        raise ConfigError(
+            f"hint_{role}_layer {name!r} is not a module of the {role}; some names: {conv_like}"
+        )
+    return named[name]
+
+
+class Distiller:
+    """The teacher side of distillation, plugged into the shared training loop."""
+
+    def __init__(self, config: DistillConfig, device: torch.device):
+        from edgetl.models.checkpoint import load_checkpoint
+
+        self.config, self.device = config, device
+        self.teacher, self.manifest = load_checkpoint(config.teacher)
+        self.teacher.to(device).eval().requires_grad_(False)
+        if config.channels_last:
+            self.teacher.to(memory_format=torch.channels_last)
+        self.teacher_sha256 = sha256_file(config.teacher)
+        self.contract = self.manifest.preprocessing
+        self.cached_logits: torch.Tensor | None = None
+        self.teacher_pixels: np.ndarray | None = None
+        self._feats: dict[str, torch.Tensor] = {}
+        self.projection: HintProjection | None = None
+
+    def check_labels(self, classes: list[str]) -> None:
+        if list(self.manifest.labels) != list(classes):
+            raise ModelError(
+                f"{self.config.teacher}: teacher labels {list(self.manifest.labels)[:10]} differ from "
+                f"the data's classes {classes[:10]}; distil on the data the teacher was trained on."
+            )
+
+    def setup(self, data, student: nn.Module, student_contract, augment: str, quiet) -> list[nn.Module]:
+        """Prepare teacher inputs (or cached logits); return extra trainable modules."""
+        from edgetl.train.finetune import batched_outputs
+
+        self.check_labels(data.classes)
+        train = data.prepare("train", self.contract, quiet)
+        hint = self.config.hint_teacher_layer is not None
+        if augment == "none" and self.config.cache_teacher and not hint:
+            self.cached_logits = batched_outputs(
+                self.teacher,
+                train.pixels,
+                self.contract,
+                self.device,
+                channels_last=self.config.channels_last,
+                description="teacher logits (computed once)",
+            ).to(self.device)
+        else:
+            self.teacher_pixels = train.pixels
+        if not hint:
+            return []
+        t_mod = _module(self.teacher, self.config.hint_teacher_layer, "teacher")
+        s_mod = _module(student, self.config.hint_student_layer, "student")
+        t_mod.register_forward_hook(self._keep("t"))
+        s_mod.register_forward_hook(self._keep("s"))
+        with torch.no_grad():  # one dry run to learn the channel counts
+            h, w = student_contract.input_size
+            th, tw = self.contract.input_size
+            was = student.training
+            student.eval()
+            student(torch.zeros(1, 3, h, w, device=self.device))
+            student.train(was)
+            self.teacher(torch.zeros(1, 3, th, tw, device=self.device))
+        self.projection = HintProjection(self._feats["s"].shape[1], self._feats["t"].shape[1]).to(self.device)
+        return [self.projection]
+
+    def _keep(self, key: str):
+        def hook(module, args, output) -> None:  # returning None keeps the module's output
+            self._feats[key] = output
+
+        return hook
+
+    @torch.no_grad()
+    def targets(self, idx: np.ndarray, params: AugmentParams | None, augment: str) -> torch.Tensor:
+        """Teacher logits for the batch (its own preprocessing, the same augmentation draw)."""
+        from edgetl.train.finetune import to_input
+
+        if self.cached_logits is not None:
+            return self.cached_logits[idx]
+        px = self.teacher_pixels[idx]
+        if params is not None:
+            px = apply_augment(px, augment, params)
+        x = to_input(px, self.contract, self.device, self.config.channels_last)
+        return self.teacher(x).float()
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        loss = kd_loss(logits, teacher_logits, labels, c.temperature, c.alpha, c.kd_weight, c.label_smoothing)
+        if self.projection is not None:
+            t = self._feats["t"].float()
+            s = self.projection(self._feats["s"].float(), tuple(t.shape[-2:]))
+            loss = loss + c.hint_weight * F.mse_loss(s, t)
+        return loss
+
+
+def distill(config: DistillConfig, *, resume: bool = False, quiet: bool | None = None):
+    """Train ``config.arch`` from ``config.teacher``; same trainer (resume, DDP) as finetune."""
+    from edgetl.train.finetune import finetune
+
+    if "data" not in config.model_fields_set:  # default: the data the teacher was trained on
+        from edgetl.data.dataset import recorded_data_config
+        from edgetl.manifest import read_manifest
+
+        teacher_data = read_manifest(config.teacher).provenance.data
+        if teacher_data.get("config"):
+            config = config.model_copy(update={"data": recorded_data_config(teacher_data)})
+    return finetune(config, resume=resume, quiet=quiet)
+
+
+def compare_report(artifacts: dict[str, Path], threads: int = 2) -> dict:
+    """top-1, params, MACs, file size and PyTorch CPU batch-1 latency for each checkpoint."""
+    from edgetl.models.checkpoint import load_checkpoint
+    from edgetl.models.complexity import count_macs, count_params, torch_cpu_latency_ms
+
+    rows = {}
+    for name, path in artifacts.items():
+        model, manifest = load_checkpoint(path)
+        size = manifest.preprocessing.input_size
+        rows[name] = {
+            "artifact": str(path),
+            "architecture": manifest.model.architecture,
+            "input_size": list(size),
+            "test_top1": manifest.metrics.get("test", {}).get("top1"),
+            "params": count_params(model),
+            "macs": count_macs(model, size),
+            "file_mb": Path(path).stat().st_size / 1e6,
+            "torch_cpu_p50_ms": torch_cpu_latency_ms(model, size, threads),
+        }
+    return rows
+
+
+def print_report(rows: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="teacher vs students (test split; PyTorch eager CPU, batch 1)")
+    for col in ("model", "arch", "px", "test top-1", "params", "MMACs", "MB", "p50 ms"):
+        table.add_column(col, justify="right")
+    for name, r in rows.items():
+        top1 = "n/a" if r["test_top1"] is None else f"{r['test_top1']:.4f}"
+        table.add_row(
+            name,
+            r["architecture"],
+            str(r["input_size"][0]),
+            top1,
+            f"{r['params'] / 1e6:.2f}M",
+            f"{r['macs'] / 1e6:.1f}",
+            f"{r['file_mb']:.2f}",
+            f"{r['torch_cpu_p50_ms']:.2f}",
+        )
+    (console or Console()).print(table)
