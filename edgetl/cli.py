@@ -595,6 +595,139 @@ def _validated(cls, **values):
 
 
 @app.command()
+def bench(
+    artifacts: Annotated[list[Path], typer.Argument(help="Artifacts: .safetensors, .onnx, engines.")],
+    backend: Annotated[
+        list[str] | None, typer.Option(help="Backend(s); default: every usable one per artifact.")
+    ] = None,
+    batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated, e.g. 1,8,32.")] = "1",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for every backend.")] = None,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up calls.")] = 10,
+    min_runs: Annotated[int, typer.Option(help="At least this many timed calls ...")] = 50,
+    min_seconds: Annotated[float, typer.Option(help="... and at least this many seconds.")] = 2.0,
+    end_to_end: Annotated[
+        bool, typer.Option("--end-to-end/--compute-only", help="Also time decode + preprocess + infer.")
+    ] = True,
+    image: Annotated[
+        Path | None, typer.Option(help="Image file for end-to-end timing (default: a test image).")
+    ] = None,
+    precision: Annotated[str, typer.Option(help="torch backend: fp32 | fp16 | bf16.")] = "fp32",
+    device: Annotated[str, typer.Option(help="torch backend device: cpu | cuda.")] = "cpu",
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Add accuracy and a latency-accuracy plot.")
+    ] = False,
+    data: Annotated[
+        str | None,
+        typer.Option(help="With --compare: measure test top-1 on this data instead of the manifests'."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for bench.json, bench.csv, latency_accuracy.png.")
+    ] = Path("bench"),
+    quiet: Quiet = False,
+) -> None:
+    """Latency (p50/p90/p99, CI, throughput) of artifacts on every backend, with an environment stamp."""
+    from edgetl.bench import BenchConfig, accuracy_of, write_outputs
+    from edgetl.bench import bench as run
+
+    _set_quiet(quiet)
+    try:
+        batches = tuple(int(b) for b in batch.split(","))
+    except ValueError:
+        raise EdgetlError(f"--batch {batch!r}: expected comma-separated integers, e.g. 1,8,32.") from None
+    cfg = _validated(
+        BenchConfig,
+        artifacts=tuple(artifacts),
+        backends=tuple(backend) if backend else None,
+        batches=batches,
+        threads=threads,
+        warmup=warmup,
+        min_runs=min_runs,
+        min_seconds=min_seconds,
+        end_to_end=end_to_end,
+        image=image,
+        precision=precision,
+        device=device,
+    )
+    report = run(cfg)
+    accuracy = None
+    if compare:
+        if data:
+            from edgetl.data.dataset import DataConfig
+            from edgetl.evaluate import evaluate
+
+            accuracy = {str(a): evaluate(a, DataConfig(source=data), "test")["top1"] for a in artifacts}
+        else:
+            accuracy = {str(a): accuracy_of(a) for a in artifacts}
+    paths = write_outputs(report, out, accuracy)
+    _print_bench(report, accuracy)
+    _console().print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _print_bench(report: dict, accuracy: dict | None) -> None:
+    from rich.table import Table
+
+    env = report["environment"]
+    table = Table(title=f"{env['cpu']} | threads {env['threads']} | {env['cores_visible']} cores visible")
+    cols = ["artifact", "backend", "batch", "p50 ms", "95% CI", "p90", "p99", "img/s", "e2e p50"]
+    if accuracy:
+        cols.append("top-1")
+    for col in cols:
+        table.add_column(col, justify="right")
+    for r in report["results"]:
+        c = r["compute"]
+        row = [
+            Path(r["artifact"]).name,
+            r["backend"],
+            str(r["batch"]),
+            f"{c['p50_ms']:.3f}",
+            f"{c['p50_ci95_ms'][0]:.3f}-{c['p50_ci95_ms'][1]:.3f}",
+            f"{c['p90_ms']:.3f}",
+            f"{c['p99_ms']:.3f}",
+            f"{c['throughput_img_s']:.0f}",
+            f"{r['end_to_end']['p50_ms']:.3f}" if "end_to_end" in r else "-",
+        ]
+        if accuracy:
+            acc = accuracy.get(r["artifact"])
+            row.append("n/a" if acc is None else f"{acc:.4f}")
+        table.add_row(*row)
+    _console().print(table)
+    for s in report["skipped"]:
+        _console().print(f"[yellow]skipped[/] {s['artifact']} on {s['backend']}: {s['reason']}")
+
+
+@app.command()
+def build(
+    model: Annotated[
+        Path, typer.Argument(help="ONNX model (FP32 or QDQ INT8 from `edgetl quantize --target tensorrt`).")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Engine file; the manifest goes to <file>.json.")
+    ] = Path("model.engine"),
+    fp16: Annotated[
+        bool, typer.Option("--fp16/--no-fp16", help="TensorRT 10.x: allow FP16 for non-INT8 layers.")
+    ] = True,
+    max_batch: Annotated[int, typer.Option(help="Largest batch of the optimization profile.")] = 32,
+    version_compatible: Annotated[
+        bool,
+        typer.Option(help="Build a version-compatible engine (slower, portable across 10.x/11.x runtimes)."),
+    ] = False,
+    timing_cache: Annotated[Path | None, typer.Option(help="Timing cache file to reuse and update.")] = None,
+) -> None:
+    """Build a TensorRT engine (needs the tensorrt package and a GPU)."""
+    from edgetl.engine import build_engine
+
+    path = build_engine(
+        model,
+        output,
+        fp16=fp16,
+        max_batch=max_batch,
+        version_compatible=version_compatible,
+        timing_cache=timing_cache,
+    )
+    _console().print(f"[green]wrote {path}[/] and {path.name}.json")
+
+
+@app.command()
 def backends() -> None:
     """List inference backends and why any is unavailable."""
     from edgetl.runners.base import available_backends

@@ -164,7 +164,12 @@ def read_manifest(path: str | Path) -> Manifest:
         return read_onnx_manifest(path)
     sidecar = path.with_name(path.name + ".json")
     if sidecar.exists():
-        return Manifest.from_json(sidecar.read_text(), source=str(sidecar))
+        try:
+            data = json.loads(sidecar.read_text())
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{sidecar}: the engine's sidecar manifest is not valid JSON ({exc}).") from None
+        data.pop("build", None)  # engine build facts live beside the manifest in the sidecar
+        return Manifest.from_json(json.dumps(data), source=str(sidecar))
     raise ModelError(
         f"{path}: unknown artifact type {suffix!r}; expected .safetensors, .onnx, or an engine "
         f"with a sidecar {sidecar.name}."

@@ -4,6 +4,7 @@ implement only the ``*_impl`` hooks. Missing libraries never break import."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,15 @@ class Runner:
 BACKENDS = {
     "torch": ("edgetl.runners.torch_runner", "TorchRunner", "torch"),
     "onnxruntime": ("edgetl.runners.onnxruntime_runner", "OnnxRuntimeRunner", "onnxruntime"),
+    "openvino": ("edgetl.runners.openvino_runner", "OpenVinoRunner", "openvino"),
+    "tensorrt": ("edgetl.runners.tensorrt_runner", "TensorRTRunner", "tensorrt"),
+}
+# which backends can run which artifact kinds
+KIND_BACKENDS = {
+    "checkpoint": ("torch",),
+    "onnx": ("onnxruntime", "openvino"),
+    "onnx-int8": ("onnxruntime", "openvino"),
+    "trt-engine": ("tensorrt",),
 }
 
 
@@ -85,16 +95,29 @@ def available_backends() -> dict[str, str | None]:
     """Backend name -> None when usable, else the reason it is not."""
     out: dict[str, str | None] = {}
     for name, (_, _, lib) in BACKENDS.items():
-        try:
-            importlib.import_module(lib)
+        if importlib.util.find_spec(lib) is None:  # no import: keeps `edgetl backends` fast
+            hint = {
+                "openvino": "pip install 'edgetl[openvino]'",
+                "tensorrt": "JetPack ships it; on x86 pip install tensorrt",
+                "onnxruntime": "pip install 'edgetl[onnx]'",
+            }
+            out[name] = f"{lib} is not installed ({hint.get(lib, 'pip install ' + lib)})"
+        else:
             out[name] = None
-        except ImportError as exc:
-            out[name] = f"{lib} is not installed ({exc})"
     return out
 
 
 def default_backend(path: Path) -> str:
-    return "onnxruntime" if path.suffix.lower() == ".onnx" else "torch"
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return "onnxruntime"
+    return "torch" if suffix == ".safetensors" else "tensorrt"
+
+
+def backends_for(kind: str) -> list[str]:
+    """Backends that can run ``kind`` and are usable here."""
+    usable = available_backends()
+    return [b for b in KIND_BACKENDS.get(kind, ()) if usable.get(b) is None]
 
 
 def make_runner(path: str | Path, backend: str | None = None, **options) -> Runner:

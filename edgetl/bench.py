@@ -1,0 +1,279 @@
+"""``edgetl bench``: latency that can be trusted. Warm-up, then timed runs until both a minimum
+count and a minimum time; p50/p90/p99/mean/std, throughput, a bootstrap CI for p50; compute-only
+and end-to-end (decode + preprocess + infer) timings; the environment stamped on every result."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgetl.errors import EdgetlError
+from edgetl.fileio import atomic_path, write_text_atomic
+from edgetl.manifest import read_manifest
+
+
+class BenchConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    artifacts: tuple[Path, ...]
+    backends: tuple[str, ...] | None = Field(None, description="default: every usable backend per artifact")
+    batches: tuple[int, ...] = (1,)
+    threads: int | None = Field(None, ge=1)
+    warmup: int = Field(10, ge=0)
+    min_runs: int = Field(50, ge=1)
+    min_seconds: float = Field(2.0, ge=0)
+    max_seconds: float = Field(60.0, gt=0)
+    end_to_end: bool = True
+    image: Path | None = Field(None, description="image file for end-to-end timing (default: a test image)")
+    precision: str = Field("fp32", description="torch backend: fp32 | fp16 | bf16")
+    device: str = "cpu"
+
+
+def time_calls(
+    fn: Callable[[], object], warmup: int, min_runs: int, min_seconds: float, max_seconds: float
+) -> np.ndarray:
+    """Call ``fn`` ``warmup`` times, then until min_runs AND min_seconds (capped by max_seconds)."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    clock = time.perf_counter
+    start = clock()
+    while True:
+        t0 = clock()
+        fn()
+        t1 = clock()
+        times.append(t1 - t0)
+        elapsed = t1 - start
+        if (len(times) >= min_runs and elapsed >= min_seconds) or elapsed >= max_seconds:
+            break
+    return np.asarray(times) * 1e3
+
+
+def latency_stats(ms: np.ndarray, batch: int, seed: int = 0) -> dict:
+    """Percentiles, mean/std, throughput and a 95% bootstrap confidence interval for p50."""
+    rng = np.random.default_rng(seed)
+    boots = np.median(rng.choice(ms, size=(1000, len(ms)), replace=True), axis=1)
+    return {
+        "runs": int(len(ms)),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+        "std_ms": float(ms.std(ddof=1)) if len(ms) > 1 else 0.0,
+        "min_ms": float(ms.min()),
+        "p50_ci95_ms": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
+        "throughput_img_s": float(batch * 1e3 / ms.mean()),
+    }
+
+
+def _runner_options(backend: str, config: BenchConfig, batch: int) -> dict:
+    if backend == "torch":
+        return {"threads": config.threads, "precision": config.precision, "device": config.device}
+    if backend == "onnxruntime":
+        return {"threads": config.threads}
+    if backend == "openvino":
+        return {"threads": config.threads, "batch": batch}
+    return {}
+
+
+def default_image(artifact: Path, workdir: Path) -> Path:
+    """A real test image of the artifact's data set, written to a PNG file for decoding."""
+    from edgetl.data.dataset import load_data, recorded_data_config
+
+    manifest = read_manifest(artifact)
+    try:
+        data = load_data(recorded_data_config(manifest.provenance.data))
+    except EdgetlError as exc:
+        raise EdgetlError(f"end-to-end timing needs an image: pass --image FILE ({exc})") from None
+    path = workdir / f"{artifact.stem}_input.png"
+    data.source.load(int(data.splits["test"][0])).save(path)
+    return path
+
+
+def bench_one(artifact: Path, backend: str, batch: int, config: BenchConfig, image: Path | None) -> dict:
+    """Compute-only (and end-to-end) latency of one artifact on one backend at one batch size."""
+    from edgetl.data.preprocess import load_image, preprocess
+    from edgetl.runners.base import make_runner
+
+    with make_runner(artifact, backend, **_runner_options(backend, config, batch)) as runner:
+        m = runner.manifest
+        fixed = m.input.shape[0]
+        if fixed > 0 and fixed != batch:
+            raise EdgetlError(f"{artifact}: fixed batch {fixed}; bench it with --batch {fixed}.")
+        _, c, h, w = m.input.shape
+        x = np.random.default_rng(0).standard_normal((batch, c, h, w)).astype(np.float32)
+        compute = time_calls(
+            lambda: runner.infer(x), config.warmup, config.min_runs, config.min_seconds, config.max_seconds
+        )
+        result = {
+            "artifact": str(artifact),
+            "kind": m.kind,
+            "backend": backend,
+            "batch": batch,
+            "threads": config.threads,
+            "compute": latency_stats(compute, batch),
+        }
+        if image is not None:
+
+            def end_to_end():
+                return runner.infer(preprocess([load_image(image) for _ in range(batch)], m.preprocessing))
+
+            e2e = time_calls(
+                end_to_end,
+                max(1, config.warmup // 2),
+                max(10, config.min_runs // 2),
+                config.min_seconds / 2,
+                config.max_seconds / 2,
+            )
+            result["end_to_end"] = latency_stats(e2e, batch)
+            result["end_to_end"]["image"] = str(image)
+    return result
+
+
+def bench(config: BenchConfig) -> dict:
+    """Every artifact x backend x batch; returns {"environment", "results", "skipped"}."""
+    import tempfile
+
+    from edgetl.envstamp import environment_stamp
+    from edgetl.progress import make_progress
+    from edgetl.runners.base import available_backends, backends_for
+
+    if config.threads:
+        try:
+            import torch
+
+            torch.set_num_threads(config.threads)
+        except ImportError:
+            pass
+    usable = available_backends()
+    plan, skipped = [], []
+    for artifact in config.artifacts:
+        kind = read_manifest(artifact).kind
+        wanted = config.backends or tuple(backends_for(kind))
+        for backend in wanted:
+            if backend not in usable:
+                raise EdgetlError(f"unknown backend {backend!r}; available backends are {sorted(usable)}.")
+            if usable[backend] is not None:
+                skipped.append({"artifact": str(artifact), "backend": backend, "reason": usable[backend]})
+            elif backend not in backends_for(kind):
+                skipped.append(
+                    {
+                        "artifact": str(artifact),
+                        "backend": backend,
+                        "reason": f"{backend} does not run {kind} artifacts",
+                    }
+                )
+            else:
+                plan += [(artifact, backend, b) for b in config.batches]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp, make_progress() as progress:
+        task = progress.add_task("benchmarking", total=len(plan), info="")
+        images: dict[Path, Path | None] = {}
+        for artifact, backend, batch in plan:
+            progress.update(task, info=f"{Path(artifact).name} on {backend}, batch {batch}")
+            if artifact not in images:
+                images[artifact] = None
+                if config.end_to_end:
+                    images[artifact] = config.image or default_image(artifact, Path(tmp))
+            results.append(bench_one(Path(artifact), backend, batch, config, images[artifact]))
+            progress.advance(task)
+    return {
+        "environment": environment_stamp(config.threads),
+        "config": config.model_dump(mode="json"),
+        "results": results,
+        "skipped": skipped,
+    }
+
+
+def accuracy_of(artifact: Path) -> float | None:
+    """Test top-1 recorded in the manifest (checkpoints, exports) or val top-1 of an INT8 model."""
+    m = read_manifest(artifact).metrics
+    if "test" in m:
+        return m["test"]["top1"]
+    return m.get("test_top1") or m.get("val_int8_top1")
+
+
+def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None] | None = None) -> dict:
+    """bench.json, bench.csv and (with accuracy) latency_accuracy.png in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "bench.json", "csv": out_dir / "bench.csv"}
+    write_text_atomic(paths["json"], json.dumps({**report, "accuracy": accuracy}, indent=2))
+    fields = [
+        "artifact",
+        "kind",
+        "backend",
+        "batch",
+        "threads",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "mean_ms",
+        "std_ms",
+        "p50_ci95_lo",
+        "p50_ci95_hi",
+        "throughput_img_s",
+        "e2e_p50_ms",
+        "accuracy",
+    ]
+    with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for r in report["results"]:
+            c = r["compute"]
+            writer.writerow(
+                {
+                    "artifact": r["artifact"],
+                    "kind": r["kind"],
+                    "backend": r["backend"],
+                    "batch": r["batch"],
+                    "threads": r["threads"],
+                    **{
+                        k: c[k]
+                        for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput_img_s")
+                    },
+                    "p50_ci95_lo": c["p50_ci95_ms"][0],
+                    "p50_ci95_hi": c["p50_ci95_ms"][1],
+                    "e2e_p50_ms": r.get("end_to_end", {}).get("p50_ms"),
+                    "accuracy": (accuracy or {}).get(r["artifact"]),
+                }
+            )
+    if accuracy and any(v is not None for v in accuracy.values()):
+        paths["png"] = out_dir / "latency_accuracy.png"
+        plot_latency_accuracy(report["results"], accuracy, paths["png"])
+    return paths
+
+
+def plot_latency_accuracy(results: list[dict], accuracy: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in results:
+        acc = accuracy.get(r["artifact"])
+        if acc is None or r["batch"] != min(x["batch"] for x in results):
+            continue
+        ax.scatter(r["compute"]["p50_ms"], 100 * acc, s=40)
+        ax.annotate(
+            f"{Path(r['artifact']).name}\n{r['backend']}",
+            (r["compute"]["p50_ms"], 100 * acc),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency, ms (log scale)")
+    ax.set_ylabel("top-1 accuracy, %")
+    ax.set_title("latency vs accuracy (smallest batch)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
