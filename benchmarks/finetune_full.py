@@ -3,7 +3,7 @@
 Target: test top-1 >= 93% in <= 30 min wall time. Also measures training img/s with and
 without channels_last side by side (alternating rounds, same batches).
 
-    python benchmarks/finetune_full.py [--epochs 6] [--size 64]
+    python benchmarks/finetune_full.py [--epochs 5] [--size 64]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def channels_last_speedup(size: int, rounds: int = 3, steps: int = 6, batch: int
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--out", default="runs/bench/finetune_full.safetensors")

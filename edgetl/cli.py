@@ -728,6 +728,45 @@ def build(
 
 
 @app.command()
+def pipeline(
+    config: Annotated[
+        Path | None, typer.Argument(help="Pipeline YAML (see edgetl/pipeline/presets/).")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="Built-in config, e.g. fashion-mnist.")] = None,
+    force: Annotated[
+        list[str] | None, typer.Option(help="Redo a stage even if unchanged (repeatable).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override any key: --set student.epochs=3.")
+    ] = None,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved config and exit.")
+    ] = False,
+    quiet: Quiet = False,
+) -> None:
+    """The whole chain from one config: finetune, distill, export, quantize, build, eval, bench, report."""
+    from edgetl.pipeline.config import load_pipeline_config
+    from edgetl.pipeline.run import STAGES, run_pipeline
+
+    _set_quiet(quiet)
+    if (config is None) == (preset is None):
+        raise EdgetlError("give a CONFIG.yaml or --preset NAME (e.g. --preset fashion-mnist), not both.")
+    bad = sorted(set(force or ()) - set(STAGES))
+    if bad:
+        raise EdgetlError(f"--force {bad}: stages are {list(STAGES)}.")
+    cfg = load_pipeline_config(config, preset, _parse_sets(set_ or []))
+    if print_config:
+        import yaml
+
+        typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        return
+    result = run_pipeline(cfg, set(force or ()))
+    console = _console()
+    console.print(f"[bold green]report:[/] {result.report_md}  and  {result.report_html}")
+    console.print(f"[bold green]deployable model:[/] {result.shipped}  (edgetl inspect {result.shipped})")
+
+
+@app.command()
 def backends() -> None:
     """List inference backends and why any is unavailable."""
     from edgetl.runners.base import available_backends

@@ -1,0 +1,49 @@
+"""Content-hash stage skipping: a stage whose config and input artifacts are unchanged, and
+whose outputs still exist, is not run again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from edgetl.fileio import sha256_file, write_text_atomic
+
+
+class StageCache:
+    def __init__(self, run_dir: Path, force: set[str]):
+        self.run_dir, self.force = run_dir, force
+
+    def key(self, stage: str, config: Any, inputs: list[Path] = ()) -> str:
+        h = hashlib.sha256(stage.encode())
+        h.update(json.dumps(config, sort_keys=True, default=str).encode())
+        for p in inputs:
+            h.update(sha256_file(p).encode())
+        return h.hexdigest()
+
+    def _record_path(self, stage: str) -> Path:
+        return self.run_dir / stage / "stage.json"
+
+    def lookup(self, stage: str, key: str) -> dict | None:
+        """The recorded result when the stage can be skipped, else None."""
+        path = self._record_path(stage)
+        if stage in self.force or not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return None
+        if record.get("key") != key or not all(Path(p).exists() for p in record.get("outputs", [])):
+            return None
+        return record["result"]
+
+    def store(self, stage: str, key: str, outputs: list[Path], result: Any, seconds: float) -> None:
+        write_text_atomic(
+            self._record_path(stage),
+            json.dumps(
+                {"key": key, "outputs": [str(p) for p in outputs], "seconds": seconds, "result": result},
+                indent=2,
+                default=str,
+            ),
+        )

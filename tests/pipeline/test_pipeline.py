@@ -1,0 +1,83 @@
+import json
+import time
+
+import pytest
+import yaml
+
+from edgetl.errors import ConfigError
+from edgetl.pipeline.config import load_pipeline_config
+from edgetl.pipeline.run import run_pipeline
+
+TINY = {
+    "name": "tiny",
+    "data": {"source": "digits", "calib_size": 128},
+    "teacher": {"arch": "timm/test_efficientnet", "pretrained": False, "image_size": 32, "epochs": 2,
+                "lr": 0.003, "threads": 2},
+    "student": {"arch": "edgetl/compact_cnn_s", "image_size": 16, "epochs": 2, "lr": 0.003, "threads": 2},
+    "export": {"verify_images": 16},
+    "quantize": {"calib_count": 128, "method": "minmax", "val_count": 200, "max_drop": 5.0},
+    "bench": {"threads": 1, "min_runs": 5, "min_seconds": 0.05},
+    "sweep": {"method": "grid", "trials": 2, "epochs": 1, "limit_train": 300, "space": {"lr": [0.001, 0.003]}},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipe")
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "runs_dir": str(root / "runs")}))
+    cfg = load_pipeline_config(path, None, {})
+    return path, cfg, run_pipeline(cfg)
+
+
+def test_pipeline_writes_every_artifact_and_a_report(tiny_run):
+    _, cfg, result = tiny_run
+    run = cfg.run_dir
+    for rel in ("finetune/teacher.safetensors", "distill/student.safetensors", "export/teacher.onnx",
+                "export/student.onnx", "report/report.md", "report/report.html", "report/latency_accuracy.png"):
+        assert (run / rel).exists(), rel
+    md = result.report_md.read_text()
+    for section in ("Artifacts", "Per-class", "Latency vs accuracy", "Training curves", "Confusion", "Decisions",
+                    "Hyper-parameter sweep", "Environment"):
+        assert section in md, section
+    html = result.report_html.read_text()
+    assert "data:image/png;base64," in html and "<img alt='latency vs accuracy'" in html
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    assert summary["shipped"] == str(result.shipped)
+    assert len(result.stages["sweep"]["trials"]) == 2
+    assert "no TensorRT here" in result.stages["build"]["skipped"]
+
+
+def test_second_run_skips_everything_and_reports_the_same(tiny_run):
+    _, cfg, first = tiny_run
+    before = json.loads((cfg.run_dir / "report" / "summary.json").read_text())
+    t0 = time.perf_counter()
+    run_pipeline(cfg)
+    assert time.perf_counter() - t0 < 60
+    after = json.loads((cfg.run_dir / "report" / "summary.json").read_text())
+    assert all(s["skipped"] for name, s in after["stages"].items())
+    assert after["test_top1"] == before["test_top1"] and after["latency_p50_ms"] == before["latency_p50_ms"]
+
+
+def test_force_and_changed_config_redo_only_what_changed(tiny_run):
+    path, cfg, _ = tiny_run
+    changed = load_pipeline_config(path, None, {"bench": {"min_runs": 6}})
+    run_pipeline(changed)
+    stages = json.loads((cfg.run_dir / "report" / "summary.json").read_text())["stages"]
+    assert not stages["bench"]["skipped"] and stages["finetune"]["skipped"] and stages["quantize"]["skipped"]
+
+
+def test_config_errors_name_key_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nquantize:\n  calib_cout: 5\n")
+    with pytest.raises(ConfigError, match=r"quantize.calib_cout \(line 3\): unknown key"):
+        load_pipeline_config(bad, None, {})
+    bad.write_text("teacher:\n  epochs: many\n")
+    with pytest.raises(ConfigError, match="epochs"):
+        load_pipeline_config(bad, None, {})
+    bad.write_text("sweep:\n  space: {colour: [1]}\n")
+    with pytest.raises(ConfigError, match="colour"):
+        load_pipeline_config(bad, None, {})
+    with pytest.raises(ConfigError, match="unknown preset"):
+        load_pipeline_config(None, "nope", {})
+    assert load_pipeline_config(None, "fashion-mnist", {}).teacher["arch"] == "timm/tf_efficientnet_lite0"
