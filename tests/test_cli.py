@@ -5,7 +5,18 @@ import sys
 
 import pytest
 
-COMMANDS = ["finetune", "distill", "export", "quantize", "calib", "eval", "predict", "inspect", "backends", "data"]
+COMMANDS = [
+    "finetune",
+    "distill",
+    "export",
+    "quantize",
+    "calib",
+    "eval",
+    "predict",
+    "inspect",
+    "backends",
+    "data",
+]
 
 
 def run_cli(*args, timeout=300):
@@ -71,8 +82,22 @@ def test_backends_lists_torch():
 
 def test_distill_with_baseline_writes_report(tiny_checkpoint, tmp_path):
     out = tmp_path / "s.safetensors"
-    r = run_cli("distill", "--teacher", tiny_checkpoint, "--student", "edgetl/compact_cnn_s", "--image-size",
-                "16", "--epochs", "1", "--threads", "2", "--baseline", "-o", out)
+    r = run_cli(
+        "distill",
+        "--teacher",
+        tiny_checkpoint,
+        "--student",
+        "edgetl/compact_cnn_s",
+        "--image-size",
+        "16",
+        "--epochs",
+        "1",
+        "--threads",
+        "2",
+        "--baseline",
+        "-o",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "s.report.json").read_text())
     assert set(report) == {"teacher", "student (KD)", "student (no KD)"}

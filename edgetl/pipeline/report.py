@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import html
 import json
+import os
 from pathlib import Path
 
 from edgetl.fileio import atomic_path, write_text_atomic
@@ -30,11 +31,7 @@ def _blocks_to_md(blocks: list[tuple], base: Path) -> str:
             out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
             out.append("")
         elif kind == "img":
-            rel = (
-                Path(b[1]).resolve().relative_to(base.resolve())
-                if Path(b[1]).resolve().is_relative_to(base.resolve())
-                else Path(b[1])
-            )
+            rel = Path(os.path.relpath(Path(b[1]).resolve(), base.resolve()))
             out.append(f"![{b[2]}]({rel.as_posix()})\n")
         elif kind == "pre":
             out.append("```\n" + b[1] + "\n```\n")
@@ -179,7 +176,7 @@ def write_report(
         if label in artifacts:
             decisions += [f"{label.split(' ')[0]}: {d}" for d in read_manifest(artifacts[label]).decisions]
     if "quantize" in stages:
-        decisions += [f"quantize: {d}" for d in stages["quantize"]["cpu"]["decisions"][-6:]]
+        decisions += [f"quantize: {d}" for d in stages["quantize"]["cpu"]["decisions"]]
         if "tensorrt" in stages["quantize"]:
             t = stages["quantize"]["tensorrt"]
             decisions.append(

@@ -199,7 +199,7 @@ def run_pipeline(cfg: PipelineConfig, force: set[str] | None = None) -> Pipeline
                     "path": str(int8),
                     "kind": r.manifest.kind,
                     "report": r.report,
-                    "decisions": r.manifest.decisions,
+                    "decisions": r.report["decisions"],
                 }
             }
             if trt_int8 is not None:

@@ -348,6 +348,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
             "latency": speed,
             "int8_speedup": speedup,
             "shipped": "int8" if ship_int8 else "fp32",
+            "decisions": decisions,
         }
         calibration = {
             **{k: v for k, v in calib.info.items() if k != "classes"},

@@ -11,13 +11,25 @@ from edgetl.pipeline.run import run_pipeline
 TINY = {
     "name": "tiny",
     "data": {"source": "digits", "calib_size": 128},
-    "teacher": {"arch": "timm/test_efficientnet", "pretrained": False, "image_size": 32, "epochs": 2,
-                "lr": 0.003, "threads": 2},
+    "teacher": {
+        "arch": "timm/test_efficientnet",
+        "pretrained": False,
+        "image_size": 32,
+        "epochs": 2,
+        "lr": 0.003,
+        "threads": 2,
+    },
     "student": {"arch": "edgetl/compact_cnn_s", "image_size": 16, "epochs": 2, "lr": 0.003, "threads": 2},
     "export": {"verify_images": 16},
     "quantize": {"calib_count": 128, "method": "minmax", "val_count": 200, "max_drop": 5.0},
     "bench": {"threads": 1, "min_runs": 5, "min_seconds": 0.05},
-    "sweep": {"method": "grid", "trials": 2, "epochs": 1, "limit_train": 300, "space": {"lr": [0.001, 0.003]}},
+    "sweep": {
+        "method": "grid",
+        "trials": 2,
+        "epochs": 1,
+        "limit_train": 300,
+        "space": {"lr": [0.001, 0.003]},
+    },
 }
 
 
@@ -33,12 +45,27 @@ def tiny_run(tmp_path_factory):
 def test_pipeline_writes_every_artifact_and_a_report(tiny_run):
     _, cfg, result = tiny_run
     run = cfg.run_dir
-    for rel in ("finetune/teacher.safetensors", "distill/student.safetensors", "export/teacher.onnx",
-                "export/student.onnx", "report/report.md", "report/report.html", "report/latency_accuracy.png"):
+    for rel in (
+        "finetune/teacher.safetensors",
+        "distill/student.safetensors",
+        "export/teacher.onnx",
+        "export/student.onnx",
+        "report/report.md",
+        "report/report.html",
+        "report/latency_accuracy.png",
+    ):
         assert (run / rel).exists(), rel
     md = result.report_md.read_text()
-    for section in ("Artifacts", "Per-class", "Latency vs accuracy", "Training curves", "Confusion", "Decisions",
-                    "Hyper-parameter sweep", "Environment"):
+    for section in (
+        "Artifacts",
+        "Per-class",
+        "Latency vs accuracy",
+        "Training curves",
+        "Confusion",
+        "Decisions",
+        "Hyper-parameter sweep",
+        "Environment",
+    ):
         assert section in md, section
     html = result.report_html.read_text()
     assert "data:image/png;base64," in html and "<img alt='latency vs accuracy'" in html

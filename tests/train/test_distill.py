@@ -20,8 +20,15 @@ def test_kd_loss_matches_hinton_formula():
 
 
 def _cfg(teacher, tmp_path, **kw):
-    base = dict(teacher=teacher, arch="edgetl/compact_cnn_s", image_size=16, epochs=2, lr=3e-3, threads=2,
-                output=tmp_path / "student.safetensors")
+    base = dict(
+        teacher=teacher,
+        arch="edgetl/compact_cnn_s",
+        image_size=16,
+        epochs=2,
+        lr=3e-3,
+        threads=2,
+        output=tmp_path / "student.safetensors",
+    )
     return DistillConfig(**{**base, **kw})
 
 
@@ -42,8 +49,15 @@ def test_cached_teacher_logits_and_hint_distillation(tiny_checkpoint, tmp_path):
 
     r = distill(_cfg(tiny_checkpoint, tmp_path, data=DataConfig(source="digits", augment="none")), quiet=True)
     assert r.manifest.metrics["test"]["top1"] > 0.5
-    r = distill(_cfg(tiny_checkpoint, tmp_path, hint_teacher_layer="backbone.blocks.3",
-                     hint_student_layer="backbone.stages.2"), quiet=True)
+    r = distill(
+        _cfg(
+            tiny_checkpoint,
+            tmp_path,
+            hint_teacher_layer="backbone.blocks.3",
+            hint_student_layer="backbone.stages.2",
+        ),
+        quiet=True,
+    )
     from safetensors.torch import load_file
 
     assert not any("extra" in k or "proj" in k for k in load_file(str(r.path)))  # projection not shipped
@@ -52,8 +66,15 @@ def test_cached_teacher_logits_and_hint_distillation(tiny_checkpoint, tmp_path):
 
 def test_bad_hint_layer_and_wrong_data_are_clear(tiny_checkpoint, tmp_path):
     with pytest.raises(ConfigError, match="not a module of the student"):
-        distill(_cfg(tiny_checkpoint, tmp_path, hint_teacher_layer="backbone.blocks.3",
-                     hint_student_layer="backbone.nope"), quiet=True)
+        distill(
+            _cfg(
+                tiny_checkpoint,
+                tmp_path,
+                hint_teacher_layer="backbone.blocks.3",
+                hint_student_layer="backbone.nope",
+            ),
+            quiet=True,
+        )
     from edgetl.data.dataset import DataConfig
     from tests.conftest import write_shape_folder
 
