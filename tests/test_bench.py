@@ -1,0 +1,121 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgetl.bench import BenchConfig, bench, latency_stats, time_calls, write_outputs
+from edgetl.export import ExportConfig, export
+from edgetl.runners.base import available_backends, make_runner
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "tiny.onnx"
+    export(ExportConfig(artifact=tiny_checkpoint, output=out, verify_images=8))
+    return out
+
+
+def test_latency_stats_by_hand():
+    ms = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
+    s = latency_stats(ms, batch=2)
+    assert s["p50_ms"] == 3.0 and s["min_ms"] == 1.0 and s["runs"] == 5
+    assert s["mean_ms"] == pytest.approx(22.0) and s["throughput_img_s"] == pytest.approx(2e3 / 22.0)
+    lo, hi = s["p50_ci95_ms"]
+    assert lo <= 3.0 <= hi
+    assert s["p99_ms"] > s["p90_ms"] > s["p50_ms"]
+
+
+def test_time_calls_meets_both_minimums():
+    calls = []
+    ms = time_calls(lambda: calls.append(1), warmup=3, min_runs=20, min_seconds=0.05, max_seconds=5)
+    assert len(ms) >= 20 and len(calls) == len(ms) + 3 and (ms >= 0).all()
+
+
+def test_bench_every_backend_and_outputs(tiny_checkpoint, tiny_onnx, tmp_path):
+    cfg = BenchConfig(
+        artifacts=(tiny_checkpoint, tiny_onnx),
+        batches=(1, 4),
+        threads=1,
+        min_runs=5,
+        min_seconds=0.05,
+        warmup=2,
+    )
+    report = bench(cfg)
+    got = {(r["kind"], r["backend"], r["batch"]) for r in report["results"]}
+    assert ("checkpoint", "torch", 4) in got and ("onnx", "onnxruntime", 1) in got
+    if available_backends()["openvino"] is None:
+        assert ("onnx", "openvino", 4) in got
+    r = report["results"][0]
+    assert r["end_to_end"]["p50_ms"] > 0 and r["compute"]["runs"] >= 5
+    env = report["environment"]
+    assert env["threads"] == 1 and "torch" in env["versions"] and env["cpu"]
+    paths = write_outputs(report, tmp_path, {str(tiny_checkpoint): 0.9, str(tiny_onnx): 0.9})
+    rows = list(csv.DictReader(open(paths["csv"])))
+    assert len(rows) == len(report["results"]) and float(rows[0]["p50_ms"]) > 0
+    assert json.loads(paths["json"].read_text())["accuracy"][str(tiny_onnx)] == 0.9
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_backend_that_cannot_run_a_kind_is_skipped_with_reason(tiny_onnx):
+    report = bench(
+        BenchConfig(
+            artifacts=(tiny_onnx,),
+            backends=("torch", "onnxruntime"),
+            min_runs=3,
+            min_seconds=0.01,
+            warmup=1,
+            end_to_end=False,
+        )
+    )
+    assert [r["backend"] for r in report["results"]] == ["onnxruntime"]
+    assert (
+        report["skipped"][0]["backend"] == "torch" and "does not run onnx" in report["skipped"][0]["reason"]
+    )
+
+
+@pytest.mark.skipif(available_backends()["openvino"] is not None, reason="openvino is not installed")
+def test_openvino_matches_onnxruntime(tiny_onnx):
+    x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    with make_runner(tiny_onnx, "onnxruntime") as a, make_runner(tiny_onnx, "openvino") as b:
+        assert np.abs(a.infer(x) - b.infer(x)).max() < 1e-3
+
+
+def test_bench_runs_without_torch(tiny_onnx, tmp_path):
+    """An edge target needs no training stack: block torch and bench the ONNX model."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from edgetl.cli import main\n"
+        f"sys.argv = ['edgetl', 'bench', {str(tiny_onnx)!r}, '--backend', 'onnxruntime', '--min-runs', '5',"
+        f" '--min-seconds', '0.05', '--compute-only', '-o', {str(tmp_path)!r}, '--quiet']\n"
+        "main()\n"
+    )
+    env = {**os.environ, "COLUMNS": "200"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "bench.json").read_text())["results"][0]["backend"] == "onnxruntime"
+
+
+def test_backends_report_reasons():
+    status = available_backends()
+    assert status["torch"] is None and status["onnxruntime"] is None
+    if status["tensorrt"] is not None:
+        assert "not installed" in status["tensorrt"]
+
+
+@pytest.mark.tensorrt
+def test_tensorrt_engine_build_and_run(tiny_onnx, tmp_path):
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (JetPack or `pip install tensorrt`)")
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT needs a CUDA GPU; none is visible")
+    from edgetl.engine import build_engine
+
+    engine = build_engine(tiny_onnx, tmp_path / "tiny.engine", max_batch=4)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with make_runner(tiny_onnx, "onnxruntime") as ref, make_runner(engine, "tensorrt") as trt:
+        assert np.abs(ref.infer(x) - trt.infer(x)).max() < 5e-2
