@@ -54,7 +54,7 @@ def test_bench_every_backend_and_outputs(tiny_checkpoint, tiny_onnx, tmp_path):
     env = report["environment"]
     assert env["threads"] == 1 and "torch" in env["versions"] and env["cpu"]
     paths = write_outputs(report, tmp_path, {str(tiny_checkpoint): 0.9, str(tiny_onnx): 0.9})
-    rows = list(csv.DictReader(open(paths["csv"])))
+    rows = list(csv.DictReader(paths["csv"].read_text().splitlines()))
     assert len(rows) == len(report["results"]) and float(rows[0]["p50_ms"]) > 0
     assert json.loads(paths["json"].read_text())["accuracy"][str(tiny_onnx)] == 0.9
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
