@@ -758,7 +758,18 @@ def pipeline(
     if print_config:
         import yaml
 
-        typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        from edgetl.train.config import FinetuneConfig
+        from edgetl.train.distill import DistillConfig
+
+        resolved = cfg.model_dump(mode="json")
+        drop = {"data", "output", "teacher"}
+        resolved["teacher"] = {
+            k: v for k, v in FinetuneConfig(**cfg.teacher).model_dump(mode="json").items() if k not in drop
+        }
+        if cfg.student is not None:
+            student = DistillConfig(**cfg.student, teacher="teacher.safetensors").model_dump(mode="json")
+            resolved["student"] = {k: v for k, v in student.items() if k not in drop}
+        typer.echo(yaml.safe_dump(resolved, sort_keys=False))
         return
     result = run_pipeline(cfg, set(force or ()))
     console = _console()
