@@ -780,13 +780,14 @@ def pipeline(
 @app.command()
 def backends() -> None:
     """List inference backends and why any is unavailable."""
-    from edgetl.runners.base import available_backends
+    from edgetl.runners.base import available_backends, backend_details
 
     console = _console()
     for name, reason in available_backends().items():
-        console.print(
-            f"{name:<12} " + ("[green]available[/]" if reason is None else f"[red]unavailable[/]: {reason}")
-        )
+        if reason is None:
+            console.print(f"{name:<12} [green]available[/]: {backend_details(name)}")
+            continue
+        console.print(f"{name:<12} [red]unavailable[/]: {reason}")
 
 
 @app.command()

@@ -131,3 +131,31 @@ def make_runner(path: str | Path, backend: str | None = None, **options) -> Runn
         raise BackendUnavailable(f"backend {backend!r} is unavailable: {reason}.")
     module, cls, _ = BACKENDS[backend]
     return getattr(importlib.import_module(module), cls)(path, **options)
+
+
+def backend_details(name: str) -> str:
+    """Devices/providers a usable backend offers here (imports the library)."""
+    try:
+        if name == "torch":
+            import torch
+
+            return f"torch {torch.__version__}; cpu" + (
+                f", cuda ({torch.cuda.get_device_name(0)})"
+                if torch.cuda.is_available()
+                else "; no CUDA device"
+            )
+        if name == "onnxruntime":
+            import onnxruntime as ort
+
+            return f"onnxruntime {ort.__version__}; providers {ort.get_available_providers()}"
+        if name == "openvino":
+            import openvino as ov
+
+            return f"openvino {ov.__version__}; devices {ov.Core().available_devices}"
+        if name == "tensorrt":
+            import tensorrt as trt
+
+            return f"tensorrt {trt.__version__}"
+    except Exception as exc:  # noqa: BLE001 - a broken install is reported, not raised
+        return f"installed but failed to load: {type(exc).__name__}: {exc}"
+    return ""
