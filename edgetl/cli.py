@@ -62,6 +62,21 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _stage_config(cls, config: Path | None, cli_values: dict[str, Any], sets: list[str] | None):
+    """YAML file values, overridden by CLI options, overridden by --set KEY=VALUE; validated."""
+    from edgetl.train.config import build_config, deep_merge, load_yaml
+
+    file_values = load_yaml(config) if config else {}
+    merged_cli = deep_merge(cli_values, _parse_sets(sets or []))
+    return build_config(cls, file_values, merged_cli, str(config or "command line"))
+
+
+def _echo_yaml(values: dict[str, Any]) -> None:
+    import yaml
+
+    typer.echo(yaml.safe_dump(values, sort_keys=False))
+
+
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in d.items():
@@ -143,10 +158,9 @@ def finetune(
     quiet: Quiet = False,
 ) -> None:
     """Fine-tune a pretrained backbone on a labelled image set -> model.safetensors."""
-    from edgetl.train.config import FinetuneConfig, build_config, load_yaml
+    from edgetl.train.config import FinetuneConfig
 
     _set_quiet(quiet)
-    file_values = load_yaml(config) if config else {}
     cli_values = _drop_none(
         {
             "data": {
@@ -182,14 +196,10 @@ def finetune(
             "output": str(output) if output else None,
         }
     )
-    from edgetl.train.config import deep_merge
 
-    cli_values = deep_merge(cli_values, _parse_sets(set_ or []))
-    cfg = build_config(FinetuneConfig, file_values, cli_values, str(config or "command line"))
+    cfg = _stage_config(FinetuneConfig, config, cli_values, set_)
     if print_config:
-        import yaml
-
-        typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        _echo_yaml(cfg.model_dump(mode="json"))
         return
     from edgetl.train.finetune import finetune as run
 
@@ -254,12 +264,10 @@ def distill(
     quiet: Quiet = False,
 ) -> None:
     """Distil a fine-tuned teacher into a lightweight student (Hinton KD, optional hints)."""
-    from edgetl.train.config import build_config, deep_merge, load_yaml
     from edgetl.train.distill import DistillConfig, compare_report, print_report
     from edgetl.train.distill import distill as run
 
     _set_quiet(quiet)
-    file_values = load_yaml(config) if config else {}
     cli_values = _drop_none(
         {
             "teacher": str(teacher),
@@ -283,12 +291,9 @@ def distill(
 
         base = recorded_data_config(read_manifest(teacher).provenance.data, data).model_dump(mode="json")
         cli_values["data"] = {**base, **({"augment": augment} if augment else {})}
-    cli_values = deep_merge(cli_values, _parse_sets(set_ or []))
-    cfg = build_config(DistillConfig, file_values, cli_values, str(config or "command line"))
+    cfg = _stage_config(DistillConfig, config, cli_values, set_)
     if print_config:
-        import yaml
-
-        typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        _echo_yaml(cfg.model_dump(mode="json"))
         return
     result = run(cfg, resume=resume)
     console = _console()
@@ -756,8 +761,6 @@ def pipeline(
         raise EdgetlError(f"--force {bad}: stages are {list(STAGES)}.")
     cfg = load_pipeline_config(config, preset, _parse_sets(set_ or []))
     if print_config:
-        import yaml
-
         from edgetl.train.config import FinetuneConfig
         from edgetl.train.distill import DistillConfig
 
@@ -769,7 +772,7 @@ def pipeline(
         if cfg.student is not None:
             student = DistillConfig(**cfg.student, teacher="teacher.safetensors").model_dump(mode="json")
             resolved["student"] = {k: v for k, v in student.items() if k not in drop}
-        typer.echo(yaml.safe_dump(resolved, sort_keys=False))
+        _echo_yaml(resolved)
         return
     result = run_pipeline(cfg, set(force or ()))
     console = _console()
