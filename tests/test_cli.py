@@ -6,17 +6,9 @@ import sys
 import pytest
 
 COMMANDS = [
-    "finetune",
-    "distill",
-    "export",
-    "quantize",
-    "calib",
-    "eval",
-    "predict",
-    "inspect",
-    "backends",
-    "data",
-]
+    "finetune", "distill", "export", "quantize", "calib", "build", "eval", "bench", "predict", "inspect",
+    "backends", "data", "pipeline",
+]  # fmt: skip
 
 
 def run_cli(*args, timeout=300):
@@ -105,3 +97,12 @@ def test_distill_with_baseline_writes_report(tiny_checkpoint, tmp_path):
     from edgetl.manifest import read_manifest
 
     assert read_manifest(tmp_path / "s.no-kd.safetensors").provenance.config["kd_weight"] == 0.0
+
+
+def test_pipeline_cli_print_config_and_bad_force():
+    r = run_cli("pipeline", "--preset", "fashion-mnist", "--print-config", "--set", "student.epochs=3")
+    assert r.returncode == 0 and "label_smoothing" in r.stdout and "epochs: 3" in r.stdout
+    r = run_cli("pipeline", "--preset", "fashion-mnist", "--force", "everything")
+    assert r.returncode == 2 and "stages are" in r.stderr
+    r = run_cli("pipeline")
+    assert r.returncode == 2 and "--preset" in r.stderr
