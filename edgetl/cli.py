@@ -770,8 +770,13 @@ def pipeline(
             k: v for k, v in FinetuneConfig(**cfg.teacher).model_dump(mode="json").items() if k not in drop
         }
         if cfg.student is not None:
-            student = DistillConfig(**cfg.student, teacher="teacher.safetensors").model_dump(mode="json")
-            resolved["student"] = {k: v for k, v in student.items() if k not in drop}
+            from edgetl.pipeline.config import student_settings
+
+            values, data = student_settings(cfg)
+            student = DistillConfig(**values, teacher="teacher.safetensors", data=data).model_dump(
+                mode="json"
+            )
+            resolved["student"] = {k: v for k, v in student.items() if k not in drop - {"data"}}
         _echo_yaml(resolved)
         return
     result = run_pipeline(cfg, set(force or ()))

@@ -132,9 +132,10 @@ def _validate_stage_keys(cfg: PipelineConfig, path: Path | None) -> None:
             raise ConfigError(f"{src}: teacher/student must not set '{block}' (the pipeline sets it).")
     build_config(FinetuneConfig, {**cfg.teacher, "data": cfg.data.model_dump()}, {}, f"{src} [teacher]")
     if cfg.student is not None:
+        student, data = student_settings(cfg)
         build_config(
             DistillConfig,
-            {**cfg.student, "teacher": "teacher.safetensors", "data": cfg.data.model_dump()},
+            {**student, "teacher": "teacher.safetensors", "data": data.model_dump()},
             {},
             f"{src} [student]",
         )
@@ -145,3 +146,13 @@ def _validate_stage_keys(cfg: PipelineConfig, path: Path | None) -> None:
             raise ConfigError(
                 f"{src}: sweep.space keys {bad} are not finetune settings; allowed: {sorted(allowed)}."
             )
+
+
+def student_settings(cfg: PipelineConfig) -> tuple[dict[str, Any], DataConfig]:
+    """The student block minus its optional ``augment`` key, and the data config it implies
+    (a student trained without augmentation lets the teacher's logits be computed once)."""
+    student = dict(cfg.student or {})
+    data = cfg.data
+    if "augment" in student:
+        data = DataConfig(**{**cfg.data.model_dump(), "augment": student.pop("augment")})
+    return student, data

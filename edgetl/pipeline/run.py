@@ -125,7 +125,12 @@ def run_pipeline(cfg: PipelineConfig, force: set[str] | None = None) -> Pipeline
         from edgetl.train.distill import DistillConfig, distill
 
         student = run_dir / "distill" / "student.safetensors"
-        ds_cfg = DistillConfig(**{**cfg.student, "teacher": teacher, "data": cfg.data, "output": student})
+        from edgetl.pipeline.config import student_settings
+
+        student_values, student_data = student_settings(cfg)
+        ds_cfg = DistillConfig(
+            **{**student_values, "teacher": teacher, "data": student_data, "output": student}
+        )
         stages["distill"] = _stage(
             cache,
             "distill",
