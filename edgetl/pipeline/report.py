@@ -241,6 +241,7 @@ def write_report(
         json.dumps(
             {
                 "shipped": str(shipped),
+                "shipped_label": shipped_label,
                 "shipped_kind": shipped_m.kind,
                 "summary": summary,
                 "test_top1": {a: evals[a]["top1"] for a in artifacts},
