@@ -42,11 +42,7 @@ def main() -> None:
     for png in ("latency_accuracy.png", "training_curves.png"):
         shutil.copy(run_dir / "report" / png, RESULTS / f"pipeline_fashion-mnist.{png}")
     top1 = summary1["test_top1"]
-    shipped_label = (
-        next(k for k, v in summary1["latency_p50_ms"].items() if v and k.startswith("student (onnx int8)"))
-        if "student (onnx int8)" in top1
-        else "student (onnx fp32)"
-    )
+    shipped_label = summary1["shipped_label"]
     teacher_p50 = summary1["latency_p50_ms"]["teacher (torch)"]["torch"]
     shipped_p50 = min(summary1["latency_p50_ms"][shipped_label].values())
     write_result(
