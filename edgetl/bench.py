@@ -26,6 +26,7 @@ class BenchConfig(BaseModel):
     batches: tuple[int, ...] = (1,)
     threads: int | None = Field(None, ge=1)
     warmup: int = Field(10, ge=0)
+    warmup_seconds: float = Field(0.5, ge=0, description="and at least this long (JIT, caches, clocks)")
     min_runs: int = Field(50, ge=1)
     min_seconds: float = Field(2.0, ge=0)
     max_seconds: float = Field(60.0, gt=0)
@@ -36,11 +37,20 @@ class BenchConfig(BaseModel):
 
 
 def time_calls(
-    fn: Callable[[], object], warmup: int, min_runs: int, min_seconds: float, max_seconds: float
+    fn: Callable[[], object],
+    warmup: int,
+    min_runs: int,
+    min_seconds: float,
+    max_seconds: float,
+    warmup_seconds: float = 0.0,
 ) -> np.ndarray:
-    """Call ``fn`` ``warmup`` times, then until min_runs AND min_seconds (capped by max_seconds)."""
-    for _ in range(warmup):
+    """Warm up for ``warmup`` calls and ``warmup_seconds``, then time until min_runs AND
+    min_seconds (capped by max_seconds). Returns milliseconds per call."""
+    start = time.perf_counter()
+    done = 0
+    while done < warmup or time.perf_counter() - start < warmup_seconds:
         fn()
+        done += 1
     times: list[float] = []
     clock = time.perf_counter
     start = clock()
@@ -109,7 +119,12 @@ def bench_one(artifact: Path, backend: str, batch: int, config: BenchConfig, ima
         _, c, h, w = m.input.shape
         x = np.random.default_rng(0).standard_normal((batch, c, h, w)).astype(np.float32)
         compute = time_calls(
-            lambda: runner.infer(x), config.warmup, config.min_runs, config.min_seconds, config.max_seconds
+            lambda: runner.infer(x),
+            config.warmup,
+            config.min_runs,
+            config.min_seconds,
+            config.max_seconds,
+            config.warmup_seconds,
         )
         result = {
             "artifact": str(artifact),
