@@ -284,8 +284,9 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
         int8, int8_metrics, drop, exclude = best
         if drop > config.max_drop:
             raise EdgetlError(
-                f"INT8 val top-1 drops {drop:.2f} pt even with {len(exclude)} node(s) in float "
-                f"(budget {config.max_drop} pt); nothing was written. Try --method entropy or "
+                f"INT8 val top-1 drops {drop:.2f} pt at best ({len(exclude)} node(s) in float; tried up "
+                f"to {len(rounds[-1]['kept_float'])}; budget {config.max_drop} pt); nothing was written. "
+                "Try --method entropy or "
                 "percentile, a larger --calib-count, a larger --max-drop, or more --max-rounds."
             )
         if config.target == "tensorrt":
