@@ -92,7 +92,7 @@ def main() -> None:
     model = Path(args.model)
     shape = (1, *read_manifest(model).input.shape[1:])
     cfg = BenchConfig(
-        artifacts=(model,), threads=args.threads, min_seconds=3.0, min_runs=200, end_to_end=False
+        artifacts=(model,), threads=args.threads, min_seconds=5.0, min_runs=200, end_to_end=False
     )
 
     first, second = bench(cfg), bench(cfg)
