@@ -121,6 +121,10 @@ def parity(onnx_bytes: bytes, model, x: np.ndarray, batch: int | None) -> dict:
     }
 
 
+def _passes(result: dict, config: ExportConfig) -> bool:
+    return result["max_abs_diff"] <= config.tolerance and result["top1_agreement"] == 1.0
+
+
 def export(config: ExportConfig) -> ExportResult:
     """Export ``config.artifact`` to ONNX; raise if parity fails (unless verify is off)."""
     import onnx
@@ -147,24 +151,35 @@ def export(config: ExportConfig) -> ExportResult:
     proto = onnx.load_from_string(raw)
     onnx.checker.check_model(proto, full_check=True)
     nodes_before = len(proto.graph.node)
+    notes: list[str] = []  # decisions this export took
+    x = _parity_images(parent, config.data, config.verify_images) if config.verify else None
     if config.simplify:
         import onnxslim
 
-        proto = onnxslim.slim(proto)
-        onnx.checker.check_model(proto, full_check=True)
+        slim = onnxslim.slim(proto)
+        onnx.checker.check_model(slim, full_check=True)
+        if x is not None and not _passes(parity(slim.SerializeToString(), model, x, config.batch), config):
+            # the simplifier changed the outputs: keep the exact graph, and say so
+            bad = parity(slim.SerializeToString(), model, x, config.batch)
+            notes.append(
+                f"onnxslim changed the model's outputs (max |diff| {bad['max_abs_diff']:.2e}, top-1 "
+                f"agreement {bad['top1_agreement']:.2%}); shipped the unsimplified graph"
+            )
+            log(f"[yellow]{notes[-1]}[/]")
+        else:
+            proto = slim
     log(
         f"exported {len(proto.graph.node)} nodes (opset {config.opset}; {nodes_before} before simplification)"
     )
     result_parity = None
-    if config.verify:
-        x = _parity_images(parent, config.data, config.verify_images)
+    if x is not None:
         result_parity = parity(proto.SerializeToString(), model, x, config.batch)
         log(
             f"parity on {result_parity['images']} val images: "
             f"max |diff| {result_parity['max_abs_diff']:.2e}, "
             f"top-1 agreement {result_parity['top1_agreement']:.2%}"
         )
-        if result_parity["max_abs_diff"] > config.tolerance or result_parity["top1_agreement"] < 1.0:
+        if not _passes(result_parity, config):
             raise ModelError(
                 f"ONNX parity check failed: max abs logit difference {result_parity['max_abs_diff']:.3e} "
                 f"(tolerance {config.tolerance:.0e}), top-1 agreement {result_parity['top1_agreement']:.2%}. "
@@ -189,6 +204,7 @@ def export(config: ExportConfig) -> ExportResult:
             "history": [],
             "decisions": [
                 *parent.decisions,
+                *notes,
                 "accuracy metrics inherited from the parent checkpoint"
                 + (" (parity verified)" if result_parity else " (parity NOT verified)"),
             ],

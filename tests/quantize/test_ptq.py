@@ -93,18 +93,12 @@ def test_calibration_fingerprint_matches_committed_recipe_manifest(tiny_onnx, tm
 def test_budget_loop_keeps_more_layers_in_float_each_round(tiny_onnx, tmp_path):
     """An impossible budget forces every round: 1, then 2, then 4 nodes kept in float."""
     out = tmp_path / "kept.onnx"
+    cfg = QuantizeConfig(
+        model=tiny_onnx, output=out, calib_count=32, method="minmax", max_rounds=3, val_count=100
+    )
+    impossible = cfg.model_copy(update={"max_drop": -100.0})  # bypasses validation (max_drop >= 0) on purpose
     with pytest.raises(EdgetlError, match=r"tried up to 4;") as exc:
-        quantize(
-            QuantizeConfig(
-                model=tiny_onnx,
-                output=out,
-                calib_count=32,
-                method="minmax",
-                max_drop=-100.0,
-                max_rounds=3,
-                val_count=100,
-            )
-        )
+        quantize(impossible)
     assert "nothing was written" in str(exc.value) and not out.exists()
 
 
@@ -180,3 +174,22 @@ def test_onnxruntime_runner_evaluates_int8(tiny_onnx, tmp_path):
     assert fp["backend"] == "onnxruntime" and fp["num_samples"] == q["num_samples"]
     assert abs(fp["top1"] - q["top1"]) < 0.05
     assert np.isfinite(q["top1"])
+
+
+def test_export_falls_back_when_the_simplifier_changes_outputs(tiny_checkpoint, tmp_path, monkeypatch):
+    """onnxslim changed a Lite0 graph's outputs at 48 px (found by the parity check): when the
+    simplified graph fails parity and the exported one passes, the exported one ships."""
+    import onnxslim
+    from onnx import numpy_helper
+
+    def broken_slim(model):
+        out = onnx.ModelProto()
+        out.CopyFrom(model)
+        init = max(out.graph.initializer, key=lambda t: numpy_helper.to_array(t).size)
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 0.0, init.name))
+        return out
+
+    monkeypatch.setattr(onnxslim, "slim", broken_slim)
+    r = export(ExportConfig(artifact=tiny_checkpoint, output=tmp_path / "m.onnx", verify_images=16))
+    assert r.parity["max_abs_diff"] <= 1e-4
+    assert any("onnxslim changed the model's outputs" in d for d in r.manifest.decisions)
