@@ -32,7 +32,7 @@ class BenchConfig(BaseModel):
     max_seconds: float = Field(60.0, gt=0)
     end_to_end: bool = True
     image: Path | None = Field(None, description="image file for end-to-end timing (default: a test image)")
-    precision: str = Field("fp32", description="torch backend: fp32 | fp16 | bf16")
+    precision: str = Field("fp32", description="float precision for torch and openvino: fp32 | fp16 | bf16")
     device: str = "cpu"
 
 
@@ -88,7 +88,7 @@ def _runner_options(backend: str, config: BenchConfig, batch: int) -> dict:
     if backend == "onnxruntime":
         return {"threads": config.threads}
     if backend == "openvino":
-        return {"threads": config.threads, "batch": batch}
+        return {"threads": config.threads, "batch": batch, "precision": config.precision}
     return {}
 
 
