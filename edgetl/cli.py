@@ -616,7 +616,7 @@ def bench(
     image: Annotated[
         Path | None, typer.Option(help="Image file for end-to-end timing (default: a test image).")
     ] = None,
-    precision: Annotated[str, typer.Option(help="torch/openvino float precision: fp32 | fp16 | bf16.")] = "fp32",
+    precision: Annotated[str, typer.Option(help="torch/openvino precision: fp32 | fp16 | bf16.")] = "fp32",
     device: Annotated[str, typer.Option(help="torch backend device: cpu | cuda.")] = "cpu",
     compare: Annotated[
         bool, typer.Option("--compare", help="Add accuracy and a latency-accuracy plot.")
