@@ -153,27 +153,28 @@ def export(config: ExportConfig) -> ExportResult:
     nodes_before = len(proto.graph.node)
     notes: list[str] = []  # decisions this export took
     x = _parity_images(parent, config.data, config.verify_images) if config.verify else None
+    result_parity = None
     if config.simplify:
         import onnxslim
 
         slim = onnxslim.slim(proto)
         onnx.checker.check_model(slim, full_check=True)
-        if x is not None and not _passes(parity(slim.SerializeToString(), model, x, config.batch), config):
+        slim_parity = parity(slim.SerializeToString(), model, x, config.batch) if x is not None else None
+        if slim_parity is not None and not _passes(slim_parity, config):
             # the simplifier changed the outputs: keep the exact graph, and say so
-            bad = parity(slim.SerializeToString(), model, x, config.batch)
             notes.append(
-                f"onnxslim changed the model's outputs (max |diff| {bad['max_abs_diff']:.2e}, top-1 "
-                f"agreement {bad['top1_agreement']:.2%}); shipped the unsimplified graph"
+                f"onnxslim changed the model's outputs (max |diff| {slim_parity['max_abs_diff']:.2e}, top-1 "
+                f"agreement {slim_parity['top1_agreement']:.2%}); shipped the unsimplified graph"
             )
             log(f"[yellow]{notes[-1]}[/]")
         else:
-            proto = slim
+            proto, result_parity = slim, slim_parity
     log(
         f"exported {len(proto.graph.node)} nodes (opset {config.opset}; {nodes_before} before simplification)"
     )
-    result_parity = None
     if x is not None:
-        result_parity = parity(proto.SerializeToString(), model, x, config.batch)
+        if result_parity is None:
+            result_parity = parity(proto.SerializeToString(), model, x, config.batch)
         log(
             f"parity on {result_parity['images']} val images: "
             f"max |diff| {result_parity['max_abs_diff']:.2e}, "

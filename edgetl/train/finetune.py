@@ -250,7 +250,7 @@ def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
             config.strategy, core.num_stages, epoch, config.unfreeze_stages, config.gradual_every
         )
         apply_freeze(core, n_tr)
-        set_train_mode(core, core, n_tr)
+        set_train_mode(core, n_tr)
         net = net_for(n_tr)
         note = f"{n_tr}/{core.num_stages} stages training"
         if use_features:

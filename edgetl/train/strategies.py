@@ -6,8 +6,6 @@ backbone left in train mode silently rewrites its BatchNorm running statistics.
 
 from __future__ import annotations
 
-import torch
-
 from edgetl.models.registry import EdgeClassifier
 
 
@@ -34,9 +32,9 @@ def apply_freeze(model: EdgeClassifier, n_trainable: int) -> None:
         p.requires_grad_(True)
 
 
-def set_train_mode(model: torch.nn.Module, core: EdgeClassifier, n_trainable: int) -> None:
-    """model.train(), then eval() on every frozen stage (keeps BN statistics and dropout fixed)."""
-    model.train()
+def set_train_mode(core: EdgeClassifier, n_trainable: int) -> None:
+    """core.train(), then eval() on every frozen stage (keeps BN statistics and dropout fixed)."""
+    core.train()
     if n_trainable == 0:
         core.backbone.eval()
         return

@@ -78,7 +78,7 @@ def test_gradual_schedule_and_eval_mode_of_frozen_stages():
     assert trainable_stages("partial", 4, 0, 9, 1) == 4 and trainable_stages("linear", 4, 5, 2, 1) == 0
     model, _ = build_model(ModelSpec(architecture=TINY_ARCH, num_classes=3))
     apply_freeze(model, 1)
-    set_train_mode(model, model, 1)
+    set_train_mode(model, 1)
     last = model.num_stages - 1
     assert all(not m.training for s in range(last) for m in model.stage_modules(s))
     assert all(m.training for m in model.stage_modules(last)) and model.head.training
