@@ -34,6 +34,9 @@ class BenchConfig(BaseModel):
     image: Path | None = Field(None, description="image file for end-to-end timing (default: a test image)")
     precision: str = Field("fp32", description="float precision for torch and openvino: fp32 | fp16 | bf16")
     device: str = "cpu"
+    rounds: int = Field(
+        1, ge=1, description="time every artifact x backend this often, interleaved (noisy machines)"
+    )
 
 
 def time_calls(
@@ -106,66 +109,135 @@ def default_image(artifact: Path, workdir: Path) -> Path:
     return path
 
 
-def bench_one(artifact: Path, backend: str, batch: int, config: BenchConfig, image: Path | None) -> dict:
-    """Compute-only (and end-to-end) latency of one artifact on one backend at one batch size."""
-    from edgetl.data.preprocess import load_image, preprocess
-    from edgetl.runners.base import make_runner
+DRIFT_WARN = 0.10  # spread of round/segment p50s above which a result is flagged as unstable
 
-    with make_runner(artifact, backend, **_runner_options(backend, config, batch)) as runner:
-        m = runner.manifest
-        fixed = m.input.shape[0]
-        if fixed > 0 and fixed != batch:
-            raise EdgetlError(f"{artifact}: fixed batch {fixed}; bench it with --batch {fixed}.")
-        _, c, h, w = m.input.shape
-        x = np.random.default_rng(0).standard_normal((batch, c, h, w)).astype(np.float32)
-        compute = time_calls(
-            lambda: runner.infer(x),
-            config.warmup,
-            config.min_runs,
-            config.min_seconds,
-            config.max_seconds,
-            config.warmup_seconds,
+
+def stability(rounds: list[np.ndarray]) -> dict:
+    """p50 of every round (one round is cut into 5 consecutive segments) and their spread,
+    (max - min) / median: how much the machine drifted while this result was measured."""
+    parts = rounds if len(rounds) > 1 else np.array_split(rounds[0], min(5, len(rounds[0])))
+    p50s = [float(np.median(p)) for p in parts]
+    return {
+        "by": "round" if len(rounds) > 1 else "segment",
+        "p50_ms": p50s,
+        "spread": (max(p50s) - min(p50s)) / float(np.median(p50s)),
+    }
+
+
+class _Timed:
+    """One artifact x backend x batch with its runner open, timed in one or more rounds."""
+
+    def __init__(self, artifact: Path, backend: str, batch: int, config: BenchConfig, image: Path | None):
+        self.artifact, self.backend, self.batch = artifact, backend, batch
+        self.config, self.image = config, image
+        self.rounds: list[np.ndarray] = []
+
+    def __enter__(self) -> _Timed:
+        from edgetl.runners.base import make_runner
+
+        self._ctx = make_runner(
+            self.artifact, self.backend, **_runner_options(self.backend, self.config, self.batch)
         )
+        self.runner = self._ctx.__enter__()
+        try:
+            fixed = self.runner.manifest.input.shape[0]
+            if fixed > 0 and fixed != self.batch:
+                raise EdgetlError(f"{self.artifact}: fixed batch {fixed}; bench it with --batch {fixed}.")
+        except BaseException:
+            self._ctx.__exit__(None, None, None)
+            raise
+        _, c, h, w = self.runner.manifest.input.shape
+        self.x = np.random.default_rng(0).standard_normal((self.batch, c, h, w)).astype(np.float32)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._ctx.__exit__(*exc)
+
+    def time_round(self) -> None:
+        """Warm up, then time one round. Later rounds re-warm with ``warmup`` calls only (another
+        model may have evicted the caches; the runner itself is warm), so many short rounds are cheap."""
+        cfg = self.config
+        self.rounds.append(
+            time_calls(
+                lambda: self.runner.infer(self.x),
+                cfg.warmup,
+                cfg.min_runs,
+                cfg.min_seconds,
+                cfg.max_seconds,
+                0.0 if self.rounds else cfg.warmup_seconds,
+            )
+        )
+
+    def result(self) -> dict:
+        """Stats over every round's samples, the drift between rounds, and end-to-end timing."""
+        from edgetl.data.preprocess import load_image, preprocess
+
+        m, cfg = self.runner.manifest, self.config
         result = {
-            "artifact": str(artifact),
+            "artifact": str(self.artifact),
             "kind": m.kind,
-            "backend": backend,
-            "batch": batch,
-            "threads": config.threads,
-            "compute": latency_stats(compute, batch),
+            "backend": self.backend,
+            "batch": self.batch,
+            "threads": cfg.threads,
+            "compute": latency_stats(np.concatenate(self.rounds), self.batch),
+            "stability": stability(self.rounds),
         }
-        if image is not None:
+        if self.image is not None:
+            image, batch = self.image, self.batch
 
             def end_to_end():
-                return runner.infer(preprocess([load_image(image) for _ in range(batch)], m.preprocessing))
+                return self.runner.infer(
+                    preprocess([load_image(image) for _ in range(batch)], m.preprocessing)
+                )
 
             e2e = time_calls(
                 end_to_end,
-                max(1, config.warmup // 2),
-                max(10, config.min_runs // 2),
-                config.min_seconds / 2,
-                config.max_seconds / 2,
+                max(1, cfg.warmup // 2),
+                max(10, cfg.min_runs // 2),
+                cfg.min_seconds / 2,
+                cfg.max_seconds / 2,
             )
-            result["end_to_end"] = latency_stats(e2e, batch)
-            result["end_to_end"]["image"] = str(image)
-    return result
+            result["end_to_end"] = {**latency_stats(e2e, batch), "image": str(image)}
+        return result
 
 
-def bench(config: BenchConfig) -> dict:
-    """Every artifact x backend x batch; returns {"environment", "results", "skipped"}."""
-    import tempfile
+def bench_one(artifact: Path, backend: str, batch: int, config: BenchConfig, image: Path | None) -> dict:
+    """Compute-only (and end-to-end) latency of one artifact on one backend at one batch size."""
+    with _Timed(artifact, backend, batch, config, image) as timed:
+        for _ in range(config.rounds):
+            timed.time_round()
+        return timed.result()
 
-    from edgetl.envstamp import environment_stamp
-    from edgetl.progress import make_progress
+
+def warnings_for(results: list[dict], contention: dict) -> list[str]:
+    """Plain-language flags for numbers that may not repeat."""
+    out = []
+    for r in results:
+        s = r["stability"]
+        if s["spread"] > DRIFT_WARN:
+            advice = (
+                "compare artifacts only within this run (its rounds interleaved them)"
+                if s["by"] == "round"
+                else "compare artifacts within one run with --rounds 5 or more (interleaved)"
+            )
+            out.append(
+                f"{Path(r['artifact']).name} on {r['backend']} (batch {r['batch']}): p50 moved "
+                f"{s['spread']:.0%} between {s['by']}s ({min(s['p50_ms']):.3f}-{max(s['p50_ms']):.3f} ms); "
+                f"the machine was not steady: {advice}, or rerun on an idle machine."
+            )
+    others, steal = contention.get("others_cpu_pct"), contention.get("steal_pct")
+    if others is not None and others > 5:
+        out.append(
+            f"other processes used {others:.0f}% of the CPUs while timing; stop them for stable numbers."
+        )
+    if steal is not None and steal > 2:
+        out.append(f"the hypervisor stole {steal:.0f}% of CPU time while timing (shared virtual machine).")
+    return out
+
+
+def _plan(config: BenchConfig) -> tuple[list[tuple[Path, str, int]], list[dict]]:
     from edgetl.runners.base import available_backends, backends_for
 
-    if config.threads:
-        try:
-            import torch
-
-            torch.set_num_threads(config.threads)
-        except ImportError:
-            pass
     usable = available_backends()
     plan, skipped = [], []
     for artifact in config.artifacts:
@@ -185,24 +257,69 @@ def bench(config: BenchConfig) -> dict:
                     }
                 )
             else:
-                plan += [(artifact, backend, b) for b in config.batches]
+                plan += [(Path(artifact), backend, b) for b in config.batches]
+    return plan, skipped
+
+
+def bench(config: BenchConfig) -> dict:
+    """Every artifact x backend x batch; returns {"environment", "results", "skipped", "warnings"}.
+
+    With ``rounds`` > 1 every runner stays open and the rounds go round-robin over all of them,
+    so a slow phase of the machine hits every contender instead of one."""
+    import tempfile
+    from contextlib import ExitStack
+
+    from edgetl.contention import ContentionMeter
+    from edgetl.envstamp import environment_stamp
+    from edgetl.progress import make_progress
+
+    if config.threads:
+        try:
+            import torch
+
+            torch.set_num_threads(config.threads)
+        except ImportError:
+            pass
+    plan, skipped = _plan(config)
     results = []
-    with tempfile.TemporaryDirectory() as tmp, make_progress() as progress:
-        task = progress.add_task("benchmarking", total=len(plan), info="")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        make_progress() as progress,
+        ContentionMeter() as meter,
+        ExitStack() as stack,
+    ):
+        task = progress.add_task("benchmarking", total=len(plan) * config.rounds, info="")
         images: dict[Path, Path | None] = {}
-        for artifact, backend, batch in plan:
-            progress.update(task, info=f"{Path(artifact).name} on {backend}, batch {batch}")
+        for artifact, _, _ in plan:
             if artifact not in images:
                 images[artifact] = None
                 if config.end_to_end:
                     images[artifact] = config.image or default_image(artifact, Path(tmp))
-            results.append(bench_one(Path(artifact), backend, batch, config, images[artifact]))
-            progress.advance(task)
+        timed = [_Timed(a, be, b, config, images[a]) for a, be, b in plan]
+        if config.rounds > 1:  # all open at once, interleaved; otherwise one at a time (less memory)
+            for t in timed:
+                stack.enter_context(t)
+        for rnd in range(config.rounds):
+            for t in timed:
+                progress.update(
+                    task, info=f"{t.artifact.name} on {t.backend}, batch {t.batch}, round {rnd + 1}"
+                )
+                if config.rounds == 1:
+                    with t:
+                        t.time_round()
+                        results.append(t.result())
+                else:
+                    t.time_round()
+                progress.advance(task)
+        if config.rounds > 1:
+            results = [t.result() for t in timed]
     return {
         "environment": environment_stamp(config.threads),
         "config": config.model_dump(mode="json"),
         "results": results,
         "skipped": skipped,
+        "contention": meter.result,
+        "warnings": warnings_for(results, meter.result),
     }
 
 
@@ -234,6 +351,7 @@ def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None]
         "p50_ci95_hi",
         "throughput_img_s",
         "e2e_p50_ms",
+        "p50_spread",
         "accuracy",
     ]
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
@@ -255,6 +373,7 @@ def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None]
                     "p50_ci95_lo": c["p50_ci95_ms"][0],
                     "p50_ci95_hi": c["p50_ci95_ms"][1],
                     "e2e_p50_ms": r.get("end_to_end", {}).get("p50_ms"),
+                    "p50_spread": r["stability"]["spread"],
                     "accuracy": (accuracy or {}).get(r["artifact"]),
                 }
             )

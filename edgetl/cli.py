@@ -607,9 +607,19 @@ def bench(
     ] = None,
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated, e.g. 1,8,32.")] = "1",
     threads: Annotated[int | None, typer.Option(help="CPU threads for every backend.")] = None,
-    warmup: Annotated[int, typer.Option(help="Untimed warm-up calls.")] = 10,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up calls (again before every round).")] = 10,
+    warmup_seconds: Annotated[
+        float, typer.Option(help="... and warm up at least this long the first time (JIT, caches, clocks).")
+    ] = 0.5,
     min_runs: Annotated[int, typer.Option(help="At least this many timed calls ...")] = 50,
     min_seconds: Annotated[float, typer.Option(help="... and at least this many seconds.")] = 2.0,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            help="Time everything this many times, round-robin, so a slow phase of a busy machine "
+            "hits every artifact alike; results pool all rounds and report their spread."
+        ),
+    ] = 1,
     end_to_end: Annotated[
         bool, typer.Option("--end-to-end/--compute-only", help="Also time decode + preprocess + infer.")
     ] = True,
@@ -646,8 +656,10 @@ def bench(
         batches=batches,
         threads=threads,
         warmup=warmup,
+        warmup_seconds=warmup_seconds,
         min_runs=min_runs,
         min_seconds=min_seconds,
+        rounds=rounds,
         end_to_end=end_to_end,
         image=image,
         precision=precision,
@@ -673,7 +685,7 @@ def _print_bench(report: dict, accuracy: dict | None) -> None:
 
     env = report["environment"]
     table = Table(title=f"{env['cpu']} | threads {env['threads']} | {env['cores_visible']} cores visible")
-    cols = ["artifact", "backend", "batch", "p50 ms", "95% CI", "p90", "p99", "img/s", "e2e p50"]
+    cols = ["artifact", "backend", "batch", "p50 ms", "95% CI", "drift", "p90", "p99", "img/s", "e2e p50"]
     if accuracy:
         cols.append("top-1")
     for col in cols:
@@ -686,6 +698,7 @@ def _print_bench(report: dict, accuracy: dict | None) -> None:
             str(r["batch"]),
             f"{c['p50_ms']:.3f}",
             f"{c['p50_ci95_ms'][0]:.3f}-{c['p50_ci95_ms'][1]:.3f}",
+            f"{r['stability']['spread']:.0%}",
             f"{c['p90_ms']:.3f}",
             f"{c['p99_ms']:.3f}",
             f"{c['throughput_img_s']:.0f}",
@@ -698,6 +711,15 @@ def _print_bench(report: dict, accuracy: dict | None) -> None:
     _console().print(table)
     for s in report["skipped"]:
         _console().print(f"[yellow]skipped[/] {s['artifact']} on {s['backend']}: {s['reason']}")
+    for w in report.get("warnings", []):
+        _console().print(f"[yellow]unsteady[/] {w}")
+    cont = report.get("contention", {})
+    if cont.get("others_cpu_pct") is not None:
+        _console().print(
+            f"drift = spread of p50 between rounds (or 5 segments of one round); while timing, other "
+            f"processes used {cont['others_cpu_pct']:.0f}% of the CPUs, steal {cont['steal_pct']:.0f}%, "
+            f"load average {report['environment'].get('loadavg_1m', float('nan')):.2f}."
+        )
 
 
 @app.command()

@@ -7,7 +7,16 @@ import sys
 import numpy as np
 import pytest
 
-from edgetl.bench import BenchConfig, bench, latency_stats, time_calls, write_outputs
+from edgetl.bench import (
+    BenchConfig,
+    bench,
+    latency_stats,
+    stability,
+    time_calls,
+    warnings_for,
+    write_outputs,
+)
+from edgetl.contention import ContentionMeter
 from edgetl.export import ExportConfig, export
 from edgetl.runners.base import available_backends, make_runner
 
@@ -35,6 +44,66 @@ def test_time_calls_meets_both_minimums():
     assert len(ms) >= 20 and len(calls) == len(ms) + 3 and (ms >= 0).all()
 
 
+def test_stability_by_segments_and_rounds():
+    one = stability([np.array([1.0] * 12 + [2.0] * 8)])  # a slow phase in the second half
+    assert one["by"] == "segment" and len(one["p50_ms"]) == 5 and one["spread"] == pytest.approx(1.0)
+    three = stability([np.full(5, 1.0), np.full(5, 1.1), np.full(5, 1.0)])
+    assert three["by"] == "round" and three["p50_ms"] == [1.0, 1.1, 1.0]
+    assert three["spread"] == pytest.approx(0.1)
+
+
+def test_warnings_name_the_unsteady_result_and_the_contention():
+    steady = {
+        "artifact": "a/m.onnx",
+        "backend": "onnxruntime",
+        "batch": 1,
+        "stability": stability([np.ones(9)]),
+    }
+    drifted = {**steady, "stability": stability([np.full(5, 1.0), np.full(5, 1.5)])}
+    assert warnings_for([steady], {"others_cpu_pct": 0.0, "steal_pct": 0.0}) == []
+    (w,) = warnings_for([steady, drifted], {"others_cpu_pct": None, "steal_pct": None})
+    assert "m.onnx on onnxruntime" in w and "40%" in w and "interleaved" in w
+    got = warnings_for([steady], {"others_cpu_pct": 48.0, "steal_pct": 7.0})
+    assert "48%" in got[0] and "stole 7%" in got[1]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads Linux /proc/stat")
+def test_contention_meter_sees_another_busy_process():
+    import time
+
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<1.5: pass"]
+    )
+    try:
+        time.sleep(0.2)
+        with ContentionMeter() as meter:
+            time.sleep(1.0)  # we idle; the child spins one CPU
+    finally:
+        busy.wait()
+    share = 100 / (os.cpu_count() or 1)  # one busy CPU, as a share of all of them
+    assert meter.result["others_cpu_pct"] >= 0.6 * share, meter.result
+    with ContentionMeter() as quiet:
+        sum(i * i for i in range(2_000_000))  # our own work is not counted as others'
+    assert quiet.result["others_cpu_pct"] < 0.6 * share + 5, quiet.result
+
+
+def test_rounds_interleave_and_pool_every_sample(tiny_onnx):
+    cfg = BenchConfig(
+        artifacts=(tiny_onnx,),
+        backends=("onnxruntime",),
+        threads=1,
+        warmup=1,
+        warmup_seconds=0,
+        min_runs=7,
+        min_seconds=0,
+        rounds=3,
+        end_to_end=False,
+    )
+    (r,) = bench(cfg)["results"]
+    assert r["stability"]["by"] == "round" and len(r["stability"]["p50_ms"]) == 3
+    assert r["compute"]["runs"] == 21
+
+
 def test_bench_every_backend_and_outputs(tiny_checkpoint, tiny_onnx, tmp_path):
     cfg = BenchConfig(
         artifacts=(tiny_checkpoint, tiny_onnx),
@@ -58,6 +127,10 @@ def test_bench_every_backend_and_outputs(tiny_checkpoint, tiny_onnx, tmp_path):
     assert len(rows) == len(report["results"]) and float(rows[0]["p50_ms"]) > 0
     assert json.loads(paths["json"].read_text())["accuracy"][str(tiny_onnx)] == 0.9
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    assert float(rows[0]["p50_spread"]) >= 0 and r["stability"]["by"] == "segment"
+    assert set(report["contention"]) == {"others_cpu_pct", "steal_pct"} and isinstance(
+        report["warnings"], list
+    )
 
 
 def test_backend_that_cannot_run_a_kind_is_skipped_with_reason(tiny_onnx):

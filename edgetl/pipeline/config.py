@@ -43,6 +43,7 @@ class BenchSettings(_Strict):
     batches: tuple[int, ...] = (1,)
     min_runs: int = 50
     min_seconds: float = 2.0
+    rounds: int = Field(3, ge=1, description="interleaved timing rounds, so drift hits every artifact alike")
     backends: tuple[str, ...] | None = None
 
 

@@ -200,6 +200,7 @@ def write_report(
         ("table", ["class", "teacher"] + [a for a in artifacts if a != "teacher (torch)"], per_class_rows),
         ("h2", "Latency vs accuracy"),
         ("img", str(out_dir / "latency_accuracy.png"), "latency vs accuracy"),
+        *([("ul", bench["warnings"])] if bench.get("warnings") else []),
         ("h2", "Training curves"),
         ("img", str(out_dir / "training_curves.png"), "training curves"),
         ("h2", "Confusion matrices"),

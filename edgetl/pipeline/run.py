@@ -296,6 +296,7 @@ def run_pipeline(cfg: PipelineConfig, force: set[str] | None = None) -> Pipeline
         threads=b.threads,
         min_runs=b.min_runs,
         min_seconds=b.min_seconds,
+        rounds=b.rounds,
     )
     stages["bench"] = _stage(
         cache,
