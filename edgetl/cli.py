@@ -686,6 +686,9 @@ def _print_bench(report: dict, accuracy: dict | None) -> None:
     env = report["environment"]
     table = Table(title=f"{env['cpu']} | threads {env['threads']} | {env['cores_visible']} cores visible")
     cols = ["artifact", "backend", "batch", "p50 ms", "95% CI", "drift", "p90", "p99", "img/s", "e2e p50"]
+    own = any("backend_reported" in r for r in report["results"])
+    if own:
+        cols.append("own p50")
     if accuracy:
         cols.append("top-1")
     for col in cols:
@@ -704,6 +707,8 @@ def _print_bench(report: dict, accuracy: dict | None) -> None:
             f"{c['throughput_img_s']:.0f}",
             f"{r['end_to_end']['p50_ms']:.3f}" if "end_to_end" in r else "-",
         ]
+        if own:
+            row.append(f"{r['backend_reported']['p50_ms']:.3f}" if "backend_reported" in r else "-")
         if accuracy:
             acc = accuracy.get(r["artifact"])
             row.append("n/a" if acc is None else f"{acc:.4f}")
@@ -716,7 +721,13 @@ def _print_bench(report: dict, accuracy: dict | None) -> None:
     cont = report.get("contention", {})
     if cont.get("others_cpu_pct") is not None:
         _console().print(
-            f"drift = spread of p50 between rounds (or 5 segments of one round); while timing, other "
+            (
+                "own p50 = the backend's own timing of each call, without the Python call (as "
+                "benchmark_app reports it); "
+                if own
+                else ""
+            )
+            + f"drift = spread of p50 between rounds (or 5 segments of one round); while timing, other "
             f"processes used {cont['others_cpu_pct']:.0f}% of the CPUs, steal {cont['steal_pct']:.0f}%, "
             f"load average {report['environment'].get('loadavg_1m', float('nan')):.2f}."
         )

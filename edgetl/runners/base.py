@@ -64,6 +64,11 @@ class Runner:
         if spec.shape[0] > 0 and x.shape[0] != spec.shape[0]:
             raise EdgetlError(f"{self.path}: this model takes batch {spec.shape[0]}, got {x.shape[0]}.")
 
+    def backend_latency_ms(self) -> float | None:
+        """The last call as the backend timed it itself (no Python around it), where it reports
+        one, like OpenVINO's ``request.latency`` that benchmark_app prints; otherwise None."""
+        return None
+
     # hooks -------------------------------------------------------------------
     def activate_impl(self) -> None:
         raise NotImplementedError

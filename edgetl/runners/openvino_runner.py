@@ -69,6 +69,9 @@ class OpenVinoRunner(Runner):
         self.request.infer()
         return np.array(self.request.get_output_tensor(0).data, copy=True)
 
+    def backend_latency_ms(self) -> float | None:
+        return float(self.request.latency) if self.request is not None else None
+
     def deactivate_impl(self) -> None:
         self.request = self.input = None
         self.compiled = None
