@@ -220,6 +220,25 @@ def bench_one(artifact: Path, backend: str, batch: int, config: BenchConfig, ima
         return timed.result()
 
 
+def add_paired_speedups(results: list[dict], round_p50s: list[list[float]]) -> None:
+    """With interleaved rounds: each result's speedup over a reference, as the median over rounds
+    of (reference p50 / this p50) in the same round, which cancels drift the two shared. The
+    reference is the first result on the same backend and batch; for that first one itself,
+    the first result at that batch (a backend-vs-backend speedup)."""
+    for i, r in enumerate(results):
+        same_batch = [j for j, o in enumerate(results) if o["batch"] == r["batch"]]
+        same_backend = [j for j in same_batch if results[j]["backend"] == r["backend"]]
+        ref = same_backend[0] if same_backend[0] != i else same_batch[0]
+        if ref == i:
+            continue
+        ratios = [a / b for a, b in zip(round_p50s[ref], round_p50s[i], strict=True)]
+        r["speedup"] = {
+            "reference": f"{Path(results[ref]['artifact']).name} on {results[ref]['backend']}",
+            "paired_median": float(np.median(ratios)),
+            "rounds": len(ratios),
+        }
+
+
 def warnings_for(results: list[dict], contention: dict) -> list[str]:
     """Plain-language flags for numbers that may not repeat."""
     out = []
@@ -324,6 +343,7 @@ def bench(config: BenchConfig) -> dict:
                 progress.advance(task)
         if config.rounds > 1:
             results = [t.result() for t in timed]
+            add_paired_speedups(results, [[float(np.median(x)) for x in t.rounds] for t in timed])
     return {
         "environment": environment_stamp(config.threads),
         "config": config.model_dump(mode="json"),
@@ -364,6 +384,7 @@ def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None]
         "e2e_p50_ms",
         "p50_spread",
         "backend_p50_ms",
+        "speedup_paired",
         "accuracy",
     ]
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
@@ -387,6 +408,7 @@ def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None]
                     "e2e_p50_ms": r.get("end_to_end", {}).get("p50_ms"),
                     "p50_spread": r["stability"]["spread"],
                     "backend_p50_ms": r.get("backend_reported", {}).get("p50_ms"),
+                    "speedup_paired": r.get("speedup", {}).get("paired_median"),
                     "accuracy": (accuracy or {}).get(r["artifact"]),
                 }
             )

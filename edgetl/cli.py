@@ -689,6 +689,9 @@ def _print_bench(report: dict, accuracy: dict | None) -> None:
     own = any("backend_reported" in r for r in report["results"])
     if own:
         cols.append("own p50")
+    paired = any("speedup" in r for r in report["results"])
+    if paired:
+        cols.append("speedup")
     if accuracy:
         cols.append("top-1")
     for col in cols:
@@ -709,6 +712,9 @@ def _print_bench(report: dict, accuracy: dict | None) -> None:
         ]
         if own:
             row.append(f"{r['backend_reported']['p50_ms']:.3f}" if "backend_reported" in r else "-")
+        if paired:
+            sp = r.get("speedup")
+            row.append(f"{sp['paired_median']:.2f}x vs {sp['reference']}" if sp else "reference")
         if accuracy:
             acc = accuracy.get(r["artifact"])
             row.append("n/a" if acc is None else f"{acc:.4f}")

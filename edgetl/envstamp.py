@@ -55,6 +55,76 @@ def _gpu() -> dict | None:
         return None
 
 
+NVIDIA_SMI_FIELDS = (
+    "name",
+    "driver_version",
+    "pstate",
+    "clocks.sm",
+    "clocks.max.sm",
+    "clocks.mem",
+    "clocks.max.mem",
+    "power.limit",
+    "persistence_mode",
+)
+
+
+def parse_nvidia_smi(csv_line: str) -> dict:
+    """One ``nvidia-smi --query-gpu=<NVIDIA_SMI_FIELDS> --format=csv,noheader,nounits`` line."""
+    values = [v.strip() for v in csv_line.split(",")]
+    out = {}
+    for key, value in zip(NVIDIA_SMI_FIELDS, values, strict=False):
+        key = key.replace(".", "_")
+        if key.startswith(("clocks", "power")):
+            try:
+                out[key + ("_w" if key.startswith("power") else "_mhz")] = float(value)
+            except ValueError:  # "[N/A]" on some boards
+                continue
+        else:
+            out[key] = value
+    return out
+
+
+def _nvidia_smi() -> dict | None:
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return None
+    cmd = [
+        "nvidia-smi",
+        f"--query-gpu={','.join(NVIDIA_SMI_FIELDS)}",
+        "--format=csv,noheader,nounits",
+        "-i",
+        "0",
+    ]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (
+        parse_nvidia_smi(out.stdout.strip().splitlines()[0]) if out.returncode == 0 and out.stdout else None
+    )
+
+
+def jetson_gpu_clocks(devfreq_root: Path = Path("/sys/class/devfreq")) -> dict | None:
+    """Jetson GPU clock from devfreq (Hz files); jetson_clocks pins min = max, so that is shown too."""
+    for dev in sorted(devfreq_root.glob("*")):
+        if not any(tag in dev.name for tag in ("gpu", "gv11b", "ga10b", "gp10b")):
+            continue
+        try:
+            cur, lo, hi = (int((dev / f).read_text().strip()) for f in ("cur_freq", "min_freq", "max_freq"))
+        except (OSError, ValueError):
+            continue
+        return {
+            "device": dev.name,
+            "cur_mhz": cur / 1e6,
+            "min_mhz": lo / 1e6,
+            "max_mhz": hi / 1e6,
+            "clocks_pinned_at_max": lo == hi,  # what jetson_clocks does
+        }
+    return None
+
+
 def _jetson() -> dict | None:
     release = Path("/etc/nv_tegra_release")
     if not release.exists():
@@ -66,6 +136,8 @@ def _jetson() -> dict | None:
     if shutil.which("nvpmodel"):
         out = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=10)
         info["nvpmodel"] = out.stdout.strip().replace("\n", " ")
+    if (clocks := jetson_gpu_clocks()) is not None:
+        info["gpu_clocks"] = clocks
     return info
 
 
@@ -85,6 +157,8 @@ def environment_stamp(threads: int | None = None) -> dict:
         stamp["loadavg_1m"] = os.getloadavg()[0]
     if (gpu := _gpu()) is not None:
         stamp["gpu"] = gpu
+    if (smi := _nvidia_smi()) is not None:  # driver, clocks, power limit: what moves GPU latency
+        stamp["nvidia_smi"] = smi
     if (jetson := _jetson()) is not None:
         stamp["jetson"] = jetson
     return stamp

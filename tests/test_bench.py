@@ -9,6 +9,7 @@ import pytest
 
 from edgetl.bench import (
     BenchConfig,
+    add_paired_speedups,
     bench,
     latency_stats,
     stability,
@@ -87,10 +88,25 @@ def test_contention_meter_sees_another_busy_process():
     assert quiet.result["others_cpu_pct"] < 0.6 * share + 5, quiet.result
 
 
-def test_rounds_interleave_and_pool_every_sample(tiny_onnx):
+def test_paired_speedup_cancels_drift_shared_by_a_round():
+    res = [
+        {"artifact": f"x/{a}.onnx", "backend": b, "batch": 1} for a in ("fp32", "int8") for b in ("ort", "ov")
+    ]
+    # round 2 is twice as slow for everyone (machine drift); int8 is 2x (ort) / 4x (ov) faster
+    rounds = [[1.0, 2.0, 8.0], [1.2, 2.4, 9.6], [0.5, 1.0, 4.0], [0.3, 0.6, 2.4]]
+    add_paired_speedups(res, rounds)
+    assert "speedup" not in res[0]
+    assert res[1]["speedup"]["reference"] == "fp32.onnx on ort"  # first on its backend: vs the first
+    assert res[1]["speedup"]["paired_median"] == pytest.approx(1 / 1.2)
+    assert res[2]["speedup"] == {"reference": "fp32.onnx on ort", "paired_median": 2.0, "rounds": 3}
+    assert res[3]["speedup"]["reference"] == "fp32.onnx on ov"
+    assert res[3]["speedup"]["paired_median"] == pytest.approx(4.0)
+
+
+def test_rounds_interleave_and_pool_every_sample(tiny_checkpoint, tiny_onnx):
     cfg = BenchConfig(
-        artifacts=(tiny_onnx,),
-        backends=("onnxruntime",),
+        artifacts=(tiny_checkpoint, tiny_onnx),
+        backends=("torch", "onnxruntime"),
         threads=1,
         warmup=1,
         warmup_seconds=0,
@@ -99,9 +115,12 @@ def test_rounds_interleave_and_pool_every_sample(tiny_onnx):
         rounds=3,
         end_to_end=False,
     )
-    (r,) = bench(cfg)["results"]
+    ref, r = bench(cfg)["results"]
     assert r["stability"]["by"] == "round" and len(r["stability"]["p50_ms"]) == 3
     assert r["compute"]["runs"] == 21
+    # no onnx artifact on torch, so the reference is the first result at this batch
+    assert r["speedup"]["reference"] == f"{tiny_checkpoint.name} on torch" and r["speedup"]["rounds"] == 3
+    assert r["speedup"]["paired_median"] > 0 and "speedup" not in ref
 
 
 def test_bench_every_backend_and_outputs(tiny_checkpoint, tiny_onnx, tmp_path):
