@@ -33,6 +33,23 @@ DataOpt = Annotated[
 ]
 
 
+# options shared by the training commands (finetune, distill) and the pipeline
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config; options below override it.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Any config key, repeatable: --set epochs=3 --set data.val_fraction=0.2."),
+]
+PrintConfigOpt = Annotated[bool, typer.Option("--print-config", help="Print the resolved config and exit.")]
+ResumeOpt = Annotated[bool, typer.Option(help="Continue an interrupted run from its resume state.")]
+EpochsOpt = Annotated[int | None, typer.Option(help="Training epochs.")]
+SeedOpt = Annotated[int | None, typer.Option(help="Seed for splits, init, shuffling, augmentation.")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option(help="CPU threads (default: all, split between torchrun processes).")
+]
+
+
 def _console():
     from rich.console import Console
 
@@ -77,6 +94,13 @@ def _echo_yaml(values: dict[str, Any]) -> None:
     typer.echo(yaml.safe_dump(values, sort_keys=False))
 
 
+def _printed(cfg, print_config: bool) -> bool:
+    """--print-config: show the resolved config (every key, defaults included) and stop."""
+    if print_config:
+        _echo_yaml(cfg.model_dump(mode="json"))
+    return print_config
+
+
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in d.items():
@@ -91,9 +115,7 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 
 @app.command()
 def finetune(
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="YAML config; options below override it.")
-    ] = None,
+    config: ConfigOpt = None,
     data: Annotated[
         str | None, typer.Option("--data", "-d", help="Data source (see `edgetl eval --help`).")
     ] = None,
@@ -101,7 +123,7 @@ def finetune(
         str | None, typer.Option(help="Backbone, e.g. timm/tf_efficientnet_lite0, tv/resnet50.")
     ] = None,
     strategy: Annotated[str | None, typer.Option(help="linear | partial | full | gradual.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    epochs: EpochsOpt = None,
     lr: Annotated[
         float | None, typer.Option(help="Head learning rate (backbone: x --backbone-lr-mult).")
     ] = None,
@@ -133,10 +155,8 @@ def finetune(
     ] = None,
     amp: Annotated[str | None, typer.Option(help="auto | off | bf16 | fp16 autocast.")] = None,
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | cuda:N.")] = None,
-    threads: Annotated[
-        int | None, typer.Option(help="CPU threads (default: all, split between torchrun processes).")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for splits, init, shuffling, augmentation.")] = None,
+    threads: ThreadsOpt = None,
+    seed: SeedOpt = None,
     limit_train: Annotated[
         int | None, typer.Option(help="Use at most N training images (stratified).")
     ] = None,
@@ -148,13 +168,9 @@ def finetune(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Artifact path (.safetensors).")
     ] = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Any config key: --set data.val_fraction=0.2.")
-    ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its resume state.")] = False,
-    print_config: Annotated[
-        bool, typer.Option("--print-config", help="Print the resolved config and exit.")
-    ] = False,
+    set_: SetOpt = None,
+    resume: ResumeOpt = False,
+    print_config: PrintConfigOpt = False,
     quiet: Quiet = False,
 ) -> None:
     """Fine-tune a pretrained backbone on a labelled image set -> model.safetensors."""
@@ -198,8 +214,7 @@ def finetune(
     )
 
     cfg = _stage_config(FinetuneConfig, config, cli_values, set_)
-    if print_config:
-        _echo_yaml(cfg.model_dump(mode="json"))
+    if _printed(cfg, print_config):
         return
     from edgetl.train.finetune import finetune as run
 
@@ -222,13 +237,11 @@ def distill(
             help="Student architecture, e.g. edgetl/compact_cnn_s, timm/mobilenetv3_small_100, timm/resnet18."
         ),
     ] = "edgetl/compact_cnn_s",
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="YAML config; options below override it.")
-    ] = None,
+    config: ConfigOpt = None,
     data: Annotated[
         str | None, typer.Option("--data", "-d", help="Data (default: the teacher's training data).")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    epochs: EpochsOpt = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
     image_size: Annotated[
         int | None, typer.Option(help="Student input size (may be smaller than the teacher's).")
@@ -245,22 +258,18 @@ def distill(
         str | None, typer.Option(help="none | flip | crop | crop-flip (none: teacher logits cached once).")
     ] = None,
     strategy: Annotated[str | None, typer.Option(help="full | partial | gradual.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
+    threads: ThreadsOpt = None,
+    seed: SeedOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Student artifact (.safetensors).")
     ] = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Any config key: --set kd_weight=2.")
-    ] = None,
+    set_: SetOpt = None,
     baseline: Annotated[
         bool,
         typer.Option("--baseline", help="Also train the same student without KD and report teacher vs both."),
     ] = False,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
-    print_config: Annotated[
-        bool, typer.Option("--print-config", help="Print the resolved config and exit.")
-    ] = False,
+    resume: ResumeOpt = False,
+    print_config: PrintConfigOpt = False,
     quiet: Quiet = False,
 ) -> None:
     """Distil a fine-tuned teacher into a lightweight student (Hinton KD, optional hints)."""
@@ -292,8 +301,7 @@ def distill(
         base = recorded_data_config(read_manifest(teacher).provenance.data, data).model_dump(mode="json")
         cli_values["data"] = {**base, **({"augment": augment} if augment else {})}
     cfg = _stage_config(DistillConfig, config, cli_values, set_)
-    if print_config:
-        _echo_yaml(cfg.model_dump(mode="json"))
+    if _printed(cfg, print_config):
         return
     result = run(cfg, resume=resume)
     console = _console()
@@ -780,12 +788,8 @@ def pipeline(
     force: Annotated[
         list[str] | None, typer.Option(help="Redo a stage even if unchanged (repeatable).")
     ] = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override any key: --set student.epochs=3.")
-    ] = None,
-    print_config: Annotated[
-        bool, typer.Option("--print-config", help="Print the resolved config and exit.")
-    ] = False,
+    set_: SetOpt = None,
+    print_config: PrintConfigOpt = False,
     quiet: Quiet = False,
 ) -> None:
     """The whole chain from one config: finetune, distill, export, quantize, build, eval, bench, report."""
