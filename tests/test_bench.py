@@ -222,3 +222,4 @@ def test_tensorrt_engine_build_and_run(tiny_onnx, tmp_path):
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     with make_runner(tiny_onnx, "onnxruntime") as ref, make_runner(engine, "tensorrt") as trt:
         assert np.abs(ref.infer(x) - trt.infer(x)).max() < 5e-2
+        assert trt.backend_latency_ms() > 0  # CUDA-event GPU time of the last call
