@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgetl.errors import EdgetlError
+from edgetl.errors import BackendUnavailable, EdgetlError
 from edgetl.fileio import atomic_path, write_text_atomic
 from edgetl.manifest import read_manifest
 
@@ -94,6 +94,10 @@ def _runner_options(backend: str, config: BenchConfig, batch: int) -> dict:
         return {"threads": config.threads, "precision": config.precision, "device": config.device}
     if backend == "onnxruntime":
         return {"threads": config.threads}
+    if backend.startswith("onnxruntime-"):  # GPU execution providers
+        device_id = int(config.device.split(":")[1]) if config.device.startswith("cuda:") else 0
+        fp16 = backend == "onnxruntime-tensorrt" and config.precision == "fp16"
+        return {"device_id": device_id, "precision": "fp16" if fp16 else "fp32"}
     if backend == "openvino":
         return {"threads": config.threads, "batch": batch, "precision": config.precision}
     return {}
@@ -326,18 +330,32 @@ def bench(config: BenchConfig) -> dict:
                 if config.end_to_end:
                     images[artifact] = config.image or default_image(artifact, Path(tmp))
         timed = [_Timed(a, be, b, config, images[a]) for a, be, b in plan]
+
+        def start(t: _Timed) -> bool:
+            """Open t's runner; a backend whose device or libraries fail at start is skipped."""
+            try:
+                stack.enter_context(t) if config.rounds > 1 else t.__enter__()
+            except BackendUnavailable as exc:
+                skipped.append({"artifact": str(t.artifact), "backend": t.backend, "reason": str(exc)})
+                progress.advance(task, config.rounds)
+                return False
+            return True
+
         if config.rounds > 1:  # all open at once, interleaved; otherwise one at a time (less memory)
-            for t in timed:
-                stack.enter_context(t)
+            timed = [t for t in timed if start(t)]
         for rnd in range(config.rounds):
             for t in timed:
                 progress.update(
                     task, info=f"{t.artifact.name} on {t.backend}, batch {t.batch}, round {rnd + 1}"
                 )
                 if config.rounds == 1:
-                    with t:
+                    if not start(t):
+                        continue
+                    try:
                         t.time_round()
                         results.append(t.result())
+                    finally:
+                        t.__exit__(None, None, None)
                 else:
                     t.time_round()
                 progress.advance(task)

@@ -384,7 +384,7 @@ def predict(
     artifact: Annotated[Path, typer.Argument(help="Model artifact.")],
     images: Annotated[list[Path], typer.Argument(help="Image files.")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many labels per image.")] = 5,
-    backend: Annotated[str | None, typer.Option(help="Inference backend.")] = None,
+    backend: Annotated[str | None, typer.Option(help="Inference backend (see `edgetl backends`).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Top-k labels with probabilities; preprocessing comes from the artifact's manifest."""
@@ -611,7 +611,11 @@ def _validated(cls, **values):
 def bench(
     artifacts: Annotated[list[Path], typer.Argument(help="Artifacts: .safetensors, .onnx, engines.")],
     backend: Annotated[
-        list[str] | None, typer.Option(help="Backend(s); default: every usable one per artifact.")
+        list[str] | None,
+        typer.Option(
+            help="Backend(s), repeatable: torch, onnxruntime, onnxruntime-cuda, onnxruntime-tensorrt, "
+            "openvino, tensorrt; default: every usable one per artifact."
+        ),
     ] = None,
     batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated, e.g. 1,8,32.")] = "1",
     threads: Annotated[int | None, typer.Option(help="CPU threads for every backend.")] = None,
@@ -836,9 +840,9 @@ def backends() -> None:
     console = _console()
     for name, reason in available_backends().items():
         if reason is None:
-            console.print(f"{name:<12} [green]available[/]: {backend_details(name)}")
+            console.print(f"{name:<21} [green]available[/]: {backend_details(name)}")
             continue
-        console.print(f"{name:<12} [red]unavailable[/]: {reason}")
+        console.print(f"{name:<21} [red]unavailable[/]: {reason}")
 
 
 @app.command()

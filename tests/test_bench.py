@@ -223,3 +223,47 @@ def test_tensorrt_engine_build_and_run(tiny_onnx, tmp_path):
     with make_runner(tiny_onnx, "onnxruntime") as ref, make_runner(engine, "tensorrt") as trt:
         assert np.abs(ref.infer(x) - trt.infer(x)).max() < 5e-2
         assert trt.backend_latency_ms() > 0  # CUDA-event GPU time of the last call
+
+
+def test_gpu_execution_providers_are_backends_with_reasons(tiny_onnx):
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA; the reason text is for CPU-only builds")
+    status = available_backends()
+    assert (
+        "onnxruntime-gpu" in status["onnxruntime-cuda"]
+        and "onnxruntime-gpu" in status["onnxruntime-tensorrt"]
+    )
+    report = bench(BenchConfig(artifacts=(tiny_onnx,), backends=("onnxruntime-cuda",), end_to_end=False))
+    assert report["results"] == [] and "CUDAExecutionProvider" in report["skipped"][0]["reason"]
+
+
+def test_silent_cpu_fallback_of_a_gpu_provider_is_refused(tiny_onnx, monkeypatch):
+    """onnxruntime-gpu on a machine whose GPU or CUDA libraries do not load: ORT only warns and
+    runs on the CPU. The claim 'CUDA is installed' is patched in; the fallback is ORT's own."""
+    import onnxruntime as ort
+
+    from edgetl.errors import BackendUnavailable
+    from edgetl.runners import base
+
+    real = ort.get_available_providers()
+    if "CUDAExecutionProvider" in real:
+        pytest.skip("CUDA really is available here")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", *real])
+    with pytest.raises(BackendUnavailable, match="fell back to"):
+        make_runner(tiny_onnx, "onnxruntime-cuda").activate()
+    monkeypatch.setattr(
+        base, "available_backends", lambda: {**available_backends(), "onnxruntime-cuda": None}
+    )
+    cfg = BenchConfig(
+        artifacts=(tiny_onnx,),
+        backends=("onnxruntime-cuda", "onnxruntime"),
+        end_to_end=False,
+        min_runs=3,
+        min_seconds=0,
+        warmup=1,
+        warmup_seconds=0,
+    )
+    report = bench(cfg)  # the failing backend is skipped with its reason; the others still run
+    assert [r["backend"] for r in report["results"]] == ["onnxruntime"]
+    assert "fell back to" in report["skipped"][0]["reason"]

@@ -80,33 +80,51 @@ class Runner:
         pass
 
 
-# name -> (module, class, the library it needs)
+_ORT = "edgetl.runners.onnxruntime_runner"
+# name -> (module, class, the library it needs, fixed runner options)
 BACKENDS = {
-    "torch": ("edgetl.runners.torch_runner", "TorchRunner", "torch"),
-    "onnxruntime": ("edgetl.runners.onnxruntime_runner", "OnnxRuntimeRunner", "onnxruntime"),
-    "openvino": ("edgetl.runners.openvino_runner", "OpenVinoRunner", "openvino"),
-    "tensorrt": ("edgetl.runners.tensorrt_runner", "TensorRTRunner", "tensorrt"),
+    "torch": ("edgetl.runners.torch_runner", "TorchRunner", "torch", {}),
+    "onnxruntime": (_ORT, "OnnxRuntimeRunner", "onnxruntime", {"provider": "cpu"}),
+    "onnxruntime-cuda": (_ORT, "OnnxRuntimeRunner", "onnxruntime", {"provider": "cuda"}),
+    "onnxruntime-tensorrt": (_ORT, "OnnxRuntimeRunner", "onnxruntime", {"provider": "tensorrt"}),
+    "openvino": ("edgetl.runners.openvino_runner", "OpenVinoRunner", "openvino", {}),
+    "tensorrt": ("edgetl.runners.tensorrt_runner", "TensorRTRunner", "tensorrt", {}),
 }
+_ONNX_BACKENDS = ("onnxruntime", "onnxruntime-cuda", "onnxruntime-tensorrt", "openvino")
 # which backends can run which artifact kinds
 KIND_BACKENDS = {
     "checkpoint": ("torch",),
-    "onnx": ("onnxruntime", "openvino"),
-    "onnx-int8": ("onnxruntime", "openvino"),
+    "onnx": _ONNX_BACKENDS,
+    "onnx-int8": _ONNX_BACKENDS,
     "trt-engine": ("tensorrt",),
+}
+_INSTALL_HINT = {
+    "openvino": "pip install 'edgetl[openvino]'",
+    "tensorrt": "JetPack ships it; on x86 pip install tensorrt",
+    "onnxruntime": "pip install 'edgetl[onnx]'",
 }
 
 
+def _ort_provider_reason(provider: str) -> str | None:
+    import onnxruntime as ort
+
+    from edgetl.runners.onnxruntime_runner import PROVIDERS
+
+    wanted, have = PROVIDERS[provider], ort.get_available_providers()
+    if wanted in have:
+        return None
+    return f"this onnxruntime build has no {wanted} (it has {have}); install onnxruntime-gpu instead"
+
+
 def available_backends() -> dict[str, str | None]:
-    """Backend name -> None when usable, else the reason it is not."""
+    """Backend name -> None when usable, else the reason it is not. A device that is missing
+    at run time (no GPU) is reported when the runner starts."""
     out: dict[str, str | None] = {}
-    for name, (_, _, lib) in BACKENDS.items():
-        if importlib.util.find_spec(lib) is None:  # no import: keeps `edgetl backends` fast
-            hint = {
-                "openvino": "pip install 'edgetl[openvino]'",
-                "tensorrt": "JetPack ships it; on x86 pip install tensorrt",
-                "onnxruntime": "pip install 'edgetl[onnx]'",
-            }
-            out[name] = f"{lib} is not installed ({hint.get(lib, 'pip install ' + lib)})"
+    for name, (_, _, lib, fixed) in BACKENDS.items():
+        if importlib.util.find_spec(lib) is None:  # no import for the rest: keeps `edgetl backends` fast
+            out[name] = f"{lib} is not installed ({_INSTALL_HINT.get(lib, 'pip install ' + lib)})"
+        elif fixed.get("provider", "cpu") != "cpu":
+            out[name] = _ort_provider_reason(fixed["provider"])
         else:
             out[name] = None
     return out
@@ -134,8 +152,8 @@ def make_runner(path: str | Path, backend: str | None = None, **options) -> Runn
     reason = available_backends()[backend]
     if reason:
         raise BackendUnavailable(f"backend {backend!r} is unavailable: {reason}.")
-    module, cls, _ = BACKENDS[backend]
-    return getattr(importlib.import_module(module), cls)(path, **options)
+    module, cls, _, fixed = BACKENDS[backend]
+    return getattr(importlib.import_module(module), cls)(path, **{**options, **fixed})
 
 
 def backend_details(name: str) -> str:
@@ -149,7 +167,7 @@ def backend_details(name: str) -> str:
                 if torch.cuda.is_available()
                 else "; no CUDA device"
             )
-        if name == "onnxruntime":
+        if name.startswith("onnxruntime"):
             import onnxruntime as ort
 
             return f"onnxruntime {ort.__version__}; providers {ort.get_available_providers()}"
