@@ -267,3 +267,14 @@ def test_silent_cpu_fallback_of_a_gpu_provider_is_refused(tiny_onnx, monkeypatch
     report = bench(cfg)  # the failing backend is skipped with its reason; the others still run
     assert [r["backend"] for r in report["results"]] == ["onnxruntime"]
     assert "fell back to" in report["skipped"][0]["reason"]
+
+
+def test_torch_on_a_missing_gpu_is_a_clear_error(tiny_checkpoint):
+    import torch
+
+    from edgetl.errors import BackendUnavailable
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(BackendUnavailable, match="no CUDA device is visible"):
+        make_runner(tiny_checkpoint, "torch", device="cuda").activate()

@@ -38,6 +38,14 @@ class TorchRunner(Runner):
 
         from edgetl.models.checkpoint import load_checkpoint
 
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            from edgetl.errors import BackendUnavailable
+
+            raise BackendUnavailable(
+                f"torch: device {self.device} asked, but no CUDA device is visible "
+                f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}); "
+                "use --device cpu."
+            )
         if self.threads:
             torch.set_num_threads(self.threads)
         model, _ = load_checkpoint(self.path)
