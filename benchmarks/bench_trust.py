@@ -265,6 +265,7 @@ def main() -> None:
     ap.add_argument("--model", default="runs/bench/teacher.int8.onnx")
     ap.add_argument("--fp32", default="runs/bench/teacher.onnx")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tag", default="", help="suffix for the result file, e.g. run2")
     args = ap.parse_args()
     set_quiet(True)
     model, fp32 = Path(args.model), Path(args.fp32)
@@ -295,7 +296,7 @@ def main() -> None:
             targets[key.replace(" / ", "<=")] = ratio[key] <= 1.0
     print("targets", targets)
     write_result(
-        "bench_trust",
+        "bench_trust" + (f"_{args.tag}" if args.tag else ""),
         {
             "model": str(model),
             "fp32_model": str(fp32),
