@@ -62,7 +62,7 @@ def resnet_latency(arch: str, work: Path, threads: int) -> dict:
     from edgetl.data.dataset import DataConfig
     from edgetl.manifest import PreprocessContract
     from edgetl.quantize.calibration import calibration_images, make_reader
-    from edgetl.quantize.latency import side_by_side
+    from edgetl.quantize.latency import paired_speedup, side_by_side
     from edgetl.quantize.ptq import quant_settings
 
     torch.manual_seed(0)
@@ -89,11 +89,11 @@ def resnet_latency(arch: str, work: Path, threads: int) -> dict:
         **quant_settings("cpu"),
     )
     x = calib.x[:1].astype(np.float32)
-    speed = side_by_side({"fp32": str(fp32), "int8": str(int8)}, x, threads, rounds=3)
+    speed = side_by_side({"fp32": str(fp32), "int8": str(int8)}, x, threads)
     return {
         "fp32_p50_ms": speed["fp32"]["p50_ms"],
         "int8_p50_ms": speed["int8"]["p50_ms"],
-        "speedup": speed["fp32"]["p50_ms"] / speed["int8"]["p50_ms"],
+        "speedup": paired_speedup(speed, "fp32", "int8"),
         "rounds": speed,
         "fp32_mb": fp32.stat().st_size / 1e6,
         "int8_mb": int8.stat().st_size / 1e6,

@@ -20,12 +20,13 @@ def side_by_side(
     paths: dict[str, str],
     x: np.ndarray,
     threads: int,
-    rounds: int = 3,
-    min_runs: int = 30,
-    min_seconds: float = 1.0,
+    rounds: int = 12,
+    min_runs: int = 10,
+    min_seconds: float = 0.25,
 ) -> dict:
-    """Time the models round-robin for ``rounds`` rounds, sessions kept open, so a slow phase of
-    the machine hits all of them; report the median of the per-round p50s."""
+    """Time the models round-robin for ``rounds`` short rounds, sessions kept open, so a slow
+    phase of the machine (they last seconds on shared hosts) hits all of them; report the median
+    of the per-round p50s and every round's p50."""
     from edgetl.bench import time_calls
 
     sessions = {k: _session(p, threads) for k, p in paths.items()}
@@ -36,3 +37,9 @@ def side_by_side(
             ms = time_calls(lambda s=sess, f=feed: s.run(None, f), 10, min_runs, min_seconds, 20.0, 0.3)
             per[k].append(float(np.median(ms)))
     return {k: {"p50_ms": float(np.median(v)), "rounds_ms": v} for k, v in per.items()}
+
+
+def paired_speedup(speed: dict, reference: str, other: str) -> float:
+    """Median over rounds of reference p50 / other p50 in the same round (cancels shared drift)."""
+    a, b = speed[reference]["rounds_ms"], speed[other]["rounds_ms"]
+    return float(np.median([x / y for x, y in zip(a, b, strict=True)]))

@@ -225,7 +225,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
     from edgetl.evaluate import _label_map
     from edgetl.onnx_manifest import embed_manifest, load_onnx, save_onnx_atomic
     from edgetl.quantize.calibration import calibration_images, load_split_images
-    from edgetl.quantize.latency import side_by_side
+    from edgetl.quantize.latency import paired_speedup, side_by_side
     from edgetl.quantize.trt_rules import check_tensorrt_qdq
 
     if config.output.suffix != ".onnx":
@@ -298,7 +298,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
 
         x1 = val.x[: max(1, fixed_batch)]
         speed = side_by_side({"fp32": str(fp32), "int8": str(int8)}, x1, config.threads)
-        speedup = speed["fp32"]["p50_ms"] / speed["int8"]["p50_ms"]
+        speedup = paired_speedup(speed, "fp32", "int8")
         int8_faster = speedup > 1.0
         decisions = [
             f"calibrated on {calib.info['count']} images of the calib split ({config.method}, "
@@ -313,7 +313,8 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
         verdict = (
             f"INT8 is {speedup:.2f}x {'faster' if int8_faster else 'SLOWER'} than FP32 on "
             f"ONNX Runtime CPU (batch {max(1, fixed_batch)}, {config.threads} threads: "
-            f"{speed['int8']['p50_ms']:.2f} vs {speed['fp32']['p50_ms']:.2f} ms p50)"
+            f"{speed['int8']['p50_ms']:.3f} vs {speed['fp32']['p50_ms']:.3f} ms p50; speed-up paired over "
+            f"{len(speed['fp32']['rounds_ms'])} interleaved rounds)"
         )
         decisions.append(verdict)
         if config.target == "tensorrt":
