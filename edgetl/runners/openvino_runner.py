@@ -53,7 +53,9 @@ class OpenVinoRunner(Runner):
             config["INFERENCE_NUM_THREADS"] = self.threads
         self.compiled = core.compile_model(model, self.device, config)
         self.request = self.compiled.create_infer_request()
+        # static shape: the request's own input/output buffers stay put, so keep them at hand
         self.input = self.request.get_input_tensor() if self.batch else None
+        self.output = self.request.get_output_tensor(0) if self.batch else None
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
         if self.batch and x.shape[0] != self.batch:
@@ -67,11 +69,12 @@ class OpenVinoRunner(Runner):
 
             self.request.set_input_tensor(ov.Tensor(np.ascontiguousarray(x), shared_memory=True))
         self.request.infer()
-        return np.array(self.request.get_output_tensor(0).data, copy=True)
+        out = self.output if self.output is not None else self.request.get_output_tensor(0)
+        return out.data.copy()  # a copy: the buffer is overwritten by the next call
 
     def backend_latency_ms(self) -> float | None:
         return float(self.request.latency) if self.request is not None else None
 
     def deactivate_impl(self) -> None:
-        self.request = self.input = None
+        self.request = self.input = self.output = None
         self.compiled = None
