@@ -92,6 +92,27 @@ def _plot_curves(histories: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
+def _speedup_blocks(results: list[dict], artifacts: dict[str, Path]) -> list[tuple]:
+    """Side-by-side speed-ups from the bench's interleaved rounds (median of per-round ratios)."""
+    label = {str(p): a for a, p in artifacts.items()}
+    lines = [
+        f"{label.get(r['artifact'], r['artifact'])} on {r['backend']}: {r['speedup']['paired_median']:.2f}x "
+        f"vs {r['speedup']['reference']}"
+        for r in results
+        if "speedup" in r
+    ]
+    if not lines:
+        return []
+    rounds = next(r["speedup"]["rounds"] for r in results if "speedup" in r)
+    return [
+        (
+            "p",
+            f"Speed-ups measured side by side: median over {rounds} interleaved rounds of per-round ratios.",
+        ),
+        ("ul", lines),
+    ]
+
+
 def write_report(
     cfg, run_dir: Path, artifacts: dict[str, Path], stages: dict, timings: dict, shipped: Path
 ) -> tuple[Path, Path]:
@@ -200,6 +221,7 @@ def write_report(
         ("table", ["class", "teacher"] + [a for a in artifacts if a != "teacher (torch)"], per_class_rows),
         ("h2", "Latency vs accuracy"),
         ("img", str(out_dir / "latency_accuracy.png"), "latency vs accuracy"),
+        *_speedup_blocks(bench["results"], artifacts),
         *([("ul", bench["warnings"])] if bench.get("warnings") else []),
         ("h2", "Training curves"),
         ("img", str(out_dir / "training_curves.png"), "training curves"),
