@@ -128,7 +128,7 @@ def stability(rounds: list[np.ndarray]) -> dict:
     return {
         "by": "round" if len(rounds) > 1 else "segment",
         "p50_ms": p50s,
-        "spread": (max(p50s) - min(p50s)) / float(np.median(p50s)),
+        "spread": (max(p50s) - min(p50s)) / max(float(np.median(p50s)), 1e-12),
     }
 
 
@@ -214,14 +214,6 @@ class _Timed:
             )
             result["end_to_end"] = {**latency_stats(e2e, batch), "image": str(image)}
         return result
-
-
-def bench_one(artifact: Path, backend: str, batch: int, config: BenchConfig, image: Path | None) -> dict:
-    """Compute-only (and end-to-end) latency of one artifact on one backend at one batch size."""
-    with _Timed(artifact, backend, batch, config, image) as timed:
-        for _ in range(config.rounds):
-            timed.time_round()
-        return timed.result()
 
 
 def add_paired_speedups(results: list[dict], round_p50s: list[list[float]]) -> None:
