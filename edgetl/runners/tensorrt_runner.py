@@ -61,7 +61,12 @@ class TensorRTRunner(Runner):
         # the default stream would not be ordered before execute_async_v3
         with torch.cuda.stream(self.stream):
             xin = torch.from_numpy(x).to("cuda", non_blocking=False).contiguous()
-            self.context.set_input_shape(name, tuple(xin.shape))
+            if not self.context.set_input_shape(name, tuple(xin.shape)):
+                lo, _, hi = self.engine.get_tensor_profile_shape(name, 0)
+                raise EdgetlError(
+                    f"{self.path}: input shape {tuple(xin.shape)} is outside the engine's optimization "
+                    f"profile ({tuple(lo)} to {tuple(hi)}); rebuild with `edgetl build --max-batch N`."
+                )
             out_shape = tuple(self.context.get_tensor_shape(self.outputs[0]))
             y = torch.empty(out_shape, device="cuda", dtype=torch.float32)
             self.context.set_tensor_address(name, xin.data_ptr())
