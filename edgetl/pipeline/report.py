@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from edgetl.fileio import atomic_path, write_text_atomic
 
 
@@ -90,6 +92,20 @@ def _plot_curves(histories: dict[str, list[dict]], path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+
+
+def _paired_ratios(results: list[dict], slow: Path | None, fast: Path) -> dict[str, float]:
+    """Per backend: median over interleaved rounds of p50(slow) / p50(fast) in the same round."""
+    by_key = {(r["artifact"], r["backend"]): r for r in results if r["stability"]["by"] == "round"}
+    out = {}
+    for (artifact, backend), r in by_key.items():
+        other = by_key.get((str(slow), backend))
+        if artifact == str(fast) and other is not None:
+            ratios = [
+                a / b for a, b in zip(other["stability"]["p50_ms"], r["stability"]["p50_ms"], strict=True)
+            ]
+            out[backend] = float(np.median(ratios))
+    return out
 
 
 def _speedup_blocks(results: list[dict], artifacts: dict[str, Path]) -> list[tuple]:
@@ -192,6 +208,17 @@ def write_report(
             f"backend vs {teacher_lat:.3f} ms for the teacher in PyTorch eager "
             f"({teacher_lat / best_shipped:.1f}x lower)"
         )
+    int8_label = next((a for a in artifacts if a.endswith("(onnx int8)")), None)
+    if int8_label is not None:
+        fp32_label = int8_label.replace("(onnx int8)", "(onnx fp32)")
+        pairs = _paired_ratios(bench["results"], artifacts.get(fp32_label), artifacts[int8_label])
+        if pairs:
+            summary.append(
+                "INT8 vs FP32 "
+                + int8_label.split(" ")[0]
+                + ", timed side by side (median of per-round ratios): "
+                + ", ".join(f"{x:.2f}x on {b}" for b, x in pairs.items())
+            )
     decisions = []
     for label in ("teacher (torch)", "student (torch)"):
         if label in artifacts:

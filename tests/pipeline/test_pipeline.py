@@ -77,6 +77,8 @@ def test_pipeline_writes_every_artifact_and_a_report(tiny_run):
     # bench rounds default to 3, interleaved: the student's ONNX speed-up is paired with the teacher's
     assert "interleaved rounds of per-round ratios" in md
     assert "student (onnx fp32) on onnxruntime:" in md and "vs teacher.onnx on onnxruntime" in md
+    if "student (onnx int8)" in md:
+        assert "INT8 vs FP32 student, timed side by side" in md
     html = result.report_html.read_text()
     assert "data:image/png;base64," in html and "<img alt='latency vs accuracy'" in html
     summary = json.loads((run / "report" / "summary.json").read_text())
