@@ -41,5 +41,16 @@ def side_by_side(
 
 def paired_speedup(speed: dict, reference: str, other: str) -> float:
     """Median over rounds of reference p50 / other p50 in the same round (cancels shared drift)."""
+    return float(np.median(_round_ratios(speed, reference, other)))
+
+
+def paired_speedup_ci(speed: dict, reference: str, other: str, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval (over rounds) of ``paired_speedup``: whether a speed-up is real."""
+    ratios = _round_ratios(speed, reference, other)
+    boots = np.median(np.random.default_rng(seed).choice(ratios, size=(2000, len(ratios))), axis=1)
+    return float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def _round_ratios(speed: dict, reference: str, other: str) -> np.ndarray:
     a, b = speed[reference]["rounds_ms"], speed[other]["rounds_ms"]
-    return float(np.median([x / y for x, y in zip(a, b, strict=True)]))
+    return np.array([x / y for x, y in zip(a, b, strict=True)])

@@ -225,7 +225,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
     from edgetl.evaluate import _label_map
     from edgetl.onnx_manifest import embed_manifest, load_onnx, save_onnx_atomic
     from edgetl.quantize.calibration import calibration_images, load_split_images
-    from edgetl.quantize.latency import paired_speedup, side_by_side
+    from edgetl.quantize.latency import paired_speedup, paired_speedup_ci, side_by_side
     from edgetl.quantize.trt_rules import check_tensorrt_qdq
 
     if config.output.suffix != ".onnx":
@@ -299,7 +299,9 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
         x1 = val.x[: max(1, fixed_batch)]
         speed = side_by_side({"fp32": str(fp32), "int8": str(int8)}, x1, config.threads)
         speedup = paired_speedup(speed, "fp32", "int8")
+        ci = paired_speedup_ci(speed, "fp32", "int8")
         int8_faster = speedup > 1.0
+        clear = not (ci[0] <= 1.0 <= ci[1])  # the interval excludes "equally fast"
         decisions = [
             f"calibrated on {calib.info['count']} images of the calib split ({config.method}, "
             f"{'per-channel' if config.per_channel else 'per-tensor'} weights, target {config.target})",
@@ -314,7 +316,9 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
             f"INT8 is {speedup:.2f}x {'faster' if int8_faster else 'SLOWER'} than FP32 on "
             f"ONNX Runtime CPU (batch {max(1, fixed_batch)}, {config.threads} threads: "
             f"{speed['int8']['p50_ms']:.3f} vs {speed['fp32']['p50_ms']:.3f} ms p50; speed-up paired over "
-            f"{len(speed['fp32']['rounds_ms'])} interleaved rounds)"
+            f"{len(speed['fp32']['rounds_ms'])} interleaved rounds, 95% CI {ci[0]:.2f}-{ci[1]:.2f}x"
+            + ("" if clear else ": not clearly different on this machine")
+            + ")"
         )
         decisions.append(verdict)
         if config.target == "tensorrt":
@@ -349,6 +353,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
             "sensitivity_top10": (ranking or [])[:10],
             "latency": speed,
             "int8_speedup": speedup,
+            "int8_speedup_ci95": list(ci),
             "shipped": "int8" if ship_int8 else "fp32",
             "decisions": decisions,
         }

@@ -74,6 +74,8 @@ def test_quantize_within_budget_records_calibration(tiny_onnx, tmp_path, target)
     assert r.report["drop_pt"] <= 1.0
     assert set(r.report["per_class_delta_pt"]) == set(m.labels)
     assert r.report["latency"]["int8"]["p50_ms"] > 0
+    lo, hi = r.report["int8_speedup_ci95"]
+    assert lo <= r.report["int8_speedup"] <= hi and any("95% CI" in d for d in r.report["decisions"])
     problems = check_tensorrt_qdq(onnx.load(str(out)))
     if target == "tensorrt":
         assert problems == []
@@ -193,3 +195,18 @@ def test_export_falls_back_when_the_simplifier_changes_outputs(tiny_checkpoint, 
     r = export(ExportConfig(artifact=tiny_checkpoint, output=tmp_path / "m.onnx", verify_images=16))
     assert r.parity["max_abs_diff"] <= 1e-4
     assert any("onnxslim changed the model's outputs" in d for d in r.manifest.decisions)
+
+
+def test_paired_speedup_cancels_drift_and_its_interval_says_when_it_is_noise():
+    from edgetl.quantize.latency import paired_speedup, paired_speedup_ci
+
+    drift = [1.0, 2.0, 1.5, 3.0, 1.2, 2.5, 1.1, 2.2]  # the machine's phases, shared by both models
+    steady = {"fp32": {"rounds_ms": drift}, "int8": {"rounds_ms": [d / 2 for d in drift]}}
+    assert paired_speedup(steady, "fp32", "int8") == pytest.approx(2.0)
+    assert paired_speedup_ci(steady, "fp32", "int8") == pytest.approx((2.0, 2.0))
+    noisy = {
+        "fp32": {"rounds_ms": drift},
+        "int8": {"rounds_ms": [d * f for d, f in zip(drift, [0.9, 1.1] * 4, strict=True)]},
+    }
+    lo, hi = paired_speedup_ci(noisy, "fp32", "int8")
+    assert lo < 1.0 < hi
