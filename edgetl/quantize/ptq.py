@@ -326,6 +326,8 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
                 "target tensorrt: shipped INT8 QDQ for TensorRT's explicit quantization; "
                 "the ORT CPU timing above does not predict TensorRT latency"
             )
+        elif int8_faster and not clear:
+            log(f"[yellow]{verdict}[/]")
         elif not int8_faster:
             log(f"[bold yellow]{verdict}[/]")
             decisions.append(
