@@ -235,22 +235,34 @@ def add_paired_speedups(results: list[dict], round_p50s: list[list[float]]) -> N
         }
 
 
+def _spread(result: dict) -> float:
+    return result["stability"]["spread"]
+
+
 def warnings_for(results: list[dict], contention: dict) -> list[str]:
     """Plain-language flags for numbers that may not repeat."""
     out = []
-    for r in results:
-        s = r["stability"]
-        if s["spread"] > DRIFT_WARN:
-            advice = (
-                "compare artifacts only within this run (its rounds interleaved them)"
-                if s["by"] == "round"
-                else "compare artifacts within one run with --rounds 5 or more (interleaved)"
-            )
-            out.append(
-                f"{Path(r['artifact']).name} on {r['backend']} (batch {r['batch']}): p50 moved "
-                f"{s['spread']:.0%} between {s['by']}s ({min(s['p50_ms']):.3f}-{max(s['p50_ms']):.3f} ms); "
-                f"the machine was not steady: {advice}, or rerun on an idle machine."
-            )
+    drifted = sorted((r for r in results if r["stability"]["spread"] > DRIFT_WARN), key=_spread, reverse=True)
+    if drifted:
+        by = drifted[0]["stability"]["by"]
+        advice = (
+            "compare artifacts only within this run (its rounds interleaved them)"
+            if by == "round"
+            else "compare artifacts within one run with --rounds 5 or more (interleaved)"
+        )
+        worst = drifted[0]
+        s = worst["stability"]
+        where = f"{Path(worst['artifact']).name} on {worst['backend']} (batch {worst['batch']})"
+        head = (
+            f"{where}: p50 moved {s['spread']:.0%} between {by}s"
+            if len(drifted) == 1
+            else f"{len(drifted)} of {len(results)} results moved more than {DRIFT_WARN:.0%} between {by}s, "
+            f"up to {s['spread']:.0%} ({where})"
+        )
+        out.append(
+            f"{head} ({min(s['p50_ms']):.3f}-{max(s['p50_ms']):.3f} ms); the machine was not steady: "
+            f"{advice}, or rerun on an idle machine. Per-result drift is in the table and bench.json."
+        )
     others, steal = contention.get("others_cpu_pct"), contention.get("steal_pct")
     if others is not None and others > 5:
         out.append(

@@ -726,7 +726,7 @@ def _print_bench(report: dict, accuracy: dict | None) -> None:
             row.append(f"{r['backend_reported']['p50_ms']:.3f}" if "backend_reported" in r else "-")
         if paired:
             sp = r.get("speedup")
-            row.append(f"{sp['paired_median']:.2f}x vs {sp['reference']}" if sp else "reference")
+            row.append(f"{sp['paired_median']:.2f}x" if sp else "ref")
         if accuracy:
             acc = accuracy.get(r["artifact"])
             row.append("n/a" if acc is None else f"{acc:.4f}")
@@ -743,6 +743,12 @@ def _print_bench(report: dict, accuracy: dict | None) -> None:
                 "own p50 = the backend's own timing of each call, without the Python call (as "
                 "benchmark_app reports it); "
                 if own
+                else ""
+            )
+            + (
+                "speedup = median of per-round p50 ratios vs the first artifact on the same backend "
+                "(for that one: vs the first row); "
+                if paired
                 else ""
             )
             + f"drift = spread of p50 between rounds (or 5 segments of one round); while timing, other "

@@ -64,6 +64,9 @@ def test_warnings_name_the_unsteady_result_and_the_contention():
     assert warnings_for([steady], {"others_cpu_pct": 0.0, "steal_pct": 0.0}) == []
     (w,) = warnings_for([steady, drifted], {"others_cpu_pct": None, "steal_pct": None})
     assert "m.onnx on onnxruntime" in w and "40%" in w and "interleaved" in w
+    worse = {**steady, "backend": "openvino", "stability": stability([np.full(5, 1.0), np.full(5, 2.0)])}
+    (w,) = warnings_for([steady, drifted, worse], {})  # several: one line, the worst named
+    assert "2 of 3 results moved more than 10%" in w and "up to 67% (m.onnx on openvino" in w
     got = warnings_for([steady], {"others_cpu_pct": 48.0, "steal_pct": 7.0})
     assert "48%" in got[0] and "stole 7%" in got[1]
 
