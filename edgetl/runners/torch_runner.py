@@ -31,7 +31,7 @@ class TorchRunner(Runner):
             raise EdgetlError(f"precision {precision!r}: choose one of {sorted(_DTYPES)}.")
         self.device, self.precision = device, precision
         self.channels_last, self.threads = channels_last, threads
-        self.model = None
+        self.model = self._events = None
 
     def activate_impl(self) -> None:
         import torch
@@ -54,6 +54,9 @@ class TorchRunner(Runner):
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.eval()
+        self._events = None
+        if self.device.startswith("cuda"):  # GPU time of the forward alone, like the TensorRT runner's
+            self._events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
         import torch
@@ -62,7 +65,19 @@ class TorchRunner(Runner):
         if self.channels_last:
             t = t.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return self.model(t).float().cpu().numpy()
+            if self._events is None:
+                return self.model(t).float().cpu().numpy()
+            start, end = self._events
+            start.record()
+            y = self.model(t)
+            end.record()
+            return y.float().cpu().numpy()  # .cpu() waits for the GPU, so both events have fired
+
+    def backend_latency_ms(self) -> float | None:
+        if self._events is None or self.model is None:
+            return None
+        start, end = self._events
+        return float(start.elapsed_time(end))
 
     def deactivate_impl(self) -> None:
         self.model = None
