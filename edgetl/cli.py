@@ -638,8 +638,16 @@ def bench(
     image: Annotated[
         Path | None, typer.Option(help="Image file for end-to-end timing (default: a test image).")
     ] = None,
-    precision: Annotated[str, typer.Option(help="torch/openvino precision: fp32 | fp16 | bf16.")] = "fp32",
-    device: Annotated[str, typer.Option(help="torch backend device: cpu | cuda.")] = "cpu",
+    precision: Annotated[
+        str,
+        typer.Option(help="fp32 | fp16 | bf16 for torch and openvino; fp16 also for onnxruntime-tensorrt."),
+    ] = "fp32",
+    device: Annotated[
+        str,
+        typer.Option(
+            help="cpu | cuda | cuda:N: torch's device; N is also the GPU of onnxruntime-cuda/-tensorrt."
+        ),
+    ] = "cpu",
     compare: Annotated[
         bool, typer.Option("--compare", help="Add accuracy and a latency-accuracy plot.")
     ] = False,
