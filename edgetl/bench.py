@@ -366,9 +366,16 @@ def bench(config: BenchConfig) -> dict:
         if config.rounds > 1:
             results = [t.result() for t in timed]
             add_paired_speedups(results, [[float(np.median(x)) for x in t.rounds] for t in timed])
+    from edgetl.fileio import sha256_file
+
     return {
         "environment": environment_stamp(config.threads),
         "config": config.model_dump(mode="json"),
+        # which exact files were measured: a number is only reproducible against the same bytes
+        "artifacts": {
+            str(a): {"sha256": sha256_file(a), "bytes": Path(a).stat().st_size, "kind": read_manifest(a).kind}
+            for a in config.artifacts
+        },
         "results": results,
         "skipped": skipped,
         "contention": meter.result,

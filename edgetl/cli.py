@@ -685,7 +685,7 @@ def bench(
         precision=precision,
         device=device,
     )
-    report = run(cfg)
+    report = {"command": "edgetl " + " ".join(sys.argv[1:]), **run(cfg)}
     accuracy = None
     if compare:
         if data:

@@ -202,7 +202,12 @@ def test_bench_runs_without_torch(tiny_onnx, tmp_path):
     env = {**os.environ, "COLUMNS": "200"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert json.loads((tmp_path / "bench.json").read_text())["results"][0]["backend"] == "onnxruntime"
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["results"][0]["backend"] == "onnxruntime"
+    assert saved["command"].startswith("edgetl bench ") and "--min-runs 5" in saved["command"]
+    from edgetl.fileio import sha256_file
+
+    assert saved["artifacts"][str(tiny_onnx)]["sha256"] == sha256_file(tiny_onnx)
 
 
 def test_backends_report_reasons():
