@@ -37,18 +37,13 @@ from _common import write_result  # noqa: E402
 from edgetl.bench import BenchConfig, bench, latency_stats, time_calls  # noqa: E402
 from edgetl.manifest import read_manifest  # noqa: E402
 from edgetl.progress import set_quiet  # noqa: E402
+from edgetl.quantize.latency import cpu_session  # noqa: E402
 from edgetl.runners.base import make_runner  # noqa: E402
 
 
 def ort_session(path: Path, threads: int):
     """The session a user would write: same options as edgetl's runner, created once."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return cpu_session(path, threads)
 
 
 def ov_request(path: Path, shape: tuple, threads: int):

@@ -216,6 +216,11 @@ class _Timed:
         return result
 
 
+def paired_ratio(reference, other) -> float:
+    """Median over rounds of reference / other in the same round: cancels drift both shared."""
+    return float(np.median(np.asarray(reference, dtype=float) / np.asarray(other, dtype=float)))
+
+
 def add_paired_speedups(results: list[dict], round_p50s: list[list[float]]) -> None:
     """With interleaved rounds: each result's speedup over a reference, as the median over rounds
     of (reference p50 / this p50) in the same round, which cancels drift the two shared. The
@@ -227,11 +232,10 @@ def add_paired_speedups(results: list[dict], round_p50s: list[list[float]]) -> N
         ref = same_backend[0] if same_backend[0] != i else same_batch[0]
         if ref == i:
             continue
-        ratios = [a / b for a, b in zip(round_p50s[ref], round_p50s[i], strict=True)]
         r["speedup"] = {
             "reference": f"{Path(results[ref]['artifact']).name} on {results[ref]['backend']}",
-            "paired_median": float(np.median(ratios)),
-            "rounds": len(ratios),
+            "paired_median": paired_ratio(round_p50s[ref], round_p50s[i]),
+            "rounds": len(round_p50s[i]),
         }
 
 
@@ -273,20 +277,28 @@ def warnings_for(results: list[dict], contention: dict) -> list[str]:
     return out
 
 
-def _plan(config: BenchConfig) -> tuple[list[tuple[Path, str, int]], list[dict]]:
-    from edgetl.runners.base import available_backends, backends_for
+def _plan(config: BenchConfig) -> tuple[list[tuple[Path, str, int]], list[dict], dict[str, dict]]:
+    """(artifact, backend, batch) to time, what is skipped and why, and each measured file's identity."""
+    from edgetl.fileio import sha256_file
+    from edgetl.runners.base import KIND_BACKENDS, available_backends
 
     usable = available_backends()
-    plan, skipped = [], []
+    plan, skipped, files = [], [], {}
     for artifact in config.artifacts:
         kind = read_manifest(artifact).kind
-        wanted = config.backends or tuple(backends_for(kind))
-        for backend in wanted:
+        # which exact bytes were measured: a number is only reproducible against the same file
+        files[str(artifact)] = {
+            "sha256": sha256_file(artifact),
+            "bytes": Path(artifact).stat().st_size,
+            "kind": kind,
+        }
+        runs_kind = KIND_BACKENDS.get(kind, ())
+        for backend in config.backends or tuple(b for b in runs_kind if usable.get(b) is None):
             if backend not in usable:
                 raise EdgetlError(f"unknown backend {backend!r}; available backends are {sorted(usable)}.")
             if usable[backend] is not None:
                 skipped.append({"artifact": str(artifact), "backend": backend, "reason": usable[backend]})
-            elif backend not in backends_for(kind):
+            elif backend not in runs_kind:
                 skipped.append(
                     {
                         "artifact": str(artifact),
@@ -296,7 +308,7 @@ def _plan(config: BenchConfig) -> tuple[list[tuple[Path, str, int]], list[dict]]
                 )
             else:
                 plan += [(Path(artifact), backend, b) for b in config.batches]
-    return plan, skipped
+    return plan, skipped, files
 
 
 def bench(config: BenchConfig) -> dict:
@@ -318,7 +330,7 @@ def bench(config: BenchConfig) -> dict:
             torch.set_num_threads(config.threads)
         except ImportError:
             pass
-    plan, skipped = _plan(config)
+    plan, skipped, files = _plan(config)
     results = []
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -338,7 +350,10 @@ def bench(config: BenchConfig) -> dict:
         def start(t: _Timed) -> bool:
             """Open t's runner; a backend whose device or libraries fail at start is skipped."""
             try:
-                stack.enter_context(t) if config.rounds > 1 else t.__enter__()
+                if config.rounds > 1:
+                    stack.enter_context(t)
+                else:
+                    t.__enter__()
             except BackendUnavailable as exc:
                 skipped.append({"artifact": str(t.artifact), "backend": t.backend, "reason": str(exc)})
                 progress.advance(task, config.rounds)
@@ -366,16 +381,10 @@ def bench(config: BenchConfig) -> dict:
         if config.rounds > 1:
             results = [t.result() for t in timed]
             add_paired_speedups(results, [[float(np.median(x)) for x in t.rounds] for t in timed])
-    from edgetl.fileio import sha256_file
-
     return {
         "environment": environment_stamp(config.threads),
         "config": config.model_dump(mode="json"),
-        # which exact files were measured: a number is only reproducible against the same bytes
-        "artifacts": {
-            str(a): {"sha256": sha256_file(a), "bytes": Path(a).stat().st_size, "kind": read_manifest(a).kind}
-            for a in config.artifacts
-        },
+        "artifacts": files,
         "results": results,
         "skipped": skipped,
         "contention": meter.result,

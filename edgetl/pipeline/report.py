@@ -9,8 +9,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
-
 from edgetl.fileio import atomic_path, write_text_atomic
 
 
@@ -96,15 +94,14 @@ def _plot_curves(histories: dict[str, list[dict]], path: Path) -> None:
 
 def _paired_ratios(results: list[dict], slow: Path | None, fast: Path) -> dict[str, float]:
     """Per backend: median over interleaved rounds of p50(slow) / p50(fast) in the same round."""
+    from edgetl.bench import paired_ratio
+
     by_key = {(r["artifact"], r["backend"]): r for r in results if r["stability"]["by"] == "round"}
     out = {}
     for (artifact, backend), r in by_key.items():
         other = by_key.get((str(slow), backend))
         if artifact == str(fast) and other is not None:
-            ratios = [
-                a / b for a, b in zip(other["stability"]["p50_ms"], r["stability"]["p50_ms"], strict=True)
-            ]
-            out[backend] = float(np.median(ratios))
+            out[backend] = paired_ratio(other["stability"]["p50_ms"], r["stability"]["p50_ms"])
     return out
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def _session(model_path, threads: int):
+def cpu_session(model_path, threads: int):
+    """An ONNX Runtime CPU session with edgetl's runner options (threads, full graph optimisation)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -29,7 +30,7 @@ def side_by_side(
     of the per-round p50s and every round's p50."""
     from edgetl.bench import time_calls
 
-    sessions = {k: _session(p, threads) for k, p in paths.items()}
+    sessions = {k: cpu_session(p, threads) for k, p in paths.items()}
     per: dict[str, list[float]] = {k: [] for k in paths}
     for _ in range(rounds):
         for k, sess in sessions.items():
@@ -41,16 +42,13 @@ def side_by_side(
 
 def paired_speedup(speed: dict, reference: str, other: str) -> float:
     """Median over rounds of reference p50 / other p50 in the same round (cancels shared drift)."""
-    return float(np.median(_round_ratios(speed, reference, other)))
+    from edgetl.bench import paired_ratio
+
+    return paired_ratio(speed[reference]["rounds_ms"], speed[other]["rounds_ms"])
 
 
 def paired_speedup_ci(speed: dict, reference: str, other: str, seed: int = 0) -> tuple[float, float]:
     """95% bootstrap interval (over rounds) of ``paired_speedup``: whether a speed-up is real."""
-    ratios = _round_ratios(speed, reference, other)
+    ratios = np.asarray(speed[reference]["rounds_ms"]) / np.asarray(speed[other]["rounds_ms"])
     boots = np.median(np.random.default_rng(seed).choice(ratios, size=(2000, len(ratios))), axis=1)
     return float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
-
-
-def _round_ratios(speed: dict, reference: str, other: str) -> np.ndarray:
-    a, b = speed[reference]["rounds_ms"], speed[other]["rounds_ms"]
-    return np.array([x / y for x, y in zip(a, b, strict=True)])

@@ -134,11 +134,9 @@ def _data_config(manifest: Manifest, config: QuantizeConfig, **limits) -> DataCo
 
 
 def run_onnx(path, x: np.ndarray, threads: int, fixed_batch: int, batch: int = 64) -> np.ndarray:
-    import onnxruntime as ort
+    from edgetl.quantize.latency import cpu_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess = cpu_session(path, threads)
     name = sess.get_inputs()[0].name
     bs = fixed_batch if fixed_batch > 0 else batch
     out = []
