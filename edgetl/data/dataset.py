@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edgetl.data.preprocess import to_uint8
 from edgetl.data.sources import ImageSource, open_source
@@ -22,8 +22,10 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    source: str = Field("fashion-mnist", description="built-in name, ImageFolder dir, or CSV")
-    seed: int = 0
+    source: str = Field(
+        "fashion-mnist", description="built-in name (or builtin:NAME), ImageFolder dir, or CSV"
+    )
+    seed: int = Field(0, ge=0)
     val_fraction: float = Field(0.1, gt=0, lt=1)
     test_fraction: float = Field(0.1, gt=0, lt=1, description="unused with an official test set")
     calib_size: int = Field(512, ge=1)
@@ -33,6 +35,20 @@ class DataConfig(BaseModel):
     skip_bad: bool = False
     augment: Augment | None = Field(None, description="default: the data set's own")
     cache_dir: Path | None = None
+
+    @field_validator("source")
+    @classmethod
+    def _source_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must name a data set, an ImageFolder directory or a CSV file, not blanks")
+        return v
+
+    @field_validator("seed", "calib_size", "limit_train", "limit_val", "limit_test", mode="before")
+    @classmethod
+    def _no_bools(cls, v):
+        if isinstance(v, bool):  # pydantic would read true as 1
+            raise ValueError(f"expected a whole number, got the boolean {v}")
+        return v
 
     def split_spec(self) -> SplitSpec:
         return SplitSpec(

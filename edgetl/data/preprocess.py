@@ -7,9 +7,14 @@ the uint8 result once and augments it; every other path runs both halves per ima
 
 from __future__ import annotations
 
+import os
+import warnings
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
+from edgetl.errors import ConfigError, DataError
 from edgetl.manifest import PreprocessContract
 
 _PIL_INTERP = {
@@ -21,9 +26,13 @@ _PIL_INTERP = {
 
 def to_uint8(img: Image.Image, contract: PreprocessContract) -> np.ndarray:
     """Decoded image -> uint8 array (3, H, W) per the contract's channels, resize and crop."""
+    img = to_8bit(img)
     if img.mode != "RGB":
-        if img.mode in ("L", "I;16", "I", "F", "1") and not contract.grey_to_rgb:
-            raise ValueError("grey image given to a contract without grey_to_rgb")
+        if img.mode == "L" and not contract.grey_to_rgb:
+            raise DataError(
+                "a grey image was given to a model whose preprocessing contract has "
+                "grey_to_rgb: false; convert the image to RGB first."
+            )
         img = img.convert("RGB")
     h, w = contract.input_size
     interp = _PIL_INTERP[contract.interpolation]
@@ -55,15 +64,132 @@ def preprocess(images: list[Image.Image], contract: PreprocessContract) -> np.nd
     return normalize(np.stack([to_uint8(im, contract) for im in images]), contract)
 
 
-def load_image(path) -> Image.Image:
-    """Decode one image file, with an error that names the file."""
-    from edgetl.errors import DataError
+# ---------------------------------------------------------------- decoding files
+MAX_PIXELS_ENV = "EDGETL_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold (~ 0.25 GB as RGB)
 
+
+class UnreadableImage(DataError):
+    """An image that cannot be decoded into 8-bit pixels; ``reason`` says why, ``fix`` what to do."""
+
+    def __init__(self, path, reason: str, fix: str = "Fix or replace the file.") -> None:
+        self.path, self.reason, self.fix = path, reason, fix
+        head = f"{path}: {reason}" if path is not None else reason[:1].upper() + reason[1:]
+        super().__init__(f"{head}. {fix}")
+
+
+def max_image_pixels() -> int:
+    """Largest width x height that is decoded; bigger files are refused as decompression bombs."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
     try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
+        limit = int(text.replace("_", ""))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ConfigError(f"{MAX_PIXELS_ENV}={text!r}: expected a positive whole number of pixels.")
+    if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = limit  # the user raised the limit on purpose: Pillow follows
+    return limit
+
+
+def _grey16_to_8(a: np.ndarray) -> Image.Image:
+    """0..65535 -> 0..255 by the high byte: what Pillow does for 48-bit RGB and stb_image for all."""
+    return Image.fromarray((a.astype(np.uint32) >> 8).astype(np.uint8), "L")
+
+
+def to_8bit(img: Image.Image, path=None) -> Image.Image:
+    """Any decoded mode -> "L" (grey) or "RGB", 8 bits per channel, keeping the look of the image.
+
+    Pillow's own ``convert`` clips instead of scaling: a 16-bit PNG becomes almost white and a
+    0..1 float image black. Here 16-bit ("I;16*", and "I" holding 0..65535) keeps its high byte,
+    float ("F") in 0..1 is scaled by 255 and in 0..255 rounded, alpha is dropped (the colour
+    under it is kept, as the deploy runtime's stb_image does), palettes, CMYK and YCbCr become
+    RGB. A mode or value range with no faithful 8-bit reading is a ``DataError``.
+    """
+    mode = img.mode
+    if mode in ("L", "RGB"):
+        return img
+    if mode == "1" or mode == "LA":
+        return img.convert("L")
+    if mode.startswith("I;16"):
+        return _grey16_to_8(np.asarray(img))
+    if mode == "I":
+        a = np.asarray(img)
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        if lo < 0 or hi > 65535:
+            raise UnreadableImage(
+                path,
+                f"32-bit integer pixels range over {lo}..{hi}, outside the 16-bit range 0..65535 "
+                "that edgetl scales to 8 bits",
+                "Save the image as an 8- or 16-bit PNG.",
+            )
+        return _grey16_to_8(a)
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float32)
+        if a.size and not np.isfinite(a).all():
+            fix = "Save the image as an 8-bit PNG."
+            raise UnreadableImage(path, "float pixels include NaN or infinity", fix)
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if lo >= 0 and hi <= 1:
+            a = a * 255.0
+        elif lo < 0 or hi > 255:
+            raise UnreadableImage(
+                path,
+                f"float pixels range over {lo:g}..{hi:g}; edgetl reads float images as 0..1 or 0..255",
+                "Rescale the image and save it as an 8-bit PNG.",
+            )
+        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+    if mode == "La":  # premultiplied alpha: no direct conversion to L in Pillow
+        img = img.convert("LA")
+        return img.convert("L")
+    try:
+        return img.convert("RGB")
+    except ValueError as exc:
+        reason = f"image mode {mode!r} cannot be converted to RGB ({exc})"
+        raise UnreadableImage(path, reason, "Save the image as 8-bit RGB or grey.") from None
+
+
+def _decode(path) -> Image.Image:
+    """Open, bomb-check, fully decode and convert one file; ``UnreadableImage`` on any failure."""
+    path = Path(path)
+    if path.is_dir():
+        raise UnreadableImage(path, "is a directory, not an image file", "Name an image file instead.")
+    limit = max_image_pixels()
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between its limit and twice that; edgetl refuses (below)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > limit:
+                    raise UnreadableImage(
+                        path,
+                        f"image is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} "
+                        "(a guard against decompression bombs)",
+                        f"Downscale the image, or raise the limit with {MAX_PIXELS_ENV}=<pixels> "
+                        "if you trust the file.",
+                    )
+                img.load()
+                decoded = img.copy()
+    except UnreadableImage:
+        raise
     except FileNotFoundError:
-        raise DataError(f"{path}: no such image file.") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read image ({exc}).") from None
+        raise UnreadableImage(path, "no such image file", "Check the path.") from None
+    except Image.DecompressionBombError as exc:
+        raise UnreadableImage(
+            path,
+            f"refused as a possible decompression bomb: {str(exc).rstrip('.')}",
+            f"Downscale the image, or raise the limit with {MAX_PIXELS_ENV}=<pixels> if you trust the file.",
+        ) from None
+    except MemoryError:
+        raise UnreadableImage(path, "too large to decode in memory", "Downscale the image.") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure on a user's file means "unreadable"
+        raise UnreadableImage(path, f"cannot read image ({type(exc).__name__}: {exc})") from None
+    return to_8bit(decoded, path)
+
+
+def load_image(path) -> Image.Image:
+    """Decode one image file into an 8-bit "L" or "RGB" image, with errors that name the file."""
+    return _decode(path)

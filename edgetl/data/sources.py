@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import os
 import struct
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from edgetl.errors import DataError
 
@@ -47,15 +49,46 @@ class ImageSource:
         return self.loader(index)
 
 
+BUILTIN_PREFIX = "builtin:"
+
+
 def open_source(spec: str, *, skip_bad: bool = False, cache_dir: Path | None = None) -> ImageSource:
-    """Open a built-in data set by name, an ImageFolder directory, or a ``path,label`` CSV."""
+    """Open a built-in data set by name, an ImageFolder directory, or a ``path,label`` CSV.
+
+    ``builtin:NAME`` always means the built-in; a bare built-in name that is also a file or
+    folder in the current directory is ambiguous and refused (``./NAME`` picks the folder).
+    """
+    if spec.startswith(BUILTIN_PREFIX):
+        name = spec[len(BUILTIN_PREFIX) :]
+        if name not in BUILTINS:
+            raise DataError(
+                f"data source {spec!r}: no built-in data set {name!r}; built-ins are "
+                f"{', '.join(sorted(BUILTINS))}."
+            )
+        return BUILTINS[name](cache_dir)
     if spec in BUILTINS:
+        local = Path(spec)
+        if local.exists():
+            kind = "folder" if local.is_dir() else "file"
+            raise DataError(
+                f"data source {spec!r} is ambiguous: it is the name of a built-in data set and "
+                f"also a {kind} in the current directory ({local.resolve()}). Pass './{spec}' to "
+                f"use the {kind}, or '{BUILTIN_PREFIX}{spec}' to use the built-in data set."
+            )
         return BUILTINS[spec](cache_dir)
     path = Path(spec)
+    name = f"./{path}" if str(path) in BUILTINS else str(path)  # never mistaken for the built-in
     if path.is_dir():
-        return image_folder(path, skip_bad=skip_bad)
-    if path.suffix.lower() == ".csv" and path.is_file():
-        return csv_manifest(path, skip_bad=skip_bad)
+        return image_folder(path, skip_bad=skip_bad, name=name)
+    if path.suffix.lower() == ".csv":
+        if path.is_file():
+            return csv_manifest(path, skip_bad=skip_bad)
+        raise DataError(f"data source {spec!r}: no such CSV file ({path.absolute()}).")
+    if path.exists():
+        raise DataError(
+            f"data source {spec!r} is a file but not a .csv; give an ImageFolder directory "
+            "(one sub-folder per class) or a .csv file with 'path,label' rows."
+        )
     raise DataError(
         f"data source {spec!r} is neither a built-in data set ({', '.join(sorted(BUILTINS))}), "
         "an existing ImageFolder directory (one sub-folder per class), nor a .csv file with "
@@ -64,13 +97,22 @@ def open_source(spec: str, *, skip_bad: bool = False, cache_dir: Path | None = N
 
 
 # ---------------------------------------------------------------- files on disk
-def _check_image(path: Path) -> str | None:
-    """Return None when the image decodes fully, else the reason it does not."""
+@dataclass(frozen=True)
+class _Entry:
+    path: Path  # the image file
+    label: str  # class name
+    sid: str  # stable sample id
+    where: str  # where the user wrote it: "line 7 ('a.png')" or "cats/a.png"
+
+
+def _check_image(path: Path) -> tuple[str, str] | None:
+    """Return None when the image decodes fully to 8-bit pixels, else (reason, fix)."""
+    from edgetl.data.preprocess import UnreadableImage, load_image
+
     try:
-        with Image.open(path) as img:
-            img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        load_image(path)
+    except UnreadableImage as exc:
+        return exc.reason, exc.fix
     return None
 
 
@@ -80,89 +122,216 @@ def _file_loader(paths: list[Path]) -> Callable[[int], Image.Image]:
     return lambda i: load_image(paths[i])
 
 
-def _finish_file_source(
-    name: str, entries: list[tuple[Path, str, str]], skip_bad: bool, hint: str
-) -> ImageSource:
-    """entries: (path, class name, sample id). Validates every image, then builds the source."""
+def label_key(label: str) -> str:
+    """Labels that differ only in case, Unicode form or inner spacing share this key."""
+    return " ".join(unicodedata.normalize("NFKC", label).casefold().split())
+
+
+def _check_labels(name: str, labels: list[tuple[str, str]], fix: str) -> None:
+    """Refuse two spellings of one label ("Shirt" and "shirt"): they would become two classes.
+
+    ``labels``: (label, where the user wrote it) pairs."""
+    spellings: dict[str, dict[str, str]] = {}
+    for label, where in labels:
+        spellings.setdefault(label_key(label), {}).setdefault(label, where)
+    for forms in spellings.values():
+        if len(forms) > 1:
+            listed = " and ".join(f"{label!r} ({where})" for label, where in forms.items())
+            raise DataError(
+                f"{name}: labels {listed} differ only in upper/lower case or spacing; they would "
+                f"be trained as {len(forms)} different classes. {fix}"
+            )
+
+
+def _check_duplicates(name: str, entries: list[_Entry]) -> None:
+    """Refuse one image file listed twice: it could land in train and test (or carry 2 labels)."""
+    seen: dict[str, _Entry] = {}
+    for e in entries:
+        key = os.path.normcase(os.path.realpath(e.path))
+        first = seen.setdefault(key, e)
+        if first is e:
+            continue
+        if first.label != e.label:
+            raise DataError(
+                f"{name}: the image {key} has two labels, {first.label!r} ({first.where}) and "
+                f"{e.label!r} ({e.where}). An image needs exactly one label; remove the wrong entry."
+            )
+        raise DataError(
+            f"{name}: the image {key} is listed twice ({first.where}; {e.where}). A sample listed "
+            "twice can land in both train and test and inflate the test accuracy; remove one entry."
+        )
+
+
+def _finish_file_source(name: str, entries: list[_Entry], skip_bad: bool, hint: str) -> ImageSource:
+    """Validates every image, then builds the source."""
     from edgetl.progress import track
 
-    good: list[tuple[Path, str, str]] = []
+    good: list[_Entry] = []
     bad: list[str] = []
-    for path, label, sid in track(entries, description=f"checking images in {name}"):
-        reason = _check_image(path)
-        if reason is None:
-            good.append((path, label, sid))
+    for e in track(entries, description=f"checking images in {name}"):
+        problem = _check_image(e.path)
+        if problem is None:
+            good.append(e)
         elif skip_bad:
-            bad.append(f"{path} ({reason})")
+            bad.append(f"{e.path} ({problem[0]})")
         else:
+            reason, fix = problem
             raise DataError(
-                f"{path}: cannot read image ({reason}). Fix or remove the file, or pass "
-                "--skip-bad to skip unreadable images."
+                f"{e.path}: cannot use image ({reason}). {fix} Or pass --skip-bad to skip unreadable images."
             )
-    classes = sorted({label for _, label, _ in good})
+    classes = sorted({e.label for e in good})
     if len(classes) < 2:
         raise DataError(
             f"{name}: found {len(classes)} class(es) with readable images ({classes}); "
             f"classification needs at least 2. {hint}"
         )
     index = {c: i for i, c in enumerate(classes)}
-    paths = [p for p, _, _ in good]
+    paths = [e.path for e in good]
     return ImageSource(
         name=name,
         classes=classes,
-        ids=[sid for _, _, sid in good],
-        labels=np.array([index[label] for _, label, _ in good], dtype=np.int64),
+        ids=[e.sid for e in good],
+        labels=np.array([index[e.label] for e in good], dtype=np.int64),
         loader=_file_loader(paths),
         skipped=bad,
     )
 
 
-def image_folder(root: Path, *, skip_bad: bool = False) -> ImageSource:
+def _hidden(rel: Path) -> bool:
+    """Dot files and folders (.DS_Store, macOS '._x.jpg' forks, edgetl temp files) are not data."""
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def image_folder(root: Path, *, skip_bad: bool = False, name: str | None = None) -> ImageSource:
     """A directory with one sub-folder of images per class."""
     root = Path(root)
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    name = name or str(root)
+    try:
+        class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    except OSError as exc:
+        raise DataError(f"{root}: cannot list the folder ({exc.strerror or exc}).") from None
     if not class_dirs:
         raise DataError(f"{root}: no class sub-folders found; expected {root}/<class>/<image>.")
-    entries: list[tuple[Path, str, str]] = []
+    entries: list[_Entry] = []
     for cdir in class_dirs:
-        files = sorted(f for f in cdir.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(
+            f
+            for f in cdir.rglob("*")
+            if f.suffix.lower() in IMAGE_SUFFIXES and not _hidden(f.relative_to(cdir)) and f.is_file()
+        )
         if not files:
             raise DataError(
                 f"{cdir}: class folder '{cdir.name}' holds no images "
                 f"({', '.join(sorted(IMAGE_SUFFIXES))}); add images or remove the folder."
             )
-        entries += [(f, cdir.name, f.relative_to(root).as_posix()) for f in files]
-    return _finish_file_source(str(root), entries, skip_bad, "Add a sub-folder per class.")
+        for f in files:
+            rel = f.relative_to(root).as_posix()
+            entries.append(_Entry(f, cdir.name, rel, rel))
+    folders = [(d.name, f"folder {d}") for d in class_dirs]
+    _check_labels(name, folders, "Merge the folders into one, or rename one of them.")
+    _check_duplicates(name, entries)
+    return _finish_file_source(name, entries, skip_bad, "Add a sub-folder per class.")
+
+
+def _read_csv_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a CSV file.") from None
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such CSV file.") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the CSV file ({exc.strerror or exc}).") from None
+    try:
+        return data.decode("utf-8-sig")  # -sig: a spreadsheet's byte-order mark is not a column name
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{path}:{line}: the CSV is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}). Save it as UTF-8 ('CSV UTF-8' in a spreadsheet's Save As), or convert "
+            f"it, e.g. iconv -f latin1 -t utf-8 {path.name} > {path.stem}-utf8.csv"
+        ) from None
 
 
 def csv_manifest(path: Path, *, skip_bad: bool = False) -> ImageSource:
     """A CSV with a header ``path,label``; relative paths are relative to the CSV's folder."""
     path = Path(path)
     base = path.parent
-    entries: list[tuple[Path, str, str]] = []
+    text = _read_csv_text(path)
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise DataError(f"{path}:{line}: the file holds NUL bytes; it is not a text CSV file.")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            header = row
+            break
+    if header is None:
+        raise DataError(
+            f"{path}: the CSV is empty; expected a header row 'path,label' and then one "
+            "'<image path>,<label>' row per image."
+        )
+    header_line = reader.line_num
+    columns = [c.strip().lower() for c in header]
+    if "path" not in columns or "label" not in columns:
+        data_like = any(Path(c.strip()).suffix.lower() in IMAGE_SUFFIXES for c in header)
+        fix = (
+            "The first row looks like data: add the header line 'path,label' above it."
+            if data_like
+            else "Name the image column 'path' and the class column 'label'."
+        )
+        raise DataError(
+            f"{path}:{header_line}: expected a header row with columns 'path,label', got {header}. {fix}"
+        )
+    for col in ("path", "label"):
+        if columns.count(col) > 1:
+            raise DataError(f"{path}:{header_line}: the header names the column {col!r} twice ({header}).")
+    i_path, i_label = columns.index("path"), columns.index("label")
+    entries: list[_Entry] = []
     missing: list[str] = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or not {"path", "label"} <= set(reader.fieldnames):
+    for row in reader:
+        line_no = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue  # blank line (or only commas, as spreadsheets export empty rows)
+        if len(row) != len(header):
             raise DataError(
-                f"{path}: expected a header row with columns 'path,label', got {reader.fieldnames}."
+                f"{path}:{line_no}: {len(row)} field(s) {row}, but the header has {len(header)} "
+                f"({', '.join(header)}). Give every row a value per column, and quote values that "
+                'contain a comma ("T-shirt, top").'
             )
-        for line_no, row in enumerate(reader, start=2):
-            rel, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
-            if not rel or not label:
-                raise DataError(f"{path}:{line_no}: empty path or label in row {row}.")
-            file = (base / rel) if not os.path.isabs(rel) else Path(rel)
-            if not file.is_file():
-                if skip_bad:
-                    missing.append(f"{file} (line {line_no}: no such file)")
-                    continue
-                raise DataError(
-                    f"{path}:{line_no}: image file {file} does not exist. Fix the row, or pass "
-                    "--skip-bad to skip missing files."
-                )
-            entries.append((file, label, rel))
+        rel, label = row[i_path].strip(), row[i_label].strip()
+        if not rel:
+            raise DataError(f"{path}:{line_no}: blank path (label {label!r}); every row needs an image path.")
+        if not label:
+            raise DataError(
+                f"{path}:{line_no}: blank label for {rel!r}; every row needs a label. Label the "
+                "image or remove the row."
+            )
+        file = base / rel  # an absolute rel replaces base
+        problem = None
+        if file.is_dir():
+            problem = f"{rel!r} is a directory ({file}), not an image file"
+        elif not file.exists():
+            problem = f"image file {file} does not exist"  # wording kept: tests and users grep it
+            if "\\" in rel:
+                problem += " (use '/' as the path separator)"
+            elif not os.path.isabs(rel):
+                problem += f" (relative paths are read from the CSV's folder {base.absolute()})"
+        elif not file.is_file():
+            problem = f"{file} is not a regular file"
+        if problem:
+            if skip_bad:
+                missing.append(f"{file} (line {line_no}: {problem})")
+                continue
+            raise DataError(f"{path}:{line_no}: {problem}. Fix the row, or pass --skip-bad to skip it.")
+        entries.append(_Entry(file, label, rel, f"line {line_no}: {rel!r}"))
     if not entries:
-        raise DataError(f"{path}: no usable rows.")
+        why = f"all {len(missing)} rows were skipped: {missing[0]}" if missing else "no rows after the header"
+        raise DataError(f"{path}: no usable rows ({why}). Add one '<image path>,<label>' row per image.")
+    rows = [(e.label, f"first at {e.where}") for e in entries]
+    _check_labels(str(path), rows, "Use one spelling per class in the 'label' column.")
+    _check_duplicates(str(path), entries)
     src = _finish_file_source(str(path), entries, skip_bad, "Add rows for at least 2 labels.")
     src.skipped = missing + src.skipped
     return src

@@ -37,6 +37,12 @@ def _per_class_take(labels: np.ndarray, pool: np.ndarray, n: int, rng) -> np.nda
     frac = counts / counts.sum() * n - quota
     for k in np.argsort(-frac)[: n - quota.sum()]:
         quota[k] += 1
+    # a small class can round down to nothing: with room for one of each, give it one
+    # (taken from the largest quotas) so that no class silently vanishes from a split
+    if n >= len(classes) and (quota == 0).any():
+        quota[quota == 0] = 1
+        for _ in range(int(quota.sum()) - n):
+            quota[int(np.argmax(quota))] -= 1
     taken = []
     for c, q in zip(classes, quota, strict=True):
         members = pool[labels[pool] == c]
@@ -58,6 +64,19 @@ def _stratified_fraction(labels, pool, fraction, rng) -> tuple[np.ndarray, np.nd
     return picked_arr, rest
 
 
+def _check_limit(split: str, limit: int | None, labels: np.ndarray, pool: np.ndarray) -> None:
+    """A limit below the number of classes in a split would drop whole classes from it."""
+    if limit is None or limit >= len(pool):
+        return
+    n_classes = len(np.unique(labels[pool]))
+    if limit < n_classes:
+        raise DataError(
+            f"limit_{split}={limit} is too small: the {split} split holds {n_classes} classes and "
+            f"every class needs at least one {split} image. Set limit_{split} to at least "
+            f"{n_classes}, or leave it unset to use all {len(pool)}."
+        )
+
+
 def make_splits(
     labels: np.ndarray, spec: SplitSpec, official_test: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
@@ -71,6 +90,9 @@ def make_splits(
     else:
         test, pool = _stratified_fraction(labels, everything, spec.test_fraction, rng)
     val, train = _stratified_fraction(labels, pool, spec.val_fraction, rng)
+    _check_limit("train", spec.limit_train, labels, train)
+    _check_limit("val", spec.limit_val, labels, val)
+    _check_limit("test", spec.limit_test, labels, test)
     # independent streams: changing calib_size or one limit never reshuffles another split
     calib = _per_class_take(labels, train, spec.calib_size, np.random.default_rng([spec.seed, 1]))
     if spec.limit_train is not None:

@@ -86,3 +86,45 @@ def test_fashion_mnist_from_debian_package():
     assert int(src.official_test.sum()) == 10_000
     assert src.classes[9] == "Ankle boot"
     assert src.load(0).size == (28, 28)
+
+
+def test_hidden_files_and_folders_are_not_data(shape_folder):
+    (shape_folder / "circle" / "._circle_00.png").write_bytes(b"macOS resource fork, not a png")
+    (shape_folder / "square" / ".thumbs").mkdir()
+    Image.new("RGB", (8, 8)).save(shape_folder / "square" / ".thumbs" / "t.png")
+    src = image_folder(shape_folder)
+    assert len(src) == 36 and not any("/." in i for i in src.ids)
+
+
+def test_csv_from_a_spreadsheet_bom_header_case_and_empty_rows(shape_folder):
+    csv = shape_folder / "labels.csv"
+    csv.write_bytes(
+        b"\xef\xbb\xbfPath , Label\r\ncircle/circle_00.png,round\r\n,\r\nsquare/square_00.png,boxy\r\n"
+    )
+    src = csv_manifest(csv)
+    assert src.classes == ["boxy", "round"] and src.ids == ["circle/circle_00.png", "square/square_00.png"]
+
+
+def test_csv_quoted_comma_in_label_is_one_label(shape_folder):
+    csv = shape_folder / "labels.csv"
+    csv.write_text('path,label\ncircle/circle_00.png,"T-shirt, top"\nsquare/square_00.png,boxy\n')
+    assert csv_manifest(csv).classes == ["T-shirt, top", "boxy"]
+
+
+def test_folder_named_like_a_builtin_is_not_named_like_it(tmp_path, monkeypatch):
+    from tests.conftest import write_shape_folder
+
+    write_shape_folder(tmp_path / "digits", per_class=3)
+    monkeypatch.chdir(tmp_path)
+    assert open_source("./digits").name == "./digits"  # finetune treats the name "digits" specially
+    assert open_source("digits/").name == "./digits"
+
+
+def test_unreadable_image_message_says_what_and_how(shape_folder):
+    bad = shape_folder / "circle" / "deep.tif"
+    Image.fromarray(np.full((4, 4), 7e6, np.float32), "F").save(bad)
+    with pytest.raises(DataError) as exc:
+        image_folder(shape_folder)
+    msg = str(exc.value)
+    assert msg.startswith(f"{bad}: cannot use image (float pixels range over 7e+06..7e+06")
+    assert "Rescale" in msg and "--skip-bad" in msg

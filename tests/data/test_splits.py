@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
 from edgetl.data.splits import SplitSpec, fingerprint, make_splits
+from edgetl.errors import DataError
 
 
 def _labels(n=1000, k=5):
@@ -57,3 +59,31 @@ def test_calib_size_and_limits_do_not_reshuffle_other_splits():
     b = make_splits(labels, SplitSpec(seed=2, calib_size=300, limit_train=200, limit_val=20))
     assert np.array_equal(a["train"], b["train"]) and np.array_equal(a["test"], b["test"])
     assert set(b["val"]) <= set(a["val"]) and len(b["val"]) == 20
+
+
+def test_a_small_class_never_vanishes_from_a_limited_split():
+    labels = np.array([0] * 1000 + [1] * 30 + [2] * 30)
+    s = make_splits(labels, SplitSpec(seed=0, limit_train=10, calib_size=5))
+    for split in ("train", "calib"):
+        assert set(labels[s[split]]) == {0, 1, 2}, split
+    assert len(s["train"]) == 10 and len(s["calib"]) == 5
+
+
+def test_balanced_limits_are_unchanged_by_the_small_class_rule():
+    labels = np.repeat(np.arange(10), 50)
+    s = make_splits(labels, SplitSpec(seed=4, limit_train=30))
+    assert np.bincount(labels[s["train"]]).tolist() == [3] * 10
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("limit_train", 1), ("limit_train", 4), ("limit_val", 2), ("limit_test", 1)]
+)
+def test_a_limit_below_the_class_count_names_value_and_minimum(key, value):
+    labels = np.repeat(np.arange(5), 40)
+    split = key.removeprefix("limit_")
+    with pytest.raises(DataError) as exc:
+        make_splits(labels, SplitSpec(**{key: value}))
+    msg = str(exc.value)
+    assert f"{key}={value} is too small" in msg and "5 classes" in msg and f"{key} to at least 5" in msg
+    assert f"one {split} image" in msg
+    make_splits(labels, SplitSpec(**{key: 5}))  # the minimum itself is fine
