@@ -7,12 +7,13 @@ below 10.12 needs the INT8 (and FP16) builder flags for a QDQ network.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from edgetl.artifact_io import write_sidecar
 from edgetl.errors import BackendUnavailable, ModelError
-from edgetl.fileio import atomic_path, sha256_file, write_text_atomic
-from edgetl.manifest import Provenance, read_manifest, tool_versions
+from edgetl.fileio import atomic_path
+from edgetl.manifest import read_manifest
+from edgetl.provenance import make_provenance
 
 
 def _trt():
@@ -35,7 +36,8 @@ def build_engine(
     version_compatible: bool = False,
     timing_cache: Path | None = None,
 ) -> Path:
-    """Parse, build and serialize; writes ``output`` and ``output.json`` (manifest + build info)."""
+    """Parse, build and serialize; writes ``output`` and its sidecar ``output.json`` (manifest +
+    build info, see ``edgetl.artifact_io.write_sidecar``)."""
     import torch
 
     trt = _trt()
@@ -73,6 +75,14 @@ def build_engine(
     if plan is None:
         raise ModelError(f"{onnx_path}: TensorRT could not build an engine (see the log above).")
     props = torch.cuda.get_device_properties(0)
+    provenance = make_provenance(
+        "build",
+        {"fp16": fp16, "max_batch": max_batch},
+        parent=onnx_path,
+        data=parent.provenance.data,
+        calibration=parent.provenance.calibration,
+        extra_tools={"tensorrt": trt.__version__},
+    )
     build = {
         "tensorrt": trt.__version__,
         "gpu": props.name,
@@ -83,26 +93,13 @@ def build_engine(
         "int8": is_int8,
         "version_compatible": version_compatible,
         "max_batch": max_batch,
-        "onnx_sha256": sha256_file(onnx_path),
+        "onnx_sha256": provenance.parent_sha256,
     }
     with atomic_path(output) as tmp:
         tmp.write_bytes(bytes(plan))
     if timing_cache:
         with atomic_path(timing_cache) as tmp:
             tmp.write_bytes(bytes(cfg.get_timing_cache().serialize()))
-    manifest = parent.model_copy(
-        update={
-            "kind": "trt-engine",
-            "provenance": Provenance(
-                stage="build",
-                config={"fp16": fp16, "max_batch": max_batch},
-                parent_sha256=build["onnx_sha256"],
-                data=parent.provenance.data,
-                calibration=parent.provenance.calibration,
-                tool_versions={**tool_versions(), "tensorrt": trt.__version__},
-            ),
-        }
-    )
-    sidecar = output.with_name(output.name + ".json")
-    write_text_atomic(sidecar, json.dumps({**json.loads(manifest.to_json()), "build": build}, indent=2))
+    manifest = parent.model_copy(update={"kind": "trt-engine", "provenance": provenance})
+    write_sidecar(output, manifest.to_json(), build)
     return output

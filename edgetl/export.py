@@ -12,8 +12,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgetl.errors import EdgetlError, ModelError
-from edgetl.fileio import sha256_file
-from edgetl.manifest import InputSpec, Manifest, Provenance, tool_versions
+from edgetl.manifest import InputSpec, Manifest
+from edgetl.provenance import make_provenance
 
 
 class ExportConfig(BaseModel):
@@ -190,13 +190,8 @@ def export(config: ExportConfig) -> ExportResult:
         update={
             "kind": "onnx",
             "input": InputSpec(shape=(config.batch or -1, 3, h, w)),
-            "provenance": Provenance(
-                stage="export",
-                config=config.model_dump(mode="json"),
-                parent_sha256=sha256_file(config.artifact),
-                data=parent.provenance.data,
-                tool_versions=tool_versions(),
-                host=parent.provenance.host,
+            "provenance": make_provenance(
+                "export", config, parent=config.artifact, data=parent.provenance.data
             ),
             "metrics": {
                 **{k: v for k, v in parent.metrics.items() if k in ("test", "val_top1")},

@@ -1,8 +1,10 @@
 """The manifest every artifact carries: what it is, how to feed it, and where it came from.
 
 One schema for all artifact kinds. Checkpoints hold it in safetensors metadata, ONNX models in
-``metadata_props``, TensorRT engines in a sidecar ``<file>.json``. Preprocessing for training,
-evaluation, prediction, benchmarks and deployment is derived from ``preprocessing`` alone.
+``metadata_props``, TensorRT engines in a sidecar ``<file>.json``; where and how is known only to
+``edgetl.artifact_io`` (schema-free, so this module can use it without an import cycle).
+Preprocessing for training, evaluation, prediction, benchmarks and deployment is derived from
+``preprocessing`` alone. Provenance is built by ``edgetl.provenance.make_provenance``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from edgetl.artifact_io import read_manifest_json
 from edgetl.errors import ModelError
 
 SCHEMA_VERSION = 1
-MANIFEST_KEY = "edgetl.manifest"
 ArtifactKind = Literal["checkpoint", "onnx", "onnx-int8", "trt-engine"]
 Interpolation = Literal["nearest", "bilinear", "bicubic"]
 
@@ -150,27 +152,5 @@ def host_info() -> dict[str, str]:
 
 def read_manifest(path: str | Path) -> Manifest:
     """Read the manifest from any artifact: .safetensors, .onnx, or an engine's sidecar JSON."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelError(f"{path}: no such file.")
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        from edgetl.models.checkpoint import read_checkpoint_manifest
-
-        return read_checkpoint_manifest(path)
-    if suffix == ".onnx":
-        from edgetl.onnx_manifest import read_onnx_manifest
-
-        return read_onnx_manifest(path)
-    sidecar = path.with_name(path.name + ".json")
-    if sidecar.exists():
-        try:
-            data = json.loads(sidecar.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{sidecar}: the engine's sidecar manifest is not valid JSON ({exc}).") from None
-        data.pop("build", None)  # engine build facts live beside the manifest in the sidecar
-        return Manifest.from_json(json.dumps(data), source=str(sidecar))
-    raise ModelError(
-        f"{path}: unknown artifact type {suffix!r}; expected .safetensors, .onnx, or an engine "
-        f"with a sidecar {sidecar.name}."
-    )
+    text, source = read_manifest_json(path)
+    return Manifest.from_json(text, source=source)

@@ -1,4 +1,8 @@
-"""Checkpoints: one .safetensors file, weights plus the manifest in its metadata."""
+"""Checkpoints: one .safetensors file, weights plus the manifest in its metadata.
+
+Where the manifest sits in the file is ``edgetl.artifact_io``'s business; this module adds torch
+(state dicts) and the registry (rebuilding the architecture named by the manifest).
+"""
 
 from __future__ import annotations
 
@@ -6,35 +10,19 @@ from pathlib import Path
 
 import torch
 
+from edgetl.artifact_io import read_safetensors_manifest, save_safetensors
 from edgetl.errors import ModelError
-from edgetl.fileio import atomic_path
-from edgetl.manifest import MANIFEST_KEY, Manifest
+from edgetl.manifest import Manifest
 
 
 def save_checkpoint(model: torch.nn.Module, manifest: Manifest, path: str | Path) -> Path:
     """Write weights + manifest atomically; returns the path."""
-    from safetensors.torch import save_file
-
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={MANIFEST_KEY: manifest.to_json()})
-    return Path(path)
+    return save_safetensors(state, manifest.to_json(), path)
 
 
 def read_checkpoint_manifest(path: str | Path) -> Manifest:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
-        raise ModelError(f"{path}: not a readable safetensors file ({exc}).") from None
-    if MANIFEST_KEY not in meta:
-        raise ModelError(
-            f"{path}: a safetensors file without an edgetl manifest; only edgetl checkpoints "
-            "can be evaluated directly (pass plain weights to finetune with --weights)."
-        )
-    return Manifest.from_json(meta[MANIFEST_KEY], source=str(path))
+    return Manifest.from_json(read_safetensors_manifest(path), source=str(path))
 
 
 def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, Manifest]:

@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgetl.data.dataset import DataConfig
 from edgetl.errors import DataError, EdgetlError, ModelError
-from edgetl.fileio import sha256_file
-from edgetl.manifest import InputSpec, Manifest, ModelSpec, PreprocessContract, Provenance, tool_versions
+from edgetl.manifest import InputSpec, Manifest, ModelSpec, PreprocessContract, Provenance
 from edgetl.metrics import classification_metrics
 from edgetl.progress import log
+from edgetl.provenance import make_provenance
 
 Method = Literal["minmax", "entropy", "percentile"]
 
@@ -367,14 +367,12 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
         manifest = parent.model_copy(
             update={
                 "kind": "onnx-int8" if ship_int8 else "onnx",
-                "provenance": Provenance(
-                    stage="quantize",
-                    config=config.model_dump(mode="json"),
-                    parent_sha256=sha256_file(config.model),
+                "provenance": make_provenance(
+                    "quantize",
+                    config,
+                    parent=config.model,
                     data=parent.provenance.data,
                     calibration=calibration,
-                    tool_versions=tool_versions(),
-                    host=parent.provenance.host,
                 ),
                 "metrics": {
                     "val_fp32_top1": fp32_metrics["top1"],

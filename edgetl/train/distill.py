@@ -192,7 +192,7 @@ def distill(config: DistillConfig, *, resume: bool = False, quiet: bool | None =
         teacher_data = read_manifest(config.teacher).provenance.data
         if teacher_data.get("config"):
             config = config.model_copy(update={"data": recorded_data_config(teacher_data)})
-    return finetune(config, resume=resume, quiet=quiet)
+    return finetune(config, resume=resume, quiet=quiet, kd=lambda device: Distiller(config, device))
 
 
 def compare_report(artifacts: dict[str, Path], threads: int = 2) -> dict:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -19,20 +21,13 @@ import torch.nn.functional as F
 from edgetl.data.augment import apply_augment, draw_params
 from edgetl.data.dataset import Split, load_data
 from edgetl.data.preprocess import normalize
-from edgetl.errors import EdgetlError
-from edgetl.manifest import (
-    InputSpec,
-    Manifest,
-    ModelSpec,
-    PreprocessContract,
-    Provenance,
-    host_info,
-    tool_versions,
-)
+from edgetl.errors import ConfigError, EdgetlError
+from edgetl.manifest import InputSpec, Manifest, ModelSpec, PreprocessContract
 from edgetl.metrics import classification_metrics
 from edgetl.models.checkpoint import save_checkpoint
 from edgetl.models.registry import build_model, default_contract
 from edgetl.progress import log, make_progress, set_quiet
+from edgetl.provenance import make_provenance
 from edgetl.train.config import FinetuneConfig
 from edgetl.train.distributed import all_sum, barrier, init_distributed, shutdown
 from edgetl.train.loop import (
@@ -58,6 +53,22 @@ SMALL_IMAGE_DEFAULT_SIZE = 64  # built-in data sets hold 8-28 px images
 class FinetuneResult:
     path: Path
     manifest: Manifest
+
+
+class KDHook(Protocol):
+    """The teacher side of distillation as the trainer sees it. Built per device by
+    ``edgetl.train.distill`` (``Distiller``), so finetune never imports distill."""
+
+    teacher_sha256: str
+    manifest: Manifest  # the teacher's
+    contract: PreprocessContract  # the teacher's preprocessing
+
+    def check_labels(self, classes: list[str]) -> None: ...
+    def setup(self, data, student, student_contract, augment: str, quiet) -> list[torch.nn.Module]: ...
+    def targets(self, idx: np.ndarray, params, augment: str) -> torch.Tensor: ...
+    def loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor
+    ) -> torch.Tensor: ...
 
 
 def resolve_device(name: str) -> torch.device:
@@ -131,19 +142,33 @@ def _build(spec: ModelSpec, config):
     return model, origin + (" (no pretrained weights available)" if config.weights is None else "")
 
 
-def finetune(config: FinetuneConfig, *, resume: bool = False, quiet: bool | None = None) -> FinetuneResult:
-    """Run the fine-tuning stage described by ``config``; returns the written artifact."""
+def finetune(
+    config: FinetuneConfig,
+    *,
+    resume: bool = False,
+    quiet: bool | None = None,
+    kd: Callable[[torch.device], KDHook] | None = None,
+) -> FinetuneResult:
+    """Run the fine-tuning stage described by ``config``; returns the written artifact.
+
+    ``kd`` builds the distillation hook on the training device; ``edgetl.train.distill.distill``
+    passes it (call that for a DistillConfig)."""
+    if kd is None and getattr(config, "teacher", None) is not None:
+        raise ConfigError(
+            f"{type(config).__name__} names a teacher ({config.teacher}); distill with "
+            "edgetl.train.distill.distill(config), not finetune(config)."
+        )
     if quiet is not None:
         set_quiet(quiet)
     device = resolve_device(config.device)
     dist = init_distributed(device)
     try:
-        return _finetune(config, device, dist, resume, quiet)
+        return _finetune(config, device, dist, resume, quiet, kd)
     finally:
         shutdown(dist)
 
 
-def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
+def _finetune(config, device, dist, resume, quiet, make_kd) -> FinetuneResult:
     if config.threads:
         torch.set_num_threads(config.threads)
     elif dist.enabled and device.type == "cpu":
@@ -170,10 +195,8 @@ def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
         drop_rate=config.drop_rate,
     )
     kd = None
-    if getattr(config, "teacher", None) is not None:
-        from edgetl.train.distill import Distiller
-
-        kd = Distiller(config, device)
+    if make_kd is not None:
+        kd = make_kd(device)
         kd.check_labels(data.classes)
     torch.manual_seed(config.seed)
     core, origin = _build(spec, config)
@@ -335,13 +358,11 @@ def _finetune(config, device, dist, resume, quiet) -> FinetuneResult:
         labels=tuple(data.classes),
         input=InputSpec(shape=(-1, 3, *contract.input_size)),
         preprocessing=contract,
-        provenance=Provenance(
-            stage="distill" if kd else "finetune",
-            config=config.model_dump(mode="json"),
-            parent_sha256=kd.teacher_sha256 if kd else None,
+        provenance=make_provenance(
+            "distill" if kd else "finetune",
+            config,
+            parent=config.teacher if kd else None,
             data=data.provenance(config.data),
-            tool_versions=tool_versions(),
-            host=host_info(),
         ),
         metrics=metrics,
         history=state.history,
