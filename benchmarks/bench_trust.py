@@ -38,7 +38,7 @@ from edgetl.bench import BenchConfig, bench, latency_stats, time_calls  # noqa: 
 from edgetl.manifest import read_manifest  # noqa: E402
 from edgetl.progress import set_quiet  # noqa: E402
 from edgetl.quantize.latency import cpu_session  # noqa: E402
-from edgetl.runners.base import make_runner  # noqa: E402
+from edgetl.runners.registry import make_runner  # noqa: E402
 
 
 def ort_session(path: Path, threads: int):

@@ -17,7 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
 from edgetl.data.dataset import DataConfig  # noqa: E402
-from edgetl.train.distill import DistillConfig, compare_report, distill, print_report  # noqa: E402
+from edgetl.stages.distill import compare as compare_report  # noqa: E402
+from edgetl.stages.distill import print_comparison as print_report  # noqa: E402
+from edgetl.train.distill import DistillConfig, distill  # noqa: E402
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ def tiny_checkpoint(work: Path) -> Path:
 
 
 def torch_parity(ckpt: Path, device: str) -> dict:
-    from edgetl.runners.base import make_runner
+    from edgetl.runners.registry import make_runner
 
     shape = (4, 3, 32, 32)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
@@ -94,7 +94,7 @@ def bench_cuda(ckpt: Path, device: str, out_dir: Path) -> dict:
 
 def onnx_providers(ckpt: Path, work: Path) -> dict:
     from edgetl.export import ExportConfig, export
-    from edgetl.runners.base import available_backends, make_runner
+    from edgetl.runners.registry import available_backends, make_runner
 
     onnx_path = work / "tiny.onnx"
     export(ExportConfig(artifact=ckpt, output=onnx_path, verify_images=4))

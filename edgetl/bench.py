@@ -9,9 +9,10 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from edgetl.errors import BackendUnavailable, EdgetlError
 from edgetl.fileio import atomic_path, write_text_atomic
@@ -21,22 +22,38 @@ from edgetl.manifest import read_manifest
 class BenchConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    artifacts: tuple[Path, ...]
-    backends: tuple[str, ...] | None = Field(None, description="default: every usable backend per artifact")
-    batches: tuple[int, ...] = (1,)
-    threads: int | None = Field(None, ge=1)
-    warmup: int = Field(10, ge=0)
-    warmup_seconds: float = Field(0.5, ge=0, description="and at least this long (JIT, caches, clocks)")
-    min_runs: int = Field(50, ge=1)
-    min_seconds: float = Field(2.0, ge=0)
-    max_seconds: float = Field(60.0, gt=0)
-    end_to_end: bool = True
-    image: Path | None = Field(None, description="image file for end-to-end timing (default: a test image)")
-    precision: str = Field("fp32", description="float precision for torch and openvino: fp32 | fp16 | bf16")
-    device: str = "cpu"
-    rounds: int = Field(
-        1, ge=1, description="time every artifact x backend this often, interleaved (noisy machines)"
+    artifacts: tuple[Path, ...] = Field(min_length=1, description="artifacts: .safetensors, .onnx, engines")
+    backends: tuple[str, ...] | None = Field(
+        None,
+        description="backends, repeatable (see `edgetl backends`); default: every usable one per artifact",
     )
+    batches: tuple[PositiveInt, ...] = Field((1,), min_length=1, description="batch sizes, e.g. 1,8,32")
+    threads: int | None = Field(None, ge=1, description="CPU threads for every backend")
+    warmup: int = Field(10, ge=0, description="untimed warm-up calls (again before every round)")
+    warmup_seconds: float = Field(0.5, ge=0, description="and at least this long (JIT, caches, clocks)")
+    min_runs: int = Field(50, ge=1, description="at least this many timed calls ...")
+    min_seconds: float = Field(2.0, ge=0, description="... and at least this many seconds")
+    max_seconds: float = Field(60.0, gt=0, description="stop timing one result after this long")
+    end_to_end: bool = Field(True, description="also time decode + preprocess + infer from an image file")
+    image: Path | None = Field(None, description="image file for end-to-end timing (default: a test image)")
+    precision: Literal["fp32", "fp16", "bf16"] = Field(
+        "fp32", description="fp32 | fp16 | bf16 for torch and openvino; fp16 also for onnxruntime-tensorrt"
+    )
+    device: str = Field(
+        "cpu",
+        description="cpu | cuda | cuda:N: torch's device; N is also the GPU of onnxruntime-cuda/-tensorrt",
+    )
+    rounds: int = Field(
+        1,
+        ge=1,
+        description="time everything this many times, round-robin, so a slow phase of a busy machine "
+        "hits every artifact alike; results pool all rounds and report their spread",
+    )
+    compare: bool = Field(False, description="add accuracy and a latency-accuracy plot")
+    compare_data: str | None = Field(
+        None, description="with --compare: measure test top-1 on this data instead of the manifests'"
+    )
+    out: Path = Field(Path("bench"), description="folder for bench.json, bench.csv, latency_accuracy.png")
 
 
 def time_calls(
@@ -89,18 +106,17 @@ def latency_stats(ms: np.ndarray, batch: int, seed: int = 0) -> dict:
     }
 
 
-def _runner_options(backend: str, config: BenchConfig, batch: int) -> dict:
-    if backend == "torch":
-        return {"threads": config.threads, "precision": config.precision, "device": config.device}
-    if backend == "onnxruntime":
-        return {"threads": config.threads}
-    if backend.startswith("onnxruntime-"):  # GPU execution providers
-        device_id = int(config.device.split(":")[1]) if config.device.startswith("cuda:") else 0
-        fp16 = backend == "onnxruntime-tensorrt" and config.precision == "fp16"
-        return {"device_id": device_id, "precision": "fp16" if fp16 else "fp32"}
-    if backend == "openvino":
-        return {"threads": config.threads, "batch": batch, "precision": config.precision}
-    return {}
+def runner_options(backend: str, config: BenchConfig, batch: int) -> dict:
+    """The backend's typed options from the bench settings it uses (see each runner's Options)."""
+    from edgetl.runners.registry import make_options
+
+    common = {
+        "threads": config.threads,
+        "precision": config.precision,
+        "device": config.device,
+        "batch": batch,
+    }
+    return make_options(backend, common).model_dump()
 
 
 def default_image(artifact: Path, workdir: Path) -> Path:
@@ -135,18 +151,27 @@ def stability(rounds: list[np.ndarray]) -> dict:
 class _Timed:
     """One artifact x backend x batch with its runner open, timed in one or more rounds."""
 
-    def __init__(self, artifact: Path, backend: str, batch: int, config: BenchConfig, image: Path | None):
+    def __init__(
+        self,
+        artifact: Path,
+        backend: str,
+        batch: int,
+        config: BenchConfig,
+        image: Path | None,
+        manifest=None,
+    ):
         self.artifact, self.backend, self.batch = artifact, backend, batch
-        self.config, self.image = config, image
+        self.config, self.image, self.manifest = config, image, manifest
         self.rounds: list[np.ndarray] = []
         self.backend_ms: list[float | None] = []  # the backend's own timing of each call, if any
 
     def __enter__(self) -> _Timed:
-        from edgetl.runners.base import make_runner
+        from edgetl.runners.registry import make_runner
 
-        self._ctx = make_runner(
-            self.artifact, self.backend, **_runner_options(self.backend, self.config, self.batch)
-        )
+        options = runner_options(self.backend, self.config, self.batch)
+        if self.manifest is not None:  # a work file without its own manifest (the speed gate's)
+            options["manifest"] = self.manifest
+        self._ctx = make_runner(self.artifact, self.backend, **options)
         self.runner = self._ctx.__enter__()
         try:
             fixed = self.runner.manifest.input.shape[0]
@@ -216,6 +241,66 @@ class _Timed:
         return result
 
 
+def time_side_by_side(
+    paths: list[Path],
+    backend: str,
+    *,
+    threads: int | None,
+    batch: int = 1,
+    rounds: int = 3,
+    warmup: int = 10,
+    warmup_seconds: float = 0.3,
+    min_runs: int = 20,
+    min_seconds: float = 0.3,
+    max_seconds: float = 20.0,
+    manifests: dict[Path, object] | None = None,
+) -> dict[Path, list[float]]:
+    """The bench's loop for library callers (speed gate, distill comparison): every file on one
+    backend, runners kept open, ``rounds`` interleaved rounds; returns each file's round p50s."""
+    from contextlib import ExitStack
+
+    config = BenchConfig(
+        artifacts=tuple(paths),
+        backends=(backend,),
+        batches=(batch,),
+        threads=threads,
+        warmup=warmup,
+        warmup_seconds=warmup_seconds,
+        min_runs=min_runs,
+        min_seconds=min_seconds,
+        max_seconds=max_seconds,
+        rounds=rounds,
+        end_to_end=False,
+    )
+    if threads:
+        _set_torch_threads(threads)
+    with ExitStack() as stack:
+        timed = [
+            stack.enter_context(_Timed(Path(p), backend, batch, config, None, (manifests or {}).get(p)))
+            for p in paths
+        ]
+        for _ in range(rounds):
+            for t in timed:
+                t.time_round()
+    return {t.artifact: [float(np.median(r)) for r in t.rounds] for t in timed}
+
+
+def interleaved_p50(
+    paths: list[Path], backend: str, threads: int | None, rounds: int = 3
+) -> dict[Path, float]:
+    """Median over interleaved rounds of each file's p50 on ``backend`` (batch 1)."""
+    rounds_ms = time_side_by_side(paths, backend, threads=threads, rounds=rounds)
+    return {p: float(np.median(v)) for p, v in rounds_ms.items()}
+
+
+def _set_torch_threads(threads: int) -> None:
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
 def paired_ratio(reference, other) -> float:
     """Median over rounds of reference / other in the same round: cancels drift both shared."""
     return float(np.median(np.asarray(reference, dtype=float) / np.asarray(other, dtype=float)))
@@ -280,7 +365,7 @@ def warnings_for(results: list[dict], contention: dict) -> list[str]:
 def _plan(config: BenchConfig) -> tuple[list[tuple[Path, str, int]], list[dict], dict[str, dict]]:
     """(artifact, backend, batch) to time, what is skipped and why, and each measured file's identity."""
     from edgetl.fileio import sha256_file
-    from edgetl.runners.base import KIND_BACKENDS, available_backends
+    from edgetl.runners.registry import available_backends, backends_for
 
     usable = available_backends()
     plan, skipped, files = [], [], {}
@@ -292,7 +377,9 @@ def _plan(config: BenchConfig) -> tuple[list[tuple[Path, str, int]], list[dict],
             "bytes": Path(artifact).stat().st_size,
             "kind": kind,
         }
-        runs_kind = KIND_BACKENDS.get(kind, ())
+        runs_kind = backends_for(kind)
+        if not config.backends and not any(usable[b] is None for b in runs_kind):
+            skipped += [{"artifact": str(artifact), "backend": b, "reason": usable[b]} for b in runs_kind]
         for backend in config.backends or tuple(b for b in runs_kind if usable.get(b) is None):
             if backend not in usable:
                 raise EdgetlError(f"unknown backend {backend!r}; available backends are {sorted(usable)}.")
@@ -308,6 +395,9 @@ def _plan(config: BenchConfig) -> tuple[list[tuple[Path, str, int]], list[dict],
                 )
             else:
                 plan += [(Path(artifact), backend, b) for b in config.batches]
+    if not plan:
+        why = "; ".join(f"{Path(x['artifact']).name} on {x['backend']}: {x['reason']}" for x in skipped)
+        raise BackendUnavailable(f"nothing to benchmark: no usable backend for these artifacts ({why}).")
     return plan, skipped, files
 
 
@@ -321,15 +411,10 @@ def bench(config: BenchConfig) -> dict:
 
     from edgetl.contention import ContentionMeter
     from edgetl.envstamp import environment_stamp
-    from edgetl.progress import make_progress
+    from edgetl.progress import make_progress, step
 
     if config.threads:
-        try:
-            import torch
-
-            torch.set_num_threads(config.threads)
-        except ImportError:
-            pass
+        _set_torch_threads(config.threads)
     plan, skipped, files = _plan(config)
     results = []
     with (
@@ -378,9 +463,17 @@ def bench(config: BenchConfig) -> dict:
                 else:
                     t.time_round()
                 progress.advance(task)
+                if t.rounds:
+                    step(
+                        f"bench {t.artifact.name} on {t.backend}, batch {t.batch}, round {rnd + 1}/"
+                        f"{config.rounds}: p50 {float(np.median(t.rounds[-1])):.3f} ms"
+                    )
         if config.rounds > 1:
             results = [t.result() for t in timed]
             add_paired_speedups(results, [[float(np.median(x)) for x in t.rounds] for t in timed])
+    if not results:
+        why = "; ".join(f"{Path(x['artifact']).name} on {x['backend']}: {x['reason']}" for x in skipped)
+        raise BackendUnavailable(f"nothing was measured: every backend failed to start ({why}).")
     return {
         "environment": environment_stamp(config.threads),
         "config": config.model_dump(mode="json"),
@@ -450,37 +543,30 @@ def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None]
                     "accuracy": (accuracy or {}).get(r["artifact"]),
                 }
             )
-    if accuracy and any(v is not None for v in accuracy.values()):
+    points = latency_points(report["results"], accuracy or {})
+    if points:
+        from edgetl.plots import plot_latency_accuracy
+
         paths["png"] = out_dir / "latency_accuracy.png"
-        plot_latency_accuracy(report["results"], accuracy, paths["png"])
+        plot_latency_accuracy(points, paths["png"], title="latency vs accuracy (smallest batch)")
     return paths
 
 
-def plot_latency_accuracy(results: list[dict], accuracy: dict, path: Path) -> None:
-    import matplotlib
+def latency_points(results: list[dict], accuracy: dict, labels: dict | None = None, shipped=None) -> list:
+    """Plot points at the smallest batch for every result with a known accuracy."""
+    from edgetl.plots import LatencyPoint
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in results:
-        acc = accuracy.get(r["artifact"])
-        if acc is None or r["batch"] != min(x["batch"] for x in results):
-            continue
-        ax.scatter(r["compute"]["p50_ms"], 100 * acc, s=40)
-        ax.annotate(
-            f"{Path(r['artifact']).name}\n{r['backend']}",
-            (r["compute"]["p50_ms"], 100 * acc),
-            fontsize=7,
-            xytext=(4, 4),
-            textcoords="offset points",
+    if not results:
+        return []
+    smallest = min(r["batch"] for r in results)
+    return [
+        LatencyPoint(
+            label=(labels or {}).get(r["artifact"], Path(r["artifact"]).name),
+            backend=r["backend"],
+            p50_ms=r["compute"]["p50_ms"],
+            top1=accuracy[r["artifact"]],
+            shipped=shipped is not None and r["artifact"] == str(shipped),
         )
-    ax.set_xscale("log")
-    ax.set_xlabel("p50 latency, ms (log scale)")
-    ax.set_ylabel("top-1 accuracy, %")
-    ax.set_title("latency vs accuracy (smallest batch)", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+        for r in results
+        if r["batch"] == smallest and accuracy.get(r["artifact"]) is not None
+    ]

@@ -7,15 +7,14 @@ something else competed with it. Linux only; elsewhere every field is None.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 _STAT = Path("/proc/stat")
 
 
-def _cpu_ticks() -> list[int] | None:
+def _cpu_ticks(stat: Path = _STAT) -> list[int] | None:
     try:
-        fields = _STAT.read_text().splitlines()[0].split()
+        fields = stat.read_text().splitlines()[0].split()
     except OSError:
         return None
     return [int(v) for v in fields[1:]] if fields and fields[0] == "cpu" else None
@@ -25,13 +24,16 @@ class ContentionMeter:
     """``with ContentionMeter() as m: ...`` then ``m.result``: others' and steal CPU share in %
     of every CPU's time over the block (100% = all CPUs fully used by something else)."""
 
+    def __init__(self, stat: Path = _STAT):
+        self.stat = stat
+
     def __enter__(self) -> ContentionMeter:
-        self._ticks, self._times, self._wall = _cpu_ticks(), os.times(), time.perf_counter()
+        self._ticks, self._times = _cpu_ticks(self.stat), os.times()
         self.result: dict[str, float | None] = {"others_cpu_pct": None, "steal_pct": None}
         return self
 
     def __exit__(self, *exc) -> None:
-        after = _cpu_ticks()
+        after = _cpu_ticks(self.stat)
         if self._ticks is None or after is None:
             return
         delta = [b - a for a, b in zip(self._ticks, after, strict=False)]
@@ -46,8 +48,7 @@ class ContentionMeter:
         ours_s = (now.user + now.system + now.children_user + now.children_system) - (
             self._times.user + self._times.system + self._times.children_user + self._times.children_system
         )
-        cpus = os.cpu_count() or 1
-        wall = max(time.perf_counter() - self._wall, 1e-9)
-        others = max(0.0, busy_s - ours_s) / (wall * cpus) * 100
+        # the ticks' own total is the CPU time that passed on all CPUs: no wall clock needed
+        others = max(0.0, busy_s - ours_s) / (total / hz) * 100
         # tick granularity makes short blocks noisy; round to what the counters can resolve
         self.result = {"others_cpu_pct": round(others, 1), "steal_pct": round(steal / total * 100, 1)}

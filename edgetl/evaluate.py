@@ -17,8 +17,8 @@ from edgetl.data.splits import fingerprint
 from edgetl.errors import DataError
 from edgetl.fileio import atomic_path, write_text_atomic
 from edgetl.metrics import classification_metrics
-from edgetl.progress import make_progress
-from edgetl.runners.base import make_runner
+from edgetl.progress import make_progress, step
+from edgetl.runners.registry import make_runner
 
 
 def _label_map(data_classes: list[str], model_labels: list[str], source: str) -> np.ndarray:
@@ -72,6 +72,7 @@ def evaluate(
                 logits.append(runner.infer(x)[:n])
                 progress.advance(task, len(chunk))
         backend_name = runner.backend
+    step(f"eval {Path(artifact).name} on {backend_name}: {split} split, {len(idx)} images")
     labels = remap[data.source.labels[idx]]
     metrics = classification_metrics(np.concatenate(logits), labels, list(manifest.labels))
     metrics.update(

@@ -19,13 +19,13 @@ from edgetl.provenance import make_provenance
 class ExportConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    artifact: Path
-    output: Path = Path("model.onnx")
-    opset: int = Field(17, ge=17, le=23)
+    artifact: Path = Field(description="a .safetensors checkpoint from finetune/distill")
+    output: Path = Field(Path("model.onnx"), description="ONNX file to write")
+    opset: int = Field(17, ge=17, le=23, description="ONNX opset (17-23)")
     batch: int | None = Field(None, ge=1, description="fixed batch size; default: dynamic")
-    simplify: bool = True
-    verify: bool = True
-    verify_images: int = Field(64, ge=1)
+    simplify: bool = Field(True, description="simplify with onnxslim")
+    verify: bool = Field(True, description="parity check against PyTorch on real val images")
+    verify_images: int = Field(64, ge=1, description="val images for the parity check")
     tolerance: float = Field(1e-4, gt=0, description="max abs logit difference allowed")
     data: str | None = Field(None, description="data source for the parity check (default: training's)")
 

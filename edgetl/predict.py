@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.data.preprocess import load_image, preprocess
-from edgetl.runners.base import make_runner
+from edgetl.runners.registry import make_runner
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -101,7 +101,7 @@ CONTRACTS = {
 def test_cpp_preprocessing_is_bit_exact_and_logits_agree(
     classify_bin, tiny_model, images, tmp_path, contract
 ):
-    from edgetl.runners.base import make_runner
+    from edgetl.runners.registry import make_runner
 
     model = _with_contract(tiny_model, tmp_path / f"{contract}.onnx", **CONTRACTS[contract])
     m = read_manifest(model)

@@ -8,7 +8,7 @@ from edgetl.errors import DataError, EdgetlError
 from edgetl.evaluate import evaluate, write_eval_outputs
 from edgetl.metrics import classification_metrics
 from edgetl.predict import predict
-from edgetl.runners.base import make_runner
+from edgetl.runners.registry import make_runner
 
 
 def test_metrics_by_hand():

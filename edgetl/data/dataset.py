@@ -25,16 +25,18 @@ class DataConfig(BaseModel):
     source: str = Field(
         "fashion-mnist", description="built-in name (or builtin:NAME), ImageFolder dir, or CSV"
     )
-    seed: int = Field(0, ge=0)
-    val_fraction: float = Field(0.1, gt=0, lt=1)
+    seed: int = Field(0, ge=0, description="split seed (must match training to get the same test split)")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of the training pool held out for val")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="unused with an official test set")
-    calib_size: int = Field(512, ge=1)
-    limit_train: int | None = Field(None, ge=1)
-    limit_val: int | None = Field(None, ge=1)
-    limit_test: int | None = Field(None, ge=1)
-    skip_bad: bool = False
+    calib_size: int = Field(
+        512, ge=1, description="calibration split size (drawn from the training pool, disjoint from val/test)"
+    )
+    limit_train: int | None = Field(None, ge=1, description="use at most N training images (stratified)")
+    limit_val: int | None = Field(None, ge=1, description="at most N val images")
+    limit_test: int | None = Field(None, ge=1, description="at most N test images")
+    skip_bad: bool = Field(False, description="skip unreadable images and report how many")
     augment: Augment | None = Field(None, description="default: the data set's own")
-    cache_dir: Path | None = None
+    cache_dir: Path | None = Field(None, description="where downloaded data sets go")
 
     @field_validator("source")
     @classmethod

@@ -39,31 +39,3 @@ def count_macs(model: nn.Module, input_size: tuple[int, int]) -> int:
             h.remove()
         model.train(was_training)
     return int(total)
-
-
-@torch.no_grad()
-def torch_cpu_latency_ms(
-    model: nn.Module,
-    input_size: tuple[int, int],
-    threads: int = 2,
-    min_runs: int = 30,
-    min_seconds: float = 1.0,
-    rounds: int = 3,
-) -> float:
-    """Median over ``rounds`` of the p50 of eager PyTorch CPU inference at batch 1."""
-    import time
-
-    torch.set_num_threads(threads)
-    model = model.eval().to(memory_format=torch.channels_last)
-    x = torch.zeros(1, 3, *input_size).contiguous(memory_format=torch.channels_last)
-    for _ in range(5):
-        model(x)
-    medians = []
-    for _ in range(rounds):
-        times, start = [], time.perf_counter()
-        while len(times) < min_runs or time.perf_counter() - start < min_seconds:
-            t = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t)
-        medians.append(sorted(times)[len(times) // 2] * 1e3)
-    return float(sorted(medians)[len(medians) // 2])

@@ -1,5 +1,5 @@
 """Content-hash stage skipping: a stage whose config and input artifacts are unchanged, and
-whose outputs still exist, is not run again."""
+whose outputs still hold the bytes it wrote (sha256 checked), is not run again."""
 
 from __future__ import annotations
 
@@ -34,15 +34,26 @@ class StageCache:
             record = json.loads(path.read_text())
         except json.JSONDecodeError:
             return None
-        if record.get("key") != key or not all(Path(p).exists() for p in record.get("outputs", [])):
+        if record.get("key") != key:
             return None
+        outputs = record.get("outputs", {})
+        if not isinstance(outputs, dict):  # a record from before output hashes were kept
+            return None
+        for p, digest in outputs.items():
+            if not Path(p).is_file() or sha256_file(p) != digest:
+                return None  # deleted, truncated or edited since: redo the stage
         return record["result"]
 
     def store(self, stage: str, key: str, outputs: list[Path], result: Any, seconds: float) -> None:
         write_text_atomic(
             self._record_path(stage),
             json.dumps(
-                {"key": key, "outputs": [str(p) for p in outputs], "seconds": seconds, "result": result},
+                {
+                    "key": key,
+                    "outputs": {str(p): sha256_file(p) for p in outputs},
+                    "seconds": seconds,
+                    "result": result,
+                },
                 indent=2,
                 default=str,
             ),

@@ -1,81 +1,57 @@
-"""The pipeline config: one schema, shared with the CLI; unknown keys and wrong types are errors
-that name the key (and the YAML line) before any training starts."""
+"""The pipeline config, generated from the declared stages: one block per stage holding that
+stage's own Config fields (same defaults, bounds and help) minus what the pipeline wires in.
+Unknown keys and wrong types are errors that name the key (and the YAML line), and every
+stage's full Config is validated before any stage starts."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from edgetl.data.dataset import DataConfig
 from edgetl.errors import ConfigError
+from edgetl.stages.registry import STAGES
 
 
-class _Strict(BaseModel):
+class _PipelineBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-
-class ExportSettings(_Strict):
-    opset: int = Field(17, ge=17)
-    tolerance: float = 1e-4
-    verify_images: int = 64
-
-
-class QuantizeSettings(_Strict):
-    enabled: bool = True
-    calib_count: int = 512
-    method: Literal["minmax", "entropy", "percentile"] = "percentile"
-    per_channel: bool = True
-    max_drop: float = 1.0
-    prefer: Literal["int8", "fastest"] = "fastest"
-    val_count: int = 2000
-    tensorrt_flavour: bool = Field(True, description="also write the TensorRT QDQ flavour")
-
-
-class EngineSettings(_Strict):
-    fp16: bool = True
-    max_batch: int = 32
-
-
-class BenchSettings(_Strict):
-    threads: int = 2
-    batches: tuple[int, ...] = (1,)
-    min_runs: int = 50
-    min_seconds: float = 2.0
-    rounds: int = Field(3, ge=1, description="interleaved timing rounds, so drift hits every artifact alike")
-    backends: tuple[str, ...] | None = None
-
-
-class SweepSettings(_Strict):
-    """Grid or random search over finetune settings, scored by val top-1."""
-
-    method: Literal["grid", "random"] = "random"
-    trials: int = Field(4, ge=1)
-    epochs: int = Field(1, ge=1, description="epochs per trial")
-    limit_train: int | None = Field(5000, description="training images per trial")
-    seed: int = 0
-    space: dict[str, list[Any]] = Field(default_factory=lambda: {"lr": [1e-3, 3e-3]})
-
-
-class PipelineConfig(_Strict):
-    name: str = "fashion-mnist"
+    name: str = Field("fashion-mnist", description="run folder name under runs_dir")
     runs_dir: Path = Path("runs")
     data: DataConfig = Field(default_factory=DataConfig)
-    teacher: dict[str, Any] = Field(default_factory=dict, description="FinetuneConfig keys (no data/output)")
-    student: dict[str, Any] | None = Field(
-        default_factory=dict, description="DistillConfig keys; null: no student"
-    )
-    export: ExportSettings = Field(default_factory=ExportSettings)
-    quantize: QuantizeSettings = Field(default_factory=QuantizeSettings)
-    engines: EngineSettings = Field(default_factory=EngineSettings)
-    bench: BenchSettings = Field(default_factory=BenchSettings)
-    sweep: SweepSettings | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v):
+            raise ValueError(
+                f"{v!r} must be a plain folder name (letters, digits, '.', '_', '-'; no '/' or '..')"
+            )
+        return v
 
     @property
     def run_dir(self) -> Path:
         return self.runs_dir / self.name
 
+
+def _block_fields() -> dict[str, Any]:
+    fields = {}
+    for stage in STAGES:
+        settings = stage.settings_model()
+        default = Field(default_factory=settings) if stage.block_default == "on" else Field(None)
+        fields[stage.block] = (settings | None, default)
+    return fields
+
+
+PipelineConfig = create_model(
+    "PipelineConfig",
+    __base__=_PipelineBase,
+    __doc__="The whole chain from one config; a block set to null turns its stage off.",
+    **_block_fields(),
+)
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -98,7 +74,18 @@ def _line_of(text: str, loc: tuple) -> int | None:
     return key_node.start_mark.line + 1 if loc else None
 
 
-def load_pipeline_config(path: Path | None, preset: str | None, overrides: dict[str, Any]) -> PipelineConfig:
+def _invalid(exc: ValidationError, source: str, text: str, prefix: tuple = ()) -> ConfigError:
+    lines = [f"{source}: invalid config"]
+    for err in exc.errors():
+        loc = prefix + tuple(p for p in err["loc"] if p not in ("function-after",))
+        line = _line_of(text, loc) if text else None
+        key = ".".join(str(p) for p in loc) or "(root)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {key}{f' (line {line})' if line else ''}: {msg}")
+    return ConfigError("\n".join(lines))
+
+
+def load_pipeline_config(path: Path | None, preset: str | None, overrides: dict[str, Any]):
     from edgetl.train.config import deep_merge, load_yaml
 
     if preset:
@@ -107,53 +94,28 @@ def load_pipeline_config(path: Path | None, preset: str | None, overrides: dict[
             names = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
             raise ConfigError(f"unknown preset {preset!r}; presets: {names}.")
     values = load_yaml(path) if path else {}
+    text = path.read_text(encoding="utf-8", errors="replace") if path else ""
     try:
         cfg = PipelineConfig.model_validate(deep_merge(values, overrides))
     except ValidationError as exc:
-        text = path.read_text() if path else ""
-        lines = [f"{path or 'config'}: invalid config"]
-        for err in exc.errors():
-            line = _line_of(text, err["loc"]) if text else None
-            key = ".".join(str(p) for p in err["loc"])
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"  {key}{f' (line {line})' if line else ''}: {msg}")
-        raise ConfigError("\n".join(lines)) from None
-    _validate_stage_keys(cfg, path)
+        raise _invalid(exc, str(path or "config"), text) from None
+    preflight(cfg, str(path or "config"), text)
     return cfg
 
 
-def _validate_stage_keys(cfg: PipelineConfig, path: Path | None) -> None:
-    """Teacher/student blocks are full stage configs: validate them up front too."""
-    from edgetl.train.config import FinetuneConfig, build_config
-    from edgetl.train.distill import DistillConfig
-
-    src = str(path or "config")
-    for block in ("data", "output"):
-        if block in cfg.teacher or (cfg.student and block in cfg.student):
-            raise ConfigError(f"{src}: teacher/student must not set '{block}' (the pipeline sets it).")
-    build_config(FinetuneConfig, {**cfg.teacher, "data": cfg.data.model_dump()}, {}, f"{src} [teacher]")
-    if cfg.student is not None:
-        student, data = student_settings(cfg)
-        build_config(
-            DistillConfig,
-            {**student, "teacher": "teacher.safetensors", "data": data.model_dump()},
-            {},
-            f"{src} [student]",
-        )
-    if cfg.sweep:
-        allowed = set(FinetuneConfig.model_fields) - {"data", "output"}
-        bad = sorted(set(cfg.sweep.space) - allowed)
-        if bad:
-            raise ConfigError(
-                f"{src}: sweep.space keys {bad} are not finetune settings; allowed: {sorted(allowed)}."
-            )
-
-
-def student_settings(cfg: PipelineConfig) -> tuple[dict[str, Any], DataConfig]:
-    """The student block minus its optional ``augment`` key, and the data config it implies
-    (a student trained without augmentation lets the teacher's logits be computed once)."""
-    student = dict(cfg.student or {})
-    data = cfg.data
-    if "augment" in student:
-        data = DataConfig(**{**cfg.data.model_dump(), "augment": student.pop("augment")})
-    return student, data
+def preflight(cfg, source: str = "config", text: str = "") -> None:
+    """Build every enabled stage's full Config with placeholder inputs: a value the stage would
+    reject fails now, naming its key, not after hours of training."""
+    for stage in STAGES:
+        settings = getattr(cfg, stage.block)
+        if settings is None:
+            continue
+        wiring = dict(stage.placeholders)
+        if "data" in stage.wiring:
+            wiring["data"] = cfg.data
+        if "base" in stage.wiring:
+            wiring["base"] = {}
+        try:
+            stage.make_config(settings, **wiring)
+        except ValidationError as exc:
+            raise _invalid(exc, f"{source} [{stage.block}]", text, (stage.block,)) from None

@@ -12,6 +12,11 @@ from pathlib import Path
 from edgetl.fileio import atomic_path, write_text_atomic
 
 
+def _md(text) -> str:
+    """A table cell or list item as literal markdown text (labels may hold | < > or backticks)."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("`", "\\`").replace("\n", " ")
+
+
 def _blocks_to_md(blocks: list[tuple], base: Path) -> str:
     out = []
     for b in blocks:
@@ -21,14 +26,14 @@ def _blocks_to_md(blocks: list[tuple], base: Path) -> str:
         elif kind == "h2":
             out.append(f"\n## {b[1]}\n")
         elif kind == "p":
-            out.append(f"{b[1]}\n")
+            out.append(f"{_md(b[1])}\n")
         elif kind == "ul":
-            out += [f"- {item}" for item in b[1]] + [""]
+            out += [f"- {_md(item)}" for item in b[1]] + [""]
         elif kind == "table":
             headers, rows = b[1], b[2]
-            out.append("| " + " | ".join(headers) + " |")
+            out.append("| " + " | ".join(_md(h) for h in headers) + " |")
             out.append("|" + "|".join("---" for _ in headers) + "|")
-            out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+            out += ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows]
             out.append("")
         elif kind == "img":
             rel = Path(os.path.relpath(Path(b[1]).resolve(), base.resolve()))
@@ -92,7 +97,7 @@ def _plot_curves(histories: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
-def _paired_ratios(results: list[dict], slow: Path | None, fast: Path) -> dict[str, float]:
+def _paired(results: list[dict], slow: Path | None, fast: Path | None) -> dict[str, float]:
     """Per backend: median over interleaved rounds of p50(slow) / p50(fast) in the same round."""
     from edgetl.bench import paired_ratio
 
@@ -100,16 +105,15 @@ def _paired_ratios(results: list[dict], slow: Path | None, fast: Path) -> dict[s
     out = {}
     for (artifact, backend), r in by_key.items():
         other = by_key.get((str(slow), backend))
-        if artifact == str(fast) and other is not None:
+        if fast is not None and artifact == str(fast) and other is not None:
             out[backend] = paired_ratio(other["stability"]["p50_ms"], r["stability"]["p50_ms"])
     return out
 
 
-def _speedup_blocks(results: list[dict], artifacts: dict[str, Path]) -> list[tuple]:
+def _speedup_blocks(results: list[dict], labels: dict[str, str]) -> list[tuple]:
     """Side-by-side speed-ups from the bench's interleaved rounds (median of per-round ratios)."""
-    label = {str(p): a for a, p in artifacts.items()}
     lines = [
-        f"{label.get(r['artifact'], r['artifact'])} on {r['backend']}: {r['speedup']['paired_median']:.2f}x "
+        f"{labels.get(r['artifact'], r['artifact'])} on {r['backend']}: {r['speedup']['paired_median']:.2f}x "
         f"vs {r['speedup']['reference']}"
         for r in results
         if "speedup" in r
@@ -126,110 +130,114 @@ def _speedup_blocks(results: list[dict], artifacts: dict[str, Path]) -> list[tup
     ]
 
 
-def write_report(
-    cfg, run_dir: Path, artifacts: dict[str, Path], stages: dict, timings: dict, shipped: Path
-) -> tuple[Path, Path]:
-    from edgetl.bench import plot_latency_accuracy
+def write_report(context, shipping, timings: dict) -> tuple[Path, Path]:
+    """report.md, report.html and summary.json from the stage results, artifacts looked up by role."""
+    from edgetl.bench import latency_points
     from edgetl.manifest import read_manifest
     from edgetl.models.checkpoint import load_checkpoint
     from edgetl.models.complexity import count_macs, count_params
+    from edgetl.plots import plot_latency_accuracy
+    from edgetl.stages.base import Form, role
 
+    cfg, run_dir, artifacts, results = context.config, context.run_dir, context.artifacts, context.results
     out_dir = run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    evals, bench = stages["eval"], stages["bench"]
+    evals = results["eval"].metrics.by_role
+    bench = results["bench"].metrics
+    teacher = role("teacher", Form.CHECKPOINT)
+    shipped, shipped_path = shipping.shipped, artifacts[shipping.shipped]
+    labels = {str(p): r.label for r, p in artifacts.items()}
     counts = {}
-    for name in ("teacher", "student"):
-        ckpt = artifacts.get(f"{name} (torch)")
-        if ckpt is not None:
-            model, m = load_checkpoint(ckpt)
-            counts[name] = (count_params(model), count_macs(model, m.preprocessing.input_size))
+    for r, p in artifacts.items():
+        if r.form == Form.CHECKPOINT:
+            model, m = load_checkpoint(p)
+            counts[r.model] = (count_params(model), count_macs(model, m.preprocessing.input_size))
+    smallest = min((x["batch"] for x in bench.results), default=1)
     latency: dict[str, dict[str, dict]] = {}
-    for r in bench["results"]:
-        if r["batch"] == min(x["batch"] for x in bench["results"]):
-            latency.setdefault(r["artifact"], {})[r["backend"]] = r["compute"]
+    for x in bench.results:
+        if x["batch"] == smallest:
+            latency.setdefault(x["artifact"], {})[x["backend"]] = x["compute"]
     backends = sorted({b for v in latency.values() for b in v})
-    teacher_top1 = evals["teacher (torch)"]["top1"]
-    headers = ["artifact", "kind", "test top-1", "Δ vs teacher (pt)", "MB", "params", "MMACs"] + [
-        f"{b} p50/p99 ms" for b in backends
-    ]
+    teacher_top1 = evals[teacher.key].top1
+    headers = (
+        ["artifact", "kind", "test top-1", "Δ vs teacher (pt)", "MB", "params", "MMACs"]
+        + [f"{b} p50/p99 ms" for b in backends]
+        + ["shipped?"]
+    )
     rows = []
-    for label, path in artifacts.items():
-        e = evals[label]
-        params, macs = counts.get(label.split(" ")[0], (None, None))
+    for r, path in artifacts.items():
+        e = evals[r.key]
+        params, macs = counts.get(r.model, (None, None))
         lat = latency.get(str(path), {})
         rows.append(
             [
-                label,
+                r.label,
                 read_manifest(path).kind,
-                f"{e['top1']:.4f}",
-                f"{100 * (e['top1'] - teacher_top1):+.2f}",
+                f"{e.top1:.4f}",
+                f"{100 * (e.top1 - teacher_top1):+.2f}",
                 f"{Path(path).stat().st_size / 1e6:.2f}",
                 f"{params / 1e6:.2f}M" if params else "-",
                 f"{macs / 1e6:.1f}" if macs else "-",
             ]
             + [f"{lat[b]['p50_ms']:.3f} / {lat[b]['p99_ms']:.3f}" if b in lat else "-" for b in backends]
+            + [shipping.reasons.get(r, "")]
         )
-    classes = list(evals["teacher (torch)"]["per_class"])
+    others = [r for r in artifacts if r != teacher]
     per_class_rows = [
-        [c, f"{100 * evals['teacher (torch)']['per_class'][c]:.1f}"]
-        + [
-            f"{100 * (evals[a]['per_class'][c] - evals['teacher (torch)']['per_class'][c]):+.1f}"
-            for a in artifacts
-            if a != "teacher (torch)"
-        ]
-        for c in classes
+        [c, f"{100 * evals[teacher.key].per_class[c]:.1f}"]
+        + [f"{100 * (evals[r.key].per_class[c] - evals[teacher.key].per_class[c]):+.1f}" for r in others]
+        for c in evals[teacher.key].per_class
+        if evals[teacher.key].per_class[c] is not None
     ]
 
-    acc = {evals[a]["path"]: evals[a]["top1"] for a in artifacts}
-    plot_latency_accuracy(bench["results"], acc, out_dir / "latency_accuracy.png")
-    histories = {}
-    for name in ("teacher", "student"):
-        if f"{name} (torch)" in artifacts:
-            histories[name] = read_manifest(artifacts[f"{name} (torch)"]).history
+    accuracy = {str(p): evals[r.key].top1 for r, p in artifacts.items()}
+    points = latency_points(bench.results, accuracy, labels, shipped=shipped_path)
+    plot_latency_accuracy(
+        points, out_dir / "latency_accuracy.png", title=f"latency vs accuracy (batch {smallest})"
+    )
+    histories = {r.model: read_manifest(p).history for r, p in artifacts.items() if r.form == Form.CHECKPOINT}
     _plot_curves(histories, out_dir / "training_curves.png")
 
-    shipped_m = read_manifest(shipped)
-    teacher_lat = latency.get(str(artifacts["teacher (torch)"]), {}).get("torch", {}).get("p50_ms")
-    best_shipped = min((v["p50_ms"] for v in latency.get(str(shipped), {}).values()), default=None)
-    shipped_label = next(a for a, p in artifacts.items() if p == shipped)
+    shipped_m = read_manifest(shipped_path)
+    teacher_path = artifacts[teacher]
+    teacher_lat = latency.get(str(teacher_path), {}).get("torch", {}).get("p50_ms")
+    best_shipped = min((v["p50_ms"] for v in latency.get(str(shipped_path), {}).values()), default=None)
+    top1 = evals[shipped.key].top1
     summary = [
-        f"shipped model: {shipped} ({shipped_m.kind}), test top-1 {evals[shipped_label]['top1']:.4f} "
-        f"vs teacher {teacher_top1:.4f} ({100 * (evals[shipped_label]['top1'] - teacher_top1):+.2f} pt)",
-        f"file size: {Path(shipped).stat().st_size / 1e6:.2f} MB vs teacher checkpoint "
-        f"{Path(artifacts['teacher (torch)']).stat().st_size / 1e6:.2f} MB "
-        f"({Path(artifacts['teacher (torch)']).stat().st_size / Path(shipped).stat().st_size:.1f}x smaller)",
+        f"shipped model: {shipped_path} ({shipped_m.kind}), test top-1 {top1:.4f} "
+        f"vs teacher {teacher_top1:.4f} ({100 * (top1 - teacher_top1):+.2f} pt)",
+        f"file size: {Path(shipped_path).stat().st_size / 1e6:.2f} MB vs teacher checkpoint "
+        f"{Path(teacher_path).stat().st_size / 1e6:.2f} MB "
+        f"({Path(teacher_path).stat().st_size / Path(shipped_path).stat().st_size:.1f}x smaller)",
     ]
+    threads = bench.config.get("threads")
     if teacher_lat and best_shipped:
         summary.append(
-            f"latency (batch 1, {cfg.bench.threads} threads): {best_shipped:.3f} ms on the best "
+            f"latency (batch {smallest}, {threads} threads): {best_shipped:.3f} ms on the best "
             f"backend vs {teacher_lat:.3f} ms for the teacher in PyTorch eager "
             f"({teacher_lat / best_shipped:.1f}x lower)"
         )
-    int8_label = next((a for a in artifacts if a.endswith("(onnx int8)")), None)
-    if int8_label is not None:
-        fp32_label = int8_label.replace("(onnx int8)", "(onnx fp32)")
-        pairs = _paired_ratios(bench["results"], artifacts.get(fp32_label), artifacts[int8_label])
-        if pairs:
-            summary.append(
-                "INT8 vs FP32 "
-                + int8_label.split(" ")[0]
-                + ", timed side by side (median of per-round ratios): "
-                + ", ".join(f"{x:.2f}x on {b}" for b, x in pairs.items())
-            )
+    model = shipped.model
+    int8, fp32 = role(model, Form.ONNX_INT8), role(model, Form.ONNX)
+    pairs = _paired(bench.results, artifacts.get(fp32), artifacts.get(int8))
+    if pairs:
+        summary.append(
+            f"INT8 vs FP32 {model}, timed side by side (median of per-round ratios): "
+            + ", ".join(f"{x:.2f}x on {b}" for b, x in pairs.items())
+        )
     decisions = []
-    for label in ("teacher (torch)", "student (torch)"):
-        if label in artifacts:
-            decisions += [f"{label.split(' ')[0]}: {d}" for d in read_manifest(artifacts[label]).decisions]
-    if "quantize" in stages:
-        decisions += [f"quantize: {d}" for d in stages["quantize"]["cpu"]["decisions"]]
-        if "tensorrt" in stages["quantize"]:
-            t = stages["quantize"]["tensorrt"]
-            decisions.append(
-                f"quantize (TensorRT flavour): val drop {t['drop_pt']:+.2f} pt, "
-                f"kept in float: {t['kept_float'] or 'none'}"
-            )
-    if isinstance(stages.get("build"), dict) and "skipped" in stages["build"]:
-        decisions.append(f"build: {stages['build']['skipped']}")
+    for r, p in artifacts.items():
+        if r.form == Form.CHECKPOINT:
+            decisions += [f"{r.model}: {d}" for d in read_manifest(p).decisions]
+    quantize = results.get("quantize")
+    if quantize is not None:
+        for target, rep in quantize.metrics.by_target.items():
+            flavour = "" if target == "cpu" else f" ({target} flavour)"
+            decisions += [f"quantize{flavour}: {d}" for d in rep["decisions"]]
+    decisions += [f"ship: {r.label}: {why}" for r, why in shipping.reasons.items()]
+    for name, t in timings.items():
+        if t.get("reason"):
+            decisions.append(f"{name}: {t['reason']}")
 
     blocks: list[tuple] = [
         ("h1", f"edgetl report: {cfg.name}"),
@@ -240,32 +248,38 @@ def write_report(
         ),
         ("ul", summary),
         ("h2", "Artifacts"),
+        (
+            "p",
+            "Every candidate the pipeline made, with why it was or was not shipped. Sizes are files on "
+            f"disk; latency at batch {smallest}.",
+        ),
         ("table", headers, rows),
         ("h2", "Per-class test accuracy: teacher (%) and deltas (pt)"),
-        ("table", ["class", "teacher"] + [a for a in artifacts if a != "teacher (torch)"], per_class_rows),
+        ("table", ["class", "teacher"] + [r.label for r in others], per_class_rows),
         ("h2", "Latency vs accuracy"),
         ("img", str(out_dir / "latency_accuracy.png"), "latency vs accuracy"),
-        *_speedup_blocks(bench["results"], artifacts),
-        *([("ul", bench["warnings"])] if bench.get("warnings") else []),
+        *_speedup_blocks(bench.results, labels),
+        *([("ul", bench.warnings)] if bench.warnings else []),
         ("h2", "Training curves"),
         ("img", str(out_dir / "training_curves.png"), "training curves"),
         ("h2", "Confusion matrices"),
-        ("img", evals["teacher (torch)"]["confusion_png"], "teacher confusion"),
+        ("img", evals[teacher.key].confusion_png, "teacher confusion"),
     ]
-    if shipped_label != "teacher (torch)":
-        blocks.append(("img", evals[shipped_label]["confusion_png"], "shipped model confusion"))
+    if shipped != teacher and evals[shipped.key].confusion_png:
+        blocks.append(("img", evals[shipped.key].confusion_png, "shipped model confusion"))
     blocks += [("h2", "Decisions"), ("ul", decisions)]
-    if "sweep" in stages:
-        sw = stages["sweep"]
-        keys = sorted(sw["trials"][0]["params"]) if sw["trials"] else []
+    sweep = results.get("sweep")
+    if sweep is not None:
+        sw = sweep.metrics
+        keys = sorted(sw.trials[0].params) if sw.trials else []
         blocks += [
             ("h2", "Hyper-parameter sweep (val top-1)"),
             (
                 "table",
                 ["trial", *keys, "val top-1"],
-                [[t["trial"], *[t["params"][k] for k in keys], f"{t['val_top1']:.4f}"] for t in sw["trials"]],
+                [[t.trial, *[t.params[k] for k in keys], f"{t.val_top1:.4f}"] for t in sw.trials],
             ),
-            ("p", f"best: trial {sw['best']['trial']} {sw['best']['params']}"),
+            ("p", f"best: trial {sw.best.trial} {sw.best.params}"),
         ]
     blocks += [
         ("h2", "Stages"),
@@ -273,12 +287,16 @@ def write_report(
             "table",
             ["stage", "status", "seconds"],
             [
-                [s, "skipped (unchanged)" if t.get("skipped") else "ran", f"{t.get('seconds', 0):.1f}"]
+                [
+                    s,
+                    t.get("reason") or ("skipped (unchanged)" if t.get("skipped") else "ran"),
+                    f"{t.get('seconds', 0):.1f}",
+                ]
                 for s, t in timings.items()
             ],
         ),
         ("h2", "Environment"),
-        ("pre", json.dumps(bench["environment"], indent=2)),
+        ("pre", json.dumps(bench.environment, indent=2)),
     ]
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     write_text_atomic(md_path, _blocks_to_md(blocks, out_dir))
@@ -287,16 +305,20 @@ def write_report(
         out_dir / "summary.json",
         json.dumps(
             {
-                "shipped": str(shipped),
-                "shipped_label": shipped_label,
+                "shipped": str(shipped_path),
+                "shipped_role": shipped.key,
+                "shipped_label": shipped.label,
                 "shipped_kind": shipped_m.kind,
                 "summary": summary,
-                "test_top1": {a: evals[a]["top1"] for a in artifacts},
-                "latency_p50_ms": {
-                    a: {b: v["p50_ms"] for b, v in latency.get(str(p), {}).items()}
-                    for a, p in artifacts.items()
+                "candidates": {
+                    r.key: {"path": str(p), "why": shipping.reasons.get(r, "")} for r, p in artifacts.items()
                 },
-                "file_mb": {a: Path(p).stat().st_size / 1e6 for a, p in artifacts.items()},
+                "test_top1": {r.key: evals[r.key].top1 for r in artifacts},
+                "latency_p50_ms": {
+                    r.key: {b: v["p50_ms"] for b, v in latency.get(str(p), {}).items()}
+                    for r, p in artifacts.items()
+                },
+                "file_mb": {r.key: Path(p).stat().st_size / 1e6 for r, p in artifacts.items()},
                 "stages": timings,
             },
             indent=2,

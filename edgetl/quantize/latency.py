@@ -1,9 +1,13 @@
-"""The quantization speed gate's latency check: FP32 vs INT8 on ONNX Runtime CPU, side by side
-(full stats, other backends and end-to-end timing live in ``edgetl bench``)."""
+"""The quantization speed gate: FP32 vs INT8 on ONNX Runtime CPU, side by side, through the
+bench's own timing loop (so the gate and ``edgetl bench`` give one file one number)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from edgetl.manifest import Manifest
 
 
 def cpu_session(model_path, threads: int):
@@ -17,27 +21,28 @@ def cpu_session(model_path, threads: int):
     return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
 
 
-def side_by_side(
-    paths: dict[str, str],
-    x: np.ndarray,
-    threads: int,
-    rounds: int = 12,
-    min_runs: int = 10,
-    min_seconds: float = 0.25,
-) -> dict:
-    """Time the models round-robin for ``rounds`` short rounds, sessions kept open, so a slow
-    phase of the machine (they last seconds on shared hosts) hits all of them; report the median
-    of the per-round p50s and every round's p50."""
-    from edgetl.bench import time_calls
+def side_by_side(paths: dict[str, Path], manifest: Manifest, threads: int, rounds: int = 12) -> dict:
+    """The speed gate: the models timed by the bench's loop on ONNX Runtime CPU, round-robin in
+    ``rounds`` short rounds with sessions kept open, so a slow phase of the machine (they last
+    seconds on shared hosts) hits all of them. Returns per model the median of the round p50s
+    and every round's p50."""
+    from edgetl.bench import time_side_by_side
 
-    sessions = {k: cpu_session(p, threads) for k, p in paths.items()}
-    per: dict[str, list[float]] = {k: [] for k in paths}
-    for _ in range(rounds):
-        for k, sess in sessions.items():
-            feed = {sess.get_inputs()[0].name: x}
-            ms = time_calls(lambda s=sess, f=feed: s.run(None, f), 10, min_runs, min_seconds, 20.0, 0.3)
-            per[k].append(float(np.median(ms)))
-    return {k: {"p50_ms": float(np.median(v)), "rounds_ms": v} for k, v in per.items()}
+    batch = max(1, manifest.input.shape[0])
+    by_path = time_side_by_side(
+        [Path(p) for p in paths.values()],
+        "onnxruntime",
+        threads=threads,
+        batch=batch,
+        rounds=rounds,
+        min_runs=10,
+        min_seconds=0.25,
+        manifests={Path(p): manifest for p in paths.values()},
+    )
+    return {
+        k: {"p50_ms": float(np.median(by_path[Path(p)])), "rounds_ms": by_path[Path(p)]}
+        for k, p in paths.items()
+    }
 
 
 def paired_speedup(speed: dict, reference: str, other: str) -> float:

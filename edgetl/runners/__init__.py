@@ -1,5 +1,1 @@
-"""Inference backends behind one interface (activate -> infer -> deactivate)."""
-
-from edgetl.runners.base import Runner, available_backends, make_runner
-
-__all__ = ["Runner", "available_backends", "make_runner"]
+"""Inference backends behind one interface (activate -> infer -> deactivate); see registry.py."""

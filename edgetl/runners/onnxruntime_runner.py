@@ -4,17 +4,87 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from edgetl.errors import BackendUnavailable, EdgetlError
 from edgetl.runners.base import Runner
+from edgetl.runners.spec import BackendSpec, Options
 
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
+
+
+class CpuOptions(Options):
+    threads: int | None = None
+
+    def runner_kwargs(self) -> dict:
+        return {"provider": "cpu", "threads": self.threads}
+
+
+class _GpuOptions(Options):
+    device: str = "cuda"  # cuda | cuda:N: N picks the GPU
+
+    def device_id(self) -> int:
+        return int(self.device.split(":")[1]) if self.device.startswith("cuda:") else 0
+
+
+class CudaOptions(_GpuOptions):
+    def runner_kwargs(self) -> dict:
+        return {"provider": "cuda", "device_id": self.device_id()}
+
+
+class TensorrtEpOptions(_GpuOptions):
+    precision: Literal["fp32", "fp16"] = "fp32"
+
+    def runner_kwargs(self) -> dict:
+        return {"provider": "tensorrt", "device_id": self.device_id(), "precision": self.precision}
+
+
+def _provider_reason(provider: str):
+    def probe() -> str | None:
+        import onnxruntime as ort
+
+        wanted, have = PROVIDERS[provider], ort.get_available_providers()
+        if wanted in have:
+            return None
+        return f"this onnxruntime build has no {wanted} (it has {have}); install onnxruntime-gpu instead"
+
+    return probe
+
+
+def _details() -> str:
+    import onnxruntime as ort
+
+    return f"onnxruntime {ort.__version__}; providers {ort.get_available_providers()}"
+
+
+_COMMON = dict(
+    runner="OnnxRuntimeRunner",
+    library="onnxruntime",
+    kinds=("onnx", "onnx-int8"),
+    install="pip install 'edgetl[onnx]'",
+    details=_details,
+)
+BACKENDS = [
+    BackendSpec(
+        name="onnxruntime", options=CpuOptions, default_for=("onnx", "onnx-int8"), order=10, **_COMMON
+    ),
+    BackendSpec(
+        name="onnxruntime-cuda", options=CudaOptions, order=20, probe=_provider_reason("cuda"), **_COMMON
+    ),
+    BackendSpec(
+        name="onnxruntime-tensorrt",
+        options=TensorrtEpOptions,
+        order=30,
+        probe=_provider_reason("tensorrt"),
+        **_COMMON,
+    ),
+]
 
 
 def ort_trt_cache_dir() -> Path:

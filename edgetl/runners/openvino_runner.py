@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from edgetl.errors import EdgetlError
 from edgetl.runners.base import Runner
+from edgetl.runners.spec import BackendSpec, Options
 
 _PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+
+
+class OpenVinoOptions(Options):
+    threads: int | None = None
+    batch: int | None = None  # a static batch lets OpenVINO pick its fastest kernels
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+
+
+def _details() -> str:
+    import openvino as ov
+
+    return f"openvino {ov.__version__}; devices {ov.Core().available_devices}"
+
+
+BACKENDS = [
+    BackendSpec(
+        name="openvino",
+        runner="OpenVinoRunner",
+        library="openvino",
+        kinds=("onnx", "onnx-int8"),
+        options=OpenVinoOptions,
+        install="pip install 'edgetl[openvino]'",
+        order=40,
+        details=_details,
+    )
+]
 
 
 class OpenVinoRunner(Runner):

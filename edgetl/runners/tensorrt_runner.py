@@ -7,23 +7,47 @@ version or GPU mismatch is explained instead of the bare ``None`` TensorRT retur
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
+from edgetl.artifact_io import read_build_info
 from edgetl.errors import BackendUnavailable, EdgetlError
 from edgetl.runners.base import Runner
+from edgetl.runners.spec import BackendSpec, Options
+
+
+class TensorRTOptions(Options):
+    """Engines fix their precision and GPU at build time: nothing to choose at run time."""
+
+
+def _details() -> str:
+    import tensorrt as trt
+
+    return f"tensorrt {trt.__version__}"
+
+
+BACKENDS = [
+    BackendSpec(
+        name="tensorrt",
+        runner="TensorRTRunner",
+        library="tensorrt",
+        kinds=("trt-engine",),
+        options=TensorRTOptions,
+        install="JetPack ships it; on x86 pip install tensorrt",
+        default_for=("trt-engine",),
+        order=50,
+        details=_details,
+    )
+]
 
 
 class TensorRTRunner(Runner):
     backend = "tensorrt"
 
-    def __init__(self, path, manifest=None, **_ignored):
+    def __init__(self, path, manifest=None):
         super().__init__(path, manifest)
         if self.manifest.kind != "trt-engine":
             raise EdgetlError(f"{self.path}: the tensorrt backend runs engines from `edgetl build`.")
-        sidecar = self.path.with_name(self.path.name + ".json")
-        self.build_info = json.loads(sidecar.read_text()).get("build", {}) if sidecar.exists() else {}
+        self.build_info = read_build_info(self.path)
 
     def activate_impl(self) -> None:
         import tensorrt as trt

@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from edgetl.errors import EdgetlError
 from edgetl.runners.base import Runner
+from edgetl.runners.spec import BackendSpec, Options
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+class TorchOptions(Options):
+    device: str = "cpu"
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    channels_last: bool = True
+    threads: int | None = None
+
+
+def _details() -> str:
+    import torch
+
+    cuda = f", cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "; no CUDA device"
+    return f"torch {torch.__version__}; cpu{cuda}"
+
+
+BACKENDS = [
+    BackendSpec(
+        name="torch",
+        runner="TorchRunner",
+        library="torch",
+        kinds=("checkpoint",),
+        options=TorchOptions,
+        install="pip install 'edgetl[train]'",
+        default_for=("checkpoint",),
+        order=0,
+        details=_details,
+    )
+]
 
 
 class TorchRunner(Runner):
@@ -20,8 +52,9 @@ class TorchRunner(Runner):
         precision: str = "fp32",
         channels_last: bool = True,
         threads: int | None = None,
+        manifest=None,
     ):
-        super().__init__(path)
+        super().__init__(path, manifest)
         if self.manifest.kind != "checkpoint":
             raise EdgetlError(
                 f"{self.path}: the torch backend runs .safetensors checkpoints, "

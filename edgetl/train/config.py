@@ -19,37 +19,51 @@ class FinetuneConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     data: DataConfig = Field(default_factory=DataConfig)
-    arch: str = "timm/tf_efficientnet_lite0"
-    pretrained: bool = True
+    arch: str = Field(
+        "timm/tf_efficientnet_lite0",
+        description="backbone, e.g. timm/tf_efficientnet_lite0, tv/resnet50 (students: edgetl/compact_cnn_s, "
+        "timm/mobilenetv3_small_100)",
+    )
+    pretrained: bool = Field(True, description="start from pretrained weights (offline packages or the hub)")
     weights: Path | None = Field(None, description="backbone weights file (.safetensors/.pth)")
     image_size: int | None = Field(None, ge=8, description="default: the data set's or arch's")
-    crop_pct: float | None = Field(None, gt=0, le=1)
-    strategy: Strategy = "full"
+    crop_pct: float | None = Field(
+        None, gt=0, le=1, description="center-crop fraction; default: the arch's (1.0 for built-in data)"
+    )
+    strategy: Strategy = Field(
+        "full", description="which layers train: linear (head only, cached features), partial, full, gradual"
+    )
     unfreeze_stages: int = Field(2, ge=1, description="partial: how many top stages train")
     gradual_every: int = Field(1, ge=1, description="gradual: epochs between unfreezing steps")
-    head: Literal["linear", "mlp"] = "linear"
-    head_hidden: int = Field(512, ge=1)
-    head_dropout: float = Field(0.0, ge=0, lt=1)
-    drop_rate: float = Field(0.0, ge=0, lt=1)
-    optimizer: Literal["sgd", "adamw"] = "adamw"
+    head: Literal["linear", "mlp"] = Field(
+        "linear", description="linear, or mlp (Linear-ReLU-Dropout-Linear)"
+    )
+    head_hidden: int = Field(512, ge=1, description="mlp head: hidden width")
+    head_dropout: float = Field(0.0, ge=0, lt=1, description="mlp head: dropout")
+    drop_rate: float = Field(0.0, ge=0, lt=1, description="dropout inside the backbone (timm models)")
+    optimizer: Literal["sgd", "adamw"] = Field("adamw", description="optimizer")
     lr: float = Field(1e-3, gt=0, description="head learning rate")
     backbone_lr_mult: float = Field(1.0, gt=0, description="backbone lr = lr * this")
     layer_decay: float = Field(1.0, gt=0, le=1, description="lr x this per stage below the top")
-    weight_decay: float = Field(0.01, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    epochs: int = Field(10, ge=1)
-    warmup_epochs: float = Field(0.5, ge=0)
-    min_lr_ratio: float = Field(0.01, ge=0, le=1)
-    batch_size: int = Field(64, ge=1)
-    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0, description="weight decay")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    epochs: int = Field(10, ge=1, description="training epochs")
+    warmup_epochs: float = Field(0.5, ge=0, description="linear warm-up epochs before the cosine schedule")
+    min_lr_ratio: float = Field(0.01, ge=0, le=1, description="final lr as a fraction of the peak")
+    batch_size: int = Field(64, ge=1, description="batch size per process")
+    label_smoothing: float = Field(0.1, ge=0, lt=1, description="label smoothing of the cross-entropy")
     early_stopping: int | None = Field(None, ge=1, description="patience in epochs (val top-1)")
-    channels_last: bool = True
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
-    device: str = "auto"
-    threads: int | None = Field(None, ge=1)
-    seed: int = 0
+    channels_last: bool = Field(True, description="channels_last memory format (about 2x faster on CPUs)")
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto", description="autocast: auto (bf16 where it pays), off, bf16, fp16"
+    )
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads (default: all, split between torchrun processes)"
+    )
+    seed: int = Field(0, description="seed for splits, init, shuffling, augmentation")
     cache_features: bool = Field(True, description="linear: extract frozen features once")
-    eval_test: bool = True
+    eval_test: bool = Field(True, description="measure the test split once training ends")
     output: Path = Path("model.safetensors")
 
     @model_validator(mode="after")
@@ -61,6 +75,37 @@ class FinetuneConfig(BaseModel):
             )
         if self.output.suffix != ".safetensors":
             raise ValueError(f"output must end in .safetensors, got {self.output}")
+        return self
+
+
+class DistillConfig(FinetuneConfig):
+    """FinetuneConfig for the student (``arch``) plus the teacher and the KD settings."""
+
+    teacher: Path = Field(description="fine-tuned teacher checkpoint (.safetensors)")
+    arch: str = Field(
+        "edgetl/compact_cnn_s",
+        description="backbone, e.g. timm/tf_efficientnet_lite0, tv/resnet50 (students: edgetl/compact_cnn_s, "
+        "timm/mobilenetv3_small_100)",
+    )
+    pretrained: bool | Literal["auto"] = Field("auto", description="auto: pretrained where weights exist")
+    temperature: float = Field(4.0, gt=0, description="KD temperature T")
+    alpha: float = Field(0.5, ge=0, description="weight of the cross-entropy on labels")
+    kd_weight: float = Field(1.0, ge=0, description="weight of the T^2-scaled KL term (0 = no KD)")
+    hint_teacher_layer: str | None = Field(None, description="teacher module name, e.g. backbone.blocks.4")
+    hint_student_layer: str | None = Field(None, description="student module name, e.g. backbone.stages.2")
+    hint_weight: float = Field(1.0, ge=0, description="weight of the hint (feature) loss")
+    cache_teacher: bool = Field(True, description="compute teacher logits once when augment is none")
+    baseline: bool = Field(
+        False, description="also train the same student without KD and report teacher vs both"
+    )
+    output: Path = Path("student.safetensors")
+
+    @model_validator(mode="after")
+    def _hint_pair(self) -> DistillConfig:
+        if (self.hint_teacher_layer is None) != (self.hint_student_layer is None):
+            raise ValueError("hint distillation needs both hint_teacher_layer and hint_student_layer")
+        if self.strategy == "linear" and self.cache_features:
+            raise ValueError("distillation trains through the student; use strategy full/partial/gradual")
         return self
 
 

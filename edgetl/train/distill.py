@@ -8,43 +8,15 @@ images (and the same augmentation draw); with augmentation off, its logits are c
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 from torch import nn
 
 from edgetl.data.augment import AugmentParams, apply_augment
 from edgetl.errors import ConfigError, ModelError
 from edgetl.fileio import sha256_file
-from edgetl.train.config import FinetuneConfig
-
-
-class DistillConfig(FinetuneConfig):
-    """FinetuneConfig for the student (``arch``) plus the teacher and the KD settings."""
-
-    teacher: Path
-    arch: str = "edgetl/compact_cnn_s"
-    pretrained: bool | Literal["auto"] = Field("auto", description="auto: pretrained where weights exist")
-    temperature: float = Field(4.0, gt=0)
-    alpha: float = Field(0.5, ge=0, description="weight of the cross-entropy on labels")
-    kd_weight: float = Field(1.0, ge=0, description="weight of the T^2-scaled KL term (0 = no KD)")
-    hint_teacher_layer: str | None = Field(None, description="teacher module name, e.g. backbone.blocks.4")
-    hint_student_layer: str | None = Field(None, description="student module name, e.g. backbone.stages.2")
-    hint_weight: float = Field(1.0, ge=0)
-    cache_teacher: bool = Field(True, description="compute teacher logits once when augment is none")
-    output: Path = Path("student.safetensors")
-
-    @model_validator(mode="after")
-    def _hint_pair(self) -> DistillConfig:
-        if (self.hint_teacher_layer is None) != (self.hint_student_layer is None):
-            raise ValueError("hint distillation needs both hint_teacher_layer and hint_student_layer")
-        if self.strategy == "linear" and self.cache_features:
-            raise ValueError("distillation trains through the student; use strategy full/partial/gradual")
-        return self
+from edgetl.train.config import DistillConfig
 
 
 def kd_loss(
@@ -185,55 +157,23 @@ def distill(config: DistillConfig, *, resume: bool = False, quiet: bool | None =
     """Train ``config.arch`` from ``config.teacher``; same trainer (resume, DDP) as finetune."""
     from edgetl.train.finetune import finetune
 
-    if "data" not in config.model_fields_set:  # default: the data the teacher was trained on
-        from edgetl.data.dataset import recorded_data_config
-        from edgetl.manifest import read_manifest
-
-        teacher_data = read_manifest(config.teacher).provenance.data
-        if teacher_data.get("config"):
-            config = config.model_copy(update={"data": recorded_data_config(teacher_data)})
+    config = with_teacher_data(config)
     return finetune(config, resume=resume, quiet=quiet, kd=lambda device: Distiller(config, device))
 
 
-def compare_report(artifacts: dict[str, Path], threads: int = 2) -> dict:
-    """top-1, params, MACs, file size and PyTorch CPU batch-1 latency for each checkpoint."""
-    from edgetl.models.checkpoint import load_checkpoint
-    from edgetl.models.complexity import count_macs, count_params, torch_cpu_latency_ms
+def with_teacher_data(config: DistillConfig) -> DistillConfig:
+    """Data keys the user did not set come from the data the teacher was trained on (so
+    ``--set data.seed=1`` keeps the teacher's data set, and ``--data X`` keeps its seed)."""
+    from edgetl.data.dataset import DataConfig, recorded_data_config
+    from edgetl.manifest import read_manifest
 
-    rows = {}
-    for name, path in artifacts.items():
-        model, manifest = load_checkpoint(path)
-        size = manifest.preprocessing.input_size
-        rows[name] = {
-            "artifact": str(path),
-            "architecture": manifest.model.architecture,
-            "input_size": list(size),
-            "test_top1": manifest.metrics.get("test", {}).get("top1"),
-            "params": count_params(model),
-            "macs": count_macs(model, size),
-            "file_mb": Path(path).stat().st_size / 1e6,
-            "torch_cpu_p50_ms": torch_cpu_latency_ms(model, size, threads),
-        }
-    return rows
-
-
-def print_report(rows: dict, console=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="teacher vs students (test split; PyTorch eager CPU, batch 1)")
-    for col in ("model", "arch", "px", "test top-1", "params", "MMACs", "MB", "p50 ms"):
-        table.add_column(col, justify="right")
-    for name, r in rows.items():
-        top1 = "n/a" if r["test_top1"] is None else f"{r['test_top1']:.4f}"
-        table.add_row(
-            name,
-            r["architecture"],
-            str(r["input_size"][0]),
-            top1,
-            f"{r['params'] / 1e6:.2f}M",
-            f"{r['macs'] / 1e6:.1f}",
-            f"{r['file_mb']:.2f}",
-            f"{r['torch_cpu_p50_ms']:.2f}",
-        )
-    (console or Console()).print(table)
+    given = {}
+    if "data" in config.model_fields_set:
+        given = config.data.model_dump(include=config.data.model_fields_set)
+    if given.get("source"):
+        return config
+    teacher_data = read_manifest(config.teacher).provenance.data
+    if not teacher_data.get("config"):
+        return config
+    recorded = recorded_data_config(teacher_data).model_dump()
+    return config.model_copy(update={"data": DataConfig(**{**recorded, **given})})

@@ -165,6 +165,12 @@ def run_epochs(
                 advance=1,
                 info=f"val top-1 {val:.4f} (best {state.best_val:.4f} @ {state.best_epoch})",
             )
+            if dist.is_main and not quiet:
+                step(
+                    f"epoch {epoch + 1}/{epochs}: train loss {record['train_loss']:.4f}, val top-1 {val:.4f} "
+                    f"(best {state.best_val:.4f} @ {state.best_epoch}), {seconds:.0f} s, "
+                    f"{record['img_per_s'] or 0:.0f} img/s, {plan.note}"
+                )
     return state
 
 

@@ -4,7 +4,8 @@ import torch
 from edgetl.errors import ConfigError, ModelError
 from edgetl.fileio import sha256_file
 from edgetl.manifest import read_manifest
-from edgetl.train.distill import DistillConfig, compare_report, distill, kd_loss
+from edgetl.stages.distill import compare as compare_report
+from edgetl.train.distill import DistillConfig, distill, kd_loss
 
 
 def test_kd_loss_matches_hinton_formula():

@@ -1,0 +1,55 @@
+"""Which candidate the pipeline ships, and why every other one was not shipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgetl.stages.base import Form, Role, role
+
+
+@dataclass(frozen=True)
+class Shipping:
+    shipped: Role
+    reasons: dict[Role, str]  # every candidate, shipped or not, with why
+
+    def path(self, artifacts: dict[Role, Path]) -> Path:
+        return artifacts[self.shipped]
+
+
+def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefer: str) -> Shipping:
+    """The deployable model's ONNX, or its INT8 QDQ where the speed gate (or ``prefer: int8``)
+    says so. The teacher and the checkpoints are references, engines and the TensorRT flavour are
+    for the device: their reasons say so."""
+    model = "student" if role("student", Form.CHECKPOINT) in artifacts else "teacher"
+    fp32, int8 = role(model, Form.ONNX), role(model, Form.ONNX_INT8)
+    shipped = fp32
+    reasons: dict[Role, str] = {}
+    cpu = quantize_reports.get("cpu")
+    if int8 in artifacts and cpu is not None:
+        speed, lo, hi = cpu["int8_speedup"], *cpu["int8_speedup_ci95"]
+        measured = f"INT8 {speed:.2f}x FP32 on ONNX Runtime CPU (paired, 95% CI {lo:.2f}-{hi:.2f}x)"
+        if speed > 1.0 or prefer == "int8":
+            shipped = int8
+            why = "faster than FP32" if speed > 1.0 else "prefer: int8"
+            reasons[int8] = f"shipped: {measured}, {why}; val drop {cpu['drop_pt']:+.2f} pt"
+            reasons[fp32] = f"not shipped: the INT8 model is the deployable one ({measured})"
+        else:
+            reasons[int8] = f"not shipped: {measured}, not faster (prefer: fastest)"
+            reasons[fp32] = "shipped: INT8 was not faster here (prefer: fastest)"
+    else:
+        reasons[fp32] = "shipped: FP32 ONNX (no INT8 candidate)"
+    for r in artifacts:
+        if r in reasons:
+            continue
+        if r.form == Form.CHECKPOINT:
+            reasons[r] = "not shipped: PyTorch checkpoint (training format; its ONNX export is deployable)"
+        elif r.model != model:
+            reasons[r] = f"not shipped: {r.model} export, the reference the {model} is measured against"
+        elif r.form == Form.ONNX_TRT_INT8:
+            reasons[r] = "for TensorRT: build it into an engine on the device (`edgetl build`)"
+        elif r.form == Form.ENGINE:
+            reasons[r] = "TensorRT engine for this GPU; ships to devices of the same GPU and TensorRT version"
+        else:
+            reasons[r] = "not shipped"
+    return Shipping(shipped, reasons)

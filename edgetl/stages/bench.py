@@ -1,0 +1,90 @@
+"""Stage ``bench``: latency of every artifact on every usable backend, interleaved rounds, with
+an environment stamp; JSON, CSV and (with accuracy) a latency-accuracy plot."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from edgetl.bench import BenchConfig
+from edgetl.stages.base import Cli, Context, Job, Stage, StageResult
+
+
+class BenchMetrics(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    command: str
+    environment: dict[str, Any]
+    config: dict[str, Any]
+    artifacts: dict[str, dict]  # path -> sha256, bytes, kind of the file measured
+    results: list[dict]  # per artifact x backend x batch: compute/e2e stats, drift, speed-up
+    skipped: list[dict]
+    contention: dict[str, Any]
+    warnings: list[str]
+    accuracy: dict[str, float | None] | None = None
+
+
+def _accuracy(config: BenchConfig) -> dict[str, float | None]:
+    from edgetl.bench import accuracy_of
+
+    if config.compare_data is None:
+        return {str(a): accuracy_of(a) for a in config.artifacts}
+    from edgetl.data.dataset import DataConfig
+    from edgetl.evaluate import evaluate
+
+    data = DataConfig(source=config.compare_data)
+    return {str(a): evaluate(a, data, "test")["top1"] for a in config.artifacts}
+
+
+def run(config: BenchConfig) -> StageResult[BenchMetrics]:
+    from edgetl.bench import bench, write_outputs
+
+    report = {"command": "edgetl " + " ".join(sys.argv[1:]), **bench(config)}
+    accuracy = _accuracy(config) if config.compare else None
+    paths = write_outputs(report, config.out, accuracy)
+    return StageResult[BenchMetrics](
+        metrics=BenchMetrics(**report, accuracy=accuracy),
+        notes=["wrote " + ", ".join(str(p) for p in paths.values())],
+    )
+
+
+def jobs(context: Context, settings) -> list[Job]:
+    paths = tuple(context.artifacts.values())
+    cfg = BenchConfig(**settings.model_dump(), artifacts=paths, out=context.run_dir / "bench")
+    return [Job(cfg, inputs=paths)]
+
+
+def show(result: StageResult[BenchMetrics], console) -> None:
+    from edgetl.bench_table import print_bench
+
+    print_bench(result.metrics.model_dump(), result.metrics.accuracy, console)
+    for note in result.notes:
+        console.print(note)
+
+
+STAGE = Stage(
+    name="bench",
+    help="Latency (p50/p90/p99, CI, throughput) of artifacts on every backend, with an environment stamp.",
+    config=BenchConfig,
+    run=run,
+    metrics=BenchMetrics,
+    wiring=("artifacts", "out"),
+    placeholders={"artifacts": (Path("model.onnx"),)},
+    jobs=jobs,
+    show=show,
+    cli=Cli(
+        arguments=("artifacts",),
+        flags={
+            "backends": "--backend",
+            "batches": "--batch",
+            "end_to_end": "--end-to-end/--compute-only",
+            "compare": "--compare",
+            "compare_data": "--data",
+        },
+        short={"out": "-o"},
+        csv=("batches",),
+    ),
+)

@@ -1,0 +1,146 @@
+"""Stage ``distill``: a fine-tuned teacher into a lightweight student (and, with ``baseline``,
+the same student trained without KD, compared side by side)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field
+
+from edgetl.data.dataset import Augment
+from edgetl.stages.base import Cli, Context, Form, Job, Output, Stage, StageResult, pipeline_settings, role
+from edgetl.stages.metrics import TrainMetrics
+from edgetl.train.config import DistillConfig
+
+
+def no_kd_twin(config: DistillConfig) -> DistillConfig:
+    """The same student, data and schedule, trained on labels only."""
+    return config.model_copy(
+        update={
+            "kd_weight": 0.0,
+            "alpha": 1.0,
+            "hint_teacher_layer": None,
+            "hint_student_layer": None,
+            "baseline": False,
+            "output": config.output.with_name(config.output.stem + ".no-kd.safetensors"),
+        }
+    )
+
+
+def compare(artifacts: dict[str, Path], threads: int) -> dict:
+    """test top-1, params, MACs, size, and PyTorch CPU batch-1 p50 timed by the bench's loop,
+    interleaved, so every checkpoint gets the number `edgetl bench` would give it."""
+    from edgetl.bench import interleaved_p50
+    from edgetl.models.checkpoint import load_checkpoint
+    from edgetl.models.complexity import count_macs, count_params
+
+    p50 = interleaved_p50(list(artifacts.values()), "torch", threads=threads)
+    rows = {}
+    for name, path in artifacts.items():
+        model, manifest = load_checkpoint(path)
+        size = manifest.preprocessing.input_size
+        rows[name] = {
+            "artifact": str(path),
+            "architecture": manifest.model.architecture,
+            "input_size": list(size),
+            "test_top1": manifest.metrics.get("test", {}).get("top1"),
+            "params": count_params(model),
+            "macs": count_macs(model, size),
+            "file_mb": Path(path).stat().st_size / 1e6,
+            "torch_cpu_p50_ms": p50[Path(path)],
+        }
+    return rows
+
+
+def run(config: DistillConfig, resume: bool = False) -> StageResult[TrainMetrics]:
+    from edgetl.fileio import write_text_atomic
+    from edgetl.train.distill import distill
+
+    result = distill(config, resume=resume)
+    outputs = [Output(role=role("student", Form.CHECKPOINT), path=result.path)]
+    notes = list(result.manifest.decisions)
+    if config.baseline:
+        plain = distill(no_kd_twin(config))
+        outputs.append(Output(role=role("baseline", Form.CHECKPOINT), path=plain.path))
+        rows = compare(
+            {"teacher": config.teacher, "student (KD)": result.path, "student (no KD)": plain.path},
+            threads=config.threads or 2,
+        )
+        report = config.output.with_name(config.output.stem + ".report.json")
+        write_text_atomic(report, json.dumps(rows, indent=2))
+        notes.append(f"baseline report: {report}")
+    return StageResult[TrainMetrics](
+        outputs=outputs, metrics=TrainMetrics.model_validate(result.manifest.metrics), notes=notes
+    )
+
+
+def jobs(context: Context, settings) -> list[Job]:
+    teacher = context.artifacts[role("teacher", Form.CHECKPOINT)]
+    values = pipeline_settings(settings, STAGE)
+    data = context.config.data
+    if settings.augment is not None:  # un-augmented students let the teacher's logits be cached
+        data = data.model_copy(update={"augment": settings.augment})
+    out = context.run_dir / "distill" / "student.safetensors"
+    return [Job(DistillConfig(**values, teacher=teacher, data=data, output=out), inputs=(teacher,))]
+
+
+def show(result: StageResult[TrainMetrics], console) -> None:
+    m = result.metrics
+    test = f"  test top-1 {m.test.top1:.4f}" if m.test is not None else ""
+    console.print(f"[green]wrote {result.outputs[0].path}[/]{test}")
+    report = next((n for n in result.notes if n.startswith("baseline report: ")), None)
+    if report:
+        path = Path(report.split(": ", 1)[1])
+        print_comparison(json.loads(path.read_text()), console)
+        console.print(f"wrote {path}")
+
+
+def print_comparison(rows: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="teacher vs students (test split; PyTorch eager CPU, batch 1)")
+    for col in ("model", "arch", "px", "test top-1", "params", "MMACs", "MB", "p50 ms"):
+        table.add_column(col, justify="right")
+    for name, r in rows.items():
+        top1 = "n/a" if r["test_top1"] is None else f"{r['test_top1']:.4f}"
+        table.add_row(
+            name,
+            r["architecture"],
+            str(r["input_size"][0]),
+            top1,
+            f"{r['params'] / 1e6:.2f}M",
+            f"{r['macs'] / 1e6:.1f}",
+            f"{r['file_mb']:.2f}",
+            f"{r['torch_cpu_p50_ms']:.2f}",
+        )
+    (console or Console()).print(table)
+
+
+STAGE = Stage(
+    name="distill",
+    help="Distil a fine-tuned teacher into a lightweight student (Hinton KD, optional hints).",
+    config=DistillConfig,
+    run=run,
+    metrics=TrainMetrics,
+    consumes=(Form.CHECKPOINT,),
+    produces=(Form.CHECKPOINT,),
+    wiring=("teacher", "data", "output"),
+    placeholders={"teacher": Path("teacher.safetensors")},
+    block="student",
+    extras={
+        "augment": (
+            Augment | None,
+            Field(None, description="data augmentation for the student; none lets teacher logits be cached"),
+        )
+    },
+    jobs=jobs,
+    show=show,
+    cli=Cli(
+        nested=("data.source", "data.augment"),
+        flags={"arch": "--student", "data.source": "--data"},
+        short={"data.source": "-d", "output": "-o"},
+        run_flags={"resume": "Continue an interrupted run from its resume state."},
+    ),
+)

@@ -1,0 +1,93 @@
+"""Stage ``eval``: accuracy of any artifact on a split (top-1, top-5, per class, confusion)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgetl.data.dataset import DataConfig
+from edgetl.stages.base import Cli, Context, Job, Role, Stage, StageResult
+from edgetl.stages.metrics import EvalEntry, EvalMetrics
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    artifact: Path = Field(description="a .safetensors checkpoint, an .onnx model or an engine")
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: Literal["train", "val", "test", "calib", "all"] = Field(
+        "test", description="which split to measure"
+    )
+    backend: str | None = Field(None, description="inference backend (default: the artifact's natural one)")
+    batch_size: int = Field(64, ge=1, description="batch size")
+    out: Path | None = Field(None, description="folder for eval.json and confusion.png")
+
+
+def run(config: EvalConfig, role: Role | None = None) -> StageResult[EvalMetrics]:
+    from edgetl.evaluate import evaluate, write_eval_outputs
+
+    m = evaluate(config.artifact, config.data, config.split, config.backend, config.batch_size)
+    files = write_eval_outputs(m, config.out) if config.out is not None else {}
+    key = role.key if role is not None else str(config.artifact)
+    entry = EvalEntry(
+        **{k: m[k] for k in ("num_samples", "top1", "top5", "per_class", "backend", "split")},
+        path=str(config.artifact),
+        confusion_png=str(files["png"]) if files else None,
+    )
+    return StageResult[EvalMetrics](
+        metrics=EvalMetrics(by_role={key: entry}),
+        notes=[f"wrote {files['json']} and {files['png']}"] if files else [],
+    )
+
+
+def jobs(context: Context, settings) -> list[Job]:
+    data = context.config.data.model_copy(update={"limit_train": None})  # test split is all there is
+    return [
+        Job(
+            EvalConfig(
+                **settings.model_dump(), artifact=path, data=data, out=context.run_dir / "eval" / r.slug
+            ),
+            inputs=(path,),
+            run_kwargs={"role": r},
+        )
+        for r, path in context.artifacts.items()
+    ]
+
+
+def show(result: StageResult[EvalMetrics], console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    (key, m) = next(iter(result.metrics.by_role.items()))
+    table = Table(title=escape(f"{key} on {m.split} ({m.num_samples} images, {m.backend})"))
+    table.add_column("class")
+    table.add_column("accuracy", justify="right")
+    for name, acc in m.per_class.items():
+        table.add_row(escape(name), "n/a" if acc is None else f"{acc:.4f}")
+    table.add_section()
+    table.add_row("[bold]top-1", f"[bold]{m.top1:.4f}")
+    table.add_row("[bold]top-5", f"[bold]{m.top5:.4f}")
+    console.print(table)
+    for note in result.notes:
+        console.print(escape(note))
+
+
+STAGE = Stage(
+    name="eval",
+    help="Accuracy of an artifact: top-1, top-5, per-class, confusion matrix (JSON + PNG).",
+    config=EvalConfig,
+    run=run,
+    metrics=EvalMetrics,
+    wiring=("artifact", "data", "out"),
+    placeholders={"artifact": Path("model.onnx")},
+    jobs=jobs,
+    show=show,
+    cli=Cli(
+        arguments=("artifact",),
+        nested=("data.source", "data.seed", "data.limit_test", "data.skip_bad"),
+        flags={"data.source": "--data", "data.skip_bad": "--skip-bad"},
+        short={"data.source": "-d", "out": "-o"},
+    ),
+)

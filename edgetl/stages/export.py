@@ -1,0 +1,77 @@
+"""Stage ``export``: each checkpoint -> ONNX with its manifest, parity-checked against PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from edgetl.export import ExportConfig
+from edgetl.stages.base import (
+    Cli,
+    Context,
+    Form,
+    Job,
+    ModelName,
+    Output,
+    Stage,
+    StageResult,
+    check_overwrite,
+    paths_of,
+    pipeline_settings,
+    role,
+)
+
+
+class ExportMetrics(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    parity: dict[str, dict | None]  # role key -> max |diff|, top-1 agreement (None: not verified)
+
+
+def run(config: ExportConfig, model: ModelName = "teacher") -> StageResult[ExportMetrics]:
+    from edgetl.export import export
+
+    check_overwrite([config.artifact], config.output)
+    r = export(config)
+    out = role(model, Form.ONNX)
+    return StageResult[ExportMetrics](
+        outputs=[Output(role=out, path=r.path)], metrics=ExportMetrics(parity={out.key: r.parity})
+    )
+
+
+def jobs(context: Context, settings) -> list[Job]:
+    values = pipeline_settings(settings, STAGE)
+    out_dir = context.run_dir / "export"
+    return [
+        Job(
+            ExportConfig(**values, artifact=path, output=out_dir / f"{r.model}.onnx"),
+            inputs=(path,),
+            run_kwargs={"model": r.model},
+        )
+        for r, path in paths_of(context, (Form.CHECKPOINT,)).items()
+    ]
+
+
+def show(result: StageResult[ExportMetrics], console) -> None:
+    msg = f"[green]wrote {result.outputs[0].path}[/]"
+    p = next(iter(result.metrics.parity.values()))
+    if p:
+        msg += f"  parity: max |diff| {p['max_abs_diff']:.2e}, top-1 agreement {p['top1_agreement']:.2%}"
+    console.print(msg)
+
+
+STAGE = Stage(
+    name="export",
+    help="Export a checkpoint to ONNX with its manifest; verify parity against PyTorch.",
+    config=ExportConfig,
+    run=run,
+    metrics=ExportMetrics,
+    consumes=(Form.CHECKPOINT,),
+    produces=(Form.ONNX,),
+    wiring=("artifact", "output"),
+    placeholders={"artifact": Path("model.safetensors")},
+    jobs=jobs,
+    show=show,
+    cli=Cli(arguments=("artifact",), short={"output": "-o"}),
+)

@@ -1,0 +1,58 @@
+"""Stage ``finetune``: a pretrained backbone adapted to a labelled image set -> teacher checkpoint."""
+
+from __future__ import annotations
+
+from edgetl.stages.base import Cli, Context, Form, Job, Output, Stage, StageResult, pipeline_settings, role
+from edgetl.stages.metrics import TrainMetrics
+from edgetl.train.config import FinetuneConfig
+
+DATA_OPTIONS = ("data.source", "data.limit_train", "data.limit_val", "data.limit_test", "data.skip_bad")
+
+
+def run(config: FinetuneConfig, resume: bool = False) -> StageResult[TrainMetrics]:
+    from edgetl.train.finetune import finetune
+
+    result = finetune(config, resume=resume)
+    return StageResult[TrainMetrics](
+        outputs=[Output(role=role("teacher", Form.CHECKPOINT), path=result.path)],
+        metrics=TrainMetrics.model_validate(result.manifest.metrics),
+        notes=list(result.manifest.decisions),
+    )
+
+
+def jobs(context: Context, settings) -> list[Job]:
+    values = pipeline_settings(settings, STAGE)
+    sweep = context.results.get("sweep")
+    if sweep is not None:
+        values.update(sweep.metrics.best.params)  # the sweep's pick, scored on val
+    out = context.run_dir / "finetune" / "teacher.safetensors"
+    return [Job(FinetuneConfig(**values, data=context.config.data, output=out))]
+
+
+def show(result: StageResult[TrainMetrics], console) -> None:
+    m, path = result.metrics, result.outputs[0].path
+    line = f"[green]wrote {path}[/]  val top-1 {m.val_top1:.4f}"
+    if m.test is not None:
+        line += f"  test top-1 {m.test.top1:.4f}  top-5 {m.test.top5:.4f}"
+    console.print(line + f"  ({m.train_seconds:.0f} s)")
+
+
+STAGE = Stage(
+    name="finetune",
+    help="Fine-tune a pretrained backbone on a labelled image set -> model.safetensors.",
+    config=FinetuneConfig,
+    run=run,
+    metrics=TrainMetrics,
+    produces=(Form.CHECKPOINT,),
+    wiring=("data", "output"),
+    block="teacher",
+    jobs=jobs,
+    show=show,
+    cli=Cli(
+        nested=DATA_OPTIONS,
+        flags={"data.source": "--data", "data.skip_bad": "--skip-bad"},
+        short={"data.source": "-d", "output": "-o"},
+        also={"seed": ("data.seed",)},
+        run_flags={"resume": "Continue an interrupted run from its resume state."},
+    ),
+)

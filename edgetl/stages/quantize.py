@@ -1,0 +1,106 @@
+"""Stage ``quantize``: FP32 ONNX -> INT8 QDQ with real calibration data, an accuracy budget and a
+speed gate; in the pipeline, for the deployable model, in each configured target's flavour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgetl.quantize.ptq import QuantizeConfig
+from edgetl.stages.base import (
+    Cli,
+    Context,
+    Form,
+    Job,
+    ModelName,
+    Output,
+    Stage,
+    StageResult,
+    check_overwrite,
+    pipeline_settings,
+    role,
+)
+
+TARGET_FORM = {"cpu": Form.ONNX_INT8, "tensorrt": Form.ONNX_TRT_INT8}
+
+
+class QuantizeMetrics(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    by_target: dict[str, dict]  # target -> the quantization report (accuracy, rounds, speed gate)
+
+
+def run(config: QuantizeConfig, model: ModelName = "teacher") -> StageResult[QuantizeMetrics]:
+    from edgetl.quantize.ptq import quantize
+
+    check_overwrite([config.model], config.output)
+    r = quantize(config)
+    form = TARGET_FORM[config.target] if r.manifest.kind == "onnx-int8" else Form.ONNX
+    return StageResult[QuantizeMetrics](
+        outputs=[Output(role=role(model, form), path=r.path)],
+        metrics=QuantizeMetrics(by_target={config.target: r.report}),
+        notes=list(r.report["decisions"]),
+    )
+
+
+def jobs(context: Context, settings) -> list[Job]:
+    if not settings.enabled:
+        return []
+    model = context.deployable()
+    src = context.artifacts[role(model, Form.ONNX)]
+    values = pipeline_settings(settings, STAGE)
+    targets = ["cpu"] + (["tensorrt"] if settings.tensorrt_flavour else [])
+    out = {"cpu": f"{model}.int8.onnx", "tensorrt": f"{model}.trt-int8.onnx"}
+    # the INT8 candidate is always written; which model ships is the report's decision (prefer)
+    return [
+        Job(
+            QuantizeConfig(
+                **{**values, "prefer": "int8", "target": t},
+                model=src,
+                output=context.run_dir / "quantize" / out[t],
+            ),
+            inputs=(src,),
+            run_kwargs={"model": model},
+        )
+        for t in targets
+    ]
+
+
+def show(result: StageResult[QuantizeMetrics], console) -> None:
+    from rich.table import Table
+
+    (target, r), path = next(iter(result.metrics.by_target.items())), result.outputs[0].path
+    table = Table(title=f"{path} (target {target}, shipped {r['shipped']})")
+    for col in ("", "val top-1", "p50 ms (ORT CPU)"):
+        table.add_column(col, justify="right")
+    table.add_row("FP32", f"{r['fp32']['top1']:.4f}", f"{r['latency']['fp32']['p50_ms']:.2f}")
+    table.add_row("INT8", f"{r['int8']['top1']:.4f}", f"{r['latency']['int8']['p50_ms']:.2f}")
+    console.print(table)
+    for d in result.notes[-4:]:
+        console.print(f"- {d}")
+
+
+STAGE = Stage(
+    name="quantize",
+    help="Static INT8 quantization (QDQ) with real calibration data, an accuracy budget and a speed gate.",
+    config=QuantizeConfig,
+    run=run,
+    metrics=QuantizeMetrics,
+    consumes=(Form.ONNX,),
+    produces=(Form.ONNX_INT8, Form.ONNX_TRT_INT8),
+    wiring=("model", "output"),
+    placeholders={"model": Path("model.onnx")},
+    extras={
+        "enabled": (bool, Field(True, description="quantize the deployable model")),
+        "tensorrt_flavour": (bool, Field(True, description="also write the TensorRT QDQ flavour")),
+    },
+    jobs=jobs,
+    show=show,
+    cli=Cli(
+        arguments=("model",),
+        flags={"per_channel": "--per-channel/--per-tensor", "data": "--data"},
+        short={"output": "-o", "data": "-d"},
+        csv=("mean", "std", "labels"),
+    ),
+)
