@@ -60,6 +60,16 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint exported to ONNX (parity-checked), shared by every test module."""
+    from edgetl.export import ExportConfig, export
+
+    out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    export(ExportConfig(artifact=tiny_checkpoint, output=out))
+    return out
+
+
 def fashion_mnist_available() -> bool:
     from edgetl.data.sources import FASHION_MNIST_DIRS
 

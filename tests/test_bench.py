@@ -18,15 +18,7 @@ from edgetl.bench import (
     write_outputs,
 )
 from edgetl.contention import ContentionMeter
-from edgetl.export import ExportConfig, export
 from edgetl.runners.registry import available_backends, make_runner
-
-
-@pytest.fixture(scope="module")
-def tiny_onnx(tiny_checkpoint, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "tiny.onnx"
-    export(ExportConfig(artifact=tiny_checkpoint, output=out, verify_images=8))
-    return out
 
 
 def test_latency_stats_by_hand():

@@ -3,8 +3,6 @@ an accuracy budget enforced on val, and a speed gate that says when INT8 does no
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -12,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edgetl.data.dataset import DataConfig
 from edgetl.errors import DataError, EdgetlError, ModelError
@@ -20,6 +18,9 @@ from edgetl.manifest import InputSpec, Manifest, ModelSpec, PreprocessContract, 
 from edgetl.metrics import classification_metrics
 from edgetl.progress import log
 from edgetl.provenance import make_provenance
+from edgetl.quantize.quantizers import QUANTIZERS, get_quantizer, quant_settings
+
+__all__ = ["QuantizeConfig", "QuantizeResult", "quant_settings", "quantize", "quantize_once"]
 
 Method = Literal["minmax", "entropy", "percentile"]
 
@@ -39,8 +40,9 @@ class QuantizeConfig(BaseModel):
     calib_count: int = Field(512, ge=1, description="calibration images, drawn from the calib split only")
     method: Method = Field("percentile", description="calibration method")
     per_channel: bool = Field(True, description="per-channel weight scales")
-    target: Literal["cpu", "tensorrt"] = Field(
-        "cpu", description="cpu (ORT uint8 activations) or tensorrt (symmetric int8, TensorRT Q/DQ rules)"
+    target: str = Field(
+        "cpu",
+        description="quantizer: cpu (ORT uint8 activations), tensorrt (symmetric int8, TensorRT Q/DQ rules)",
     )
     max_drop: float = Field(1.0, ge=0, description="allowed val top-1 drop in points")
     val_count: int | None = Field(2000, ge=1, description="val images for the accuracy checks")
@@ -62,36 +64,27 @@ class QuantizeConfig(BaseModel):
         None, description="manifest-less ONNX: labels, comma-separated, or a .txt file with one per line"
     )
 
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, v: str) -> str:
+        if v not in QUANTIZERS:
+            raise ValueError(f"unknown target {v!r}; quantizers: {sorted(QUANTIZERS)}")
+        return v
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_file(cls, v):
+        """--labels labels.txt: one label per line."""
+        if isinstance(v, list | tuple) and len(v) == 1 and Path(str(v[0])).is_file():
+            return tuple(line.strip() for line in Path(str(v[0])).read_text().splitlines() if line.strip())
+        return v
+
 
 @dataclass
 class QuantizeResult:
     path: Path
     manifest: Manifest
     report: dict
-
-
-def quant_settings(target: str) -> dict:
-    """QDQ flavour per target. TensorRT: int8 activations, symmetric (zero points 0), per-tensor
-    activations, per-channel weights, no int32 bias DQ. CPU: ORT's uint8 activations (VNNI)."""
-    from onnxruntime.quantization import QuantType
-
-    if target == "tensorrt":
-        return dict(
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            extra_options={
-                "ActivationSymmetric": True,
-                "WeightSymmetric": True,
-                "QuantizeBias": False,
-                "DedicatedQDQPair": True,
-                "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
-            },
-        )
-    return dict(
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-    )
 
 
 def _check_image_input(proto, path: Path) -> tuple[str, int]:
@@ -162,41 +155,26 @@ def run_onnx(path, x: np.ndarray, threads: int, fixed_batch: int, batch: int = 6
     return np.concatenate(out)
 
 
-def _method(name: str):
-    from onnxruntime.quantization import CalibrationMethod
-
-    return {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }[name]
-
-
 def quantize_once(
     fp32: Path,
     out: Path,
-    calib: np.ndarray,
+    calib,
     input_name: str,
     config: QuantizeConfig,
     exclude: list[str],
     fixed_batch: int,
 ) -> None:
-    # calib: an array or StreamedImages (decoded per feed); ORT holds ~16 images of activations
-    from edgetl.quantize.calibration import make_reader
-    from edgetl.quantize.ort_static import chunk_feeds, quantize_static_bounded
-
-    batch = max(1, fixed_batch)
-    with contextlib.redirect_stdout(io.StringIO()):  # ORT chatter (quantize_static_bounded also does)
-        quantize_static_bounded(
-            fp32,
-            out,
-            make_reader(calib, input_name, batch),
-            method=config.method,
-            per_channel=config.per_channel,
-            exclude=list(exclude),
-            settings=quant_settings(config.target),
-            max_intermediate=chunk_feeds(batch),
-        )
+    """One quantization of ``fp32`` by the config's quantizer (no budget loop)."""
+    get_quantizer(config.target).quantize(
+        fp32,
+        out,
+        calib,
+        input_name,
+        method=config.method,
+        per_channel=config.per_channel,
+        exclude=list(exclude),
+        fixed_batch=fixed_batch,
+    )
 
 
 def rank_sensitive_nodes(fp32: Path, int8: Path, x: np.ndarray, input_name: str, work: Path) -> list[dict]:
@@ -235,9 +213,9 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
 
     from edgetl.evaluate import _label_map
     from edgetl.onnx_manifest import embed_manifest, load_onnx, save_onnx_atomic
+    from edgetl.quantize.budget import fit_budget
     from edgetl.quantize.calibration import calibration_images, load_split_images
-    from edgetl.quantize.latency import paired_speedup, paired_speedup_ci, side_by_side
-    from edgetl.quantize.trt_rules import check_tensorrt_qdq
+    from edgetl.quantize.speed_gate import speed_gate
 
     if config.output.suffix != ".onnx":
         raise EdgetlError(f"--output {config.output}: must end in .onnx.")
@@ -268,31 +246,24 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
         )
         log(f"FP32 val top-1 {fp32_metrics['top1']:.4f} on {len(y_val)} images")
 
-        exclude = list(config.exclude)
-        rounds, ranking, best = [], None, None
-        for round_no in range(config.max_rounds + 1):
-            int8 = work / f"int8_{round_no}.onnx"
-            quantize_once(fp32, int8, calib.x, input_name, config, exclude, fixed_batch)
-            m = classification_metrics(run_onnx(int8, val.x, config.threads, fixed_batch), y_val, labels)
-            drop = 100 * (fp32_metrics["top1"] - m["top1"])
-            rounds.append({"kept_float": list(exclude), "int8_top1": m["top1"], "drop_pt": drop})
-            log(
-                f"INT8 ({config.method}, {len(exclude)} node(s) in float): val top-1 {m['top1']:.4f}, "
-                f"drop {drop:+.2f} pt (budget {config.max_drop} pt)"
-            )
-            if best is None or drop < best[2]:
-                best = (int8, m, drop, list(exclude))
-            if drop <= config.max_drop:
-                break
-            if round_no == config.max_rounds:
-                break
-            if ranking is None:
-                ranking = rank_sensitive_nodes(fp32, int8, calib.x[:16], input_name, work)
-            candidates = [r["node"] for r in ranking if r["node"] not in exclude]
-            if not candidates:
-                break
-            exclude += candidates[: max(1, len(exclude))]  # 1, 2, 4, 8 ... nodes kept in float
-        int8, int8_metrics, drop, exclude = best
+        quantizer = get_quantizer(config.target)
+
+        def evaluate(path: Path) -> dict:
+            return classification_metrics(run_onnx(path, val.x, config.threads, fixed_batch), y_val, labels)
+
+        outcome = fit_budget(
+            lambda out, exclude: quantize_once(fp32, out, calib.x, input_name, config, exclude, fixed_batch),
+            evaluate,
+            lambda int8: rank_sensitive_nodes(fp32, int8, calib.x[:16], input_name, work),
+            fp32_metrics["top1"],
+            work=work,
+            max_drop=config.max_drop,
+            max_rounds=config.max_rounds,
+            exclude=list(config.exclude),
+            label=config.method,
+        )
+        int8, int8_metrics, drop, exclude = outcome.path, outcome.metrics, outcome.drop_pt, outcome.kept_float
+        rounds, ranking = outcome.rounds, outcome.ranking
         if drop > config.max_drop:
             raise EdgetlError(
                 f"INT8 val top-1 drops {drop:.2f} pt at best ({len(exclude)} node(s) in float; tried up "
@@ -300,18 +271,13 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
                 "Try --method entropy or "
                 "percentile, a larger --calib-count, a larger --max-drop, or more --max-rounds."
             )
-        if config.target == "tensorrt":
-            problems = check_tensorrt_qdq(onnx.load(str(int8)))
-            if problems:
-                raise ModelError(
-                    "the INT8 model would not parse in TensorRT:\n  " + "\n  ".join(problems[:20])
-                )
-
-        speed = side_by_side({"fp32": fp32, "int8": int8}, parent, config.threads)
-        speedup = paired_speedup(speed, "fp32", "int8")
-        ci = paired_speedup_ci(speed, "fp32", "int8")
-        int8_faster = speedup > 1.0
-        clear = not (ci[0] <= 1.0 <= ci[1])  # the interval excludes "equally fast"
+        problems = quantizer.rules(int8) if quantizer.rules else []
+        if problems:
+            raise ModelError(
+                f"the INT8 model breaks {quantizer.rules_name}:\n  " + "\n  ".join(problems[:20])
+            )
+        gate = speed_gate(fp32, int8, parent, config.threads, quantizer, config.prefer)
+        speed, speedup, ci, ship_int8 = gate.speed, gate.speedup, gate.ci95, gate.ship_int8
         decisions = [
             f"calibrated on {calib.info['count']} images of the calib split ({config.method}, "
             f"{'per-channel' if config.per_channel else 'per-tensor'} weights, target {config.target})",
@@ -320,31 +286,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
         ]
         if exclude:
             decisions.append(f"kept in float to meet the budget: {', '.join(exclude)}")
-        # the TensorRT flavour is built into an engine on the device; ORT CPU timing is only a hint
-        ship_int8 = int8_faster or config.prefer == "int8" or config.target == "tensorrt"
-        verdict = (
-            f"INT8 is {speedup:.2f}x {'faster' if int8_faster else 'SLOWER'} than FP32 on "
-            f"ONNX Runtime CPU (batch {max(1, fixed_batch)}, {config.threads} threads: "
-            f"{speed['int8']['p50_ms']:.3f} vs {speed['fp32']['p50_ms']:.3f} ms p50; speed-up paired over "
-            f"{len(speed['fp32']['rounds_ms'])} interleaved rounds, 95% CI {ci[0]:.2f}-{ci[1]:.2f}x"
-            + ("" if clear else ": not clearly different on this machine")
-            + ")"
-        )
-        decisions.append(verdict)
-        if config.target == "tensorrt":
-            decisions.append(
-                "target tensorrt: shipped INT8 QDQ for TensorRT's explicit quantization; "
-                "the ORT CPU timing above does not predict TensorRT latency"
-            )
-        elif int8_faster and not clear:
-            log(f"[yellow]{verdict}[/]")
-        elif not int8_faster:
-            log(f"[bold yellow]{verdict}[/]")
-            decisions.append(
-                "shipped FP32 (--prefer fastest)"
-                if not ship_int8
-                else "shipped INT8 anyway (--prefer int8); consider --prefer fastest"
-            )
+        decisions += gate.decisions
         shipped = int8 if ship_int8 else fp32
         per_class_delta = {
             c: (

@@ -4,6 +4,11 @@ stopping, resume after SIGKILL, and DDP when launched by torchrun.
 Every epoch reseeds torch and numpy from (seed, epoch), and the resume state is written
 atomically at the end of each epoch. A run killed mid-epoch therefore redoes that epoch
 from the same state with the same random numbers, and ends with the same weights.
+
+A diverged run (a non-finite loss or weight) stops with ``TrainingDiverged`` before anything
+non-finite is saved: no checkpoint, and its resume state is removed (it is the last finite
+epoch of a deterministic run, so resuming the same config would diverge again, and a lower
+``--lr`` is a different config that cannot resume it).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,10 +25,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgetl.errors import EdgetlError
+from edgetl.errors import ConfigError, ModelError
 from edgetl.fileio import atomic_path
 from edgetl.progress import make_progress
+from edgetl.progress import step as log_step
 from edgetl.train.distributed import DistInfo, all_sum
+
+RESUME_KEYS = ("digest", "model", "optimizer", "scheduler", "loop", "best_state")
+LOOP_KEYS = ("epoch", "best_val", "best_epoch", "bad_epochs", "stopped_early", "history_json")
+
+
+class TrainingDiverged(ConfigError):
+    """The loss or the weights became NaN/inf; the fix is a config value (usually a lower lr)."""
 
 
 @dataclass
@@ -69,25 +83,94 @@ def save_resume(path: Path, core, optimizer, scheduler, state: LoopState, digest
         torch.save(payload, tmp)
 
 
-def load_resume(path: Path, core, optimizer, scheduler, digest: str) -> LoopState:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("digest") != digest:
-        raise EdgetlError(
+def _unusable(path: Path, problem: str) -> ModelError:
+    return ModelError(
+        f"{path}: cannot resume from this file ({problem}). Delete it, or run without --resume "
+        "to start over (the run then replaces it)."
+    )
+
+
+def read_resume(path: Path, digest: str) -> dict:
+    """Read and check a resume state before any work: readable with ``weights_only=True``, every
+    key present, written by a run with this config (``digest``), weights finite."""
+    path = Path(path)
+    if path.is_dir():
+        raise _unusable(path, "it is a folder")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated, garbage or pickled code: all unusable
+        raise _unusable(path, describe_load_error(exc)) from None
+    if not isinstance(payload, dict) or any(k not in payload for k in RESUME_KEYS):
+        have = sorted(payload)[:6] if isinstance(payload, dict) else type(payload).__name__
+        raise _unusable(path, f"not an edgetl resume state: expected keys {list(RESUME_KEYS)}, found {have}")
+    if payload["digest"] != digest:
+        raise ConfigError(
             f"{path}: this resume state belongs to a run with a different config; delete it or "
             "run without --resume to start over."
         )
-    core.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
     loop = payload["loop"]
-    return LoopState(
-        epoch=int(loop["epoch"]),
-        best_val=float(loop["best_val"]),
-        best_epoch=int(loop["best_epoch"]),
-        best_state=payload["best_state"] or None,
-        bad_epochs=int(loop["bad_epochs"]),
-        stopped_early=bool(loop["stopped_early"]),
-        history=json.loads(loop["history_json"]),
+    if not isinstance(loop, dict) or any(k not in loop for k in LOOP_KEYS):
+        raise _unusable(path, f"its 'loop' entry lacks some of {list(LOOP_KEYS)}")
+    bad = first_non_finite(payload["model"]) if isinstance(payload["model"], dict) else "model"
+    if bad:
+        raise _unusable(path, f"tensor {bad!r} holds NaN/inf: a diverged run")
+    return payload
+
+
+def load_resume(
+    path: Path, core, optimizer, scheduler, digest: str, payload: dict | None = None
+) -> LoopState:
+    """Restore model, optimizer, scheduler and loop state (``payload`` from ``read_resume``)."""
+    if payload is None:
+        payload = read_resume(path, digest)
+    try:
+        core.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        loop = payload["loop"]
+        return LoopState(
+            epoch=int(loop["epoch"]),
+            best_val=float(loop["best_val"]),
+            best_epoch=int(loop["best_epoch"]),
+            best_state=payload["best_state"] or None,
+            bad_epochs=int(loop["bad_epochs"]),
+            stopped_early=bool(loop["stopped_early"]),
+            history=json.loads(loop["history_json"]),
+        )
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise _unusable(path, f"it does not fit this model and optimizer: {first}") from None
+
+
+def describe_load_error(exc: Exception) -> str:
+    """What ``torch.load(..., weights_only=True)`` disliked, in one short phrase."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        return "it pickles objects other than tensors, which edgetl never unpickles (weights_only=True)"
+    first = text.strip().splitlines()[0][:160] if text.strip() else ""
+    return f"truncated or not a torch file: {type(exc).__name__}" + (f": {first}" if first else "")
+
+
+def first_non_finite(tensors: dict) -> str | None:
+    """Name of the first floating tensor holding NaN/inf, else None (one device sync)."""
+    floats = [(k, v) for k, v in tensors.items() if torch.is_tensor(v) and v.is_floating_point()]
+    if not floats:
+        return None
+    ok = torch.stack([torch.isfinite(v).all() for _, v in floats])
+    if bool(ok.all()):
+        return None
+    return floats[int((~ok).nonzero()[0])][0]
+
+
+def _diverged(epoch: int, epochs: int, where: str, optimizer, resume_path: Path | None) -> TrainingDiverged:
+    lr = optimizer.param_groups[0].get("initial_lr", optimizer.param_groups[0]["lr"])
+    if resume_path is not None:
+        resume_path.unlink(missing_ok=True)
+    return TrainingDiverged(
+        f"training diverged in epoch {epoch + 1}/{epochs}: {where}. Nothing was written"
+        + (f" (the resume state {resume_path} was removed)" if resume_path is not None else "")
+        + f". Lower the learning rate: lr is {lr:g}, try --lr {lr / 10:g}"
+        + " (or a longer --warmup-epochs, or --amp off if fp16 is in use)."
     )
 
 
@@ -124,8 +207,8 @@ def run_epochs(
             order = rng.permutation(n_train)[: per_rank * dist.world][dist.rank :: dist.world]
             task = progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, info=plan.note)
             t0, loss_sum, seen = time.perf_counter(), 0.0, 0
-            for step in range(steps):
-                idx = order[step * batch_size : (step + 1) * batch_size]
+            for i in range(steps):
+                idx = order[i * batch_size : (i + 1) * batch_size]
                 x, y = plan.batch(idx, rng)
                 with autocast():
                     loss = loss_fn(plan.net(x), y)
@@ -133,11 +216,28 @@ def run_epochs(
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                loss_sum += float(loss.detach()) * len(idx)
+                value = float(loss.detach())  # the one sync per step
+                if not math.isfinite(value) and not dist.enabled:  # DDP: all ranks agree at epoch end
+                    raise _diverged(
+                        epoch,
+                        epochs,
+                        f"the loss is {value} at step {i + 1}/{steps}",
+                        optimizer,
+                        resume_path if dist.is_main else None,
+                    )
+                loss_sum += value * len(idx)
                 seen += len(idx)
                 progress.update(task, advance=1, info=f"loss {loss_sum / seen:.4f}")
             seconds = time.perf_counter() - t0
             loss_total, seen_total = all_sum([loss_sum, float(seen)], dist)
+            # every rank sees the same sum and the same (synchronised) weights, so all ranks stop together
+            where = None
+            if not math.isfinite(loss_total):
+                where = f"the mean loss is {loss_total / max(1.0, seen_total)}"
+            elif name := first_non_finite(core.state_dict()):
+                where = f"weight {name!r} holds NaN/inf after the last step"
+            if where:
+                raise _diverged(epoch, epochs, where, optimizer, resume_path if dist.is_main else None)
             val = validate()
             progress.remove_task(task)
             record = {
@@ -166,7 +266,7 @@ def run_epochs(
                 info=f"val top-1 {val:.4f} (best {state.best_val:.4f} @ {state.best_epoch})",
             )
             if dist.is_main and not quiet:
-                step(
+                log_step(
                     f"epoch {epoch + 1}/{epochs}: train loss {record['train_loss']:.4f}, val top-1 {val:.4f} "
                     f"(best {state.best_val:.4f} @ {state.best_epoch}), {seconds:.0f} s, "
                     f"{record['img_per_s'] or 0:.0f} img/s, {plan.note}"

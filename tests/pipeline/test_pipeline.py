@@ -120,3 +120,21 @@ def test_config_errors_name_key_and_line(tmp_path):
     with pytest.raises(ConfigError, match="unknown preset"):
         load_pipeline_config(None, "nope", {})
     assert load_pipeline_config(None, "fashion-mnist", {}).teacher.arch == "timm/tf_efficientnet_lite0"
+
+
+def test_report_lists_every_candidate_and_renders_in_a_browser(tiny_run):
+    from tests.browser import browser_missing, check_html_renders
+
+    _, cfg, result = tiny_run
+    summary = json.loads((cfg.run_dir / "report" / "summary.json").read_text())
+    # every artifact the pipeline made is a candidate with a reason, the INT8 one included
+    assert "student/onnx-int8" in summary["candidates"] and "student/onnx-trt-int8" in summary["candidates"]
+    assert all(c["why"] for c in summary["candidates"].values())
+    assert summary["candidates"][summary["shipped_role"]]["why"].startswith("shipped")
+    assert (cfg.run_dir / "quantize" / "student.int8.onnx").exists()
+    md = result.report_md.read_text()
+    assert "shipped?" in md and "not shipped" in md
+    missing = browser_missing()
+    if missing:
+        pytest.skip(missing)
+    assert check_html_renders(result.report_html) == []

@@ -13,13 +13,6 @@ from edgetl.quantize.ptq import QuantizeConfig, quantize
 from edgetl.quantize.trt_rules import check_tensorrt_qdq
 
 
-@pytest.fixture(scope="module")
-def tiny_onnx(tiny_checkpoint, tmp_path_factory):
-    out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    export(ExportConfig(artifact=tiny_checkpoint, output=out))
-    return out
-
-
 def test_export_embeds_manifest_and_passes_parity(tiny_onnx, tiny_checkpoint):
     m = read_manifest(tiny_onnx)
     parent = read_manifest(tiny_checkpoint)
