@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
 from edgetl.errors import BackendUnavailable, EdgetlError
 from edgetl.fileio import atomic_path, write_text_atomic
@@ -54,6 +54,20 @@ class BenchConfig(BaseModel):
         None, description="with --compare: measure test top-1 on this data instead of the manifests'"
     )
     out: Path = Field(Path("bench"), description="folder for bench.json, bench.csv, latency_accuracy.png")
+
+    @field_validator("backends")
+    @classmethod
+    def _backends(cls, v):
+        return _known_backends(v)
+
+
+def _known_backends(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    from edgetl.runners.registry import backends
+
+    unknown = [n for n in names or () if n not in backends()]
+    if unknown:
+        raise ValueError(f"unknown backend {unknown[0]!r}; backends: {sorted(backends())}")
+    return names
 
 
 def time_calls(

@@ -3,6 +3,7 @@ a folder is expected, is an error naming the path, not a PermissionError after t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -11,13 +12,14 @@ from edgetl.errors import ConfigError
 
 
 def check_writable_dir(path: Path, what: str) -> None:
-    """Create ``path`` if needed and prove a file can be written in it."""
+    """Prove a file can be written in ``path`` (created for the check, then removed again)."""
     path = Path(path)
     for parent in (path, *path.parents):
         if parent.exists():
             if not parent.is_dir():
                 raise ConfigError(f"{what} {path}: {parent} is a file, not a folder; choose another path.")
             break
+    created = [p for p in (path, *path.parents) if not p.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".edgetl-write-check-"):
@@ -26,6 +28,10 @@ def check_writable_dir(path: Path, what: str) -> None:
         raise ConfigError(
             f"{what} {path}: cannot write there ({exc.strerror}); choose a writable folder."
         ) from None
+    finally:  # leave the disk as it was: the stage creates the folder when it writes
+        for p in created:
+            with contextlib.suppress(OSError):
+                p.rmdir()
 
 
 def check_output_file(path: Path, what: str) -> None:

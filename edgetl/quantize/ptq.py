@@ -3,6 +3,7 @@ an accuracy budget enforced on val, and a speed gate that says when INT8 does no
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -206,6 +207,31 @@ def rank_sensitive_nodes(fp32: Path, int8: Path, x: np.ndarray, input_name: str,
     return sorted(ranked, key=lambda r: r["input_sqnr_db"])
 
 
+WORK_PREFIX = "edgetl-quant-"
+
+
+def clean_stale_work_dirs(root: Path | None = None) -> list[Path]:
+    """Remove work folders of quantize runs that were killed (their process is gone)."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    for d in root.glob(f"{WORK_PREFIX}*-*"):
+        pid = d.name[len(WORK_PREFIX) :].split("-", 1)[0]
+        if d.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def quantize(config: QuantizeConfig) -> QuantizeResult:
     """Quantize ``config.model`` to INT8 QDQ within the accuracy budget; see QuantizeConfig."""
     import onnx
@@ -231,7 +257,8 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
     y_val = remap[val.y]
     labels = list(parent.labels)
 
-    work = Path(tempfile.mkdtemp(prefix="edgetl-quant-"))
+    clean_stale_work_dirs()
+    work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
     try:
         src = work / "fp32_in.onnx"
         onnx.save(proto, str(src))

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from edgetl.bench import BenchConfig
+from edgetl.paths import check_writable_dir
 from edgetl.stages.base import Cli, Context, Job, Stage, StageResult
 
 
@@ -42,6 +43,7 @@ def _accuracy(config: BenchConfig) -> dict[str, float | None]:
 def run(config: BenchConfig) -> StageResult[BenchMetrics]:
     from edgetl.bench import bench, write_outputs
 
+    check_writable_dir(config.out, "--out")
     report = {"command": "edgetl " + " ".join(sys.argv[1:]), **bench(config)}
     accuracy = _accuracy(config) if config.compare else None
     paths = write_outputs(report, config.out, accuracy)

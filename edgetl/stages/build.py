@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgetl.paths import check_output_file
 from edgetl.stages.base import (
     Cli,
     Context,
@@ -44,6 +45,7 @@ def run(config: BuildConfig, model: ModelName = "teacher") -> StageResult[BuildM
     from edgetl.engine import build_engine
 
     check_overwrite([config.model], config.output)
+    check_output_file(config.output, "--output")
     path = build_engine(
         config.model,
         config.output,

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgetl.data.dataset import DataConfig
+from edgetl.paths import check_writable_dir
 from edgetl.stages.base import Cli, Context, Job, Role, Stage, StageResult
 from edgetl.stages.metrics import EvalEntry, EvalMetrics
 
@@ -28,6 +29,8 @@ class EvalConfig(BaseModel):
 def run(config: EvalConfig, role: Role | None = None) -> StageResult[EvalMetrics]:
     from edgetl.evaluate import evaluate, write_eval_outputs
 
+    if config.out is not None:
+        check_writable_dir(config.out, "--out")
     m = evaluate(config.artifact, config.data, config.split, config.backend, config.batch_size)
     files = write_eval_outputs(m, config.out) if config.out is not None else {}
     key = role.key if role is not None else str(config.artifact)

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from edgetl.export import ExportConfig
+from edgetl.paths import check_output_file
 from edgetl.stages.base import (
     Cli,
     Context,
@@ -33,6 +34,7 @@ def run(config: ExportConfig, model: ModelName = "teacher") -> StageResult[Expor
     from edgetl.export import export
 
     check_overwrite([config.artifact], config.output)
+    check_output_file(config.output, "--output")
     r = export(config)
     out = role(model, Form.ONNX)
     return StageResult[ExportMetrics](

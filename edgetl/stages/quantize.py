@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgetl.paths import check_output_file
 from edgetl.quantize.ptq import QuantizeConfig
 from edgetl.stages.base import (
     Cli,
@@ -35,6 +36,7 @@ def run(config: QuantizeConfig, model: ModelName = "teacher") -> StageResult[Qua
     from edgetl.quantize.ptq import quantize
 
     check_overwrite([config.model], config.output)
+    check_output_file(config.output, "--output")
     r = quantize(config)
     form = TARGET_FORM[config.target] if r.manifest.kind == "onnx-int8" else Form.ONNX
     return StageResult[QuantizeMetrics](

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from edgetl.data.dataset import DataConfig
 from edgetl.errors import ConfigError
 
 Strategy = Literal["linear", "partial", "full", "gradual"]
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N (N = GPU index) or mps"
 
 
 class FinetuneConfig(BaseModel):
-    """Everything ``edgetl finetune`` needs. Unknown keys are errors."""
+    """Everything ``edgetl finetune`` needs. Unknown keys are errors; every float is finite
+    (``--lr inf`` or ``nan`` is refused, not trained on)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     data: DataConfig = Field(default_factory=DataConfig)
     arch: str = Field(
@@ -66,6 +79,25 @@ class FinetuneConfig(BaseModel):
     eval_test: bool = Field(True, description="measure the test split once training ends")
     output: Path = Path("model.safetensors")
 
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not DEVICE_PATTERN.fullmatch(value.strip().lower()):
+            raise ValueError(f"device must be one of {DEVICE_CHOICES}")
+        return value.strip().lower()
+
+    @field_validator("output")
+    @classmethod
+    def _output_file(cls, value: Path, info: ValidationInfo) -> Path:
+        if value.suffix != ".safetensors":
+            raise ValueError(f"output must end in .safetensors, got {value}")
+        weights = info.data.get("weights")
+        if weights is not None and same_path(weights, value):
+            raise ValueError(
+                "the output is the weights file; edgetl never overwrites an input: choose another output (-o)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> FinetuneConfig:
         if self.strategy == "linear" and self.cache_features and self.drop_rate > 0:
@@ -73,8 +105,6 @@ class FinetuneConfig(BaseModel):
                 "drop_rate acts inside the backbone; it has no effect with cached "
                 "linear features (set cache_features: false or drop_rate: 0)"
             )
-        if self.output.suffix != ".safetensors":
-            raise ValueError(f"output must end in .safetensors, got {self.output}")
         return self
 
 
@@ -100,6 +130,17 @@ class DistillConfig(FinetuneConfig):
     )
     output: Path = Path("student.safetensors")
 
+    @field_validator("teacher")
+    @classmethod
+    def _not_the_output(cls, value: Path, info: ValidationInfo) -> Path:
+        output = info.data.get("output")
+        if output is not None and same_path(value, output):
+            raise ValueError(
+                "the teacher is also the output; edgetl never overwrites an input: choose another "
+                "output (e.g. -o student.safetensors)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _hint_pair(self) -> DistillConfig:
         if (self.hint_teacher_layer is None) != (self.hint_student_layer is None):
@@ -107,6 +148,16 @@ class DistillConfig(FinetuneConfig):
         if self.strategy == "linear" and self.cache_features:
             raise ValueError("distillation trains through the student; use strategy full/partial/gradual")
         return self
+
+
+def same_path(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name the same file (also through links or relative paths)."""
+    try:
+        if Path(a).exists() and Path(b).exists():
+            return os.path.samefile(a, b)
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return Path(a).absolute() == Path(b).absolute()
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
@@ -126,7 +177,12 @@ def load_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found.")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save the config as UTF-8."
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
