@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow  # ~20 subprocesses; CI runs it with the full suite
-
 from edgetl.fileio import sha256_file
+
+pytestmark = pytest.mark.slow  # ~20 subprocesses; CI runs it with the full suite
 
 
 def edgetl(*args, cwd=None, timeout=300):
