@@ -41,29 +41,31 @@ def main() -> None:
     shutil.copy(run_dir / "report" / "report.md", RESULTS / "pipeline_fashion-mnist.report.md")
     for png in ("latency_accuracy.png", "training_curves.png"):
         shutil.copy(run_dir / "report" / png, RESULTS / f"pipeline_fashion-mnist.{png}")
-    top1 = summary1["test_top1"]
-    shipped_label = summary1["shipped_label"]
-    teacher_p50 = summary1["latency_p50_ms"]["teacher (torch)"]["torch"]
-    shipped_p50 = min(summary1["latency_p50_ms"][shipped_label].values())
+    top1 = summary1["test_top1"]  # by role key, e.g. "teacher/checkpoint", "student/onnx-int8"
+    shipped, teacher = summary1["shipped_role"], "teacher/checkpoint"
+    teacher_p50 = summary1["latency_p50_ms"][teacher]["torch"]
+    shipped_p50 = min(summary1["latency_p50_ms"][shipped].values())
     write_result(
         "pipeline_fashion-mnist",
         {
             "first_run_seconds": first,
             "second_run_seconds": second,
             "summary_first_run": summary1,
-            "second_run_all_skipped": all(s["skipped"] for s in summary2["stages"].values()),
+            # the report is rewritten every run (cheap); every other stage must be skipped
+            "second_run_all_skipped": all(
+                s["skipped"] for n, s in summary2["stages"].items() if n != "report"
+            ),
             "second_run_same_numbers": summary1["test_top1"] == summary2["test_top1"]
             and summary1["latency_p50_ms"] == summary2["latency_p50_ms"],
-            "shipped": shipped_label,
+            "shipped": shipped,
+            "candidates": summary1["candidates"],
             "targets": {
                 "first_run<=1200s": first <= 1200,
                 "second_run<60s": second < 60,
-                "teacher_top1>=0.93": top1["teacher (torch)"] >= 0.93,
-                "shipped_within_1.5pt": top1["teacher (torch)"] - top1[shipped_label] <= 0.015,
+                "teacher_top1>=0.93": top1[teacher] >= 0.93,
+                "shipped_within_1.5pt": top1[teacher] - top1[shipped] <= 0.015,
                 "latency>=10x_lower": teacher_p50 / shipped_p50 >= 10,
-                "file>=10x_smaller": summary1["file_mb"]["teacher (torch)"]
-                / summary1["file_mb"][shipped_label]
-                >= 10,
+                "file>=10x_smaller": summary1["file_mb"][teacher] / summary1["file_mb"][shipped] >= 10,
             },
         },
         threads=2,

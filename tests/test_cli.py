@@ -106,3 +106,18 @@ def test_pipeline_cli_print_config_and_bad_force():
     assert r.returncode == 2 and "stages are" in r.stderr
     r = run_cli("pipeline")
     assert r.returncode == 2 and "--preset" in r.stderr
+
+
+@pytest.mark.slow
+def test_a_log_file_gets_one_plain_line_per_epoch(tmp_path):
+    """stderr redirected to a file (not a terminal): no progress bars, one line per epoch."""
+    env = {**os.environ, "EDGETL_QUIET": "", "COLUMNS": "200"}
+    out = tmp_path / "m.safetensors"
+    args = ["finetune", "--data", "digits", "--arch", "timm/test_efficientnet", "--no-pretrained"]
+    args += ["--image-size", "16", "--epochs", "2", "--threads", "2", "-o", str(out)]
+    with open(tmp_path / "log.txt", "w") as log:
+        r = subprocess.run([sys.executable, "-m", "edgetl", *args], env=env, stderr=log, stdout=log, timeout=300)
+    text = (tmp_path / "log.txt").read_text()
+    assert r.returncode == 0, text
+    assert "epoch 1/2: train loss" in text and "epoch 2/2: train loss" in text and "val top-1" in text
+    assert "\r" not in text and "\x1b[" not in text  # no bar redraws or colour codes in a log
