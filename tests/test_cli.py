@@ -116,7 +116,9 @@ def test_a_log_file_gets_one_plain_line_per_epoch(tmp_path):
     args = ["finetune", "--data", "digits", "--arch", "timm/test_efficientnet", "--no-pretrained"]
     args += ["--image-size", "16", "--epochs", "2", "--threads", "2", "-o", str(out)]
     with open(tmp_path / "log.txt", "w") as log:
-        r = subprocess.run([sys.executable, "-m", "edgetl", *args], env=env, stderr=log, stdout=log, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "-m", "edgetl", *args], env=env, stderr=log, stdout=log, timeout=300
+        )
     text = (tmp_path / "log.txt").read_text()
     assert r.returncode == 0, text
     assert "epoch 1/2: train loss" in text and "epoch 2/2: train loss" in text and "val top-1" in text
