@@ -8,12 +8,16 @@
 Schema-free on purpose: this module moves the manifest *document* (its JSON text) in and out of
 files and imports nothing from ``edgetl.manifest`` or ``edgetl.models``; ``edgetl.manifest``
 validates the document (``read_manifest``), so the schema can import this module without a cycle.
-Heavy libraries (safetensors, onnx) are imported inside the functions that need them.
+``read_artifact_document`` also returns what the file says about the model itself (ONNX graph
+input/output dims, checkpoint tensor shapes from the header), so the manifest can be checked
+against the model it describes. Heavy libraries (safetensors, onnx) are imported inside the
+functions that need them.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +72,21 @@ def save_safetensors(tensors: dict[str, Any], manifest_json: str, path: str | Pa
 
 def read_safetensors_manifest(path: str | Path) -> str:
     """The manifest JSON in a safetensors file's metadata (the tensors are not read)."""
+    return _read_safetensors(path, shapes=False)[0]
+
+
+def read_safetensors_with_shapes(path: str | Path) -> tuple[str, dict[str, tuple[int, ...]]]:
+    """(manifest JSON, {tensor name: shape}) from the header alone: no weight is loaded."""
+    return _read_safetensors(path, shapes=True)
+
+
+def _read_safetensors(path: str | Path, shapes: bool) -> tuple[str, dict[str, tuple[int, ...]]]:
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
+            dims = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()} if shapes else {}  # noqa: SIM118
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
         raise ModelError(f"{path}: not a readable safetensors file ({exc}).") from None
     if MANIFEST_KEY not in meta:
@@ -80,7 +94,7 @@ def read_safetensors_manifest(path: str | Path) -> str:
             f"{path}: a safetensors file without an edgetl manifest; only edgetl checkpoints "
             "can be evaluated directly (pass plain weights to finetune with --weights)."
         )
-    return meta[MANIFEST_KEY]
+    return meta[MANIFEST_KEY], dims
 
 
 # ONNX: metadata_props ---------------------------------------------------------------------
@@ -128,8 +142,26 @@ def set_onnx_manifest(model, manifest_json: str) -> None:
     entry.key, entry.value = MANIFEST_KEY, manifest_json
 
 
-def read_onnx_manifest_json(path: str | Path) -> str:
-    text = get_onnx_manifest(load_onnx(path))
+def _dims(value_info) -> tuple[int | None, ...]:
+    """A tensor's dims; None where symbolic (``batch``) or unknown."""
+    shape = value_info.type.tensor_type.shape
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in shape.dim)
+
+
+def onnx_io_dims(model) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+    """(dims of the first graph input that is not an initializer, dims of the first output);
+    None for a symbolic or unknown dim, () when the graph declares no such tensor."""
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    return (
+        _dims(inputs[0]) if inputs else (),
+        _dims(model.graph.output[0]) if model.graph.output else (),
+    )
+
+
+def require_onnx_manifest(model, path) -> str:
+    """The manifest JSON of an onnx.ModelProto loaded from ``path``; a ModelError without one."""
+    text = get_onnx_manifest(model)
     if text is None:
         raise ModelError(
             f"{path}: an ONNX model without an edgetl manifest. Pass --input-size, --mean, --std "
@@ -138,22 +170,50 @@ def read_onnx_manifest_json(path: str | Path) -> str:
     return text
 
 
+def read_onnx_manifest_json(path: str | Path) -> str:
+    return require_onnx_manifest(load_onnx(path), path)
+
+
 # any artifact ---------------------------------------------------------------------------
-def read_manifest_json(path: str | Path) -> tuple[str, str]:
-    """(manifest JSON, source to name in errors) of any artifact: .safetensors, .onnx, or an
-    engine with its sidecar. ``edgetl.manifest.read_manifest`` validates it into a Manifest."""
+@dataclass(frozen=True)
+class ArtifactDocument:
+    """An artifact's manifest JSON plus the facts about the model it describes that can be read
+    without running it, so ``edgetl.manifest`` can check the one against the other."""
+
+    text: str
+    source: str  # the file to name in errors (an engine's sidecar)
+    onnx_input: tuple[int | None, ...] | None = None  # ONNX: graph input dims (None: symbolic)
+    onnx_output: tuple[int | None, ...] | None = None  # ONNX: graph output dims
+    tensor_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # checkpoint header
+
+
+def read_artifact_document(path: str | Path) -> ArtifactDocument:
+    """The manifest JSON of any artifact (.safetensors, .onnx, or an engine with its sidecar)
+    and what its file says about the model: ONNX graph input/output dims, checkpoint tensor
+    shapes (header only). ``edgetl.manifest.read_manifest`` validates both."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file.")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        return read_safetensors_manifest(path), str(path)
+        text, shapes = read_safetensors_with_shapes(path)
+        return ArtifactDocument(text, str(path), tensor_shapes=shapes)
     if suffix == ".onnx":
-        return read_onnx_manifest_json(path), str(path)
+        model = load_onnx(path)
+        text = require_onnx_manifest(model, path)
+        inp, out = onnx_io_dims(model)
+        return ArtifactDocument(text, str(path), onnx_input=inp, onnx_output=out)
     sidecar = sidecar_path(path)
     if sidecar.exists():
-        return read_sidecar(path)[0], str(sidecar)
+        return ArtifactDocument(read_sidecar(path)[0], str(sidecar))
     raise ModelError(
         f"{path}: unknown artifact type {suffix!r}; expected .safetensors, .onnx, or an engine "
         f"with a sidecar {sidecar.name}."
     )
+
+
+def read_manifest_json(path: str | Path) -> tuple[str, str]:
+    """(manifest JSON, source to name in errors) of any artifact: .safetensors, .onnx, or an
+    engine with its sidecar. ``edgetl.manifest.read_manifest`` validates it into a Manifest."""
+    doc = read_artifact_document(path)
+    return doc.text, doc.source

@@ -131,7 +131,7 @@ def export(config: ExportConfig) -> ExportResult:
     import torch
 
     from edgetl.models.checkpoint import load_checkpoint
-    from edgetl.onnx_manifest import embed_manifest, save_onnx_atomic
+    from edgetl.onnx_manifest import check_graph, embed_manifest, save_onnx_atomic
     from edgetl.progress import log
 
     if config.output.suffix != ".onnx":
@@ -206,6 +206,8 @@ def export(config: ExportConfig) -> ExportResult:
             ],
         }
     )
+    # model_copy skips validation: check what is copied forward, and against the graph it describes
+    manifest = check_graph(proto, manifest.revalidated(str(config.output)), str(config.output))
     embed_manifest(proto, manifest)
     save_onnx_atomic(proto, config.output)
     return ExportResult(config.output, manifest, result_parity)

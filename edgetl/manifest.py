@@ -5,24 +5,136 @@ One schema for all artifact kinds. Checkpoints hold it in safetensors metadata, 
 ``edgetl.artifact_io`` (schema-free, so this module can use it without an import cycle).
 Preprocessing for training, evaluation, prediction, benchmarks and deployment is derived from
 ``preprocessing`` alone. Provenance is built by ``edgetl.provenance.make_provenance``.
+
+Every value is validated when a manifest is read (``read_manifest``): finite, positive, bounded
+numbers, one label per output, an input spec that agrees with the contract, a complete contract
+(a missing mean/std never silently becomes ImageNet's), and agreement with the model in the file
+(ONNX graph input/output dims, the checkpoint head's width). Every error is a ModelError naming
+the file, the key, the bad value and the fix.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import platform
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from edgetl.artifact_io import read_manifest_json
+from edgetl.artifact_io import ArtifactDocument, read_artifact_document
 from edgetl.errors import ModelError
 
 SCHEMA_VERSION = 1
 ArtifactKind = Literal["checkpoint", "onnx", "onnx-int8", "trt-engine"]
 Interpolation = Literal["nearest", "bilinear", "bicubic"]
+MAX_SIDE = 8192  # px; a larger input_size/resize would allocate gigabytes per image
+READING = "reading"  # validation context flag: the document comes from a file, not from code
+
+
+# errors that name the key, the bad value and the fix -------------------------------------------
+class _Missing:
+    def __repr__(self) -> str:
+        return "(missing)"
+
+
+MISSING = _Missing()
+
+
+class ManifestValueError(ValueError):
+    """Bad manifest values, each as (key, value, problem); the key is relative to the model that
+    raised it (pydantic's location is prefixed when the error is reported)."""
+
+    def __init__(self, *issues: tuple[str, Any, str]):
+        super().__init__("; ".join(f"{k}: {p}" for k, _, p in issues))
+        self.issues = issues
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def fix_hint(source: str) -> str:
+    """How to get a good manifest for the artifact ``source`` names."""
+    name = source.lower()
+    if name.endswith(".onnx"):
+        remake = "re-export it with `edgetl export` from a valid checkpoint (then `edgetl quantize` for INT8)"
+    elif name.endswith(".safetensors"):
+        remake = "re-create it with `edgetl finetune` or `edgetl distill`"
+    elif name.endswith(".json"):
+        remake = "rebuild the engine with `edgetl build` from a valid ONNX model"
+    else:
+        remake = "re-create the artifact with edgetl"
+    return (
+        f"Fix: {remake}, or fix the manifest with edgetl.artifact_io "
+        "(read_manifest_json, then set_onnx_manifest / save_safetensors / write_sidecar)."
+    )
+
+
+def manifest_error(
+    source: str, issues: list[tuple[str, Any, str]], what: str = "invalid edgetl manifest"
+) -> ModelError:
+    """One ModelError for ``issues`` (key, value, problem) of the manifest in ``source``."""
+    lines = [
+        f"{key} is missing: {problem}" if value is MISSING else f"{key} = {_show(value)}: {problem}"
+        for key, value, problem in issues
+    ]
+    shown = lines[:6] + ([f"... and {len(lines) - 6} more"] if len(lines) > 6 else [])
+    body = shown[0] if len(shown) == 1 else "\n  - " + "\n  - ".join(shown)
+    return ModelError(f"{source}: {what}: {body}\n{fix_hint(source)}")
+
+
+def _issues(exc: ValidationError) -> list[tuple[str, Any, str]]:
+    out: list[tuple[str, Any, str]] = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, ManifestValueError):
+            out += [(".".join([*loc, k] if k else loc), v, p) for k, v, p in cause.issues]
+        elif err["type"] == "missing":
+            out.append((".".join(loc), MISSING, "a required key"))
+        elif err["type"] == "extra_forbidden":
+            out.append((".".join(loc), err.get("input"), "not a key of this manifest schema"))
+        else:
+            msg = str(cause) if isinstance(cause, ValueError) else err["msg"]
+            out.append((".".join(loc), err.get("input"), msg))
+    return out
+
+
+def _non_finite(value: Any, key: str = "") -> tuple[str, Any] | None:
+    """The first (key, value) in a JSON document that is NaN or infinite, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return key, value
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for k, v in items:
+        hit = _non_finite(v, f"{key}.{k}" if key else str(k))
+        if hit:
+            return hit
+    return None
+
+
+def _finite(values: tuple[float, ...]) -> bool:
+    return all(math.isfinite(v) for v in values)
 
 
 class _Frozen(BaseModel):
@@ -43,11 +155,55 @@ class PreprocessContract(_Frozen):
     grey_to_rgb: bool = True
     layout: Literal["NCHW"] = "NCHW"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _explicit_when_read(cls, data: Any, info: ValidationInfo) -> Any:
+        """A contract read from a file must spell out every key: a missing mean/std would
+        otherwise silently become ImageNet's (the Python defaults are for code only)."""
+        if (info.context or {}).get(READING) and isinstance(data, dict):
+            missing = [k for k in cls.model_fields if k not in data]
+            if missing:
+                raise ManifestValueError(
+                    *(
+                        (k, MISSING, "the contract must be explicit; edgetl never assumes a default")
+                        for k in missing
+                    )
+                )
+        return data
+
+    @field_validator("input_size")
+    @classmethod
+    def _sides(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not all(1 <= s <= MAX_SIDE for s in v):
+            raise ValueError(f"(height, width) must each be 1..{MAX_SIDE} px")
+        return v
+
+    @field_validator("resize")
+    @classmethod
+    def _resize(cls, v: int) -> int:
+        if not 1 <= v <= MAX_SIDE:
+            raise ValueError(f"must be 1..{MAX_SIDE} px")
+        return v
+
+    @field_validator("mean")
+    @classmethod
+    def _mean_finite(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if not _finite(v):
+            raise ValueError("must be finite (no NaN or inf) in every channel")
+        return v
+
     @field_validator("std")
     @classmethod
     def _std_positive(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(s <= 0 for s in v):
-            raise ValueError(f"std must be > 0 in every channel, got {v}")
+        if not _finite(v) or any(s <= 0 for s in v):
+            raise ValueError("must be finite and > 0 in every channel (inputs are divided by it)")
+        return v
+
+    @field_validator("pixel_scale")
+    @classmethod
+    def _scale_positive(cls, v: float) -> float:
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError("must be finite and > 0 (raw pixels are divided by it)")
         return v
 
     @classmethod
@@ -77,16 +233,28 @@ class InputSpec(_Frozen):
     dtype: Literal["float32", "float16", "uint8"] = "float32"
     layout: Literal["NCHW"] = "NCHW"
 
+    @field_validator("shape")
+    @classmethod
+    def _nchw(cls, v: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        n, c, h, w = v
+        if n != -1 and n < 1:
+            raise ValueError("batch N must be -1 (dynamic) or >= 1")
+        if c != 3:
+            raise ValueError(f"C = {c}: edgetl models take 3 channels (grey images become RGB)")
+        if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+            raise ValueError(f"H and W must each be 1..{MAX_SIDE} px")
+        return v
+
 
 class ModelSpec(_Frozen):
     """Enough to rebuild the network before loading its weights."""
 
     architecture: str
-    num_classes: int
+    num_classes: int = Field(ge=1)
     head: Literal["linear", "mlp"] = "linear"
-    head_hidden: int = 512
-    head_dropout: float = 0.5
-    drop_rate: float = 0.0
+    head_hidden: int = Field(512, ge=1)
+    head_dropout: float = Field(0.5, ge=0, lt=1)
+    drop_rate: float = Field(0.0, ge=0, lt=1)
 
 
 class Provenance(_Frozen):
@@ -112,11 +280,47 @@ class Manifest(_Frozen):
     history: list[dict[str, Any]] = Field(default_factory=list, description="per-epoch curves")
     decisions: list[str] = Field(default_factory=list, description="choices a stage made and why")
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        """Values that must agree with each other: one unique label per model output, and an
+        input spec whose H, W are the contract's input_size."""
+        issues = []
+        labels = list(self.labels)
+        if not labels:
+            issues.append(("labels", labels, "a model needs at least one label"))
+        dupes = sorted(x for x, n in Counter(labels).items() if n > 1)
+        if dupes:
+            issues.append(
+                ("labels", labels, f"duplicate label(s) {_show(dupes)}; each class needs its own name")
+            )
+        if labels and len(labels) != self.model.num_classes:
+            issues.append(
+                (
+                    "labels",
+                    labels,
+                    f"{len(labels)} labels, but model.num_classes is {self.model.num_classes} "
+                    "(one label per model output)",
+                )
+            )
+        if tuple(self.input.shape[2:]) != tuple(self.preprocessing.input_size):
+            issues.append(
+                (
+                    "input.shape",
+                    self.input.shape,
+                    f"H, W must equal preprocessing.input_size {list(self.preprocessing.input_size)}",
+                )
+            )
+        if issues:
+            raise ManifestValueError(*issues)
+        return self
+
     def to_json(self) -> str:
         return self.model_dump_json()
 
     @classmethod
     def from_json(cls, text: str, source: str = "<manifest>") -> Manifest:
+        """Parse and validate a manifest document read from ``source`` (a ModelError naming the
+        key, value and fix for any bad value; the preprocessing contract must be complete)."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -127,10 +331,107 @@ class Manifest(_Frozen):
                 f"{source}: manifest schema_version {version!r} is not supported by this edgetl "
                 f"(reads version {SCHEMA_VERSION}); re-create the artifact with this version."
             )
+        return cls._validated(data, source, reading=True)
+
+    @classmethod
+    def checked(cls, source: str, **fields: Any) -> Manifest:
+        """``Manifest(**fields)`` for values that come from a user (flags, a foreign model):
+        a ModelError naming ``source``, the key and the value instead of a ValidationError."""
+        return cls._validated(fields, source, reading=False)
+
+    def revalidated(self, source: str) -> Manifest:
+        """This manifest checked again (``model_copy(update=...)`` skips validation): a stage
+        calls it before writing a manifest it derived from its parent's."""
+        return type(self)._validated(self.model_dump(), source, reading=False)
+
+    @classmethod
+    def _validated(cls, data: Any, source: str, reading: bool) -> Manifest:
         try:
-            return cls.model_validate(data)
+            manifest = cls.model_validate(data, context={READING: reading})
         except ValidationError as exc:
-            raise ModelError(f"{source}: the edgetl manifest is invalid:\n{exc}") from None
+            raise manifest_error(source, _issues(exc)) from None
+        hit = _non_finite(data)  # metrics, history, provenance: NaN would make --json invalid
+        if hit:
+            raise manifest_error(source, [(hit[0], hit[1], "not a finite number (JSON has no NaN/inf)")])
+        return manifest
+
+
+# the manifest against the model it describes ---------------------------------------------------
+_HEAD_WEIGHT = re.compile(r"^head\.(\d+)\.weight$")  # EdgeClassifier.head: nn.Sequential of Linear
+
+
+def graph_issues(
+    m: Manifest, input_dims: tuple[int | None, ...], output_dims: tuple[int | None, ...]
+) -> list[tuple[str, Any, str]]:
+    """Where the manifest disagrees with an ONNX graph's input/output dims (None: symbolic)."""
+    fmt = "(" + ", ".join("?" if d is None else str(d) for d in input_dims) + ")"
+    if len(input_dims) != 4:
+        return [("input.shape", m.input.shape, f"the ONNX graph's input is {fmt}, not (N, C, H, W)")]
+    issues = []
+    n, c, h, w = input_dims
+    if c is not None and c != m.input.shape[1]:
+        issues.append(("input.shape", m.input.shape, f"the ONNX graph's input takes {c} channels {fmt}"))
+    if h is not None and w is not None and (h, w) != tuple(m.preprocessing.input_size):
+        issues.append(
+            (
+                "preprocessing.input_size",
+                m.preprocessing.input_size,
+                f"the ONNX graph's input is {h}x{w} {fmt}",
+            )
+        )
+    if n is not None and n != m.input.shape[0]:
+        issues.append(("input.shape", m.input.shape, f"the ONNX graph takes batch {n} {fmt}"))
+    width = output_dims[-1] if len(output_dims) >= 2 else None
+    if width is not None and width != len(m.labels):
+        issues.append(
+            ("labels", list(m.labels), f"{len(m.labels)} labels, but the ONNX graph outputs {width} scores")
+        )
+    return issues
+
+
+def weight_issues(m: Manifest, shapes: dict[str, tuple[int, ...]]) -> list[tuple[str, Any, str]]:
+    """Where the manifest's model spec disagrees with a checkpoint's head tensors (header only)."""
+    linears = sorted(
+        (int(hit.group(1)), k) for k in shapes if (hit := _HEAD_WEIGHT.match(k)) and len(shapes[k]) == 2
+    )
+    if not linears:
+        return []  # not an EdgeClassifier layout: nothing to compare
+    issues = []
+    want = {"linear": 1, "mlp": 2}[m.model.head]
+    if len(linears) != want:
+        issues.append(
+            ("model.head", m.model.head, f"the checkpoint's head has {len(linears)} Linear layer(s)")
+        )
+    last = linears[-1][1]
+    if shapes[last][0] != m.model.num_classes:
+        issues.append(
+            (
+                "model.num_classes",
+                m.model.num_classes,
+                f"the checkpoint's classifier {last} has {shapes[last][0]} outputs",
+            )
+        )
+    if m.model.head == "mlp" and len(linears) == 2 and shapes[linears[0][1]][0] != m.model.head_hidden:
+        issues.append(
+            (
+                "model.head_hidden",
+                m.model.head_hidden,
+                f"the checkpoint's {linears[0][1]} has {shapes[linears[0][1]][0]} outputs",
+            )
+        )
+    return issues
+
+
+def check_against_model(m: Manifest, doc: ArtifactDocument) -> Manifest:
+    """Raise a ModelError when ``m`` disagrees with the model in ``doc``'s file; else return it."""
+    issues = weight_issues(m, doc.tensor_shapes)
+    if doc.onnx_input is not None:
+        issues += graph_issues(m, doc.onnx_input, doc.onnx_output or ())
+    if issues:
+        raise manifest_error(
+            doc.source, issues, what="the edgetl manifest does not match the model in the file"
+        )
+    return m
 
 
 def tool_versions() -> dict[str, str]:
@@ -151,6 +452,7 @@ def host_info() -> dict[str, str]:
 
 
 def read_manifest(path: str | Path) -> Manifest:
-    """Read the manifest from any artifact: .safetensors, .onnx, or an engine's sidecar JSON."""
-    text, source = read_manifest_json(path)
-    return Manifest.from_json(text, source=source)
+    """Read and validate the manifest of any artifact (.safetensors, .onnx, or an engine's sidecar
+    JSON), and check it against the model in the file where the file says enough."""
+    doc = read_artifact_document(path)
+    return check_against_model(Manifest.from_json(doc.text, source=doc.source), doc)

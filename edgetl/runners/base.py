@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetl.errors import EdgetlError
+from edgetl.errors import EdgetlError, ModelError
 from edgetl.manifest import Manifest
 
 
@@ -39,7 +39,9 @@ class Runner:
         if not self.is_active:
             raise EdgetlError(f"{self.backend} runner for {self.path}: call activate() first.")
         self.check_input(x)
-        return self.infer_impl(x)
+        y = self.infer_impl(x)
+        self.check_output(x, y)
+        return y
 
     def deactivate(self) -> None:
         if self.is_active:
@@ -66,6 +68,25 @@ class Runner:
             )
         if spec.shape[0] > 0 and x.shape[0] != spec.shape[0]:
             raise EdgetlError(f"{self.path}: this model takes batch {spec.shape[0]}, got {x.shape[0]}.")
+
+    def check_output(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Logits are finite: NaN/inf scores would print as NaN probabilities (and invalid
+        ``--json``) with exit 0. One vectorised pass over (N, classes); the cause is looked for
+        only on failure."""
+        if np.isfinite(y).all():
+            return
+        bad = int(y.size - np.count_nonzero(np.isfinite(y)))
+        if not np.isfinite(x).all():
+            raise EdgetlError(
+                f"{self.path}: the input batch contains NaN or inf, so the {self.backend} backend "
+                f"returned {bad} non-finite logits; preprocess real images with the artifact's contract."
+            )
+        raise ModelError(
+            f"{self.path}: the {self.backend} backend returned {bad} non-finite logit(s) (NaN or inf) "
+            "for a finite input: the model or its preprocessing is broken (diverged weights, or "
+            f"extreme mean/std/pixel_scale: see `edgetl inspect {self.path}`). Retrain or "
+            "re-export it; no prediction is made from NaN scores."
+        )
 
     def backend_latency_ms(self) -> float | None:
         """The last call as the backend timed it itself (no Python around it), where it reports
