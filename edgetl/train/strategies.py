@@ -6,6 +6,7 @@ backbone left in train mode silently rewrites its BatchNorm running statistics.
 
 from __future__ import annotations
 
+from edgetl.errors import ConfigError
 from edgetl.models.registry import EdgeClassifier
 
 
@@ -19,7 +20,7 @@ def trainable_stages(strategy: str, num_stages: int, epoch: int, unfreeze: int, 
         return min(unfreeze, num_stages)
     if strategy == "gradual":  # head alone first, then one more stage every ``every`` epochs
         return min(epoch // every, num_stages)
-    raise ValueError(strategy)
+    raise ConfigError(f"strategy {strategy!r}: choose one of linear, partial, full, gradual.")
 
 
 def apply_freeze(model: EdgeClassifier, n_trainable: int) -> None:
