@@ -79,11 +79,13 @@ def test_onnx_metadata_roundtrip(tiny_checkpoint, tmp_path):
 
     from edgetl.onnx_manifest import embed_manifest, load_onnx, manifest_from_model, save_onnx_atomic
 
+    # a graph the tiny checkpoint's manifest describes: (N, 3, 32, 32) -> (N, 10)
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
+        [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["y"])],
         "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2, 2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 2, 2])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [3 * 32 * 32, 10], [0.0] * 30720)],
     )
     proto = helper.make_model(graph)
     out = tmp_path / "m.onnx"
