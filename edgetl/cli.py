@@ -258,16 +258,27 @@ def _known_library_errors() -> tuple[type[BaseException], ...]:
     return tuple(known)
 
 
+class Interrupted(BaseException):
+    """Ctrl-C: a BaseException, so it unwinds every ``finally`` (temp files removed) and no
+    library's ``except Exception`` swallows it."""
+
+
 def main() -> None:
     """Entry point: errors print one clear message (exit 2), never a traceback, unless --debug."""
     debug = "--debug" in sys.argv[1:2] or bool(__import__("os").environ.get("EDGETL_DEBUG"))
     if "--debug" in sys.argv[1:2]:
         sys.argv.pop(1)
+    import signal
+
+    def interrupted(signum, frame):  # Typer turns KeyboardInterrupt into a silent exit 130
+        raise Interrupted
+
+    signal.signal(signal.SIGINT, interrupted)
     try:
         app()
-    except KeyboardInterrupt:
+    except (Interrupted, KeyboardInterrupt):
         print(
-            "interrupted: nothing was written (partial outputs are removed); rerun to start again",
+            "interrupted: no partial artifact was kept; rerun to start again (finetune/distill: --resume)",
             file=sys.stderr,
         )
         sys.exit(130)

@@ -49,6 +49,7 @@ class Trial(BaseModel):
     trial: int
     params: dict[str, Any]
     val_top1: float
+    diverged: bool = False
 
 
 class SweepMetrics(BaseModel):
@@ -69,18 +70,30 @@ def trial_params(config: SweepConfig) -> list[dict]:
 
 
 def run(config: SweepConfig) -> StageResult[SweepMetrics]:
+    from edgetl.progress import log
     from edgetl.train.config import FinetuneConfig
     from edgetl.train.finetune import finetune
+    from edgetl.train.loop import TrainingDiverged
 
     trials = []
     data = config.data.model_copy(update={"limit_train": config.limit_train})
     for i, params in enumerate(trial_params(config)):
         values = {**config.base, **params, "epochs": config.epochs, "eval_test": False}
         tc = FinetuneConfig(**values, data=data, output=config.out_dir / f"trial{i}.safetensors")
-        r = finetune(tc)
+        try:
+            r = finetune(tc)
+        except TrainingDiverged as exc:  # a hopeless trial is a result, not the end of the sweep
+            log(f"sweep trial {i} {params}: diverged ({exc})")
+            trials.append(Trial(trial=i, params=params, val_top1=0.0, diverged=True))
+            continue
         trials.append(Trial(trial=i, params=params, val_top1=r.manifest.metrics["val_top1"]))
         Path(r.path).unlink()  # trials are scored, not kept
-    best = max(trials, key=lambda t: t.val_top1)
+    finished = [t for t in trials if not t.diverged]
+    if not finished:
+        raise TrainingDiverged(
+            f"every sweep trial diverged ({[t.params for t in trials]}); lower the lr values."
+        )
+    best = max(finished, key=lambda t: t.val_top1)
     return StageResult[SweepMetrics](
         metrics=SweepMetrics(trials=trials, best=best),
         notes=[f"sweep: best trial {best.trial} {best.params} (val top-1 {best.val_top1:.4f})"],

@@ -142,3 +142,19 @@ def test_stale_quantize_work_folders_are_cleaned(tmp_path):
     live.mkdir()
     assert clean_stale_work_dirs(tmp_path) == [stale]
     assert live.exists() and not stale.exists()
+
+
+def test_ctrl_c_says_so_exits_130_and_leaves_no_artifact(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "m.safetensors"
+    args = ["finetune", "--data", "digits", "--arch", "timm/test_efficientnet", "--no-pretrained"]
+    args += ["--image-size", "16", "--epochs", "200", "--threads", "1", "-o", str(out)]
+    env = {**os.environ, "EDGETL_QUIET": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "edgetl", *args], env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert not out.exists() and not list(tmp_path.glob(".m.safetensors.edgetl-tmp-*"))
