@@ -100,6 +100,8 @@ def build_engine(
     if timing_cache:
         with atomic_path(timing_cache) as tmp:
             tmp.write_bytes(bytes(cfg.get_timing_cache().serialize()))
-    manifest = parent.model_copy(update={"kind": "trt-engine", "provenance": provenance})
+    manifest = parent.model_copy(update={"kind": "trt-engine", "provenance": provenance}).revalidated(
+        str(output)
+    )
     write_sidecar(output, manifest.to_json(), build)
     return output

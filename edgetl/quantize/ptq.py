@@ -29,7 +29,7 @@ Method = Literal["minmax", "entropy", "percentile"]
 class QuantizeConfig(BaseModel):
     """Everything ``edgetl quantize`` needs; validated before any work starts."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     model: Path = Field(
         description="FP32 ONNX model (from edgetl export, or any ONNX with --input-size, --mean, --std, "
@@ -120,8 +120,11 @@ def _resolve_manifest(proto, config: QuantizeConfig, batch: int) -> Manifest:
             + ", ".join(f"--{k.replace('_', '-')}" for k in missing)
             + " (or export it with `edgetl export`)."
         )
-    size = config.input_size
-    return Manifest(
+    from edgetl.onnx_manifest import check_graph
+
+    size, source = config.input_size, f"{config.model} (from --input-size/--mean/--std/--labels)"
+    manifest = Manifest.checked(
+        source,
         kind="onnx",
         model=ModelSpec(architecture="external-onnx", num_classes=len(config.labels)),
         labels=config.labels,
@@ -129,6 +132,7 @@ def _resolve_manifest(proto, config: QuantizeConfig, batch: int) -> Manifest:
         preprocessing=PreprocessContract.for_size(size, crop_pct=1.0, mean=config.mean, std=config.std),
         provenance=Provenance(stage="external", data={"config": {"source": config.data}}),
     )
+    return check_graph(proto, manifest, source)
 
 
 def _data_config(manifest: Manifest, config: QuantizeConfig, **limits) -> DataConfig:
@@ -362,7 +366,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
                 },
                 "decisions": [*parent.decisions, *decisions],
             }
-        )
+        ).revalidated(str(config.output))
         embed_manifest(final, manifest)
         save_onnx_atomic(final, config.output)
         return QuantizeResult(config.output, manifest, report)
