@@ -32,7 +32,10 @@ def _missing_toolchain() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_missing_toolchain() is not None, reason=str(_missing_toolchain()))
+pytestmark = [
+    pytest.mark.skipif(_missing_toolchain() is not None, reason=str(_missing_toolchain())),
+    pytest.mark.slow,  # builds the C++ example with cmake (deploy/, not the package)
+]
 
 
 @pytest.fixture(scope="module")

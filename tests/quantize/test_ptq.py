@@ -76,6 +76,7 @@ def test_quantize_within_budget_records_calibration(tiny_onnx, tmp_path, target)
         assert any("uint8" in p for p in problems)
 
 
+@pytest.mark.slow
 def test_calibration_fingerprint_matches_committed_recipe_manifest(tiny_onnx, tmp_path):
     from pathlib import Path
 
@@ -158,6 +159,7 @@ def test_non_image_input_is_rejected(tmp_path):
         quantize(QuantizeConfig(model=path, output=tmp_path / "o.onnx"))
 
 
+@pytest.mark.slow
 def test_onnxruntime_runner_evaluates_int8(tiny_onnx, tmp_path):
     from edgetl.data.dataset import DataConfig
     from edgetl.evaluate import evaluate
