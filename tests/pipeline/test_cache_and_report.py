@@ -1,0 +1,31 @@
+"""The stage cache trusts an output only while it holds the bytes the stage wrote; report text
+from labels and file names cannot break the markdown."""
+
+from __future__ import annotations
+
+from edgetl.pipeline.cache import StageCache
+from edgetl.pipeline.report import _blocks_to_md
+
+
+def test_cache_redoes_a_stage_whose_output_was_truncated_or_deleted(tmp_path):
+    out = tmp_path / "export" / "m.onnx"
+    out.parent.mkdir()
+    out.write_bytes(b"model bytes" * 100)
+    cache = StageCache(tmp_path, force=set())
+    key = cache.key("export", {"opset": 17}, [])
+    cache.store("export", key, [out], {"ok": True}, 1.0)
+    assert cache.lookup("export", key) == {"ok": True}
+    out.write_bytes(b"model bytes")  # truncated behind the cache's back
+    assert cache.lookup("export", key) is None
+    out.unlink()
+    assert cache.lookup("export", key) is None
+    assert StageCache(tmp_path, force={"export"}).lookup("export", key) is None
+
+
+def test_labels_cannot_break_report_markdown(tmp_path):
+    md = _blocks_to_md(
+        [("table", ["artifact", "why"], [["a|b", "<script>x</script>"]]), ("ul", ["`tick` | pipe"])], tmp_path
+    )
+    row = md.splitlines()[2]
+    assert row.count(" | ") == 1 and "a\\|b" in row and "<script>" not in md and "&lt;script&gt;" in md
+    assert "\\`tick\\` \\| pipe" in md
