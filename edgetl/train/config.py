@@ -168,10 +168,12 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid config"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(root)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `--print-config` shows every key)"
-        lines.append(f"  {key}: {msg} (got {err.get('input')!r})"[:300])
+        got = repr(err.get("input"))
+        got = got if len(got) <= 120 else got[:117] + "..."  # the message itself is never cut
+        lines.append(f"  {key}: {msg} (got {got})")
     return "\n".join(lines)
 
 
