@@ -29,14 +29,18 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
     if int8 in artifacts and cpu is not None:
         speed, lo, hi = cpu["int8_speedup"], *cpu["int8_speedup_ci95"]
         measured = f"INT8 {speed:.2f}x FP32 on ONNX Runtime CPU (paired, 95% CI {lo:.2f}-{hi:.2f}x)"
-        if speed > 1.0 or prefer == "int8":
+        clearly_faster = lo > 1.0  # the same rule as the quantize speed gate
+        if clearly_faster or prefer == "int8":
             shipped = int8
-            why = "faster than FP32" if speed > 1.0 else "prefer: int8"
+            why = "measurably faster than FP32" if clearly_faster else "prefer: int8"
             reasons[int8] = f"shipped: {measured}, {why}; val drop {cpu['drop_pt']:+.2f} pt"
             reasons[fp32] = f"not shipped: the INT8 model is the deployable one ({measured})"
         else:
-            reasons[int8] = f"not shipped: {measured}, not faster (prefer: fastest)"
-            reasons[fp32] = "shipped: INT8 was not faster here (prefer: fastest)"
+            reasons[int8] = (
+                f"not shipped: {measured}, not measurably faster, so the more accurate FP32 model ships "
+                f"(prefer: fastest); val drop {cpu['drop_pt']:+.2f} pt"
+            )
+            reasons[fp32] = "shipped: INT8 was not measurably faster here (prefer: fastest)"
     else:
         reasons[fp32] = "shipped: FP32 ONNX (no INT8 candidate)"
     for r in artifacts:

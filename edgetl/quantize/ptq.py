@@ -48,7 +48,7 @@ class QuantizeConfig(BaseModel):
     max_drop: float = Field(1.0, ge=0, description="allowed val top-1 drop in points")
     val_count: int | None = Field(2000, ge=1, description="val images for the accuracy checks")
     prefer: Literal["int8", "fastest"] = Field(
-        "int8", description="int8, or fastest: ship FP32 when INT8 is not faster here"
+        "int8", description="int8, or fastest: ship FP32 unless INT8 is measurably faster here"
     )
     threads: int = Field(2, ge=1, description="threads for the accuracy and speed checks")
     max_rounds: int = Field(6, ge=0, description="rounds of keeping more layers in float")

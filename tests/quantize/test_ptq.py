@@ -205,3 +205,24 @@ def test_paired_speedup_cancels_drift_and_its_interval_says_when_it_is_noise():
     }
     lo, hi = paired_speedup_ci(noisy, "fp32", "int8")
     assert lo < 1.0 < hi
+
+
+def test_budget_holds_a_drop_exactly_at_the_budget(tmp_path):
+    """20 of 2000 val images = exactly 1.00 pt: within a 1.0-pt budget (float noise must not
+    push it out and make the loop keep the whole model in float). Quantize/evaluate are stand-ins:
+    this tests the loop's arithmetic, not a backend."""
+    from edgetl.quantize.budget import fit_budget
+
+    calls = []
+    outcome = fit_budget(
+        lambda out, exclude: calls.append(list(exclude)),
+        lambda path: {"top1": 0.9255},
+        lambda path: [{"node": "n1"}],
+        0.9355,
+        work=tmp_path,
+        max_drop=1.0,
+        max_rounds=6,
+        exclude=[],
+        label="test",
+    )
+    assert calls == [[]] and outcome.drop_pt == 1.0 and outcome.kept_float == []
