@@ -133,11 +133,11 @@ def runner_options(backend: str, config: BenchConfig, batch: int) -> dict:
     return make_options(backend, common).model_dump()
 
 
-def default_image(artifact: Path, workdir: Path) -> Path:
+def default_image(artifact: Path, workdir: Path, manifest=None) -> Path:
     """A real test image of the artifact's data set, written to a PNG file for decoding."""
     from edgetl.data.dataset import load_data, recorded_data_config
 
-    manifest = read_manifest(artifact)
+    manifest = manifest or read_manifest(artifact)
     try:
         data = load_data(recorded_data_config(manifest.provenance.data))
     except EdgetlError as exc:
@@ -183,7 +183,7 @@ class _Timed:
         from edgetl.runners.registry import make_runner
 
         options = runner_options(self.backend, self.config, self.batch)
-        if self.manifest is not None:  # a work file without its own manifest (the speed gate's)
+        if self.manifest is not None:  # already read (the plan), or a work file without one (speed gate)
             options["manifest"] = self.manifest
         self._ctx = make_runner(self.artifact, self.backend, **options)
         self.runner = self._ctx.__enter__()
@@ -376,15 +376,21 @@ def warnings_for(results: list[dict], contention: dict) -> list[str]:
     return out
 
 
-def _plan(config: BenchConfig) -> tuple[list[tuple[Path, str, int]], list[dict], dict[str, dict]]:
-    """(artifact, backend, batch) to time, what is skipped and why, and each measured file's identity."""
+def _reasons(skipped: list[dict]) -> str:
+    return "; ".join(f"{Path(x['artifact']).name} on {x['backend']}: {x['reason']}" for x in skipped)
+
+
+def _plan(config: BenchConfig) -> tuple[list[tuple[Path, str, int]], list[dict], dict[str, dict], dict]:
+    """(artifact, backend, batch) to time, what is skipped and why, each measured file's identity,
+    and each artifact's manifest (read once here; the runners reuse it)."""
     from edgetl.fileio import sha256_file
     from edgetl.runners.registry import available_backends, backends_for
 
     usable = available_backends()
-    plan, skipped, files = [], [], {}
+    plan, skipped, files, manifests = [], [], {}, {}
     for artifact in config.artifacts:
-        kind = read_manifest(artifact).kind
+        manifests[Path(artifact)] = read_manifest(artifact)
+        kind = manifests[Path(artifact)].kind
         # which exact bytes were measured: a number is only reproducible against the same file
         files[str(artifact)] = {
             "sha256": sha256_file(artifact),
@@ -410,9 +416,9 @@ def _plan(config: BenchConfig) -> tuple[list[tuple[Path, str, int]], list[dict],
             else:
                 plan += [(Path(artifact), backend, b) for b in config.batches]
     if not plan:
-        why = "; ".join(f"{Path(x['artifact']).name} on {x['backend']}: {x['reason']}" for x in skipped)
+        why = _reasons(skipped)
         raise BackendUnavailable(f"nothing to benchmark: no usable backend for these artifacts ({why}).")
-    return plan, skipped, files
+    return plan, skipped, files, manifests
 
 
 def bench(config: BenchConfig) -> dict:
@@ -429,7 +435,7 @@ def bench(config: BenchConfig) -> dict:
 
     if config.threads:
         _set_torch_threads(config.threads)
-    plan, skipped, files = _plan(config)
+    plan, skipped, files, manifests = _plan(config)
     results = []
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -443,8 +449,8 @@ def bench(config: BenchConfig) -> dict:
             if artifact not in images:
                 images[artifact] = None
                 if config.end_to_end:
-                    images[artifact] = config.image or default_image(artifact, Path(tmp))
-        timed = [_Timed(a, be, b, config, images[a]) for a, be, b in plan]
+                    images[artifact] = config.image or default_image(artifact, Path(tmp), manifests[artifact])
+        timed = [_Timed(a, be, b, config, images[a], manifests[a]) for a, be, b in plan]
 
         def start(t: _Timed) -> bool:
             """Open t's runner; a backend whose device or libraries fail at start is skipped."""
@@ -486,7 +492,7 @@ def bench(config: BenchConfig) -> dict:
             results = [t.result() for t in timed]
             add_paired_speedups(results, [[float(np.median(x)) for x in t.rounds] for t in timed])
     if not results:
-        why = "; ".join(f"{Path(x['artifact']).name} on {x['backend']}: {x['reason']}" for x in skipped)
+        why = _reasons(skipped)
         raise BackendUnavailable(f"nothing was measured: every backend failed to start ({why}).")
     return {
         "environment": environment_stamp(config.threads),

@@ -54,12 +54,9 @@ def _plain_printer(console):
 
 
 def _run_stage_command(stage, config, **run_flags) -> None:
-    from edgetl.progress import console as progress_console
-
     result = stage.run(config, **run_flags)
     if stage.show is not None:
         stage.show(result, _console())
-    del progress_console
 
 
 def _bind_stages() -> None:

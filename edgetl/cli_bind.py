@@ -17,8 +17,6 @@ from pydantic.fields import FieldInfo
 from edgetl.errors import ConfigError
 from edgetl.stages.base import Stage
 
-COMMON = ("config", "set_", "print_config", "quiet")
-
 
 def _unwrap_optional(annotation: Any) -> Any:
     if get_origin(annotation) in (typing.Union, types.UnionType):

@@ -39,6 +39,6 @@ def check_output_file(path: Path, what: str) -> None:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{what} {path}: is a folder; give a file name, e.g. {path / 'model'}.")
-    check_writable_dir(path.parent if str(path.parent) else Path("."), what)
+    check_writable_dir(path.parent, what)
     if path.exists() and not os.access(path, os.W_OK):
         raise ConfigError(f"{what} {path}: exists and is not writable.")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgetl.stages.base import Form, Role, role
+from edgetl.quantize.speed_gate import measurably_faster
+from edgetl.stages.base import Form, Role, deployable_model, role
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
     """The deployable model's ONNX, or its INT8 QDQ where the speed gate (or ``prefer: int8``)
     says so. The teacher and the checkpoints are references, engines and the TensorRT flavour are
     for the device: their reasons say so."""
-    model = "student" if role("student", Form.CHECKPOINT) in artifacts else "teacher"
+    model = deployable_model(artifacts)
     fp32, int8 = role(model, Form.ONNX), role(model, Form.ONNX_INT8)
     shipped = fp32
     reasons: dict[Role, str] = {}
@@ -29,7 +30,7 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
     if int8 in artifacts and cpu is not None:
         speed, lo, hi = cpu["int8_speedup"], *cpu["int8_speedup_ci95"]
         measured = f"INT8 {speed:.2f}x FP32 on ONNX Runtime CPU (paired, 95% CI {lo:.2f}-{hi:.2f}x)"
-        clearly_faster = lo > 1.0  # the same rule as the quantize speed gate
+        clearly_faster = measurably_faster((lo, hi))
         if clearly_faster or prefer == "int8":
             shipped = int8
             why = "measurably faster than FP32" if clearly_faster else "prefer: int8"

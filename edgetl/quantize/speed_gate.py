@@ -20,6 +20,11 @@ class SpeedVerdict:
     decisions: list[str]
 
 
+def measurably_faster(ci95: tuple[float, float]) -> bool:
+    """INT8 beats FP32 beyond this machine's noise: the paired 95% interval lies above 1x."""
+    return ci95[0] > 1.0
+
+
 def speed_gate(fp32: Path, int8: Path, manifest: Manifest, threads: int, quantizer: Quantizer, prefer: str):
     from edgetl.quantize.latency import paired_speedup, paired_speedup_ci, side_by_side
 
@@ -28,9 +33,9 @@ def speed_gate(fp32: Path, int8: Path, manifest: Manifest, threads: int, quantiz
     ci = paired_speedup_ci(speed, "fp32", "int8")
     faster = speedup > 1.0
     clear = not (ci[0] <= 1.0 <= ci[1])  # the interval excludes "equally fast"
-    # prefer fastest: INT8 has to be measurably faster (its interval above 1x) to displace the
-    # more accurate FP32 model; a tie within this machine's noise ships FP32
-    ship_int8 = (faster and clear) or prefer == "int8" or not quantizer.cpu_timing_predicts
+    # prefer fastest: INT8 has to be measurably faster to displace the more accurate FP32 model;
+    # a tie within this machine's noise ships FP32
+    ship_int8 = measurably_faster(ci) or prefer == "int8" or not quantizer.cpu_timing_predicts
     verdict = (
         f"INT8 is {speedup:.2f}x {'faster' if faster else 'SLOWER'} than FP32 on "
         f"ONNX Runtime CPU (batch {max(1, manifest.input.shape[0])}, {threads} threads: "
@@ -45,7 +50,7 @@ def speed_gate(fp32: Path, int8: Path, manifest: Manifest, threads: int, quantiz
             f"target {quantizer.target}: shipped INT8 QDQ for the target's own runtime; "
             "the ORT CPU timing above does not predict its latency"
         )
-    elif not (faster and clear):
+    elif not measurably_faster(ci):
         log(f"[yellow]{verdict}[/]")
         decisions.append(
             "shipped FP32 (--prefer fastest: INT8 is not measurably faster)"

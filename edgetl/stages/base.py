@@ -66,6 +66,11 @@ def role(model: ModelName, form: Form) -> Role:
     return Role(model=model, form=form)
 
 
+def deployable_model(artifacts: dict[Role, Path]) -> ModelName:
+    """The model the chain ships: the student where one was trained."""
+    return "student" if role("student", Form.CHECKPOINT) in artifacts else "teacher"
+
+
 class Output(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -132,8 +137,7 @@ class Context:
         return getattr(self.config, stage.block)
 
     def deployable(self) -> str:
-        """The model the chain ships: the student where one was trained."""
-        return "student" if role("student", Form.CHECKPOINT) in self.artifacts else "teacher"
+        return deployable_model(self.artifacts)
 
 
 @dataclass(frozen=True)
@@ -178,11 +182,9 @@ class Stage:
     def result_type(self) -> type[StageResult]:
         return StageResult[self.metrics]
 
-    def make_config(self, settings: BaseModel | dict, **wiring: Any) -> BaseModel:
+    def make_config(self, settings: BaseModel, **wiring: Any) -> BaseModel:
         """The full Config from pipeline settings (extras dropped) and wiring values."""
-        values = settings if isinstance(settings, dict) else settings.model_dump(exclude_unset=False)
-        values = {k: v for k, v in values.items() if k not in self.extras}
-        return self.config(**values, **wiring)
+        return self.config(**pipeline_settings(settings, self), **wiring)
 
 
 def pipeline_settings(settings: BaseModel, stage: Stage) -> dict[str, Any]:

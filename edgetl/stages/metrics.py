@@ -27,12 +27,6 @@ class TrainMetrics(_Metrics):
     test: ClassMetrics | None = None
 
 
-class EvalMetrics(_Metrics):
-    """Per artifact role key: accuracy on the split, the backend used, the written files."""
-
-    by_role: dict[str, EvalEntry]
-
-
 class EvalEntry(ClassMetrics):
     path: str
     backend: str
@@ -40,4 +34,7 @@ class EvalEntry(ClassMetrics):
     confusion_png: str | None = None
 
 
-EvalMetrics.model_rebuild()
+class EvalMetrics(_Metrics):
+    """Per artifact role key: accuracy on the split, the backend used, the written files."""
+
+    by_role: dict[str, EvalEntry]
