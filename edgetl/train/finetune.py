@@ -30,6 +30,7 @@ from edgetl.progress import log, make_progress, set_quiet
 from edgetl.provenance import make_provenance
 from edgetl.train.config import FinetuneConfig
 from edgetl.train.distributed import all_sum, barrier, init_distributed, shutdown
+from edgetl.train.feature_cache import cached_features, feature_key
 from edgetl.train.loop import (
     EpochPlan,
     LoopState,
@@ -191,11 +192,15 @@ def finetune(
     resume: bool = False,
     quiet: bool | None = None,
     kd: Callable[[torch.device], KDHook] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    feature_cache: Path | None = None,
 ) -> FinetuneResult:
     """Run the fine-tuning stage described by ``config``; returns the written artifact.
 
     ``kd`` builds the distillation hook on the training device; ``edgetl.train.distill.distill``
-    passes it (call that for a DistillConfig)."""
+    passes it (call that for a DistillConfig). ``on_epoch(record)`` sees each epoch's record (val
+    top-1 included); what it raises stops training. ``feature_cache``: a folder where cached
+    linear-probe features are kept between runs (``edgetl.train.feature_cache``)."""
     if kd is None and getattr(config, "teacher", None) is not None:
         raise ConfigError(
             f"{type(config).__name__} names a teacher ({config.teacher}); distill with "
@@ -211,12 +216,14 @@ def finetune(
         check_weights_file(config.arch, config.weights)
     dist = init_distributed(device)
     try:
-        return _finetune(config, device, dist, resume, quiet, kd)
+        return _finetune(config, device, dist, resume, quiet, kd, on_epoch, feature_cache)
     finally:
         shutdown(dist)
 
 
-def _finetune(config, device, dist, resume, quiet, make_kd) -> FinetuneResult:
+def _finetune(
+    config, device, dist, resume, quiet, make_kd, on_epoch=None, feature_cache=None
+) -> FinetuneResult:
     if config.threads:
         torch.set_num_threads(config.threads)
     elif dist.enabled and device.type == "cpu":
@@ -269,14 +276,19 @@ def _finetune(config, device, dist, resume, quiet, make_kd) -> FinetuneResult:
     if use_features:
         core.backbone.eval()
         for name in ("train", "val"):
-            features[name] = batched_outputs(
-                core.backbone,
-                splits[name].pixels,
-                contract,
-                device,
-                channels_last=config.channels_last,
-                autocast=autocast,
-                description=f"extracting {name} features once",
+            key = feature_key(config, contract, splits[name].fingerprint, device)
+            features[name] = cached_features(
+                feature_cache,
+                key,
+                lambda name=name: batched_outputs(
+                    core.backbone,
+                    splits[name].pixels,
+                    contract,
+                    device,
+                    channels_last=config.channels_last,
+                    autocast=autocast,
+                    description=f"extracting {name} features once",
+                ),
             ).to(device)
 
     groups = param_groups(core, config.lr, config.backbone_lr_mult, config.layer_decay)
@@ -384,6 +396,7 @@ def _finetune(config, device, dist, resume, quiet, make_kd) -> FinetuneResult:
         resume_path=resume_path,
         digest=digest,
         quiet=quiet,
+        on_epoch=on_epoch,
     )
     restore_best(state_module, state)
     core.eval()

@@ -186,8 +186,12 @@ def run_epochs(
     resume_path: Path | None,
     digest: str,
     quiet: bool | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> LoopState:
-    """Train from ``state.epoch`` to ``epochs``; returns the final state (best weights kept)."""
+    """Train from ``state.epoch`` to ``epochs``; returns the final state (best weights kept).
+
+    ``on_epoch(record)`` is called after each epoch's record and resume state are written (a
+    sweep reports val top-1 to its pruner there); an exception it raises stops training."""
     per_rank = n_train // dist.world
     steps = max(1, per_rank // batch_size)
     with make_progress(quiet if dist.is_main else True) as progress:
@@ -264,6 +268,8 @@ def run_epochs(
                     f"(best {state.best_val:.4f} @ {state.best_epoch}), {seconds:.0f} s, "
                     f"{record['img_per_s'] or 0:.0f} img/s, {plan.note}"
                 )
+            if on_epoch is not None:
+                on_epoch(record)
     return state
 
 
