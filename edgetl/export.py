@@ -7,6 +7,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from edgetl.errors import EdgetlError, ModelError
 from edgetl.manifest import InputSpec, Manifest
 from edgetl.provenance import make_provenance
+
+FP16_MIN_TOP1 = 0.98  # an FP16 model may flip a near-tie: one image in 64
 
 
 class ExportConfig(BaseModel):
@@ -28,6 +31,18 @@ class ExportConfig(BaseModel):
     verify_images: int = Field(64, ge=1, description="val images for the parity check")
     tolerance: float = Field(1e-4, gt=0, description="max abs logit difference allowed")
     data: str | None = Field(None, description="data source for the parity check (default: training's)")
+    precision: Literal["fp32", "fp16"] = Field(
+        "fp32",
+        description="fp16: FP16 weights and activations for GPUs (CUDA EP, TensorRT 11), float32 inputs and "
+        "outputs; softmax, reductions and normalisations stay FP32",
+    )
+    fp16_tolerance: float = Field(
+        0.02,
+        gt=0,
+        le=1,
+        description="--precision fp16: max abs logit difference allowed against PyTorch FP32, as a fraction "
+        f"of the largest |logit| (FP16 keeps ~3 digits), and top-1 agreement >= {FP16_MIN_TOP1:.0%}",
+    )
 
 
 @dataclass
@@ -118,11 +133,44 @@ def parity(onnx_bytes: bytes, model, x: np.ndarray, batch: int | None) -> dict:
         "images": int(len(ref_a)),
         "max_abs_diff": float(np.abs(ref_a - got_a).max()),
         "top1_agreement": float((ref_a.argmax(1) == got_a.argmax(1)).mean()),
+        "max_abs_reference": float(np.abs(ref_a).max()),
     }
 
 
 def _passes(result: dict, config: ExportConfig) -> bool:
     return result["max_abs_diff"] <= config.tolerance and result["top1_agreement"] == 1.0
+
+
+def _fp16(proto, model, x: np.ndarray | None, config: ExportConfig):
+    """The FP16 copy of the checked FP32 graph, parity-checked against PyTorch FP32 (ONNX Runtime
+    CPU runs FP16 graphs); a ModelError when it drifts past the stated tolerance."""
+    import onnx
+
+    from edgetl.gpu.fp16 import convert_to_fp16
+    from edgetl.progress import log
+
+    half, kept = convert_to_fp16(proto)
+    onnx.checker.check_model(half, full_check=True)
+    note = "FP16 weights/activations by onnxconverter-common, float32 I/O; kept FP32: " + (
+        ", ".join(f"{op} x{n}" for op, n in kept.items()) or "nothing"
+    )
+    if x is None:
+        return half, None, note
+    result = parity(half.SerializeToString(), model, x, config.batch)
+    log(
+        f"FP16 parity on {result['images']} val images: max |diff| {result['max_abs_diff']:.2e}, "
+        f"top-1 agreement {result['top1_agreement']:.2%}"
+    )
+    allowed = config.fp16_tolerance * result["max_abs_reference"]
+    if result["max_abs_diff"] > allowed or result["top1_agreement"] < FP16_MIN_TOP1:
+        raise ModelError(
+            f"FP16 parity check failed: max abs logit difference {result['max_abs_diff']:.3e} (allowed "
+            f"{allowed:.3e}: --fp16-tolerance {config.fp16_tolerance:g} of the largest |logit| "
+            f"{result['max_abs_reference']:.3g}), top-1 agreement {result['top1_agreement']:.2%} "
+            f"(at least {FP16_MIN_TOP1:.0%}). Nothing was written. This model loses accuracy in FP16: "
+            "ship the FP32 export (TensorRT 10 can still pick FP16 per layer), or raise --fp16-tolerance."
+        )
+    return half, {**result, "tolerance": allowed, "min_top1": FP16_MIN_TOP1}, note
 
 
 def export(config: ExportConfig) -> ExportResult:
@@ -186,9 +234,13 @@ def export(config: ExportConfig) -> ExportResult:
                 f"(tolerance {config.tolerance:.0e}), top-1 agreement {result_parity['top1_agreement']:.2%}. "
                 "Nothing was written. Use --tolerance or --no-verify to override."
             )
+    precision_note = None
+    if config.precision == "fp16":
+        proto, result_parity, precision_note = _fp16(proto, model, x, config)
     manifest = parent.model_copy(
         update={
             "kind": "onnx",
+            "precision": config.precision,
             "input": InputSpec(shape=(config.batch or -1, 3, h, w)),
             "provenance": make_provenance(
                 "export", config, parent=config.artifact, data=parent.provenance.data
@@ -201,6 +253,7 @@ def export(config: ExportConfig) -> ExportResult:
             "decisions": [
                 *parent.decisions,
                 *notes,
+                *([precision_note] if precision_note else []),
                 "accuracy metrics inherited from the parent checkpoint"
                 + (" (parity verified)" if result_parity else " (parity NOT verified)"),
             ],

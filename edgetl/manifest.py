@@ -271,6 +271,9 @@ class Provenance(_Frozen):
 class Manifest(_Frozen):
     schema_version: int = SCHEMA_VERSION
     kind: ArtifactKind
+    precision: Literal["fp32", "fp16"] = Field(
+        "fp32", description="float type of the weights and activations outside Q/DQ (older files: fp32)"
+    )
     model: ModelSpec
     labels: tuple[str, ...]
     input: InputSpec

@@ -39,6 +39,10 @@ class CudaOptions(_GpuOptions):
 
 
 class TensorrtEpOptions(_GpuOptions):
+    """fp16 lets TensorRT pick FP16 for an FP32 model (TensorRT 10); an FP16 ONNX (`edgetl export
+    --precision fp16`) and a Q/DQ model are built in their own types. Engines are cached in a
+    folder keyed like `edgetl build`'s cache (see ``trt_ep_cache_dir``)."""
+
     precision: Literal["fp32", "fp16"] = "fp32"
 
     def runner_kwargs(self) -> dict:
@@ -52,7 +56,10 @@ def _provider_reason(provider: str):
         wanted, have = PROVIDERS[provider], ort.get_available_providers()
         if wanted in have:
             return None
-        return f"this onnxruntime build has no {wanted} (it has {have}); install onnxruntime-gpu instead"
+        return (
+            f"this onnxruntime build has no {wanted} (it has {have}); install onnxruntime-gpu instead: "
+            "pip install 'edgetl[gpu]'"
+        )
 
     return probe
 
@@ -75,14 +82,18 @@ BACKENDS = [
         name="onnxruntime", options=CpuOptions, default_for=("onnx", "onnx-int8"), order=10, **_COMMON
     ),
     BackendSpec(
-        name="onnxruntime-cuda", options=CudaOptions, order=20, probe=_provider_reason("cuda"), **_COMMON
+        name="onnxruntime-cuda",
+        options=CudaOptions,
+        order=20,
+        probe=_provider_reason("cuda"),
+        **{**_COMMON, "install": "pip install 'edgetl[gpu]'"},
     ),
     BackendSpec(
         name="onnxruntime-tensorrt",
         options=TensorrtEpOptions,
         order=30,
         probe=_provider_reason("tensorrt"),
-        **_COMMON,
+        **{**_COMMON, "install": "pip install 'edgetl[gpu]' plus TensorRT ('edgetl[tensorrt]')"},
     ),
 ]
 
@@ -91,6 +102,47 @@ def ort_trt_cache_dir() -> Path:
     """Where the TensorRT EP keeps built engines and timing caches (its first run builds them)."""
     root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return root / "edgetl" / "ort-tensorrt"
+
+
+def trt_ep_flags(kind: str, onnx_precision: str, precision: str) -> dict[str, bool]:
+    """TensorRT-EP precision options for a model: FP16 is asked for only where the ONNX is FP32
+    (an FP16 or Q/DQ ONNX carries its own types, which the EP honours with a strongly typed
+    network when neither flag is set); a Q/DQ model with fp16 on needs int8 on too, or TensorRT's
+    build fails (onnxruntime #13381)."""
+    fp16 = precision == "fp16" and onnx_precision == "fp32"
+    return {"trt_fp16_enable": fp16, "trt_int8_enable": fp16 and kind == "onnx-int8"}
+
+
+def trt_ep_cache_dir(path: Path, kind: str, onnx_precision: str, precision: str) -> Path:
+    """The EP's engine cache folder for this model and these options, keyed like `edgetl build`
+    (ONNX sha256, TensorRT/ORT version, GPU, options): the EP's own file names cover the graph and
+    the GPU but not the precision flags, so one shared folder could serve a stale engine."""
+    import importlib.metadata as md
+
+    from edgetl.fileio import sha256_file
+    from edgetl.gpu.cache import engine_cache_key
+
+    try:
+        trt_version = md.version("tensorrt")
+    except md.PackageNotFoundError:
+        trt_version = "system"
+    try:
+        from edgetl.gpu.cuda import device_info
+
+        gpu = device_info(0)
+        name, cc = gpu.name, gpu.compute_capability
+    except EdgetlError:  # cuda-python absent or no GPU: ORT's file names still carry the SM
+        name, cc = "unknown", "unknown"
+    import onnxruntime as ort
+
+    key = engine_cache_key(
+        sha256_file(path),
+        f"{trt_version}+onnxruntime-{ort.__version__}",
+        name,
+        cc,
+        trt_ep_flags(kind, onnx_precision, precision),
+    )
+    return ort_trt_cache_dir() / key
 
 
 class OnnxRuntimeRunner(Runner):
@@ -124,15 +176,12 @@ class OnnxRuntimeRunner(Runner):
         cuda = ("CUDAExecutionProvider", {"device_id": self.device_id})
         if self.provider == "cuda":
             return [cuda, "CPUExecutionProvider"]
-        fp16 = self.precision == "fp16"
-        cache = ort_trt_cache_dir()
+        kind, onnx_precision = self.manifest.kind, self.manifest.precision
+        cache = trt_ep_cache_dir(self.path, kind, onnx_precision, self.precision)
         cache.mkdir(parents=True, exist_ok=True)
         trt = {
             "device_id": self.device_id,
-            "trt_fp16_enable": fp16,
-            # a QDQ model with fp16 on needs int8 on too, or TensorRT's build fails (onnxruntime #13381);
-            # with neither, the EP builds a strongly typed network that honours the Q/DQ nodes
-            "trt_int8_enable": fp16 and self.manifest.kind == "onnx-int8",
+            **trt_ep_flags(kind, onnx_precision, self.precision),
             "trt_engine_cache_enable": True,
             "trt_engine_cache_path": str(cache),
             "trt_timing_cache_enable": True,

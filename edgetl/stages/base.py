@@ -21,6 +21,7 @@ class Form(str, Enum):
 
     CHECKPOINT = "checkpoint"
     ONNX = "onnx"
+    ONNX_FP16 = "onnx-fp16"  # FP16 weights/activations, float32 I/O: for GPUs (CUDA EP, TensorRT 11)
     ONNX_INT8 = "onnx-int8"  # QDQ for ONNX Runtime / OpenVINO on CPUs
     ONNX_TRT_INT8 = "onnx-trt-int8"  # QDQ following TensorRT's explicit-quantization rules
     ENGINE = "engine"
@@ -29,6 +30,7 @@ class Form(str, Enum):
 _FORM_LABEL = {
     Form.CHECKPOINT: "torch",
     Form.ONNX: "onnx fp32",
+    Form.ONNX_FP16: "onnx fp16",
     Form.ONNX_INT8: "onnx int8",
     Form.ONNX_TRT_INT8: "onnx int8, TensorRT flavour",
     Form.ENGINE: "tensorrt",

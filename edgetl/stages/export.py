@@ -36,22 +36,29 @@ def run(config: ExportConfig, model: ModelName = "teacher") -> StageResult[Expor
     check_overwrite([config.artifact], config.output)
     check_output_file(config.output, "--output")
     r = export(config)
-    out = role(model, Form.ONNX)
+    out = role(model, Form.ONNX_FP16 if config.precision == "fp16" else Form.ONNX)
     return StageResult[ExportMetrics](
         outputs=[Output(role=out, path=r.path)], metrics=ExportMetrics(parity={out.key: r.parity})
     )
 
 
 def jobs(context: Context, settings) -> list[Job]:
+    """The FP32 export of every checkpoint (quantize and the CPU backends start from it) and, with
+    ``precision: fp16``, an FP16 one beside it."""
     values = pipeline_settings(settings, STAGE)
     out_dir = context.run_dir / "export"
+    suffix = {"fp32": ".onnx", "fp16": ".fp16.onnx"}
+    precisions = ["fp32"] if values["precision"] == "fp32" else ["fp32", "fp16"]
     return [
         Job(
-            ExportConfig(**values, artifact=path, output=out_dir / f"{r.model}.onnx"),
+            ExportConfig(
+                **{**values, "precision": p}, artifact=path, output=out_dir / f"{r.model}{suffix[p]}"
+            ),
             inputs=(path,),
             run_kwargs={"model": r.model},
         )
         for r, path in paths_of(context, (Form.CHECKPOINT,)).items()
+        for p in precisions
     ]
 
 
@@ -70,7 +77,7 @@ STAGE = Stage(
     run=run,
     metrics=ExportMetrics,
     consumes=(Form.CHECKPOINT,),
-    produces=(Form.ONNX,),
+    produces=(Form.ONNX, Form.ONNX_FP16),
     wiring=("artifact", "output"),
     placeholders={"artifact": Path("model.safetensors")},
     jobs=jobs,

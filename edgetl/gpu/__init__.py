@@ -1,0 +1,3 @@
+"""GPU deployment helpers that need neither torch nor TensorRT to import: the TensorRT build plan
+(which precision flags / typing a TensorRT version needs), engine cache keys, the engine
+inspector's summary and the cuda-python runtime wrapper."""

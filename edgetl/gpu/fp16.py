@@ -1,0 +1,55 @@
+"""FP32 ONNX -> FP16 ONNX with float32 inputs and outputs, by onnxconverter-common's float16
+converter (chosen over ModelOpt AutoCast by benchmarks/fp16_export.py: same parity, a fraction of
+the conversion time, and no onnxruntime-gpu/onnx pin that would clash with edgetl's own
+onnxruntime). Numerically sensitive ops stay FP32 behind Cast nodes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+# softmax, reductions and normalisations accumulate over many values or exponentiate: FP16's
+# 10-bit mantissa and 65504 range lose them first (on top of the converter's own block list)
+SENSITIVE_OPS = (
+    "Softmax",
+    "LogSoftmax",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "GlobalAveragePool",
+    "GlobalLpPool",
+    "LayerNormalization",
+    "GroupNormalization",
+    "InstanceNormalization",
+    "BatchNormalization",
+    "LpNormalization",
+    "MeanVarianceNormalization",
+)
+
+
+def fp16_block_list() -> list[str]:
+    """Op types kept in FP32: the converter's own list plus ``SENSITIVE_OPS``."""
+    from onnxconverter_common.float16 import DEFAULT_OP_BLOCK_LIST
+
+    return sorted(set(DEFAULT_OP_BLOCK_LIST) | set(SENSITIVE_OPS))
+
+
+def convert_to_fp16(model):
+    """An FP16 copy of ``model`` (float32 I/O) and the op types it kept in FP32 with their counts."""
+    import onnx
+    from onnxconverter_common.float16 import convert_float_to_float16
+
+    block = fp16_block_list()
+    half = convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
+    # the converter leaves stale float32 value_info on tensors it retyped, which ONNX's checker
+    # and ONNX Runtime reject ("Type (tensor(float)) ... does not match expected type"): infer anew
+    del half.graph.value_info[:]
+    half = onnx.shape_inference.infer_shapes(half, strict_mode=True)
+    kept = Counter(n.op_type for n in half.graph.node if n.op_type in block)
+    return half, dict(sorted(kept.items()))
