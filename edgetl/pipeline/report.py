@@ -270,16 +270,19 @@ def write_report(context, shipping, timings: dict) -> tuple[Path, Path]:
     blocks += [("h2", "Decisions"), ("ul", decisions)]
     sweep = results.get("sweep")
     if sweep is not None:
+        from edgetl.sweep.results import table_text
+
         sw = sweep.metrics
-        keys = sorted(sw.trials[0].params) if sw.trials else []
+        header, *trial_rows = table_text(sw.trials)
         blocks += [
             ("h2", "Hyper-parameter sweep (val top-1)"),
             (
-                "table",
-                ["trial", *keys, "val top-1"],
-                [[t.trial, *[t.params[k] for k in keys], f"{t.val_top1:.4f}"] for t in sw.trials],
+                "p",
+                f"study {sw.study} ({sw.storage}); best: trial {sw.best.trial} {sw.best.params}, val top-1 "
+                f"{sw.best.val_top1:.4f}; its settings: {sw.best_config}",
             ),
-            ("p", f"best: trial {sw.best.trial} {sw.best.params}"),
+            ("table", header, trial_rows),
+            *[("img", str(p), f"sweep {name}") for name, p in sw.plots.items() if Path(p).exists()],
         ]
     blocks += [
         ("h2", "Stages"),

@@ -1,123 +1,334 @@
-"""Stage ``sweep``: grid or random search over finetune settings, scored on val top-1; the
-pipeline's finetune stage then trains with the best trial's settings."""
+"""Stage ``sweep``: hyper-parameter search over finetune settings on Optuna, scored on val top-1
+(never test), optionally against p50 latency. ``edgetl sweep CONFIG`` and the pipeline's
+``sweep:`` block run the same code; the pipeline's finetune then trains with the best trial's
+settings. The search itself lives in edgetl/sweep/."""
 
 from __future__ import annotations
 
-import itertools
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edgetl.data.dataset import DataConfig
-from edgetl.stages.base import Context, Job, Stage, StageResult, pipeline_settings
+from edgetl.errors import ConfigError, EdgetlError
+from edgetl.stages.base import Cli, Context, Job, Stage, StageResult, pipeline_settings
+from edgetl.sweep.results import TrialRow
+from edgetl.sweep.space import Param, Range
 
 
 class SweepConfig(BaseModel):
-    """Grid or random search over finetune settings, scored by val top-1 (never test)."""
+    """What to search, how, and where the study lives."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    method: Literal["grid", "random"] = "random"
-    trials: int = Field(4, ge=1)
-    epochs: int = Field(1, ge=1, description="epochs per trial")
-    limit_train: int | None = Field(5000, ge=1, description="training images per trial")
-    seed: int = 0
-    space: dict[str, list[Any]] = Field(default_factory=lambda: {"lr": [1e-3, 3e-3]})
-    base: dict[str, Any] = Field(default_factory=dict, description="finetune settings the trials start from")
-    data: DataConfig = Field(default_factory=DataConfig)
-    out_dir: Path = Path("sweep")
+    base_config: Path | None = Field(
+        None, description="finetune YAML (as for `edgetl finetune -c`) the trials start from"
+    )
+    base: dict[str, Any] = Field(
+        default_factory=dict, description="finetune settings the trials start from (over the YAML's)"
+    )
+    space: dict[str, Param] = Field(
+        default_factory=lambda: {"lr": Range(low=1e-4, high=1e-2, log=True)},
+        description="setting -> list of choices or {low, high, log, step}",
+    )
+    trials: int = Field(20, ge=1, description="trials in the study, all workers together")
+    timeout: float | None = Field(None, gt=0, description="seconds after which this worker starts no trial")
+    sampler: Literal["grid", "random", "tpe"] = Field("tpe", description="how trials are chosen")
+    pruner: Literal["none", "median", "halving"] = Field(
+        "median", description="stop hopeless trials early on their per-epoch val top-1"
+    )
+    pruner_startup: int = Field(2, ge=0, description="median: trials that finish before any is pruned")
+    epochs: int | None = Field(None, ge=1, description="epochs per trial (default: the base config's)")
+    limit_train: int | None = Field(
+        5000, ge=1, description="training images per trial (null: the base config's)"
+    )
+    objective: Literal["accuracy", "accuracy-latency"] = Field(
+        "accuracy", description="val top-1, or val top-1 vs p50 latency (a Pareto front)"
+    )
+    latency_backend: str = Field("onnxruntime", description="accuracy-latency: backend timed at batch 1")
+    latency_threads: int | None = Field(None, ge=1, description="accuracy-latency: CPU threads")
+    storage: str | None = Field(
+        None,
+        description="journal file or database URL, postgresql://u:p@host/db (default: OUT_DIR/study.journal)",
+    )
+    study: str = Field("sweep", min_length=1, description="study name; the same name resumes or joins it")
+    seed: int = Field(0, description="sampler seed")
+    out_dir: Path = Field(Path("sweep"), description="trials.json, best.yaml, best.safetensors, plots")
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _params(cls, value: Any) -> Any:
+        from edgetl.sweep.space import parse_space
+
+        return parse_space(value)
 
     @model_validator(mode="after")
-    def _space_keys(self) -> SweepConfig:
+    def _checked(self) -> SweepConfig:
+        from edgetl.sweep.space import grid_values, validate_space
         from edgetl.train.config import FinetuneConfig
 
-        allowed = set(FinetuneConfig.model_fields) - {"data", "output"}
-        bad = sorted(set(self.space) - allowed)
-        if bad:
-            raise ValueError(f"space keys {bad} are not finetune settings; allowed: {sorted(allowed)}")
-        empty = sorted(k for k, v in self.space.items() if not v)
-        if empty:
-            raise ValueError(f"space keys {empty} have no values to try")
+        base = self.trial_base()
+        validate_space(self.space, base, FinetuneConfig)
+        if self.sampler == "grid":
+            grid_values(self.space, FinetuneConfig)
+        if self.objective == "accuracy-latency" and self.pruner != "none":
+            raise ConfigError(
+                f"pruner {self.pruner}: Optuna prunes single-objective studies only; with objective "
+                "accuracy-latency set --pruner none."
+            )
         return self
 
+    def user_base(self) -> dict[str, Any]:
+        """The finetune settings as the user gave them (YAML, then ``base``)."""
+        from edgetl.train.config import deep_merge, load_yaml
 
-class Trial(BaseModel):
-    model_config = ConfigDict(frozen=True)
+        values = load_yaml(self.base_config) if self.base_config else {}
+        return deep_merge(values, self.base)
 
-    trial: int
-    params: dict[str, Any]
-    val_top1: float
-    diverged: bool = False
+    def trial_base(self) -> dict[str, Any]:
+        """What every trial trains with before the trial's own values: the user's settings, the
+        sweep's epochs and training-image limit, checked as a FinetuneConfig."""
+        from pydantic import ValidationError
+
+        from edgetl.train.config import FinetuneConfig, format_validation_error
+
+        values = dict(self.user_base())
+        if self.epochs is not None:
+            values["epochs"] = self.epochs
+        if self.limit_train is not None:
+            values["data"] = {**dict(values.get("data") or {}), "limit_train": self.limit_train}
+        values.pop("output", None)
+        try:
+            checked = FinetuneConfig.model_validate({**values, "output": Path("trial.safetensors")})
+        except ValidationError as exc:
+            where = f"{self.base_config} + base" if self.base_config else "sweep base"
+            raise ConfigError(format_validation_error(exc, where)) from None
+        if getattr(checked, "teacher", None) is not None:
+            raise ConfigError(
+                "base: sweeps tune finetune settings; distillation trials are not supported yet."
+            )
+        return checked.model_dump(exclude={"output", "eval_test"})
+
+    def signature(self) -> dict[str, Any]:
+        """What must match for a second worker (or a resumed run) to share the study."""
+        return {
+            "space": {k: v if isinstance(v, list) else v.model_dump() for k, v in self.space.items()},
+            "base": json.loads(json.dumps(self.trial_base(), default=str)),
+            "objective": self.objective,
+            "latency_backend": self.latency_backend if self.objective != "accuracy" else None,
+        }
 
 
 class SweepMetrics(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    trials: list[Trial]
-    best: Trial
+    study: str
+    storage: str
+    trials: list[TrialRow]
+    best: TrialRow
+    pareto: list[int] = Field(default_factory=list)  # trial numbers on the accuracy-latency front
+    ran_here: list[int] = Field(default_factory=list)
+    best_config: Path
+    best_checkpoint: Path | None = None
+    trials_json: Path
+    plots: dict[str, Path] = Field(default_factory=dict)
+    plots_skipped: list[str] = Field(default_factory=list)
 
 
-def trial_params(config: SweepConfig) -> list[dict]:
-    """Grid (every combination, up to ``trials``) or seeded random draws from the space."""
-    keys = sorted(config.space)
-    grid = [dict(zip(keys, c, strict=True)) for c in itertools.product(*(config.space[k] for k in keys))]
-    if config.method == "grid":
-        return grid[: config.trials]
-    rng = np.random.default_rng(config.seed)
-    return [grid[i] for i in rng.choice(len(grid), size=min(config.trials, len(grid)), replace=False)]
+def _describe(t) -> str:
+    from edgetl.sweep.results import _state
+
+    state = _state(t)
+    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+    val = t.user_attrs.get("val_top1")
+    if val is None and t.intermediate_values:
+        val = t.intermediate_values[max(t.intermediate_values)]
+    tail = f"val top-1 {val:.4f}" if val is not None else ""
+    epochs = t.user_attrs.get("epochs_run")
+    return f"trial {t.number} {state}: {params}; {tail}" + (f" after {epochs} epoch(s)" if epochs else "")
+
+
+def _check_backend(config: SweepConfig) -> None:
+    if config.objective == "accuracy":
+        return
+    from edgetl.runners.registry import spec, unavailable_reason
+
+    spec(config.latency_backend)  # unknown names fail with the list
+    why = unavailable_reason(config.latency_backend)
+    if why:
+        raise EdgetlError(f"latency_backend {config.latency_backend}: unavailable here ({why}).")
+
+
+def _require_optuna() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        raise EdgetlError("edgetl sweep runs on Optuna, which is not installed: pip install 'edgetl[sweep]'.")
 
 
 def run(config: SweepConfig) -> StageResult[SweepMetrics]:
-    from edgetl.progress import log
-    from edgetl.train.config import FinetuneConfig
-    from edgetl.train.finetune import finetune
-    from edgetl.train.loop import TrainingDiverged
+    import logging
 
-    trials = []
-    data = config.data.model_copy(update={"limit_train": config.limit_train})
-    for i, params in enumerate(trial_params(config)):
-        values = {**config.base, **params, "epochs": config.epochs, "eval_test": False}
-        tc = FinetuneConfig(**values, data=data, output=config.out_dir / f"trial{i}.safetensors")
-        try:
-            r = finetune(tc)
-        except TrainingDiverged as exc:  # a hopeless trial is a result, not the end of the sweep
-            log(f"sweep trial {i} {params}: diverged ({exc})")
-            trials.append(Trial(trial=i, params=params, val_top1=0.0, diverged=True))
-            continue
-        trials.append(Trial(trial=i, params=params, val_top1=r.manifest.metrics["val_top1"]))
-        Path(r.path).unlink()  # trials are scored, not kept
-    finished = [t for t in trials if not t.diverged]
-    if not finished:
-        raise TrainingDiverged(
-            f"every sweep trial diverged ({[t.params for t in trials]}); lower the lr values."
-        )
-    best = max(finished, key=lambda t: t.val_top1)
-    return StageResult[SweepMetrics](
-        metrics=SweepMetrics(trials=trials, best=best),
-        notes=[f"sweep: best trial {best.trial} {best.params} (val top-1 {best.val_top1:.4f})"],
+    _require_optuna()
+    import optuna
+
+    from edgetl.fileio import write_text_atomic
+    from edgetl.progress import log
+    from edgetl.sweep import results
+    from edgetl.sweep.space import grid_size, grid_values
+    from edgetl.sweep.storage import describe, open_storage, open_study
+    from edgetl.sweep.trial import BEST_CHECKPOINT, TrialPlan
+    from edgetl.sweep.worker import make_pruner, make_sampler, run_worker
+    from edgetl.train.config import FinetuneConfig
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    optuna.logging.disable_default_handler()  # our own line per trial instead of Optuna's
+    _check_backend(config)
+    from edgetl.paths import check_writable_dir
+
+    check_writable_dir(config.out_dir, "out_dir")
+    multi = config.objective == "accuracy-latency"
+    directions = ["maximize", "minimize"] if multi else ["maximize"]
+    grid = grid_values(config.space, FinetuneConfig) if config.sampler == "grid" else None
+    budget = min(config.trials, grid_size(config.space, FinetuneConfig)) if grid else config.trials
+    storage = open_storage(config.storage, config.out_dir)
+    where = describe(config.storage, config.out_dir)
+    pruner = make_pruner("none" if multi else config.pruner, config.pruner_startup)
+    study, created = open_study(
+        storage, config.study, directions, config.signature(), make_sampler("random", 0, None, multi), pruner
     )
+    # The study's creator samples with the seed; a joining worker mixes in who it is, so two
+    # workers do not draw the same random settings.
+    seed = (
+        config.seed
+        if created
+        else int(hashlib.sha256(f"{config.seed}:{_worker()}".encode()).hexdigest()[:8], 16)
+    )
+    study.sampler = make_sampler(config.sampler, seed, grid, multi)
+    log(f"sweep: study {config.study} ({'new' if created else 'joined'}) in {where}; budget {budget} trials")
+    plan = TrialPlan(
+        base=config.trial_base(),
+        space=config.space,
+        config_cls=FinetuneConfig,
+        budget=budget,
+        study_name=config.study,
+        out_dir=config.out_dir,
+        prune=not multi and config.pruner != "none",
+        latency_backend=config.latency_backend if multi else None,
+        latency_threads=config.latency_threads,
+    )
+    mine = run_worker(study, plan, config.timeout, _describe)
+
+    rows = results.trial_rows(study)
+    best = results.best_row(rows)
+    if best is None:
+        states = {s: sum(r.state == s for r in rows) for s in {r.state for r in rows}}
+        raise EdgetlError(
+            f"sweep {config.study}: no trial completed ({states}); "
+            + (
+                "every finished trial diverged: lower the lr range."
+                if states.get("diverged")
+                else "raise --trials or --timeout."
+            )
+        )
+    out = config.out_dir
+    epochs_note = (
+        "Trials trained "
+        + (f"{config.epochs} epoch(s)" if config.epochs else "the base config's epochs")
+        + (f" on {config.limit_train} images" if config.limit_train else "")
+        + "; this config trains as the base says."
+    )
+    user = {k: v for k, v in config.user_base().items() if k != "output"}
+    best_yaml = out / "best.yaml"
+    write_text_atomic(best_yaml, results.best_config_yaml(user, best, config.study, epochs_note))
+    pareto = [r.trial for r in results.pareto_rows(rows)] if multi else []
+    plots, skipped = results.write_plots(study, rows, out, multi)
+    trials_json = out / "trials.json"
+    checkpoint = out / BEST_CHECKPOINT
+    kept = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else {}
+    kept_ok = checkpoint.exists() and kept.get("study") == config.study
+    metrics = SweepMetrics(
+        study=config.study,
+        storage=where,
+        trials=rows,
+        best=best,
+        pareto=pareto,
+        ran_here=mine,
+        best_config=best_yaml,
+        best_checkpoint=checkpoint if kept_ok else None,
+        trials_json=trials_json,
+        plots=plots,
+        plots_skipped=skipped,
+    )
+    results.write_json(
+        trials_json, {**metrics.model_dump(mode="json"), "config": config.model_dump(mode="json")}
+    )
+    notes = [f"sweep: best trial {best.trial} {best.params} (val top-1 {best.val_top1:.4f})"]
+    if kept_ok and kept.get("trial") != best.trial:
+        notes.append(
+            f"best.safetensors holds trial {kept.get('trial')}, the best finished on this machine "
+            f"(trial {best.trial} ran on {best.worker})"
+        )
+    return StageResult[SweepMetrics](metrics=metrics, notes=notes)
+
+
+def _worker() -> str:
+    from edgetl.sweep.storage import worker_id
+
+    return worker_id()
 
 
 def jobs(context: Context, settings) -> list[Job]:
     from edgetl.stages.finetune import STAGE as FINETUNE
 
-    base = pipeline_settings(context.settings(FINETUNE), FINETUNE)
-    cfg = SweepConfig(
-        **settings.model_dump(), base=base, data=context.config.data, out_dir=context.run_dir / "sweep"
-    )
-    return [Job(cfg)]
+    base = {
+        **pipeline_settings(context.settings(FINETUNE), FINETUNE),
+        "data": context.config.data.model_dump(),
+    }
+    cfg = SweepConfig(**settings.model_dump(), base=base, out_dir=context.run_dir / "sweep")
+    # a changed sweep config in the same run folder starts its own study rather than clashing
+    digest = hashlib.sha256(json.dumps(cfg.signature(), sort_keys=True).encode()).hexdigest()[:8]
+    return [Job(cfg.model_copy(update={"study": f"{cfg.study}-{digest}"}))]
+
+
+def show(result: StageResult[SweepMetrics], console) -> None:
+    from rich.table import Table
+
+    from edgetl.sweep.results import table_text
+
+    m = result.metrics
+    header, *rows = table_text(m.trials)
+    table = Table(title=f"study {m.study} ({m.storage})")
+    for h in header:
+        table.add_column(h, justify="left" if h in ("state",) else "right")
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+    b = m.best
+    console.print(f"[green]best: trial {b.trial}[/] {b.params}  val top-1 {b.val_top1:.4f}")
+    if m.pareto:
+        console.print(f"accuracy-latency Pareto front: trials {m.pareto}")
+    console.print(f"wrote {m.best_config} (edgetl finetune -c {m.best_config}), {m.trials_json}")
+    if m.best_checkpoint:
+        console.print(f"best checkpoint kept: {m.best_checkpoint}")
+    for path in m.plots.values():
+        console.print(f"plot: {path}")
+    for note in result.notes[1:]:
+        console.print(note)
 
 
 STAGE = Stage(
     name="sweep",
-    help="Grid or random search over finetune settings, scored on val top-1.",
+    help="Hyper-parameter search over finetune settings (Optuna): val top-1, pruning, resumable, "
+    "several workers on one study.",
     config=SweepConfig,
     run=run,
     metrics=SweepMetrics,
-    wiring=("base", "data", "out_dir"),
+    wiring=("base", "base_config", "out_dir"),
     block_default="off",
     jobs=jobs,
-    command=False,  # `edgetl sweep` is issue 11's; today the sweep runs inside the pipeline
+    show=show,
+    cli=Cli(arguments=("base_config",), short={"out_dir": "-o"}),
 )

@@ -31,7 +31,7 @@ TINY = {
     "quantize": {"calib_count": 128, "method": "minmax", "val_count": 200, "max_drop": 5.0},
     "bench": {"threads": 1, "min_runs": 5, "min_seconds": 0.05, "rounds": 3},
     "sweep": {
-        "method": "grid",
+        "sampler": "grid",
         "trials": 2,
         "epochs": 1,
         "limit_train": 300,

@@ -1,0 +1,1 @@
+"""Hyper-parameter search of transfer learning on Optuna: space, storage, trials, results."""

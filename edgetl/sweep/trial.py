@@ -1,0 +1,155 @@
+"""One trial: finetune with the trial's settings, report val top-1 each epoch to the pruner,
+keep the checkpoint only while it is the study's best on this machine."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgetl.fileio import write_text_atomic
+
+BEST_CHECKPOINT = "best.safetensors"
+
+
+class BudgetReached(Exception):
+    """Another worker took the study's last trial between our check and our ask."""
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """What every trial of one sweep shares."""
+
+    base: dict[str, Any]  # finetune settings (data included) the trials start from
+    space: dict
+    config_cls: type
+    budget: int
+    study_name: str
+    out_dir: Path
+    prune: bool
+    latency_backend: str | None  # set: a second objective, p50 ms on this backend
+    latency_threads: int | None
+
+
+def trial_dir(plan: TrialPlan, number: int) -> Path:
+    return plan.out_dir / "trials" / f"{plan.study_name}-{number}"
+
+
+def _check_budget(trial, plan: TrialPlan) -> None:
+    from edgetl.sweep.storage import counts
+
+    ahead = [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number and counts(t)]
+    if len(ahead) >= plan.budget:
+        trial.set_user_attr("surplus", True)
+        raise BudgetReached(f"the study already has its {plan.budget} trials")
+
+
+def objective(trial, plan: TrialPlan):
+    """Optuna objective: val top-1 (and p50 ms when the plan asks for latency)."""
+    import optuna
+
+    from edgetl.sweep.space import suggest
+    from edgetl.sweep.storage import worker_id
+    from edgetl.train.finetune import finetune
+    from edgetl.train.loop import TrainingDiverged
+
+    trial.set_user_attr("worker", worker_id())
+    _check_budget(trial, plan)
+    params = suggest(trial, plan.space, plan.config_cls)
+    folder = trial_dir(plan, trial.number)
+    config = plan.config_cls.model_validate(
+        {**plan.base, **params, "eval_test": False, "output": folder / "model.safetensors"}
+    )
+
+    def on_epoch(record: dict) -> None:
+        epoch, val = int(record["epoch"]), float(record["val_top1"])
+        trial.set_user_attr("epochs_run", epoch)
+        if not plan.prune:
+            return
+        trial.report(val, step=epoch)
+        if epoch < config.epochs and trial.should_prune():
+            raise optuna.TrialPruned(f"val top-1 {val:.4f} after epoch {epoch}/{config.epochs}")
+
+    try:
+        result = finetune(config, on_epoch=on_epoch, feature_cache=plan.out_dir / "features")
+        val = float(result.manifest.metrics["val_top1"])
+        trial.set_user_attr("val_top1", val)
+        trial.set_user_attr("best_epoch", int(result.manifest.metrics["best_epoch"]))
+        values: Any = val
+        if plan.latency_backend is not None:
+            p50 = latency_ms(trial.study, result.path, config, plan, folder)
+            trial.set_user_attr("p50_ms", p50)
+            values = (val, p50)
+        keep_if_best(plan, trial.number, val, result.path)
+        return values
+    except TrainingDiverged as exc:  # a result ("these settings diverge"), not the end of the sweep
+        trial.set_user_attr("diverged", str(exc).split(". ")[0])
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()  # only when no other trial is running in it
+
+
+def _signature(config) -> str:
+    """What decides a model's latency: its graph (architecture, input size, head)."""
+    return json.dumps(
+        [config.arch, config.image_size, config.head, config.head_hidden if config.head == "mlp" else None]
+    )
+
+
+def latency_ms(study, checkpoint: Path, config, plan: TrialPlan, folder: Path) -> float:
+    """p50 latency (batch 1) of the trial's model on the plan's backend, measured with the bench
+    loop once per distinct graph and shared through the study (trials that differ only in
+    training settings run the same graph)."""
+    from edgetl.bench import interleaved_p50
+
+    key = "p50_ms:" + plan.latency_backend + ":" + _signature(config)
+    known = study.user_attrs.get(key)
+    if known is not None:
+        return float(known)
+    artifact = checkpoint
+    if plan.latency_backend != "torch":
+        from edgetl.export import ExportConfig, export
+
+        artifact = export(ExportConfig(artifact=checkpoint, output=folder / "model.onnx", verify=False)).path
+    p50 = interleaved_p50([artifact], plan.latency_backend, plan.latency_threads)[artifact]
+    study.set_user_attr(key, p50)
+    return p50
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """An exclusive lock on ``folder`` itself (no lock file left behind)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def keep_if_best(plan: TrialPlan, number: int, val: float, checkpoint: Path) -> bool:
+    """Move the trial's checkpoint to ``best.safetensors`` when it beats the best kept so far
+    for this study in this folder; the lock keeps two workers from racing on it."""
+    record = plan.out_dir / "best.json"
+    with _locked(plan.out_dir):
+        try:
+            kept = json.loads(record.read_text())
+        except (OSError, ValueError):
+            kept = None
+        if (
+            kept is not None
+            and kept.get("study") == plan.study_name
+            and float(kept.get("val_top1", -1)) >= val
+            and (plan.out_dir / BEST_CHECKPOINT).exists()
+        ):
+            return False
+        os.replace(checkpoint, plan.out_dir / BEST_CHECKPOINT)
+        write_text_atomic(record, json.dumps({"study": plan.study_name, "trial": number, "val_top1": val}))
+        return True
