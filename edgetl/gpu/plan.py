@@ -106,7 +106,6 @@ def plan_build(
     if requested not in PRECISIONS:
         raise ConfigError(f"--precision {requested!r}: choose one of {', '.join(PRECISIONS)}.")
     weak = major == 10  # 11.x: no precision flags, always strongly typed
-    float_part = "fp16" if onnx_precision == "fp16" else "fp32"
     notes: list[str] = []
     if requested == "fp32":
         if qdq:
@@ -120,7 +119,7 @@ def plan_build(
                 "export for an FP32 engine, or ask for fp16."
             )
         plan = BuildPlan(strongly_typed=not weak, flags=(), expected=("fp32",))
-    elif requested == "fp16":
+    elif requested == "fp16" or (requested == "best" and not qdq and (weak or onnx_precision == "fp16")):
         if qdq:
             raise ConfigError(
                 "--precision fp16: this ONNX is INT8 (Q/DQ); ask for int8 (or best), or build the FP16 "
@@ -138,32 +137,31 @@ def plan_build(
                 f"networks are strongly typed) and this ONNX is FP32, so the engine would be FP32. "
                 f"Fix: {EXPORT_FP16} and build that file."
             )
-    else:  # int8 or best
-        if requested == "int8" and not qdq:
+    elif requested == "best" and not qdq:  # TensorRT 11 with an FP32 ONNX: FP32 is all it can build
+        plan = BuildPlan(strongly_typed=True, flags=(), expected=("fp32",))
+        notes.append(
+            f"TensorRT {trt_version} builds the ONNX's own types, so this engine is FP32; for FP16, "
+            + EXPORT_FP16
+        )
+    else:  # int8, or best on a Q/DQ model
+        if not qdq:
             raise ConfigError(
                 "--precision int8: this ONNX has no Q/DQ nodes. TensorRT 11 removed calibrators, and edgetl "
                 "quantizes explicitly on 10.x too: run `edgetl quantize --target tensorrt` first and build "
                 "its output."
             )
-        if weak:
-            flags = ["INT8"] if qdq else []  # INT8 is required for Q/DQ under weak typing
-            if requested == "best" or onnx_precision == "fp16":
-                flags.append("FP16")
-            plan = BuildPlan(
-                strongly_typed=False,
-                flags=tuple(flags),
-                expected=(*(("int8",) if qdq else ()), *(("fp16",) if "FP16" in flags else ()), "fp32"),
-            )
+        if weak:  # the INT8 flag is required for Q/DQ under weak typing; FP16 lets the rest use FP16
+            flags = ("INT8", "FP16") if requested == "best" or onnx_precision == "fp16" else ("INT8",)
+            expected = ("int8", "fp16", "fp32") if "FP16" in flags else ("int8", "fp32")
+            plan = BuildPlan(strongly_typed=False, flags=flags, expected=expected)
         else:
-            plan = BuildPlan(
-                strongly_typed=True,
-                flags=(),
-                expected=(*(("int8",) if qdq else ()), *(("fp16",) if float_part == "fp16" else ()), "fp32"),
-            )
-            if float_part == "fp32":
+            expected = ("int8", "fp16", "fp32") if onnx_precision == "fp16" else ("int8", "fp32")
+            plan = BuildPlan(strongly_typed=True, flags=(), expected=expected)
+            if onnx_precision == "fp32":
                 notes.append(
-                    f"TensorRT {trt_version} builds the ONNX's own types: the float layers stay FP32; for "
-                    f"FP16 ones {EXPORT_FP16}" + (" and quantize that" if qdq else "")
+                    f"TensorRT {trt_version} builds the ONNX's own types: the layers outside Q/DQ stay FP32 "
+                    "(edgetl's quantizer keeps them FP32; ModelOpt's `--high_precision_dtype fp16` makes "
+                    "FP16 ones)"
                 )
     if dla_core is not None and qdq:
         notes.append(
