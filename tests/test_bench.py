@@ -239,9 +239,9 @@ def test_tensorrt_engine_build_and_run(tiny_onnx, tmp_path):
 
     if not torch.cuda.is_available():
         pytest.skip("TensorRT needs a CUDA GPU; none is visible")
-    from edgetl.engine import build_engine
+    from edgetl.engine import BuildOptions, build_engine
 
-    engine = build_engine(tiny_onnx, tmp_path / "tiny.engine", max_batch=4)
+    engine = build_engine(tiny_onnx, tmp_path / "tiny.engine", BuildOptions(max_batch=4)).path
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     with make_runner(tiny_onnx, "onnxruntime") as ref, make_runner(engine, "tensorrt") as trt:
         assert np.abs(ref.infer(x) - trt.infer(x)).max() < 5e-2
