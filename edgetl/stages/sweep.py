@@ -268,8 +268,8 @@ def run(config: SweepConfig) -> StageResult[SweepMetrics]:
     notes = [f"sweep: best trial {best.trial} {best.params} (val top-1 {best.val_top1:.4f})"]
     if kept_ok and kept.get("trial") != best.trial:
         notes.append(
-            f"best.safetensors holds trial {kept.get('trial')}, the best finished on this machine "
-            f"(trial {best.trial} ran on {best.worker})"
+            f"best.safetensors holds trial {kept.get('trial')}: the best this machine had trained when "
+            f"this worker stopped (the study's best, trial {best.trial}, ran on {best.worker})"
         )
     return StageResult[SweepMetrics](metrics=metrics, notes=notes)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import warnings
 from pathlib import Path
 
 from edgetl.errors import ConfigError
@@ -61,12 +62,14 @@ def open_storage(url: str | None, out_dir: Path):
             "database URL (postgresql://user:pass@host:port/db, mysql://..., sqlite:///file.db)."
         )
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=3 * HEARTBEAT_S,
-            engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else None,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=3 * HEARTBEAT_S,
+                engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else None,
+            )
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"--storage {describe(url, out_dir)}: the database driver {exc.name!r} is not installed; "

@@ -4,11 +4,12 @@ storage) and they share the budget; each trial is claimed by exactly one worker.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 
 from edgetl.progress import make_progress, step
-from edgetl.sweep.trial import BudgetReached, TrialPlan, objective
+from edgetl.sweep.trial import BudgetReached, TrialPlan, objective, trial_dir
 
 
 def make_sampler(name: str, seed: int | None, grid: dict[str, list] | None, multi: bool):
@@ -33,9 +34,12 @@ def make_pruner(name: str, startup: int):
 
 
 def kept_trials(study) -> int:
+    """Trials that use up the budget: finished or running (queued ones still need a worker)."""
+    from optuna.trial import TrialState
+
     from edgetl.sweep.storage import counts
 
-    return sum(1 for t in study.get_trials(deepcopy=False) if counts(t) and not t.user_attrs.get("surplus"))
+    return sum(1 for t in study.get_trials(deepcopy=False) if counts(t) and t.state != TrialState.WAITING)
 
 
 def run_worker(
@@ -55,6 +59,7 @@ def run_worker(
         task = progress.add_task("sweep trials", total=plan.budget, completed=kept_trials(study), info="")
         while True:
             for number in fail_dead_local_trials(study):
+                shutil.rmtree(trial_dir(plan, number), ignore_errors=True)  # its half-trained files
                 step(f"trial {number}: its worker died; the trial is lost and another takes its place")
             if kept_trials(study) >= plan.budget:
                 break

@@ -39,7 +39,9 @@ def test_bad_spaces_are_refused_naming_key_value_and_fix(space, expected):
 
 
 def test_grid_needs_finite_values_and_latency_objective_refuses_pruning():
-    with pytest.raises(ConfigError, match=r"space\.lr: the grid sampler needs finite values; give this range a step"):
+    with pytest.raises(
+        ConfigError, match=r"space\.lr: the grid sampler needs finite values; give this range a step"
+    ):
         make(space={"lr": {"low": 0.001, "high": 0.1}}, sampler="grid")
     make(space={"lr": {"low": 0.001, "high": 0.003, "step": 0.001}}, sampler="grid")  # fine
     with pytest.raises(ConfigError, match="set --pruner none"):

@@ -1,0 +1,59 @@
+"""The accuracy-latency objective (a Pareto front) and trials that diverge."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgetl.errors import EdgetlError
+from edgetl.stages.sweep import SweepConfig, run
+from edgetl.train.config import build_config, load_yaml
+from tests.sweep.helpers import sweep_yaml
+
+pytestmark = pytest.mark.slow
+
+
+def _config(tmp_path, **settings) -> SweepConfig:
+    path = sweep_yaml(tmp_path / "sweep.yaml", tmp_path / "out", **settings)
+    return build_config(SweepConfig, load_yaml(path), {}, str(path))
+
+
+def test_accuracy_latency_measures_each_graph_once_and_draws_the_pareto_front(tmp_path):
+    pytest.importorskip("onnxruntime")
+    cfg = _config(
+        tmp_path,
+        trials=3,
+        sampler="grid",
+        objective="accuracy-latency",
+        latency_threads=1,
+        space={"head": ["linear", "mlp"], "lr": [0.01, 0.05]},
+        base={"strategy": "linear", "epochs": 2},
+    )
+    m = run(cfg).metrics
+    assert [r.state for r in m.trials] == ["complete"] * 3
+    by_head: dict[str, set[float]] = {}
+    for r in m.trials:
+        assert r.p50_ms is not None and r.p50_ms > 0
+        by_head.setdefault(r.params["head"], set()).add(r.p50_ms)
+    assert all(len(v) == 1 for v in by_head.values())  # same graph: timed once, shared by its trials
+    assert m.pareto and set(m.pareto) <= {r.trial for r in m.trials}
+    front = [r for r in m.trials if r.trial in m.pareto]
+    for r in m.trials:  # no trial beats a front member on both objectives
+        for f in front:
+            assert not (r.val_top1 > f.val_top1 and r.p50_ms < f.p50_ms)
+    assert m.plots["pareto"].stat().st_size > 0
+
+
+def test_diverging_trials_are_recorded_and_all_diverged_is_an_error(tmp_path):
+    cfg = _config(
+        tmp_path,
+        trials=2,
+        sampler="grid",
+        space={"lr": [1e12, 1e14]},
+        base={"strategy": "linear", "epochs": 2, "optimizer": "sgd"},
+    )
+    with pytest.raises(EdgetlError, match="every finished trial diverged: lower the lr range"):
+        run(cfg)
+    from tests.sweep.helpers import load_study
+
+    states = [t.user_attrs.get("diverged", "") for t in load_study(None, tmp_path / "out").get_trials()]
+    assert len(states) == 2 and all(s.startswith("training diverged in epoch") for s in states)
