@@ -54,6 +54,17 @@ class BenchConfig(BaseModel):
         None, description="with --compare: measure test top-1 on this data instead of the manifests'"
     )
     out: Path = Field(Path("bench"), description="folder for bench.json, bench.csv, latency_accuracy.png")
+    soak: float = Field(
+        0.0,
+        ge=0,
+        description="first run the first artifact this many seconds under sustained load and report "
+        "its p50 at the start vs the end (a throttling board shows itself)",
+    )
+    on: tuple[str, ...] = Field(
+        (),
+        description="run on these targets instead, in parallel, repeatable: ssh://user@host[:port], "
+        "@NAME (see `edgetl targets`), local (this machine); results are labelled by target",
+    )
 
     @field_validator("backends")
     @classmethod
@@ -78,10 +89,12 @@ def time_calls(
     max_seconds: float,
     warmup_seconds: float = 0.0,
     after: Callable[[], object] | None = None,
+    window: Callable[[float, float, int], object] | None = None,
 ) -> np.ndarray:
     """Warm up for ``warmup`` calls and ``warmup_seconds``, then time until min_runs AND
     min_seconds (capped by max_seconds). Returns milliseconds per call. ``after`` runs after
-    each timed call, outside the timed span."""
+    each timed call, outside the timed span; ``window(start, end, calls)`` gets the timed window
+    (perf_counter seconds), e.g. for the power sampler."""
     start = time.perf_counter()
     done = 0
     while done < warmup or time.perf_counter() - start < warmup_seconds:
@@ -100,6 +113,8 @@ def time_calls(
         elapsed = t1 - start
         if (len(times) >= min_runs and elapsed >= min_seconds) or elapsed >= max_seconds:
             break
+    if window is not None:
+        window(start, t1, len(times))
     return np.asarray(times) * 1e3
 
 
@@ -173,9 +188,12 @@ class _Timed:
         config: BenchConfig,
         image: Path | None,
         manifest=None,
+        power=None,
     ):
         self.artifact, self.backend, self.batch = artifact, backend, batch
         self.config, self.image, self.manifest = config, image, manifest
+        self.power = power  # a running power sampler (edgetl.power.sampler), or None
+        self.windows: list[tuple[float, float, int]] = []  # each round's timed window
         self.rounds: list[np.ndarray] = []
         self.backend_ms: list[float | None] = []  # the backend's own timing of each call, if any
 
@@ -214,6 +232,7 @@ class _Timed:
                 cfg.max_seconds,
                 0.0 if self.rounds else cfg.warmup_seconds,
                 after=lambda: self.backend_ms.append(self.runner.backend_latency_ms()),
+                window=lambda t0, t1, n: self.windows.append((t0, t1, n)),
             )
         )
 
@@ -231,6 +250,13 @@ class _Timed:
             "compute": latency_stats(np.concatenate(self.rounds), self.batch),
             "stability": stability(self.rounds),
         }
+        if self.power is not None and self.windows:
+            from edgetl.power.sampler import summarize
+
+            samples = [s for t0, t1, _ in self.windows for s in self.power.samples if t0 <= s.t <= t1]
+            seconds = sum(t1 - t0 for t0, t1, _ in self.windows)
+            calls = sum(n for _, _, n in self.windows)
+            result["power"] = summarize(samples, seconds, calls, self.batch)
         if self.backend_ms and None not in self.backend_ms:
             result["backend_reported"] = {
                 **latency_stats(np.asarray(self.backend_ms), self.batch),
@@ -431,6 +457,7 @@ def bench(config: BenchConfig) -> dict:
 
     from edgetl.contention import ContentionMeter
     from edgetl.envstamp import environment_stamp
+    from edgetl.power.sampler import Sampler, clock_warnings, open_sampler
     from edgetl.progress import make_progress, step
 
     if config.threads:
@@ -443,6 +470,8 @@ def bench(config: BenchConfig) -> dict:
         ContentionMeter() as meter,
         ExitStack() as stack,
     ):
+        power = open_sampler()
+        sampler = stack.enter_context(power) if isinstance(power, Sampler) else None
         task = progress.add_task("benchmarking", total=len(plan) * config.rounds, info="")
         images: dict[Path, Path | None] = {}
         for artifact, _, _ in plan:
@@ -450,7 +479,8 @@ def bench(config: BenchConfig) -> dict:
                 images[artifact] = None
                 if config.end_to_end:
                     images[artifact] = config.image or default_image(artifact, Path(tmp), manifests[artifact])
-        timed = [_Timed(a, be, b, config, images[a], manifests[a]) for a, be, b in plan]
+        timed = [_Timed(a, be, b, config, images[a], manifests[a], sampler) for a, be, b in plan]
+        soak = _soak(plan[0], config, manifests, sampler) if config.soak > 0 else None
 
         def start(t: _Timed) -> bool:
             """Open t's runner; a backend whose device or libraries fail at start is skipped."""
@@ -494,15 +524,80 @@ def bench(config: BenchConfig) -> dict:
     if not results:
         why = _reasons(skipped)
         raise BackendUnavailable(f"nothing was measured: every backend failed to start ({why}).")
+    warnings = warnings_for(results, meter.result)
+    for r in results:
+        where = f"{Path(r['artifact']).name} on {r['backend']} (batch {r['batch']})"
+        warnings += clock_warnings(where, r.get("power", {}))
+    if soak is not None:
+        warnings += soak.pop("warnings")
+    environment = environment_stamp(config.threads)
+    if str(environment.get("jetson", {}).get("jetson_clocks", "")).startswith("off"):
+        warnings.append(
+            "jetson_clocks is off: CPU/GPU clocks scale with load, so latency and power depend on "
+            "history; for repeatable numbers run `sudo jetson_clocks` (and pick the nvpmodel mode first)."
+        )
     return {
-        "environment": environment_stamp(config.threads),
+        "environment": environment,
         "config": config.model_dump(mode="json"),
         "artifacts": files,
         "results": results,
         "skipped": skipped,
         "contention": meter.result,
-        "warnings": warnings_for(results, meter.result),
+        "power": power.describe(),
+        "soak": soak,
+        "warnings": warnings,
     }
+
+
+SOAK_SLOWDOWN_WARN = 0.05  # p50 at the end of the soak this much above its start: throttling
+
+
+def _soak(item: tuple[Path, str, int], config: BenchConfig, manifests: dict, sampler) -> dict:
+    """Sustained load on one artifact for ``config.soak`` seconds: p50 of the first vs the last
+    tenth of the calls (with power over each, where a sampler runs)."""
+    from edgetl.power.sampler import clock_warnings, summarize
+    from edgetl.progress import step
+
+    artifact, backend, batch = item
+    step(f"soak: {artifact.name} on {backend}, batch {batch}, {config.soak:g} s of sustained load")
+    stamps: list[float] = []
+    with _Timed(artifact, backend, batch, config, None, manifests[artifact]) as t:
+        ms = time_calls(
+            lambda: t.runner.infer(t.x),
+            config.warmup,
+            1,
+            config.soak,
+            config.soak,
+            after=lambda: stamps.append(time.perf_counter()),
+        )
+    tenth = max(1, len(ms) // 10)
+    start, end = float(np.median(ms[:tenth])), float(np.median(ms[-tenth:]))
+    out = {
+        "artifact": str(artifact),
+        "backend": backend,
+        "batch": batch,
+        "seconds": config.soak,
+        "calls": int(len(ms)),
+        "p50_start_ms": start,
+        "p50_end_ms": end,
+        "slowdown": end / start - 1,
+        "warnings": [],
+    }
+    if sampler is not None and len(stamps) >= 2 * tenth:
+        first = [s for s in sampler.samples if stamps[0] - ms[0] / 1e3 <= s.t <= stamps[tenth - 1]]
+        last = [s for s in sampler.samples if stamps[-tenth] <= s.t <= stamps[-1]]
+        span = stamps[tenth - 1] - stamps[0] + ms[0] / 1e3
+        out["power_start"] = summarize(first, span, tenth, batch)
+        out["power_end"] = summarize(last, stamps[-1] - stamps[-tenth], tenth - 1 or 1, batch)
+        out["warnings"] += clock_warnings("soak", summarize(first + last, span, tenth, batch))
+    if out["slowdown"] > SOAK_SLOWDOWN_WARN:
+        out["warnings"].append(
+            f"soak: p50 of {artifact.name} on {backend} rose {out['slowdown']:.0%} over {config.soak:g} s of "
+            f"sustained load ({start:.3f} -> {end:.3f} ms): the device throttles (heat or power cap); "
+            "numbers from a cold start overstate its sustained speed."
+        )
+    step(f"soak: p50 {start:.3f} ms at the start, {end:.3f} ms at the end")
+    return out
 
 
 def accuracy_of(artifact: Path) -> float | None:
@@ -519,6 +614,7 @@ def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None]
     paths = {"json": out_dir / "bench.json", "csv": out_dir / "bench.csv"}
     write_text_atomic(paths["json"], json.dumps({**report, "accuracy": accuracy}, indent=2))
     fields = [
+        "target",
         "artifact",
         "kind",
         "backend",
@@ -536,6 +632,9 @@ def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None]
         "p50_spread",
         "backend_p50_ms",
         "speedup_paired",
+        "avg_w",
+        "peak_w",
+        "energy_per_image_mj",
         "accuracy",
     ]
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
@@ -545,6 +644,7 @@ def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None]
             c = r["compute"]
             writer.writerow(
                 {
+                    "target": r.get("target"),
                     "artifact": r["artifact"],
                     "kind": r["kind"],
                     "backend": r["backend"],
@@ -560,6 +660,7 @@ def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None]
                     "p50_spread": r["stability"]["spread"],
                     "backend_p50_ms": r.get("backend_reported", {}).get("p50_ms"),
                     "speedup_paired": r.get("speedup", {}).get("paired_median"),
+                    **{k: r.get("power", {}).get(k) for k in ("avg_w", "peak_w", "energy_per_image_mj")},
                     "accuracy": (accuracy or {}).get(r["artifact"]),
                 }
             )
@@ -581,7 +682,8 @@ def latency_points(results: list[dict], accuracy: dict, labels: dict | None = No
     smallest = min(r["batch"] for r in results)
     return [
         LatencyPoint(
-            label=(labels or {}).get(r["artifact"], Path(r["artifact"]).name),
+            label=(labels or {}).get(r["artifact"], Path(r["artifact"]).name)
+            + (f" @ {r['target']}" if r.get("target") else ""),
             backend=r["backend"],
             p50_ms=r["compute"]["p50_ms"],
             top1=accuracy[r["artifact"]],

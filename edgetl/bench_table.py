@@ -12,8 +12,17 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
     from rich.table import Table
 
     env = report["environment"]
-    table = Table(title=f"{env['cpu']} | threads {env['threads']} | {env['cores_visible']} cores visible")
+    targets = report.get("targets") or {}
+    title = f"{env['cpu']} | threads {env['threads']} | {env['cores_visible']} cores visible"
+    if targets:
+        title = "targets: " + ", ".join(targets) + f" | threads {env['threads']}"
+    table = Table(title=escape(title))
     cols = ["artifact", "backend", "batch", "p50 ms", "95% CI", "drift", "p90", "p99", "img/s", "e2e p50"]
+    if targets:
+        cols.insert(0, "target")
+    powered = any("avg_w" in r.get("power", {}) for r in report["results"])
+    if powered:
+        cols += ["avg W", "peak W", "mJ/img"]
     own = any("backend_reported" in r for r in report["results"])
     if own:
         cols.append("own p50")
@@ -38,6 +47,15 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
             f"{c['throughput_img_s']:.0f}",
             f"{r['end_to_end']['p50_ms']:.3f}" if "end_to_end" in r else "-",
         ]
+        if targets:
+            row.insert(0, escape(str(r.get("target", "-"))))
+        if powered:
+            p = r.get("power", {})
+            row += (
+                [f"{p['avg_w']:.2f}", f"{p['peak_w']:.2f}", f"{p['energy_per_image_mj']:.2f}"]
+                if "avg_w" in p
+                else ["-", "-", "-"]
+            )
         if own:
             row.append(f"{r['backend_reported']['p50_ms']:.3f}" if "backend_reported" in r else "-")
         if paired:
@@ -49,7 +67,11 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
         table.add_row(*row)
     console.print(table)
     for s in report["skipped"]:
-        console.print("[yellow]skipped[/] " + escape(f"{s['artifact']} on {s['backend']}: {s['reason']}"))
+        where = f"{s['target']}: " if "target" in s else ""
+        console.print(
+            "[yellow]skipped[/] " + escape(f"{where}{s['artifact']} on {s['backend']}: {s['reason']}")
+        )
+    _print_power_and_targets(report, console)
     for w in report.get("warnings", []):
         console.print("[yellow]unsteady[/] " + escape(w))
     cont = report.get("contention", {})
@@ -71,3 +93,42 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
             f"processes used {cont['others_cpu_pct']:.0f}% of the CPUs, steal {cont['steal_pct']:.0f}%, "
             f"load average {report['environment'].get('loadavg_1m', float('nan')):.2f}."
         )
+
+
+def _print_power_and_targets(report: dict, console) -> None:
+    """Where power came from (or why not), the soak, and per target what was sent or why it failed."""
+    sources = {"": report.get("power")} if not report.get("targets") else {}
+    for label, t in (report.get("targets") or {}).items():
+        sources[label] = t.get("power")
+        if t.get("error"):
+            console.print("[bold red]failed[/] " + escape(f"{label}: {t['error']}"))
+        elif t.get("runtime"):  # a remote target (not `local`)
+            console.print(
+                "[green]target[/] "
+                + escape(
+                    f"{label}: edgetl {t['runtime']}, sent {t['files_sent']} file(s) "
+                    f"({t['bytes_sent'] / 1e6:.2f} MB), {t['files_already_there']} already there, "
+                    f"{t['seconds']:.1f} s"
+                )
+            )
+        if t.get("soak"):
+            _print_soak(label, t["soak"], console)
+    for label, p in sources.items():
+        where = f"{label}: " if label else ""
+        if p and p.get("available"):
+            console.print("power " + escape(f"{where}{p['source']}, {p['scope']}"))
+        elif p:
+            console.print("power " + escape(f"{where}not available: {p['reason']}"))
+    if report.get("soak"):
+        _print_soak("", report["soak"], console)
+
+
+def _print_soak(label: str, soak: dict, console) -> None:
+    console.print(
+        "soak "
+        + escape(
+            f"{label + ': ' if label else ''}{Path(soak['artifact']).name} on {soak['backend']}, "
+            f"{soak['seconds']:g} s: p50 {soak['p50_start_ms']:.3f} ms at the start, "
+            f"{soak['p50_end_ms']:.3f} ms at the end ({soak['slowdown']:+.1%})"
+        )
+    )

@@ -54,7 +54,12 @@ def _plain_printer(console):
 
 
 def _run_stage_command(stage, config, **run_flags) -> None:
-    result = stage.run(config, **run_flags)
+    try:
+        result = stage.run(config, **run_flags)
+    except EdgetlError as exc:  # some --on targets failed: show what the others measured first
+        if getattr(exc, "partial", None) is not None and stage.show is not None:
+            stage.show(exc.partial, _console())
+        raise
     if stage.show is not None:
         stage.show(result, _console())
 
@@ -78,8 +83,18 @@ def predict(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many labels per image.")] = 5,
     backend: Annotated[str | None, typer.Option(help="Inference backend (see `edgetl backends`).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--on",
+            help="Predict on these targets instead, repeatable: ssh://user@host[:port], @NAME, local.",
+        ),
+    ] = None,
 ) -> None:
     """Top-k labels with probabilities; preprocessing comes from the artifact's manifest."""
+    if on:
+        _predict_on_targets(on, artifact, images, top_k, backend, as_json)
+        return
     from edgetl.predict import predict as run
 
     results = run(artifact, images, top_k=top_k, backend=backend)
@@ -91,6 +106,72 @@ def predict(
         console.print(f"[bold]{safe(r['image'])}[/]")
         for t in r["top"]:
             console.print(f"  {t['probability']:7.2%}  {safe(t['label'])}")
+
+
+def _predict_on_targets(on, artifact, images, top_k, backend, as_json) -> None:
+    from edgetl.remote.jobs import TargetsFailed, failure_summary
+    from edgetl.remote.predict import predict_on_targets
+
+    outcomes = predict_on_targets(on, artifact, images, top_k, backend)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {o.label: o.data if o.error is None else {"error": o.error} for o in outcomes}, indent=2
+            )
+        )
+    else:
+        console = _console()
+        for o in outcomes:
+            for r in o.data or []:
+                console.print(f"[bold]{safe(o.label)}[/] {safe(r['image'])}")
+                for t in r["top"]:
+                    console.print(f"  {t['probability']:7.2%}  {safe(t['label'])}")
+    if (summary := failure_summary(outcomes)) is not None:
+        raise TargetsFailed(summary)
+
+
+targets_app = typer.Typer(
+    help="Boards to run on with --on @NAME (bench, eval, predict).", no_args_is_help=True
+)
+app.add_typer(targets_app, name="targets")
+
+
+@targets_app.command("add")
+def targets_add(
+    name: Annotated[str, typer.Argument(help="A short name, e.g. orin.")],
+    url: Annotated[
+        str,
+        typer.Argument(help="ssh://[user@]host[:port][?dir=..&python=..&install=auto|never&extras=onnx,..]"),
+    ],
+) -> None:
+    """Save a target; then `edgetl bench model.onnx --on @NAME`."""
+    from edgetl.remote.targets import add_target
+
+    path = add_target(name, url)
+    _console().print(f"saved {safe(name)} -> {safe(url)} in {safe(path)}")
+
+
+@targets_app.command("list")
+def targets_list() -> None:
+    """The saved targets."""
+    from edgetl.remote.targets import load_targets, targets_file
+
+    saved = load_targets()
+    if not saved:
+        _console().print(
+            f"no saved targets ({safe(targets_file())}); add one with `edgetl targets add NAME URL`"
+        )
+    for name, url in saved.items():
+        typer.echo(f"{name}\t{url}")
+
+
+@targets_app.command("remove")
+def targets_remove(name: Annotated[str, typer.Argument(help="The target to forget.")]) -> None:
+    """Forget a saved target."""
+    from edgetl.remote.targets import remove_target
+
+    path = remove_target(name)
+    _console().print(f"removed {safe(name)} from {safe(path)}")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from pathlib import Path
@@ -136,9 +137,43 @@ def _jetson() -> dict | None:
     if shutil.which("nvpmodel"):
         out = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=10)
         info["nvpmodel"] = out.stdout.strip().replace("\n", " ")
+        info["nvpmodel_mode"] = nvpmodel_mode(out.stdout)
     if (clocks := jetson_gpu_clocks()) is not None:
         info["gpu_clocks"] = clocks
+    info.update(jetson_clocks_state(clocks))
     return info
+
+
+def nvpmodel_mode(text: str) -> str | None:
+    """The mode name from ``nvpmodel -q`` ("NV Power Mode: MAXN" -> "MAXN")."""
+    for line in text.splitlines():
+        if line.startswith("NV Power Mode:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def jetson_clocks_state(
+    gpu: dict | None,
+    cpu_root: Path = Path("/sys/devices/system/cpu"),
+    emc_rate: Path = Path("/sys/kernel/debug/bpmp/debug/clk/emc/rate"),
+) -> dict:
+    """Whether ``jetson_clocks`` is in effect (it pins every CPU's and the GPU's minimum clock to its
+    maximum) and the EMC (memory) clock where readable (debugfs: root)."""
+    pinned = []
+    for policy in sorted(cpu_root.glob("cpufreq/policy*")):
+        try:
+            lo, hi = (int((policy / f).read_text()) for f in ("scaling_min_freq", "scaling_max_freq"))
+        except (OSError, ValueError):
+            continue
+        pinned.append(lo == hi)
+    if gpu is not None:
+        pinned.append(gpu["clocks_pinned_at_max"])
+    out: dict = {}
+    if pinned:
+        out["jetson_clocks"] = "on" if all(pinned) else "off (clocks scale with load)"
+    with contextlib.suppress(OSError, ValueError):  # debugfs is root-only
+        out["emc_mhz"] = int(emc_rate.read_text()) / 1e6
+    return out
 
 
 def environment_stamp(threads: int | None = None) -> dict:

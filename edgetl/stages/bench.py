@@ -26,6 +26,9 @@ class BenchMetrics(BaseModel):
     contention: dict[str, Any]
     warnings: list[str]
     accuracy: dict[str, float | None] | None = None
+    power: dict[str, Any] | None = None  # the power source used (or why there is none)
+    soak: dict[str, Any] | None = None  # p50 at the start vs the end of --soak
+    targets: dict[str, dict] | None = None  # with --on: each target's environment, cost, error
 
 
 def _accuracy(config: BenchConfig) -> dict[str, float | None]:
@@ -44,13 +47,30 @@ def run(config: BenchConfig) -> StageResult[BenchMetrics]:
     from edgetl.bench import bench, write_outputs
 
     check_writable_dir(config.out, "--out")
-    report = {"command": "edgetl " + " ".join(sys.argv[1:]), **bench(config)}
+    if config.on:
+        from edgetl.remote.bench import bench_on_targets
+        from edgetl.remote.jobs import TargetsFailed
+
+        measured = bench_on_targets(config)
+        failed = [f"{k}: {v['error']}" for k, v in measured["targets"].items() if v["error"]]
+        if len(failed) == len(measured["targets"]):
+            raise TargetsFailed(f"every target failed: {'; '.join(failed)}")
+    else:
+        measured, failed = bench(config), []
+    report = {"command": "edgetl " + " ".join(sys.argv[1:]), **measured}
     accuracy = _accuracy(config) if config.compare else None
     paths = write_outputs(report, config.out, accuracy)
-    return StageResult[BenchMetrics](
+    result = StageResult[BenchMetrics](
         metrics=BenchMetrics(**report, accuracy=accuracy),
         notes=["wrote " + ", ".join(str(p) for p in paths.values())],
     )
+    if failed:
+        raise TargetsFailed(
+            f"{len(failed)} of {len(measured['targets'])} targets failed (the others are in "
+            f"{paths['json']}): {'; '.join(failed)}",
+            partial=result,
+        )
+    return result
 
 
 def jobs(context: Context, settings) -> list[Job]:

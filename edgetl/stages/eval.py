@@ -24,6 +24,11 @@ class EvalConfig(BaseModel):
     backend: str | None = Field(None, description="inference backend (default: the artifact's natural one)")
     batch_size: int = Field(64, ge=1, description="batch size")
     out: Path | None = Field(None, description="folder for eval.json and confusion.png")
+    on: tuple[str, ...] = Field(
+        (),
+        description="evaluate on these targets instead, in parallel, repeatable: ssh://user@host[:port], "
+        "@NAME (see `edgetl targets`), local; the data source is resolved on each target",
+    )
 
 
 def run(config: EvalConfig, role: Role | None = None) -> StageResult[EvalMetrics]:
@@ -31,6 +36,8 @@ def run(config: EvalConfig, role: Role | None = None) -> StageResult[EvalMetrics
 
     if config.out is not None:
         check_writable_dir(config.out, "--out")
+    if config.on:
+        return _run_on_targets(config, role)
     m = evaluate(config.artifact, config.data, config.split, config.backend, config.batch_size)
     files = write_eval_outputs(m, config.out) if config.out is not None else {}
     key = role.key if role is not None else str(config.artifact)
@@ -43,6 +50,34 @@ def run(config: EvalConfig, role: Role | None = None) -> StageResult[EvalMetrics
         metrics=EvalMetrics(by_role={key: entry}),
         notes=[f"wrote {files['json']} and {files['png']}"] if files else [],
     )
+
+
+def _run_on_targets(config: EvalConfig, role: Role | None) -> StageResult[EvalMetrics]:
+    """One entry per target (``<key>@<target>``); eval.json + confusion.png under out/<target>/."""
+    from edgetl.evaluate import write_eval_outputs
+    from edgetl.remote.eval import eval_on_targets
+    from edgetl.remote.jobs import TargetsFailed, failure_summary
+
+    outcomes = eval_on_targets(config)
+    key = role.key if role is not None else str(config.artifact)
+    entries, notes = {}, []
+    for o in outcomes:
+        if o.data is None:
+            continue
+        files = write_eval_outputs(o.data, config.out / o.label) if config.out is not None else {}
+        entries[f"{key}@{o.label}"] = EvalEntry(
+            **{k: o.data[k] for k in ("num_samples", "top1", "top5", "per_class", "backend", "split")},
+            path=str(config.artifact),
+            confusion_png=str(files["png"]) if files else None,
+        )
+        notes += [f"{o.label}: wrote {files['json']} and {files['png']}"] if files else []
+    summary = failure_summary(outcomes)
+    if not entries:
+        raise TargetsFailed(summary or "no target returned a result")
+    result = StageResult[EvalMetrics](metrics=EvalMetrics(by_role=entries), notes=notes)
+    if summary:
+        raise TargetsFailed(summary, partial=result)
+    return result
 
 
 def jobs(context: Context, settings) -> list[Job]:
@@ -63,16 +98,16 @@ def show(result: StageResult[EvalMetrics], console) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    (key, m) = next(iter(result.metrics.by_role.items()))
-    table = Table(title=escape(f"{key} on {m.split} ({m.num_samples} images, {m.backend})"))
-    table.add_column("class")
-    table.add_column("accuracy", justify="right")
-    for name, acc in m.per_class.items():
-        table.add_row(escape(name), "n/a" if acc is None else f"{acc:.4f}")
-    table.add_section()
-    table.add_row("[bold]top-1", f"[bold]{m.top1:.4f}")
-    table.add_row("[bold]top-5", f"[bold]{m.top5:.4f}")
-    console.print(table)
+    for key, m in result.metrics.by_role.items():  # one per --on target, else one
+        table = Table(title=escape(f"{key} on {m.split} ({m.num_samples} images, {m.backend})"))
+        table.add_column("class")
+        table.add_column("accuracy", justify="right")
+        for name, acc in m.per_class.items():
+            table.add_row(escape(name), "n/a" if acc is None else f"{acc:.4f}")
+        table.add_section()
+        table.add_row("[bold]top-1", f"[bold]{m.top1:.4f}")
+        table.add_row("[bold]top-5", f"[bold]{m.top5:.4f}")
+        console.print(table)
     for note in result.notes:
         console.print(escape(note))
 
