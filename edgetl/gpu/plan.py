@@ -44,9 +44,12 @@ def parse_version(version: str) -> tuple[int, int]:
 
 
 def has_dla_support(version: str) -> bool:
-    """TensorRT releases that ship DLA at all (whether this device has cores is asked separately)."""
+    """TensorRT releases that ship DLA for Jetson at all (whether this device has cores is asked
+    separately): 10.x; not 11.0-11.4.0; 11.4.1+ on AGX Orin (../shared/tensorrt.md section 0)."""
     major, minor = parse_version(version)
-    return major == 10 or (major == 11 and minor >= 4)
+    patch_hit = re.match(r"^\d+\.\d+\.(\d+)", version)
+    patch = int(patch_hit.group(1)) if patch_hit else 0
+    return major == 10 or (major == 11 and (minor, patch) >= (4, 1))
 
 
 def _dla_checks(
@@ -59,9 +62,9 @@ def _dla_checks(
         return []
     if not has_dla_support(version):
         raise ConfigError(
-            f"--dla-core {dla_core}: TensorRT {version} has no DLA support (DLA is in 10.x, missing in "
-            "11.0-11.3 and back in 11.4 on AGX Orin only); build with TensorRT 10.x (JetPack 6) "
-            "or 11.4+, or drop --dla-core."
+            f"--dla-core {dla_core}: TensorRT {version} has no DLA support for Jetson (DLA is in 10.x, "
+            "missing in 11.0-11.4.0 and back in 11.4.1 on AGX Orin only); build with TensorRT 10.x "
+            "(JetPack 6) or 11.4.1+, or drop --dla-core."
         )
     if num_dla_cores is not None and num_dla_cores == 0:
         raise ConfigError(

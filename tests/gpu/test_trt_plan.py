@@ -131,10 +131,5 @@ def test_versions():
     assert parse_version("11.4.1") == (11, 4)
     with pytest.raises(ConfigError, match="MAJOR.MINOR"):
         parse_version("ten")
-    assert [has_dla_support(v) for v in ("10.3.0", "10.16.1", "11.0.0", "11.3.0", "11.4.1")] == [
-        True,
-        True,
-        False,
-        False,
-        True,
-    ]
+    versions = ("10.3.0", "10.16.1", "11.0.0", "11.3.0", "11.4.0", "11.4.1", "11.5")
+    assert [has_dla_support(v) for v in versions] == [True, True, False, False, False, True, True]
