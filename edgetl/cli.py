@@ -191,7 +191,7 @@ def inspect(
     show = _plain_printer(console)
     p = m.preprocessing
     show(f"{artifact}  ({artifact.stat().st_size / 1e6:.2f} MB, sha256 {sha256_file(artifact)[:16]}…)")
-    show(f"kind            {m.kind} (schema v{m.schema_version})")
+    show(f"kind            {m.kind}, {m.precision} (schema v{m.schema_version})")
     show(f"architecture    {m.model.architecture}, head {m.model.head}, {m.model.num_classes} classes")
     show(f"labels          {', '.join(m.labels[:12])}{' …' if len(m.labels) > 12 else ''}")
     show(f"input           {m.input.name} {list(m.input.shape)} {m.input.dtype} {m.input.layout}")
