@@ -26,6 +26,7 @@ class Sample:
     emc_mhz: float | None = None
     cpu_mhz: float | None = None
     max_temp_c: float | None = None
+    span_s: float = 0.0  # for counter-based sources: the interval this average covers
 
 
 class Sampler:
@@ -181,11 +182,14 @@ class RaplSampler(Sampler):
     def _run(self) -> None:
         last_t, last = time.perf_counter(), [z.read_uj() for z in self.zones]
         while not self._stop.wait(INTERVAL_S):
-            t, now = time.perf_counter(), [z.read_uj() for z in self.zones]
+            try:
+                t, now = time.perf_counter(), [z.read_uj() for z in self.zones]
+            except (OSError, ValueError):  # a torn read: skip this poll, the next delta covers it
+                continue
             uj = sum(
                 energy_delta_uj(a, b, z.max_range_uj) for a, b, z in zip(last, now, self.zones, strict=True)
             )
-            self.samples.append(Sample((t + last_t) / 2, uj / 1e6 / (t - last_t)))
+            self.samples.append(Sample((t + last_t) / 2, uj / 1e6 / (t - last_t), span_s=t - last_t))
             last_t, last = t, now
 
 
@@ -205,7 +209,10 @@ class InaSampler(Sampler):
     def _run(self) -> None:
         while not self._stop.wait(INTERVAL_S):
             t = time.perf_counter()
-            rails = {r.name: r.read_mw() / 1e3 for r in self.rails}
+            try:
+                rails = {r.name: r.read_mw() / 1e3 for r in self.rails}
+            except (OSError, ValueError):
+                continue
             watts = rails[self.total] if self.total else sum(rails.values())
             self.samples.append(Sample(t, watts, rails))
 

@@ -17,6 +17,7 @@ _EMC = re.compile(r"\bEMC_FREQ (\d+)%(?:@(\d+))?")
 _CPU = re.compile(r"\bCPU \[([^\]]*)\]")
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN", "VIN")  # whole-module input where the board measures it
 SENSOR_OFF_C = -40.0  # tegrastats prints -256C for a sensor that is powered down
+IGNORED_SENSORS = {"pmic"}  # PMIC@100C / @50C is a fixed placeholder on Xavier/Nano, not a reading
 
 
 @dataclass
@@ -51,7 +52,7 @@ def parse_line(line: str) -> TegraSample | None:
         if name not in _NOT_RAILS:
             s.rails_mw[name] = float(now)
     for name, value in _TEMP.findall(line):
-        if float(value) > SENSOR_OFF_C and not name.endswith("_FREQ"):
+        if float(value) > SENSOR_OFF_C and name.lower() not in IGNORED_SENSORS:
             s.temps_c[name.lower()] = float(value)
     if m := _GR3D.search(line):
         s.gpu_load_pct = float(m.group(1)) if m.group(1) else None
