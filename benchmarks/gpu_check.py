@@ -1,34 +1,246 @@
-"""The GPU checks no CPU machine can do, as one short script for a session lent a GPU.
+"""The GPU numbers no CPU machine can give, as one prepared script for a session lent a GPU.
 
-What it checks (each step records pass/fail/skip with the reason; nothing stops the rest):
-1. environment stamp: nvidia-smi driver, clocks, power limit (edgetl.envstamp);
-2. torch runner on CUDA, fp32/fp16/bf16: logits vs the CPU runner on the same input, and the
-   CUDA-event GPU time ("own p50") vs the wall-clock p50 from ``edgetl bench``;
-3. ``edgetl bench --device cuda`` end to end on the checkpoint, with the JSON kept;
-4. ONNX Runtime's CUDA / TensorRT providers and TensorRT itself, where installed (the GPU
-   image has a CPU-only onnxruntime and no TensorRT: these are skipped with that reason).
+Parts (each records where it ran, or why it was skipped; one failing part never stops the rest):
+1. ``environment``: nvidia-smi driver, clocks, power limit (edgetl.envstamp), torch/CUDA versions;
+2. ``train_throughput``: torch fine-tuning and distillation steps (img/s) for fp32 vs bf16/fp16
+   autocast, default vs channels_last memory format;
+3. ``inference_latency``: torch inference p50/p90 from CUDA events at batch 1/8/64, teacher and
+   student, fp32 and fp16;
+4. ``fp16_parity``: FP16 vs FP32 logits of the same model and input on the GPU (max |diff|, top-1
+   agreement) and the FP16 speed-up from part 3;
+5. ``runner_parity`` / ``bench``: the edgetl torch runner on the device vs the CPU, and
+   ``edgetl bench --device cuda`` end to end;
+6. ``onnxruntime_gpu``: where onnxruntime-gpu is installed, the CUDA (and TensorRT) execution
+   providers on the FP32, FP16 (`export --precision fp16`) and INT8 (`quantize`) ONNX files;
+7. ``tensorrt``: where TensorRT is installed, `edgetl build` fp32/fp16/best engines, parity and
+   GPU time, and the engine cache hit on a second build.
 
-Run here first on the CPU to check the script (``--device cpu``); on the GPU machine:
+On the GPU machine (teacher tf_efficientnet_lite0, student mobilenetv3_small_100, 224 px; random
+init, as speed does not depend on the weights):
 
-    python benchmarks/gpu_check.py --out $OUT            # trains a tiny checkpoint if none is given
+    python benchmarks/gpu_check.py --out $OUT          # then copy $OUT/gpu_check.json to results/
 
-The GPU image lacks pydantic (edgetl's config layer): carry its wheels as device/README.md says
-(pydantic, pydantic-core, annotated-types, typing-inspection) and put the repo on PYTHONPATH.
+Packages the GPU image lacks (check its package list first: pydantic, timm, onnxconverter-common)
+travel there as wheels on PYTHONPATH, with the repository itself on PYTHONPATH.
+
+Dry run on a CPU (tiny models at 32 px, few steps; a couple of minutes; never commit its JSON as
+benchmarks/results/gpu_check.json, which is kept for a real GPU run):
+
+    python benchmarks/gpu_check.py --device cpu --out /tmp/gpu_check
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+@dataclass(frozen=True)
+class Plan:
+    device: str
+    teacher: str
+    student: str
+    size: int
+    train_batch: int
+    train_steps: int
+    batches: tuple[int, ...]
+    timed_runs: int
+
+    @classmethod
+    def for_device(cls, device: str) -> Plan:
+        if device.startswith("cuda"):
+            return cls(device, "tf_efficientnet_lite0", "mobilenetv3_small_100", 224, 64, 30, (1, 8, 64), 50)
+        return cls(device, "test_efficientnet", "test_efficientnet", 32, 16, 3, (1, 8), 5)
+
+
+# timing ----------------------------------------------------------------------------------------
+class Timer:
+    """CUDA events on a GPU (the device's own clock), perf_counter after a sync on the CPU."""
+
+    def __init__(self, device: str):
+        import torch
+
+        self.cuda = device.startswith("cuda")
+        self.torch = torch
+
+    def time_ms(self, fn, runs: int, warmup: int = 3) -> list[float]:
+        torch = self.torch
+        for _ in range(warmup):
+            fn()
+        out = []
+        for _ in range(runs):
+            if self.cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                end.synchronize()
+                out.append(float(start.elapsed_time(end)))
+            else:
+                t = time.perf_counter()
+                fn()
+                out.append((time.perf_counter() - t) * 1000)
+        return out
+
+
+def stats(ms: list[float]) -> dict:
+    return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)), "runs": len(ms)}
+
+
+def make_model(name: str, classes: int = 10):
+    import timm
+
+    return timm.create_model(name, pretrained=False, num_classes=classes)
+
+
+def autocast_modes(device: str) -> list[str]:
+    import torch
+
+    modes = ["fp32", "bf16"]
+    if device.startswith("cuda"):
+        modes.append("fp16")
+        if not torch.cuda.is_bf16_supported():
+            modes.remove("bf16")
+    return modes
+
+
+def _autocast(device: str, mode: str):
+    import contextlib
+
+    import torch
+
+    if mode == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if mode == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
+
+
+# parts -------------------------------------------------------------------------------------------
+def _train_step(student, teacher, opt, scaler, xb, y, device: str, mode: str) -> None:
+    """One optimizer step: cross-entropy, plus Hinton KD (T=4, alpha 0.5) when a teacher is given."""
+    import torch
+    import torch.nn.functional as F
+
+    opt.zero_grad(set_to_none=True)
+    with _autocast(device, mode):
+        logits = student(xb)
+        loss = F.cross_entropy(logits, y)
+        if teacher is not None:
+            with torch.no_grad():
+                t_logits = teacher(xb)
+            kd = F.kl_div(F.log_softmax(logits / 4, 1), F.softmax(t_logits / 4, 1), reduction="batchmean")
+            loss = 0.5 * loss + 0.5 * 16 * kd
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+
+
+def train_throughput(plan: Plan) -> dict:
+    """Images per second of a fine-tuning step and a distillation step (teacher forward + student
+    forward/backward with a KD loss), per autocast mode and memory format."""
+    import torch
+
+    timer = Timer(plan.device)
+    x = torch.randn(plan.train_batch, 3, plan.size, plan.size, device=plan.device)
+    y = torch.randint(0, 10, (plan.train_batch,), device=plan.device)
+    out: dict = {"device": plan.device, "batch": plan.train_batch, "input_px": plan.size, "rows": []}
+    for task in ("finetune", "distill"):
+        for mode in autocast_modes(plan.device):
+            for layout in ("contiguous", "channels_last"):
+                fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+                student = make_model(plan.student if task == "distill" else plan.teacher).to(plan.device)
+                student = student.to(memory_format=fmt).train()
+                teacher = (
+                    make_model(plan.teacher).to(plan.device).to(memory_format=fmt).eval()
+                    if task == "distill"
+                    else None
+                )
+                opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
+                scaler = torch.amp.GradScaler(enabled=mode == "fp16")
+                xb = x.to(memory_format=fmt)
+
+                step = functools.partial(_train_step, student, teacher, opt, scaler, xb, y, plan.device, mode)
+                ms = timer.time_ms(step, plan.train_steps, warmup=2)
+                p50 = float(np.percentile(ms, 50))
+                out["rows"].append(
+                    {
+                        "task": task,
+                        "autocast": mode,
+                        "memory_format": layout,
+                        "step_p50_ms": p50,
+                        "img_per_s": plan.train_batch / (p50 / 1000),
+                    }
+                )
+    return out
+
+
+def inference_latency(plan: Plan) -> dict:
+    """Forward p50 per model, batch and precision (fp16 = the model in half, not autocast)."""
+    import torch
+
+    timer = Timer(plan.device)
+    rows = []
+    precisions = ("fp32", "fp16") if plan.device.startswith("cuda") else ("fp32",)
+    for role, name in (("teacher", plan.teacher), ("student", plan.student)):
+        base = make_model(name).to(plan.device).eval().to(memory_format=torch.channels_last)
+        for precision in precisions:
+            model = base.half() if precision == "fp16" else base.float()
+            for batch in plan.batches:
+                x = torch.randn(batch, 3, plan.size, plan.size, device=plan.device).to(
+                    memory_format=torch.channels_last
+                )
+                x = x.half() if precision == "fp16" else x
+                with torch.inference_mode():
+                    ms = timer.time_ms(lambda m=model, xb=x: m(xb), plan.timed_runs)
+                rows.append(
+                    {"model": role, "arch": name, "precision": precision, "batch": batch, **stats(ms)}
+                )
+    return {
+        "device": plan.device,
+        "clock": "CUDA events" if plan.device.startswith("cuda") else "perf_counter",
+        "rows": rows,
+    }
+
+
+def fp16_parity(plan: Plan, latency: dict | None) -> dict:
+    import torch
+
+    if not plan.device.startswith("cuda"):
+        return {"skipped": "FP16 inference parity/speed-up is measured on a CUDA device only"}
+    torch.manual_seed(0)
+    out: dict = {"device": plan.device}
+    for role, name in (("teacher", plan.teacher), ("student", plan.student)):
+        model = make_model(name).to(plan.device).eval()
+        x = torch.randn(32, 3, plan.size, plan.size, device=plan.device)
+        with torch.inference_mode():
+            ref = model(x).float()
+            got = model.half()(x.half()).float()
+        row = {
+            "max_abs_diff": float((ref - got).abs().max()),
+            "max_abs_logit": float(ref.abs().max()),
+            "top1_agreement": float((ref.argmax(1) == got.argmax(1)).float().mean()),
+        }
+        for r in (latency or {}).get("rows", []):
+            if r["model"] == role and r["precision"] == "fp16":
+                fp32 = next(
+                    q
+                    for q in latency["rows"]
+                    if q["model"] == role and q["precision"] == "fp32" and q["batch"] == r["batch"]
+                )
+                row[f"speedup_batch_{r['batch']}"] = fp32["p50_ms"] / r["p50_ms"]
+        out[role] = row
+    return out
 
 
 def tiny_checkpoint(work: Path) -> Path:
@@ -51,14 +263,13 @@ def tiny_checkpoint(work: Path) -> Path:
     return out
 
 
-def torch_parity(ckpt: Path, device: str) -> dict:
+def runner_parity(ckpt: Path, device: str) -> dict:
     from edgetl.runners.registry import make_runner
 
-    shape = (4, 3, 32, 32)
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
     with make_runner(ckpt, "torch", device="cpu", precision="fp32") as cpu:
         ref = cpu.infer(x)
-    out = {}
+    out = {"device": device}
     for precision, tol in (("fp32", 1e-3), ("fp16", 5e-2), ("bf16", 2e-1)):
         with make_runner(ckpt, "torch", device=device, precision=precision) as r:
             got = r.infer(x)
@@ -73,53 +284,119 @@ def torch_parity(ckpt: Path, device: str) -> dict:
     return out
 
 
-def bench_cuda(ckpt: Path, device: str, out_dir: Path) -> dict:
+def bench_device(ckpt: Path, device: str, out_dir: Path) -> dict:
     from edgetl.bench import BenchConfig, bench, write_outputs
 
+    gpu = device.startswith("cuda")
     cfg = BenchConfig(
-        artifacts=(ckpt,), backends=("torch",), device=device, batches=(1, 32), rounds=3, min_seconds=0.5
+        artifacts=(ckpt,),
+        backends=("torch",),
+        device=device,
+        batches=(1, 32) if gpu else (1,),
+        rounds=3 if gpu else 2,
+        min_seconds=0.5 if gpu else 0.1,
     )
     report = bench(cfg)
     write_outputs(report, out_dir)
-    rows = {}
-    for r in report["results"]:
-        rows[f"batch {r['batch']}"] = {
+    rows = {
+        f"batch {r['batch']}": {
             "p50_ms": r["compute"]["p50_ms"],
             "own_p50_ms": r.get("backend_reported", {}).get("p50_ms"),
             "drift": r["stability"]["spread"],
         }
-    own_ok = device == "cpu" or all(v["own_p50_ms"] is not None for v in rows.values())
-    return {"results": rows, "environment_gpu": report["environment"].get("nvidia_smi"), "pass": own_ok}
+        for r in report["results"]
+    }
+    return {"device": device, "results": rows, "environment_gpu": report["environment"].get("nvidia_smi")}
 
 
-def onnx_providers(ckpt: Path, work: Path) -> dict:
+def onnx_files(ckpt: Path, work: Path) -> dict[str, Path]:
+    """FP32, FP16 and INT8 (TensorRT-flavour Q/DQ) ONNX files of the tiny checkpoint."""
     from edgetl.export import ExportConfig, export
+    from edgetl.quantize.ptq import QuantizeConfig, quantize
+
+    fp32 = export(ExportConfig(artifact=ckpt, output=work / "tiny.onnx", verify_images=16)).path
+    fp16 = export(
+        ExportConfig(artifact=ckpt, output=work / "tiny.fp16.onnx", verify_images=16, precision="fp16")
+    ).path
+    int8 = work / "tiny.int8.onnx"
+    quantize(
+        QuantizeConfig(model=fp32, output=int8, calib_count=64, val_count=64, target="tensorrt", max_rounds=0)
+    )
+    return {"fp32": fp32, "fp16": fp16, "int8": int8}
+
+
+def onnxruntime_gpu(files: dict[str, Path]) -> dict:
     from edgetl.runners.registry import available_backends, make_runner
 
-    onnx_path = work / "tiny.onnx"
-    export(ExportConfig(artifact=ckpt, output=onnx_path, verify_images=4))
-    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
-    with make_runner(onnx_path, "onnxruntime") as cpu:
+    status = available_backends()
+    x = np.random.default_rng(1).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    with make_runner(files["fp32"], "onnxruntime") as cpu:
         ref = cpu.infer(x)
-    out = {}
+    out: dict = {}
     for backend in ("onnxruntime-cuda", "onnxruntime-tensorrt"):
-        reason = available_backends()[backend]
-        if reason:
-            out[backend] = {"skipped": reason}
+        if status[backend]:
+            out[backend] = {"skipped": status[backend]}
             continue
-        with make_runner(onnx_path, backend) as r:
-            diff = float(np.abs(r.infer(x) - ref).max())
-        out[backend] = {"max_abs_diff_vs_cpu": diff, "pass": diff < 1e-2}
-    if available_backends()["tensorrt"]:
-        out["tensorrt"] = {"skipped": available_backends()["tensorrt"]}
-    else:
-        from edgetl.engine import build_engine
+        rows = {}
+        for name, path in files.items():
+            try:
+                with make_runner(path, backend) as r:
+                    got = r.infer(x)
+                    ms = []
+                    for _ in range(50):
+                        t = time.perf_counter()
+                        r.infer(x)
+                        ms.append((time.perf_counter() - t) * 1000)
+                rows[name] = {
+                    "max_abs_diff_vs_cpu_fp32": float(np.abs(got - ref).max()),
+                    "top1_agreement": float((got.argmax(1) == ref.argmax(1)).mean()),
+                    "batch": len(x),
+                    **stats(ms),
+                }
+            except Exception as exc:  # noqa: BLE001 - one file failing is a finding, not the end
+                rows[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        out[backend] = rows
+    return out
 
-        engine = build_engine(onnx_path, work / "tiny.engine", max_batch=4)
-        with make_runner(engine, "tensorrt") as r:
-            diff = float(np.abs(r.infer(x) - ref).max())
-            own = r.backend_latency_ms()
-        out["tensorrt"] = {"max_abs_diff_vs_cpu": diff, "own_ms_last_call": own, "pass": diff < 5e-2}
+
+def tensorrt(files: dict[str, Path], work: Path) -> dict:
+    from edgetl.runners.registry import available_backends, make_runner
+
+    reason = available_backends()["tensorrt"]
+    if reason:
+        return {"skipped": reason}
+    from edgetl.engine import BuildOptions, build_engine
+
+    x = np.random.default_rng(2).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    with make_runner(files["fp32"], "onnxruntime") as cpu:
+        ref = cpu.infer(x)
+    out: dict = {}
+    for label, src, precision in (
+        ("fp32", "fp32", "fp32"),
+        ("fp16", "fp16", "fp16"),
+        ("best-int8", "int8", "best"),
+    ):
+        try:
+            engine = work / f"tiny.{label}.engine"
+            built = build_engine(files[src], engine, BuildOptions(precision=precision, max_batch=8))
+            again = build_engine(files[src], engine, BuildOptions(precision=precision, max_batch=8))
+            with make_runner(engine, "tensorrt") as r:
+                got = r.infer(x)
+                own = []
+                for _ in range(50):
+                    r.infer(x)
+                    own.append(r.backend_latency_ms())  # CUDA events around execute_async_v3
+            out[label] = {
+                "contains": built.info.get("contains"),
+                "layer_precisions": built.info.get("layer_precisions"),
+                "strongly_typed": built.info.get("strongly_typed"),
+                "builder_flags": built.info.get("builder_flags"),
+                "second_build_skipped": not again.built,
+                "max_abs_diff_vs_cpu_fp32": float(np.abs(got - ref).max()),
+                "gpu_time": stats([float(v) for v in own]),
+            }
+        except Exception as exc:  # noqa: BLE001
+            out[label] = {"error": f"{type(exc).__name__}: {exc}"}
     return out
 
 
@@ -130,30 +407,52 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("gpu_check"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    import torch
+
     from edgetl.envstamp import environment_stamp
 
-    report: dict = {"environment": environment_stamp(), "steps": {}}
+    plan = Plan.for_device(args.device)
+    report: dict = {
+        "environment": {**environment_stamp(), "torch": torch.__version__, "torch_cuda": torch.version.cuda},
+        "plan": plan.__dict__,
+        "parts": {},
+    }
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        report["parts"]["all"] = {"skipped": "no CUDA device visible to torch"}
+    results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        t0 = time.perf_counter()
-        ckpt = args.checkpoint or tiny_checkpoint(work)
-        report["checkpoint_seconds"] = time.perf_counter() - t0
-        steps = {
-            "torch_parity": lambda: torch_parity(ckpt, args.device),
-            "bench": lambda: bench_cuda(ckpt, args.device, args.out),
-            "onnx_providers_and_tensorrt": lambda: onnx_providers(ckpt, work),
+        state: dict = {}
+
+        def files():
+            if "files" not in state:
+                state["ckpt"] = args.checkpoint or tiny_checkpoint(work)
+                state["files"] = onnx_files(state["ckpt"], work)
+            return state["files"]
+
+        parts = {
+            "train_throughput": lambda: train_throughput(plan),
+            "inference_latency": lambda: inference_latency(plan),
+            "fp16_parity": lambda: fp16_parity(plan, results.get("inference_latency")),
+            "runner_parity": lambda: (files(), runner_parity(state["ckpt"], args.device))[1],
+            "bench": lambda: (files(), bench_device(state["ckpt"], args.device, args.out))[1],
+            "onnxruntime_gpu": lambda: onnxruntime_gpu(files()),
+            "tensorrt": lambda: tensorrt(files(), work),
         }
-        for name, step in steps.items():
+        for name, part in parts.items():
+            if "all" in report["parts"]:
+                break
             t0 = time.perf_counter()
             try:
-                report["steps"][name] = step()
+                results[name] = part()
             except Exception as exc:  # noqa: BLE001 - record and go on: one short run must say everything
-                report["steps"][name] = {
+                results[name] = {
                     "error": f"{type(exc).__name__}: {exc}",
-                    "trace": traceback.format_exc(),
+                    "trace": traceback.format_exc()[-3000:],
                 }
-            report["steps"][name]["seconds"] = time.perf_counter() - t0
-            print(name, json.dumps(report["steps"][name], default=str)[:800], flush=True)
+            results[name]["seconds"] = time.perf_counter() - t0
+            report["parts"][name] = results[name]
+            print(name, json.dumps(results[name], default=str)[:600], flush=True)
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"wrote {args.out / 'gpu_check.json'}")
 

@@ -5,6 +5,7 @@ onnxruntime). Numerically sensitive ops stay FP32 behind Cast nodes."""
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 # softmax, reductions and normalisations accumulate over many values or exponentiate: FP16's
@@ -46,7 +47,11 @@ def convert_to_fp16(model):
     from onnxconverter_common.float16 import convert_float_to_float16
 
     block = fp16_block_list()
-    half = convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
+    with warnings.catch_warnings():
+        # one warning per weight below FP16's range: such values become +-1e-7 (the converter's
+        # min_positive_val), which is the point of the conversion, not news
+        warnings.filterwarnings("ignore", message=".*will be truncated to", category=UserWarning)
+        half = convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
     # the converter leaves stale float32 value_info on tensors it retyped, which ONNX's checker
     # and ONNX Runtime reject ("Type (tensor(float)) ... does not match expected type"): infer anew
     del half.graph.value_info[:]
