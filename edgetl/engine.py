@@ -72,8 +72,10 @@ def _logger(trt, lines: list[str]):
             trt.ILogger.__init__(self)
 
         def log(self, severity, msg) -> None:
-            lines.append(str(msg))
-            if severity <= trt.ILogger.Severity.WARNING:
+            level = int(severity)  # INTERNAL_ERROR 0, ERROR 1, WARNING 2, INFO 3, VERBOSE 4
+            if level <= int(trt.ILogger.Severity.INFO):
+                lines.append(str(msg))
+            if level <= int(trt.ILogger.Severity.WARNING):
                 print(f"[TensorRT] {msg}", flush=True)
 
     return _Keep()
@@ -156,8 +158,13 @@ def build_engine(
     _configure(trt, builder, network, cfg, plan, opts, parent.input.shape)
     tc_path = timing_cache or timing_cache_path(output)
     cache_bytes = tc_path.read_bytes() if tc_path.exists() else b""
-    if not cfg.set_timing_cache(cfg.create_timing_cache(cache_bytes), ignore_mismatch=False):
-        log(f"{tc_path}: timing cache from another TensorRT/GPU; starting a fresh one")
+    try:
+        reused = cfg.set_timing_cache(cfg.create_timing_cache(cache_bytes), ignore_mismatch=False)
+    except Exception:  # noqa: BLE001 - a corrupt or foreign cache file only costs build time
+        reused = False
+    if not reused:
+        if cache_bytes:
+            log(f"{tc_path}: timing cache from another TensorRT/GPU (or damaged); starting a fresh one")
         cfg.set_timing_cache(cfg.create_timing_cache(b""), ignore_mismatch=False)
     log(f"building {output.name} ({opts.precision}; TensorRT {trt.__version__} on {gpu.name})")
     plan_bytes = builder.build_serialized_network(network, cfg)
