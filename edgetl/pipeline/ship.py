@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgetl.quantize.speed_gate import measurably_faster
+from edgetl.quantize.speed_gate import decide
 from edgetl.stages.base import Form, Role, deployable_model, role
 
 
@@ -19,9 +19,10 @@ class Shipping:
 
 
 def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefer: str) -> Shipping:
-    """The deployable model's ONNX, or its INT8 QDQ where the speed gate (or ``prefer: int8``)
-    says so. The teacher and the checkpoints are references, engines and the TensorRT flavour are
-    for the device: their reasons say so."""
+    """The deployable model's ONNX, or its INT8 QDQ where the speed gate's rule says so
+    (quantize/speed_gate.decide: faster / slower / tied; a tie by val top-1, then file size).
+    The teacher and the checkpoints are references, engines and the TensorRT flavour are for the
+    device: their reasons say so."""
     model = deployable_model(artifacts)
     fp32, int8 = role(model, Form.ONNX), role(model, Form.ONNX_INT8)
     shipped = fp32
@@ -30,18 +31,23 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
     if int8 in artifacts and cpu is not None:
         speed, lo, hi = cpu["int8_speedup"], *cpu["int8_speedup_ci95"]
         measured = f"INT8 {speed:.2f}x FP32 on ONNX Runtime CPU (paired, 95% CI {lo:.2f}-{hi:.2f}x)"
-        clearly_faster = measurably_faster((lo, hi))
-        if clearly_faster or prefer == "int8":
+        choice = decide(
+            ci95=(lo, hi),
+            fp32_top1=cpu["fp32"]["top1"],
+            int8_top1=cpu["int8"]["top1"],
+            within_budget=cpu.get("within_budget", True),
+            fp32_bytes=artifacts[fp32].stat().st_size,
+            int8_bytes=artifacts[int8].stat().st_size,
+            prefer=prefer,
+        )
+        accuracy = f"val drop {cpu['drop_pt']:+.2f} pt"
+        if choice.ship_int8:
             shipped = int8
-            why = "measurably faster than FP32" if clearly_faster else "prefer: int8"
-            reasons[int8] = f"shipped: {measured}, {why}; val drop {cpu['drop_pt']:+.2f} pt"
-            reasons[fp32] = f"not shipped: the INT8 model is the deployable one ({measured})"
+            reasons[int8] = f"shipped: {measured}, {choice.pace}; {choice.reason}; {accuracy}"
+            reasons[fp32] = f"not shipped: the INT8 model is the deployable one ({measured}, {choice.pace})"
         else:
-            reasons[int8] = (
-                f"not shipped: {measured}, not measurably faster, so the more accurate FP32 model ships "
-                f"(prefer: fastest); val drop {cpu['drop_pt']:+.2f} pt"
-            )
-            reasons[fp32] = "shipped: INT8 was not measurably faster here (prefer: fastest)"
+            reasons[int8] = f"not shipped: {measured}, {choice.pace}; {choice.reason}; {accuracy}"
+            reasons[fp32] = f"shipped: INT8 {choice.pace} vs FP32 here; {choice.reason}"
     else:
         reasons[fp32] = "shipped: FP32 ONNX (no INT8 candidate)"
     for r in artifacts:

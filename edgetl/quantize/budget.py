@@ -1,11 +1,20 @@
 """The accuracy budget: quantize, measure val top-1, and keep the most sensitive nodes in float
-(1, 2, 4, 8 ...) until the drop fits the budget. The same loop for every quantizer."""
+(1, 2, 4, 8 ...) until the drop fits the budget. The same loop for every quantizer.
+
+Where the FP32 model's per-image correctness is given, every drop comes with its paired 95%
+interval (quantize/confidence.py) and a verdict: holds (upper bound within the budget),
+unresolved (point estimate within, upper bound not: the val set is too small to tell, and the
+report says how many images would), missed (point estimate over). Only a missed budget keeps
+more nodes in float: floating more layers to shrink an interval that is wide because val is
+small would trade real speed for noise."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from edgetl.progress import log
 
@@ -18,6 +27,8 @@ class BudgetOutcome:
     kept_float: list[str]
     rounds: list[dict] = field(default_factory=list)
     ranking: list[dict] | None = None  # nodes by sensitivity, worst first (when it was needed)
+    verdict: str = "holds"  # holds / unresolved / missed (see confidence.budget_verdict)
+    interval: dict | None = None  # the paired interval of this round (when per-image data came)
 
 
 def fit_budget(
@@ -31,8 +42,15 @@ def fit_budget(
     max_rounds: int,
     exclude: list[str],
     label: str,
+    fp32_correct: np.ndarray | None = None,
 ) -> BudgetOutcome:
-    """Rounds of quantize -> evaluate -> keep more nodes in float; returns the best round."""
+    """Rounds of quantize -> evaluate -> keep more nodes in float; returns the best round.
+
+    ``evaluate`` returns metrics with ``top1`` (and ``correct``, per image, when ``fp32_correct``
+    is given: then each drop gets its paired interval and verdict; without it, the point
+    estimate decides: holds or missed)."""
+    from edgetl.quantize.confidence import VERDICTS, budget_verdict, paired_drop
+
     exclude = list(exclude)
     rounds, ranking, best = [], None, None
     for round_no in range(max_rounds + 1):
@@ -41,14 +59,23 @@ def fit_budget(
         m = evaluate(int8)
         # rounded: 100 * (0.9355 - 0.9255) is 1.0000000000000009, which missed a 1.0-pt budget
         drop = round(100 * (fp32_top1 - m["top1"]), 9)
-        rounds.append({"kept_float": list(exclude), "int8_top1": m["top1"], "drop_pt": drop})
+        interval = None
+        verdict = "holds" if drop <= max_drop else "missed"
+        if fp32_correct is not None:
+            paired = paired_drop(fp32_correct, m["correct"])
+            interval, verdict = paired.as_dict(), budget_verdict(paired, max_drop)
+        rounds.append(
+            {"kept_float": list(exclude), "int8_top1": m["top1"], "drop_pt": drop, "verdict": verdict}
+            | ({"drop_ci95_pt": interval["ci95_pt"]} if interval else {})
+        )
+        ci = f" (95% CI {interval['ci95_pt'][0]:+.2f} to {interval['ci95_pt'][1]:+.2f})" if interval else ""
         log(
             f"INT8 ({label}, {len(exclude)} node(s) in float): val top-1 {m['top1']:.4f}, "
-            f"drop {drop:+.2f} pt (budget {max_drop} pt)"
+            f"drop {drop:+.2f} pt{ci}: budget {max_drop} pt {verdict}"
         )
-        if best is None or drop < best.drop_pt:
-            best = BudgetOutcome(int8, m, drop, list(exclude))
-        if drop <= max_drop or round_no == max_rounds:
+        if best is None or (VERDICTS.index(verdict), drop) < (VERDICTS.index(best.verdict), best.drop_pt):
+            best = BudgetOutcome(int8, m, drop, list(exclude), verdict=verdict, interval=interval)
+        if verdict != "missed" or round_no == max_rounds:
             break
         if ranking is None:
             ranking = rank(int8)

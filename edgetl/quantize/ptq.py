@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgetl.data.dataset import DataConfig
 from edgetl.errors import DataError, EdgetlError, ModelError
@@ -53,6 +53,37 @@ class QuantizeConfig(BaseModel):
     threads: int = Field(2, ge=1, description="threads for the accuracy and speed checks")
     max_rounds: int = Field(6, ge=0, description="rounds of keeping more layers in float")
     exclude: tuple[str, ...] = Field((), description="node names to keep in float from the start")
+    engine: Literal["ort", "nncf"] = Field(
+        "ort",
+        description="PTQ library: ort (ONNX Runtime quantize_static) or nncf (NNCF ONNX PTQ with bias "
+        "correction)",
+    )
+    bias_correction: Literal["auto", "off", "fast", "full"] = Field(
+        "auto",
+        description="bias correction (--engine nncf): fast, full or off; auto = fast for nncf, off for ort",
+    )
+    layer_report: bool = Field(
+        True, description="per-layer SQNR/cosine table, printed and saved beside the INT8 file"
+    )
+    qat: bool = Field(
+        False,
+        description="fall back to quantization-aware training (NNCF) when PTQ misses the budget or keeps "
+        "more than --qat-max-float-share of the MACs in float",
+    )
+    qat_max_float_share: float = Field(
+        0.1, ge=0, le=1, description="QAT fallback: largest share of MACs PTQ may keep in float (0-1)"
+    )
+    qat_epochs: int = Field(2, ge=1, description="QAT: fine-tuning epochs")
+    qat_lr: float = Field(1e-4, gt=0, description="QAT: learning rate (AdamW, cosine)")
+    qat_train_count: int | None = Field(
+        10000, ge=1, description="QAT: train-split images per epoch (stratified; none = all)"
+    )
+    checkpoint: Path | None = Field(
+        None, description="QAT: the FP32 model's checkpoint (default: the export's recorded parent)"
+    )
+    audit_seeds: int = Field(
+        0, ge=0, description="calibration audit: re-calibrate on this many other subsets (0 = off)"
+    )
     # for an ONNX model without an edgetl manifest
     input_size: int | None = Field(None, description="manifest-less ONNX: input size in px")
     mean: tuple[float, float, float] | None = Field(
@@ -71,6 +102,22 @@ class QuantizeConfig(BaseModel):
         if v not in QUANTIZERS:
             raise ValueError(f"unknown target {v!r}; quantizers: {sorted(QUANTIZERS)}")
         return v
+
+    @model_validator(mode="after")
+    def _engine_options(self) -> QuantizeConfig:
+        if self.engine == "ort" and self.bias_correction in ("fast", "full"):
+            raise ValueError(
+                f"bias_correction {self.bias_correction} needs engine nncf (ONNX Runtime's quantize_static "
+                "has none): set --engine nncf or --bias-correction auto"
+            )
+        return self
+
+    @property
+    def bias_correction_mode(self) -> str:
+        """off / fast / full, with auto resolved for the engine."""
+        if self.bias_correction == "auto":
+            return "fast" if self.engine == "nncf" else "off"
+        return self.bias_correction
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -179,36 +226,19 @@ def quantize_once(
         per_channel=config.per_channel,
         exclude=list(exclude),
         fixed_batch=fixed_batch,
+        engine=config.engine,
+        bias_correction=config.bias_correction_mode,
     )
 
 
-def rank_sensitive_nodes(fp32: Path, int8: Path, x: np.ndarray, input_name: str, work: Path) -> list[dict]:
+def rank_sensitive_nodes(
+    fp32: Path, int8: Path, x: np.ndarray, input_name: str, work: Path, batch: int = 1
+) -> list[dict]:
     """Quantized nodes ordered worst-first by the SQNR of their quantized inputs (ORT's
-    qdq_loss_debug: float vs QDQ activations on the same images)."""
-    import onnx
-    from onnxruntime.quantization.qdq_loss_debug import (
-        collect_activations,
-        compute_activation_error,
-        create_activation_matching,
-        modify_model_output_intermediate_tensors,
-    )
+    qdq_loss_debug: float vs QDQ activations on the same images); see quantize/layer_error.py."""
+    from edgetl.quantize.layer_error import layer_errors, sensitivity_ranking
 
-    from edgetl.quantize.calibration import make_reader
-
-    aug_f, aug_q = work / "aug_fp32.onnx", work / "aug_int8.onnx"
-    modify_model_output_intermediate_tensors(str(fp32), str(aug_f))
-    modify_model_output_intermediate_tensors(str(int8), str(aug_q))
-    float_acts = collect_activations(str(aug_f), make_reader(x, input_name))
-    qdq_acts = collect_activations(str(aug_q), make_reader(x, input_name))
-    errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
-    sqnr = {name: e["qdq_err"] for name, e in errors.items() if "qdq_err" in e}
-    graph = onnx.load(str(fp32)).graph
-    ranked = []
-    for node in graph.node:
-        scores = [sqnr[i] for i in node.input if i in sqnr]
-        if scores:
-            ranked.append({"node": node.name, "op": node.op_type, "input_sqnr_db": float(min(scores))})
-    return sorted(ranked, key=lambda r: r["input_sqnr_db"])
+    return sensitivity_ranking(layer_errors(fp32, int8, x, input_name, work, batch), fp32)
 
 
 WORK_PREFIX = "edgetl-quant-"
@@ -243,23 +273,30 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
 
     from edgetl.evaluate import _label_map
     from edgetl.onnx_manifest import embed_manifest, load_onnx, save_onnx_atomic
-    from edgetl.quantize.budget import fit_budget
+    from edgetl.quantize.audit import class_coverage
     from edgetl.quantize.calibration import calibration_images, load_split_images
-    from edgetl.quantize.speed_gate import speed_gate
+    from edgetl.quantize.selection import QuantizeRun
 
     if config.output.suffix != ".onnx":
         raise EdgetlError(f"--output {config.output}: must end in .onnx.")
+    if config.checkpoint is not None and not config.checkpoint.is_file():
+        raise EdgetlError(f"--checkpoint {config.checkpoint}: no such file (the FP32 model's .safetensors).")
     proto = load_onnx(config.model)
     input_name, fixed_batch = _check_image_input(proto, config.model)
     parent = _resolve_manifest(proto, config, fixed_batch)
     if parent.kind == "onnx-int8":
         raise ModelError(f"{config.model}: already INT8; quantize the FP32 ONNX model instead.")
+    if config.qat:
+        from edgetl.quantize.qat import resolve_checkpoint
+
+        resolve_checkpoint(config, parent)  # before any work: QAT needs the checkpoint
     contract = parent.preprocessing
     calib = calibration_images(_data_config(parent, config), contract, config.calib_count)
     val = load_split_images(_data_config(parent, config, limit_val=config.val_count), "val", contract)
     remap = _label_map(val.info["classes"], list(parent.labels), val.info["source"])
     y_val = remap[val.y]
     labels = list(parent.labels)
+    coverage = class_coverage(remap[calib.y], labels)
 
     clean_stale_work_dirs()
     work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
@@ -272,86 +309,66 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
         except Exception as exc:  # noqa: BLE001 - pre-processing is an optimisation, not required
             log(f"[yellow]quant_pre_process failed ({type(exc).__name__}); quantizing the model as is[/]")
             shutil.copy(src, fp32)
-        fp32_metrics = classification_metrics(
-            run_onnx(fp32, val.x, config.threads, fixed_batch), y_val, labels
-        )
-        log(f"FP32 val top-1 {fp32_metrics['top1']:.4f} on {len(y_val)} images")
-
-        quantizer = get_quantizer(config.target)
 
         def evaluate(path: Path) -> dict:
-            return classification_metrics(run_onnx(path, val.x, config.threads, fixed_batch), y_val, labels)
+            logits = run_onnx(path, val.x, config.threads, fixed_batch)
+            return {**classification_metrics(logits, y_val, labels), "correct": logits.argmax(1) == y_val}
 
-        outcome = fit_budget(
-            lambda out, exclude: quantize_once(fp32, out, calib.x, input_name, config, exclude, fixed_batch),
+        fp32_metrics = evaluate(fp32)
+        log(f"FP32 val top-1 {fp32_metrics['top1']:.4f} on {len(y_val)} images")
+        run = QuantizeRun(
+            config,
+            parent,
+            fp32,
+            input_name,
+            fixed_batch,
+            calib,
             evaluate,
-            lambda int8: rank_sensitive_nodes(fp32, int8, calib.x[:16], input_name, work),
-            fp32_metrics["top1"],
-            work=work,
-            max_drop=config.max_drop,
-            max_rounds=config.max_rounds,
-            exclude=list(config.exclude),
-            label=config.method,
+            fp32_metrics,
+            work,
+            quantize_once=quantize_once,
+            data_config=lambda **limits: _data_config(parent, config, **limits),
         )
-        int8, int8_metrics, drop, exclude = outcome.path, outcome.metrics, outcome.drop_pt, outcome.kept_float
-        rounds, ranking = outcome.rounds, outcome.ranking
-        if drop > config.max_drop:
-            raise EdgetlError(
-                f"INT8 val top-1 drops {drop:.2f} pt at best ({len(exclude)} node(s) in float; tried up "
-                f"to {len(rounds[-1]['kept_float'])}; budget {config.max_drop} pt); nothing was written. "
-                "Try --method entropy or "
-                "percentile, a larger --calib-count, a larger --max-drop, or more --max-rounds."
-            )
-        problems = quantizer.rules(int8) if quantizer.rules else []
+        chosen = run.choose()
+        quantizer = get_quantizer(config.target)
+        problems = quantizer.rules(chosen["path"]) if quantizer.rules else []
         if problems:
             raise ModelError(
                 f"the INT8 model breaks {quantizer.rules_name}:\n  " + "\n  ".join(problems[:20])
             )
-        gate = speed_gate(fp32, int8, parent, config.threads, quantizer, config.prefer)
-        speed, speedup, ci, ship_int8 = gate.speed, gate.speedup, gate.ci95, gate.ship_int8
-        decisions = [
-            f"calibrated on {calib.info['count']} images of the calib split ({config.method}, "
-            f"{'per-channel' if config.per_channel else 'per-tensor'} weights, target {config.target})",
-            f"val top-1 FP32 {fp32_metrics['top1']:.4f} -> INT8 {int8_metrics['top1']:.4f} "
-            f"({drop:+.2f} pt, budget {config.max_drop} pt)",
-        ]
-        if exclude:
-            decisions.append(f"kept in float to meet the budget: {', '.join(exclude)}")
-        decisions += gate.decisions
-        shipped = int8 if ship_int8 else fp32
-        per_class_delta = {
-            c: (
-                None
-                if fp32_metrics["per_class"][c] is None
-                else 100 * (int8_metrics["per_class"][c] - fp32_metrics["per_class"][c])
-            )
-            for c in labels
-        }
-        report = {
-            "val_images": int(len(y_val)),
-            "fp32": {k: fp32_metrics[k] for k in ("top1", "top5", "per_class")},
-            "int8": {k: int8_metrics[k] for k in ("top1", "top5", "per_class")},
-            "drop_pt": drop,
-            "per_class_delta_pt": per_class_delta,
-            "rounds": rounds,
-            "kept_float": exclude,
-            "sensitivity_top10": (ranking or [])[:10],
-            "latency": speed,
-            "int8_speedup": speedup,
-            "int8_speedup_ci95": list(ci),
-            "shipped": "int8" if ship_int8 else "fp32",
-            "decisions": decisions,
-        }
+        audit = run.audit(chosen) if config.audit_seeds else None
+        layer_rows = run.layer_rows(chosen) if config.layer_report else None
+        from edgetl.quantize.speed_gate import speed_gate
+
+        gate = speed_gate(
+            fp32,
+            chosen["path"],
+            parent,
+            config.threads,
+            quantizer,
+            config.prefer,
+            fp32_top1=fp32_metrics["top1"],
+            int8_top1=chosen["metrics"]["top1"],
+        )
+        from edgetl.quantize.layer_error import layer_report_path
+
+        layer_path = layer_report_path(config.output) if layer_rows is not None else None
+        report, decisions = run.report(chosen, gate, coverage, audit, layer_path)
+        shipped = chosen["path"] if gate.ship_int8 else fp32
         calibration = {
             **{k: v for k, v in calib.info.items() if k != "classes"},
             "method": config.method,
             "per_channel": config.per_channel,
             "target": config.target,
+            "engine": config.engine,
+            "bias_correction": config.bias_correction_mode,
+            "class_coverage": coverage,
         }
         final = onnx.load(str(shipped))
+        int8_metrics = chosen["metrics"]
         manifest = parent.model_copy(
             update={
-                "kind": "onnx-int8" if ship_int8 else "onnx",
+                "kind": "onnx-int8" if gate.ship_int8 else "onnx",
                 "provenance": make_provenance(
                     "quantize",
                     config,
@@ -368,6 +385,10 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
             }
         ).revalidated(str(config.output))
         embed_manifest(final, manifest)
+        if layer_path is not None:
+            from edgetl.quantize.layer_error import write_layer_report
+
+            write_layer_report(layer_rows, layer_path, run.layer_images)
         save_onnx_atomic(final, config.output)
         return QuantizeResult(config.output, manifest, report)
     finally:

@@ -81,15 +81,23 @@ class Quantizer:
     description: str
     quantize: Callable[
         ..., None
-    ]  # (fp32, out, calib, input_name, *, method, per_channel, exclude, fixed_batch)
+    ]  # (fp32, out, calib, input_name, *, method, per_channel, exclude, fixed_batch, engine, bias_correction)
     rules: Callable[[Path], list[str]] | None  # problems that would stop the target from loading it
     rules_name: str = ""
     cpu_timing_predicts: bool = True  # False: the speed gate is a hint, INT8 ships regardless
 
 
 def _ort(target: str) -> Callable[..., None]:
-    def run(fp32, out, calib, input_name, **kw) -> None:
-        ort_static(target, fp32, out, calib, input_name, **kw)
+    """The target's quantizer, by engine: ort (ONNX Runtime's quantize_static) or nncf (NNCF's
+    ONNX PTQ with bias correction); both write QDQ in the target's flavour."""
+
+    def run(fp32, out, calib, input_name, *, engine: str = "ort", bias_correction: str = "off", **kw) -> None:
+        if engine == "nncf":
+            from edgetl.quantize.nncf_ptq import nncf_static
+
+            nncf_static(target, fp32, out, calib, input_name, bias_correction=bias_correction, **kw)
+        else:
+            ort_static(target, fp32, out, calib, input_name, **kw)
 
     return run
 

@@ -1,5 +1,10 @@
 """The speed gate: FP32 vs INT8 timed side by side by the bench's loop, the paired speed-up with
-its 95% interval, and what that means for shipping."""
+its 95% interval, and what that means for shipping.
+
+One rule (``decide``), a pure function of the measurements, used by ``edgetl quantize`` and by
+the pipeline's ship decision: the same numbers always give the same answer. When the speed-up's
+interval holds 1.0 the two are tied on this machine, and a tie ships the more accurate variant
+(INT8 only within the budget; equal accuracy -> the smaller file), so noise cannot flip it."""
 
 from __future__ import annotations
 
@@ -18,6 +23,14 @@ class SpeedVerdict:
     ci95: tuple[float, float]
     ship_int8: bool
     decisions: list[str]
+    pace: str = ""  # faster | slower | tied (INT8 vs FP32 on this machine)
+
+
+@dataclass(frozen=True)
+class ShipDecision:
+    ship_int8: bool
+    pace: str  # "faster", "slower" or "tied": INT8 vs FP32 by the speed-up's 95% interval
+    reason: str
 
 
 def measurably_faster(ci95: tuple[float, float]) -> bool:
@@ -25,36 +38,95 @@ def measurably_faster(ci95: tuple[float, float]) -> bool:
     return ci95[0] > 1.0
 
 
-def speed_gate(fp32: Path, int8: Path, manifest: Manifest, threads: int, quantizer: Quantizer, prefer: str):
+def pace(ci95: tuple[float, float]) -> str:
+    """faster / slower / tied: where the speed-up's 95% interval lies relative to 1.0x."""
+    return "faster" if ci95[0] > 1.0 else "slower" if ci95[1] < 1.0 else "tied"
+
+
+def decide(
+    *,
+    ci95: tuple[float, float],
+    fp32_top1: float,
+    int8_top1: float,
+    within_budget: bool,
+    fp32_bytes: int,
+    int8_bytes: int,
+    prefer: str,
+    cpu_timing_predicts: bool = True,
+) -> ShipDecision:
+    """Which variant ships, from the measurements alone (no clock, no randomness).
+
+    - the target's latency is not ORT CPU's (TensorRT QDQ): INT8, for the target's runtime;
+    - ``prefer: int8``: INT8 (the budget already held, or quantize would have stopped);
+    - ``prefer: fastest``: INT8 if measurably faster, FP32 if measurably slower; when tied, the
+      better val top-1 (INT8 only within the budget), equal top-1 -> the smaller file."""
+    state = pace(ci95)
+    if not cpu_timing_predicts:
+        return ShipDecision(
+            True, state, "INT8 QDQ for the target's own runtime (ORT CPU timing is only a hint)"
+        )
+    if prefer == "int8":
+        return ShipDecision(True, state, f"prefer: int8 (INT8 {state} vs FP32 here)")
+    if state == "faster":
+        return ShipDecision(True, state, "INT8 is measurably faster than FP32 here")
+    if state == "slower":
+        return ShipDecision(
+            False,
+            state,
+            "INT8 is measurably SLOWER than FP32 on this CPU: FP32 ships (the INT8 file "
+            "remains for GPU/Jetson targets)",
+        )
+    if within_budget and int8_top1 > fp32_top1:
+        return ShipDecision(True, state, "tied on speed; INT8 has the better val top-1")
+    if int8_top1 < fp32_top1 or not within_budget:
+        return ShipDecision(False, state, "tied on speed; FP32 has the better val top-1")
+    smaller_int8 = int8_bytes < fp32_bytes
+    return ShipDecision(
+        smaller_int8,
+        state,
+        f"tied on speed and val top-1; {'INT8' if smaller_int8 else 'FP32'} is the smaller file",
+    )
+
+
+def speed_gate(
+    fp32: Path,
+    int8: Path,
+    manifest: Manifest,
+    threads: int,
+    quantizer: Quantizer,
+    prefer: str,
+    *,
+    fp32_top1: float,
+    int8_top1: float,
+    within_budget: bool = True,
+):
     from edgetl.quantize.latency import paired_speedup, paired_speedup_ci, side_by_side
 
     speed = side_by_side({"fp32": fp32, "int8": int8}, manifest, threads)
     speedup = paired_speedup(speed, "fp32", "int8")
     ci = paired_speedup_ci(speed, "fp32", "int8")
-    faster = speedup > 1.0
-    clear = not (ci[0] <= 1.0 <= ci[1])  # the interval excludes "equally fast"
-    # prefer fastest: INT8 has to be measurably faster to displace the more accurate FP32 model;
-    # a tie within this machine's noise ships FP32
-    ship_int8 = measurably_faster(ci) or prefer == "int8" or not quantizer.cpu_timing_predicts
+    choice = decide(
+        ci95=ci,
+        fp32_top1=fp32_top1,
+        int8_top1=int8_top1,
+        within_budget=within_budget,
+        fp32_bytes=Path(fp32).stat().st_size,
+        int8_bytes=Path(int8).stat().st_size,
+        prefer=prefer,
+        cpu_timing_predicts=quantizer.cpu_timing_predicts,
+    )
     verdict = (
-        f"INT8 is {speedup:.2f}x {'faster' if faster else 'SLOWER'} than FP32 on "
+        f"INT8 is {speedup:.2f}x {'faster' if speedup > 1.0 else 'SLOWER'} than FP32 on "
         f"ONNX Runtime CPU (batch {max(1, manifest.input.shape[0])}, {threads} threads: "
         f"{speed['int8']['p50_ms']:.3f} vs {speed['fp32']['p50_ms']:.3f} ms p50; speed-up paired over "
         f"{len(speed['fp32']['rounds_ms'])} interleaved rounds, 95% CI {ci[0]:.2f}-{ci[1]:.2f}x"
-        + ("" if clear else ": not clearly different on this machine")
+        + (": tied, not clearly different on this machine" if choice.pace == "tied" else "")
         + ")"
     )
     decisions = [verdict]
-    if not quantizer.cpu_timing_predicts:
-        decisions.append(
-            f"target {quantizer.target}: shipped INT8 QDQ for the target's own runtime; "
-            "the ORT CPU timing above does not predict its latency"
-        )
-    elif not measurably_faster(ci):
+    if choice.pace != "faster":
         log(f"[yellow]{verdict}[/]")
-        decisions.append(
-            "shipped FP32 (--prefer fastest: INT8 is not measurably faster)"
-            if not ship_int8
-            else "shipped INT8 anyway (--prefer int8); consider --prefer fastest"
-        )
-    return SpeedVerdict(speed, speedup, ci, ship_int8, decisions)
+    decisions.append(f"shipped {'INT8' if choice.ship_int8 else 'FP32'}: {choice.reason}")
+    if choice.ship_int8 and prefer == "int8" and choice.pace != "faster" and quantizer.cpu_timing_predicts:
+        decisions.append("consider --prefer fastest: INT8 does not pay on this CPU")
+    return SpeedVerdict(speed, speedup, ci, choice.ship_int8, decisions, choice.pace)

@@ -1,0 +1,91 @@
+"""NNCF's ONNX post-training quantization (``nncf.quantize`` on an onnx.ModelProto): the same
+QDQ output as ONNX Runtime's tools, plus bias correction, which re-fits each quantized layer's
+bias so its mean output matches the float model's on the calibration images (the standard fix for
+depthwise/hard-swish nets whose INT8 collapses). Weights per-channel, activations per-tensor.
+
+Target flavours: cpu = NNCF's defaults (uint8 activations after ReLU, int8 elsewhere, symmetric);
+tensorrt = signed int8 everywhere (TensorRT rejects uint8 Q/DQ), symmetric (zero points 0), so
+the output passes trt_rules.check_tensorrt_qdq as ORT's tensorrt flavour does.
+
+Calibration methods map to NNCF's activation range estimators: minmax -> MINMAX, percentile ->
+MEAN_QUANTILE (per-image quantiles, averaged), entropy -> HISTOGRAM (NNCF's histogram-based,
+error-minimising range); not the same algorithms as ORT's calibrators of those names."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+
+from edgetl.errors import ConfigError
+
+BIAS_CORRECTION = ("off", "fast", "full")
+
+
+def nncf_static(
+    target: str,
+    fp32: Path,
+    out: Path,
+    calib,
+    input_name: str,
+    *,
+    method: str,
+    per_channel: bool,
+    exclude: list[str],
+    fixed_batch: int,
+    bias_correction: str = "fast",
+) -> None:
+    """Static QDQ quantization of ``fp32`` into ``out`` with NNCF; ``calib`` is an array or
+    StreamedImages (decoded one batch per feed)."""
+    import nncf
+    import onnx
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        QuantizationParameters,
+    )
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    from edgetl.artifact_io import save_onnx_atomic
+
+    if bias_correction not in BIAS_CORRECTION:
+        raise ConfigError(f"bias_correction {bias_correction!r}: choose one of {', '.join(BIAS_CORRECTION)}.")
+    if not per_channel:
+        raise ConfigError(
+            "--engine nncf quantizes weights per channel; drop --per-tensor or use --engine ort."
+        )
+    estimators = {
+        "minmax": RangeEstimatorParametersSet.MINMAX,
+        "percentile": RangeEstimatorParametersSet.MEAN_QUANTILE,
+        "entropy": RangeEstimatorParametersSet.HISTOGRAM,
+    }
+    batch = max(1, fixed_batch)
+    feeds = [(s, min(s + batch, len(calib))) for s in range(0, len(calib), batch)]
+    dataset = nncf.Dataset(feeds, lambda r: {input_name: _padded(calib[r[0] : r[1]], batch, fixed_batch)})
+    advanced = AdvancedQuantizationParameters(
+        disable_bias_correction=bias_correction == "off",
+        activations_range_estimator_params=estimators[method],
+        activations_quantization_params=(
+            QuantizationParameters(signedness_to_force=True) if target == "tensorrt" else None
+        ),
+    )
+    logging.getLogger("nncf").setLevel(logging.WARNING)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        quantized = nncf.quantize(
+            onnx.load(str(fp32)),
+            dataset,
+            preset=nncf.QuantizationPreset.PERFORMANCE,  # symmetric: zero points 0
+            subset_size=len(feeds),
+            fast_bias_correction=bias_correction != "full",
+            ignored_scope=nncf.IgnoredScope(names=list(exclude), validate=False) if exclude else None,
+            advanced_parameters=advanced,
+        )
+    save_onnx_atomic(quantized, out)
+
+
+def _padded(x, batch: int, fixed_batch: int):
+    import numpy as np
+
+    if fixed_batch > 0 and len(x) < batch:  # a fixed-batch graph takes only full batches
+        x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)])
+    return x

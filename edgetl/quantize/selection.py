@@ -1,0 +1,298 @@
+"""The INT8 candidates of one ``edgetl quantize`` run and which one is kept.
+
+PTQ first (the budget loop, keeping the most sensitive nodes in float); every drop is judged
+with its paired 95% interval (confidence.py). When PTQ misses the budget, or meets it only by
+keeping more than ``qat_max_float_share`` of the MACs in float, and ``--qat`` is on, the
+checkpoint is fine-tuned with fake quantization (qat.py) and both candidates are reported side
+by side; the one kept is the one within budget with the least compute left in float."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from edgetl.errors import EdgetlError
+from edgetl.progress import log
+from edgetl.quantize.confidence import (
+    budget_verdict,
+    images_needed,
+    paired_drop,
+    smallest_resolvable_budget_pt,
+)
+
+
+class QuantizeRun:
+    layer_images = 8  # images whose every activation the per-layer table holds (twice)
+    rank_images = 16
+
+    def __init__(
+        self,
+        config,
+        parent,
+        fp32: Path,
+        input_name: str,
+        fixed_batch: int,
+        calib,
+        evaluate: Callable[[Path], dict],
+        fp32_metrics: dict,
+        work: Path,
+        quantize_once: Callable,
+        data_config: Callable[..., object],
+    ):
+        from edgetl.quantize.macs import node_macs
+
+        self.config, self.parent, self.fp32, self.work = config, parent, fp32, work
+        self.input_name, self.fixed_batch, self.calib = input_name, fixed_batch, calib
+        self.evaluate, self.fp32_metrics = evaluate, fp32_metrics
+        self._quantize_once, self.data_config = quantize_once, data_config
+        h, w = parent.preprocessing.input_size
+        self.macs = node_macs(fp32, (max(1, fixed_batch), 3, h, w))
+        self.val_images = len(fp32_metrics["correct"])
+        self.candidates: dict[str, dict] = {}
+
+    def quantize(self, out: Path, exclude: list[str], images=None) -> None:
+        self._quantize_once(
+            self.fp32,
+            out,
+            self.calib.x if images is None else images,
+            self.input_name,
+            self.config,
+            exclude,
+            self.fixed_batch,
+        )
+
+    def _judged(self, kind: str, path: Path, metrics: dict, kept_float: list[str], **extra) -> dict:
+        from edgetl.quantize.macs import float_share
+
+        interval = paired_drop(self.fp32_metrics["correct"], metrics["correct"])
+        verdict = budget_verdict(interval, self.config.max_drop)
+        return {
+            "kind": kind,
+            "path": path,
+            "metrics": metrics,
+            "interval": interval,
+            "verdict": verdict,
+            "within_budget": verdict != "missed",
+            "kept_float": list(kept_float),
+            "float_mac_share": float_share(self.macs, kept_float),
+            **extra,
+        }
+
+    def ptq(self) -> dict:
+        from edgetl.quantize.budget import fit_budget
+        from edgetl.quantize.layer_error import layer_errors, sensitivity_ranking
+
+        batch = max(1, self.fixed_batch)
+
+        def rank(int8: Path) -> list[dict]:
+            rows = layer_errors(
+                self.fp32, int8, self.calib.x[: self.rank_images], self.input_name, self.work, batch
+            )
+            return sensitivity_ranking(rows, self.fp32)
+
+        c = self.config
+        outcome = fit_budget(
+            self.quantize,
+            self.evaluate,
+            rank,
+            self.fp32_metrics["top1"],
+            work=self.work,
+            max_drop=c.max_drop,
+            max_rounds=c.max_rounds,
+            exclude=list(c.exclude),
+            label=self._setting(),
+            fp32_correct=self.fp32_metrics["correct"],
+        )
+        return self._judged(
+            "ptq",
+            outcome.path,
+            outcome.metrics,
+            outcome.kept_float,
+            rounds=outcome.rounds,
+            ranking=outcome.ranking,
+        )
+
+    def qat(self) -> dict:
+        import numpy as np
+
+        from edgetl.evaluate import _label_map
+        from edgetl.quantize.calibration import load_split_images
+        from edgetl.quantize.qat import QatSettings, qat, resolve_checkpoint
+
+        c = self.config
+        checkpoint = resolve_checkpoint(c, self.parent)
+        contract = self.parent.preprocessing
+        train = load_split_images(self.data_config(limit_train=c.qat_train_count), "train", contract)
+        y = _label_map(train.info["classes"], list(self.parent.labels), train.info["source"])[train.y]
+        log(f"QAT: {c.qat_epochs} epoch(s) on {len(y)} train images, lr {c.qat_lr}, from {checkpoint}")
+        out = self.work / "qat.onnx"
+        h, w = contract.input_size
+        summary = qat(
+            checkpoint,
+            self.calib.x,
+            train.x,
+            np.asarray(y),
+            QatSettings(epochs=c.qat_epochs, lr=c.qat_lr, seed=c.seed or 0),
+            out,
+            input_shape=(self.fixed_batch if self.fixed_batch > 0 else -1, 3, h, w),
+        )
+        metrics = self.evaluate(out)
+        cand = self._judged("qat", out, metrics, [], qat=summary)
+        i = cand["interval"]
+        log(
+            f"INT8 (QAT): val top-1 {metrics['top1']:.4f}, drop {i.drop_pt:+.2f} pt "
+            f"(95% CI {i.ci95_pt[0]:+.2f} to {i.ci95_pt[1]:+.2f})"
+        )
+        return cand
+
+    def choose(self) -> dict:
+        """PTQ, then QAT where needed and allowed; the kept candidate (or an EdgetlError)."""
+        c = self.config
+        ptq = self.candidates["ptq"] = self.ptq()
+        too_much_float = ptq["float_mac_share"] > c.qat_max_float_share
+        if (not ptq["within_budget"] or too_much_float) and c.qat:
+            self.candidates["qat"] = self.qat()
+        passing = [k for k in self.candidates.values() if k["within_budget"]]
+        if not passing:
+            best = min(self.candidates.values(), key=lambda k: k["interval"].drop_pt)
+            tried = ptq["rounds"][-1]["kept_float"] if ptq.get("rounds") else []
+            qat_note = "QAT did not recover it either; try more --qat-epochs. " * ("qat" in self.candidates)
+            raise EdgetlError(
+                f"INT8 val top-1 drops {best['interval'].drop_pt:.2f} pt at best "
+                f"(95% CI {best['interval'].ci95_pt[0]:+.2f} to {best['interval'].ci95_pt[1]:+.2f} pt; "
+                f"{len(ptq['kept_float'])} node(s) "
+                f"in float; tried up to {len(tried)}; budget {c.max_drop} pt); nothing was written. "
+                + qat_note
+                + "Try --engine nncf (bias correction), --qat, --method entropy or percentile, a larger "
+                "--calib-count, a larger --max-drop, or more --max-rounds."
+            )
+        return min(
+            passing, key=lambda k: (k["float_mac_share"], k["verdict"] != "holds", k["interval"].drop_pt)
+        )
+
+    def _setting(self) -> str:
+        c = self.config
+        bias = f", bias correction {c.bias_correction_mode}" if c.engine == "nncf" else ""
+        return f"engine {c.engine}, {c.method}{bias}"
+
+    def layer_rows(self, chosen: dict) -> list[dict]:
+        """The per-layer table of the PTQ candidate (QAT's export renames tensors, so its
+        activations cannot be matched to the float model's by name)."""
+        from edgetl.quantize.layer_error import layer_errors
+
+        ptq = self.candidates["ptq"]
+        images = self.calib.x[: self.layer_images]
+        return layer_errors(
+            self.fp32, ptq["path"], images, self.input_name, self.work, max(1, self.fixed_batch)
+        )
+
+    def audit(self, chosen: dict) -> dict:
+        """Re-calibrate the PTQ setting (same nodes in float) on ``audit_seeds`` other subsets."""
+        from edgetl.quantize.audit import audit_subsets, stability
+
+        c = self.config
+        subsets = audit_subsets(self.data_config(), self.parent.preprocessing, c.calib_count, c.audit_seeds)
+        kept = self.candidates["ptq"]["kept_float"]
+        result = stability(
+            subsets, lambda out, images: self.quantize(out, kept, images), self.evaluate, self.work
+        )
+        result["of"] = "ptq"
+        return result
+
+    def report(self, chosen: dict, gate, coverage: dict, audit: dict | None, layer_path: Path | None):
+        """The quantization report (manifest metrics) and the decisions, in words."""
+        c = self.config
+        fp32_m, int8_m, interval = self.fp32_metrics, chosen["metrics"], chosen["interval"]
+        lo, hi = interval.ci95_pt
+        decisions = [
+            f"calibrated on {self.calib.info['count']} images of the calib split ({self._setting()}, "
+            f"{'per-channel' if c.per_channel else 'per-tensor'} weights, target {c.target}; "
+            f"{coverage['classes_covered']}/{coverage['classes']} classes covered)",
+            f"val top-1 FP32 {fp32_m['top1']:.4f} -> INT8 {int8_m['top1']:.4f} ({interval.drop_pt:+.2f} pt, "
+            f"paired 95% CI {lo:+.2f} to {hi:+.2f} pt on {self.val_images} images; budget {c.max_drop} pt "
+            f"{chosen['verdict']}, judged on the upper bound)",
+        ]
+        needed = None
+        if chosen["verdict"] == "unresolved":
+            needed = images_needed(interval, c.max_drop)
+            decisions.append(
+                f"the val set is too small to confirm the {c.max_drop}-pt budget: on {self.val_images} "
+                f"images the drop's 95% upper bound is {hi:+.2f} pt (with no disagreement at all it "
+                f"would be {smallest_resolvable_budget_pt(self.val_images):.2f} pt); about {needed} val "
+                f"images would resolve it; kept on the point estimate ({interval.drop_pt:+.2f} pt)"
+            )
+        if chosen["kept_float"]:
+            decisions.append(
+                f"kept in float to meet the budget: {', '.join(chosen['kept_float'])} "
+                f"({100 * chosen['float_mac_share']:.1f}% of the MACs)"
+            )
+        ptq = self.candidates["ptq"]
+        if chosen["kind"] == "qat":
+            why = (
+                f"kept {100 * ptq['float_mac_share']:.1f}% of the MACs in float"
+                if ptq["within_budget"]
+                else "missed the budget"
+            )
+            decisions.append(
+                f"QAT kept: PTQ {why} (float limit {100 * c.qat_max_float_share:.0f}%); "
+                f"QAT drop {interval.drop_pt:+.2f} pt with every layer in INT8"
+            )
+        elif ptq["float_mac_share"] > c.qat_max_float_share and not c.qat:
+            decisions.append(
+                f"PTQ keeps {100 * ptq['float_mac_share']:.1f}% of the MACs in float (over "
+                f"{100 * c.qat_max_float_share:.0f}%): --qat would fine-tune with fake quantization instead"
+            )
+        decisions += gate.decisions
+        labels = list(self.parent.labels)
+        per_class_delta = {
+            k: (
+                None
+                if fp32_m["per_class"][k] is None
+                else 100 * (int8_m["per_class"][k] - fp32_m["per_class"][k])
+            )
+            for k in labels
+        }
+        report = {
+            "val_images": int(self.val_images),
+            "fp32": {k: fp32_m[k] for k in ("top1", "top5", "per_class")},
+            "int8": {k: int8_m[k] for k in ("top1", "top5", "per_class")},
+            "drop_pt": interval.drop_pt,
+            "drop_ci95_pt": [lo, hi],
+            "drop_interval": interval.as_dict(),
+            "budget_verdict": chosen["verdict"],
+            "val_images_needed": needed,
+            "within_budget": chosen["within_budget"],
+            "per_class_delta_pt": per_class_delta,
+            "kind": chosen["kind"],
+            "engine": c.engine,
+            "bias_correction": c.bias_correction_mode,
+            "rounds": ptq.get("rounds", []),
+            "kept_float": chosen["kept_float"],
+            "float_mac_share": chosen["float_mac_share"],
+            "candidates": {k: _summary(v) for k, v in self.candidates.items()},
+            "sensitivity_top10": (ptq.get("ranking") or [])[:10],
+            "calibration_coverage": coverage,
+            "calibration_audit": audit,
+            "layer_report": str(layer_path) if layer_path is not None else None,
+            "latency": gate.speed,
+            "int8_speedup": gate.speedup,
+            "int8_speedup_ci95": list(gate.ci95),
+            "speed": gate.pace,
+            "shipped": "int8" if gate.ship_int8 else "fp32",
+            "decisions": decisions,
+        }
+        return report, decisions
+
+
+def _summary(c: dict) -> dict:
+    out = {
+        "int8_top1": c["metrics"]["top1"],
+        "drop_pt": c["interval"].drop_pt,
+        "drop_ci95_pt": list(c["interval"].ci95_pt),
+        "within_budget": c["within_budget"],
+        "kept_float": len(c["kept_float"]),
+        "float_mac_share": c["float_mac_share"],
+    }
+    if "qat" in c:
+        out["qat"] = c["qat"]
+    return out

@@ -1,0 +1,79 @@
+"""The speed gate's ship rule: a pure function of the measurements (faster / slower / tied),
+used by `edgetl quantize` and the pipeline's ship decision alike."""
+
+import itertools
+
+import pytest
+
+from edgetl.quantize.speed_gate import decide, pace
+
+BASE = dict(fp32_top1=0.90, int8_top1=0.90, within_budget=True, fp32_bytes=4000, int8_bytes=1000)
+
+
+@pytest.mark.parametrize(
+    ("ci", "expected"),
+    [((1.2, 1.5), "faster"), ((0.7, 0.95), "slower"), ((0.9, 1.1), "tied"), ((1.0, 1.3), "tied")],
+)
+def test_pace_is_where_the_interval_lies(ci, expected):
+    assert pace(ci) == expected
+
+
+def test_prefer_fastest():
+    assert decide(ci95=(1.2, 1.5), prefer="fastest", **BASE).ship_int8
+    slower = decide(ci95=(0.7, 0.9), prefer="fastest", **BASE)
+    assert not slower.ship_int8 and "SLOWER" in slower.reason and "GPU/Jetson" in slower.reason
+    assert decide(ci95=(0.7, 0.9), prefer="int8", **BASE).ship_int8
+
+
+def test_a_tie_ships_the_better_val_top1_then_the_smaller_file():
+    tie = (0.9, 1.1)
+    better_int8 = decide(ci95=tie, prefer="fastest", **{**BASE, "int8_top1": 0.91})
+    assert better_int8.ship_int8 and better_int8.pace == "tied" and "tied" in better_int8.reason
+    assert not decide(ci95=tie, prefer="fastest", **{**BASE, "int8_top1": 0.89}).ship_int8
+    # INT8 more accurate but outside the budget: FP32
+    assert not decide(
+        ci95=tie, prefer="fastest", **{**BASE, "int8_top1": 0.91, "within_budget": False}
+    ).ship_int8
+    equal = decide(ci95=tie, prefer="fastest", **BASE)
+    assert equal.ship_int8 and "smaller file" in equal.reason
+    assert not decide(ci95=tie, prefer="fastest", **{**BASE, "int8_bytes": 5000}).ship_int8
+
+
+def test_target_runtime_ships_int8_whatever_the_cpu_says():
+    assert decide(ci95=(0.5, 0.6), prefer="fastest", cpu_timing_predicts=False, **BASE).ship_int8
+
+
+def test_the_same_measurements_always_give_the_same_decision():
+    grid = itertools.product(
+        [(0.7, 0.9), (0.9, 1.1), (1.1, 1.3)], [0.89, 0.90, 0.91], [True, False], ["int8", "fastest"]
+    )
+    for ci, top1, ok, prefer in grid:
+        args = dict(BASE, int8_top1=top1, within_budget=ok)
+        assert decide(ci95=ci, prefer=prefer, **args) == decide(ci95=ci, prefer=prefer, **args)
+
+
+def test_pipeline_ship_decision_says_tied(tmp_path):
+    from edgetl.pipeline.ship import choose
+    from edgetl.stages.base import Form, role
+
+    ckpt, fp32, int8 = tmp_path / "s.safetensors", tmp_path / "student.onnx", tmp_path / "student.int8.onnx"
+    for path, size in ((ckpt, 10), (fp32, 4000), (int8, 1000)):  # only their sizes are read
+        path.write_bytes(b"x" * size)
+    artifacts = {
+        role("student", Form.CHECKPOINT): ckpt,
+        role("student", Form.ONNX): fp32,
+        role("student", Form.ONNX_INT8): int8,
+    }
+    report = {
+        "int8_speedup": 1.01,
+        "int8_speedup_ci95": [0.92, 1.08],
+        "fp32": {"top1": 0.930},
+        "int8": {"top1": 0.925},
+        "drop_pt": 0.5,
+        "within_budget": True,
+    }
+    s = choose(artifacts, {"cpu": report}, "fastest")
+    assert s.shipped == role("student", Form.ONNX)
+    assert "tied" in s.reasons[role("student", Form.ONNX_INT8)]
+    s2 = choose(artifacts, {"cpu": {**report, "int8": {"top1": 0.930}}}, "fastest")
+    assert s2.shipped == role("student", Form.ONNX_INT8) and "smaller file" in s2.reasons[s2.shipped]
