@@ -138,9 +138,9 @@ class SweepMetrics(BaseModel):
 
 
 def _describe(t) -> str:
-    from edgetl.sweep.results import _state
+    from edgetl.sweep.results import state_of
 
-    state = _state(t)
+    state = state_of(t)
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
     val = t.user_attrs.get("val_top1")
     if val is None and t.intermediate_values:
@@ -263,7 +263,8 @@ def run(config: SweepConfig) -> StageResult[SweepMetrics]:
         plots_skipped=skipped,
     )
     results.write_json(
-        trials_json, {**metrics.model_dump(mode="json"), "config": config.model_dump(mode="json")}
+        trials_json,
+        {**metrics.model_dump(mode="json"), "config": {**config.model_dump(mode="json"), "storage": where}},
     )
     notes = [f"sweep: best trial {best.trial} {best.params} (val top-1 {best.val_top1:.4f})"]
     if kept_ok and kept.get("trial") != best.trial:

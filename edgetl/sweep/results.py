@@ -28,7 +28,7 @@ class TrialRow(BaseModel):
     note: str | None = None
 
 
-def _state(t) -> TrialState:
+def state_of(t) -> TrialState:
     name = t.state.name.lower()
     if name == "fail":
         if "diverged" in t.user_attrs:
@@ -43,7 +43,7 @@ def trial_rows(study) -> list[TrialRow]:
     for t in study.get_trials(deepcopy=False):
         if t.user_attrs.get("surplus"):
             continue
-        state = _state(t)
+        state = state_of(t)
         val = t.user_attrs.get("val_top1")
         if val is None and t.intermediate_values:
             val = t.intermediate_values[max(t.intermediate_values)]

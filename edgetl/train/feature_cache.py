@@ -40,13 +40,14 @@ def cached_features(folder: Path | None, key: str, compute: Callable[[], torch.T
     ``folder`` None: always compute."""
     if folder is None:
         return compute()
+    from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
 
     path = Path(folder) / f"features-{key}.safetensors"
     if path.is_file():
         try:
             return load_file(str(path))["features"]
-        except (OSError, KeyError, ValueError, RuntimeError):  # truncated or foreign: recompute
+        except (OSError, KeyError, ValueError, RuntimeError, SafetensorError):  # damaged: recompute
             pass
     features = compute()
     with atomic_path(path) as tmp:
