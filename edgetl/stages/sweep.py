@@ -174,21 +174,27 @@ def run(config: SweepConfig) -> StageResult[SweepMetrics]:
     _require_optuna()
     import optuna
 
-    from edgetl.fileio import write_text_atomic
-    from edgetl.progress import log
-    from edgetl.sweep import results
-    from edgetl.sweep.space import grid_size, grid_values
-    from edgetl.sweep.storage import describe, open_storage, open_study
-    from edgetl.sweep.trial import BEST_CHECKPOINT, TrialPlan
-    from edgetl.sweep.worker import make_pruner, make_sampler, run_worker
-    from edgetl.train.config import FinetuneConfig
+    from edgetl.paths import check_writable_dir
+    from edgetl.sweep.worker import run_worker
 
     optuna.logging.set_verbosity(logging.WARNING)
     optuna.logging.disable_default_handler()  # our own line per trial instead of Optuna's
     _check_backend(config)
-    from edgetl.paths import check_writable_dir
-
     check_writable_dir(config.out_dir, "out_dir")
+    study, plan, where = _open(config)
+    mine = run_worker(study, plan, config.timeout, _describe)
+    return _results(config, study, where, mine)
+
+
+def _open(config: SweepConfig):
+    """The study (created or joined) with this worker's sampler, and what every trial shares."""
+    from edgetl.progress import log
+    from edgetl.sweep.space import grid_size, grid_values
+    from edgetl.sweep.storage import describe, open_storage, open_study
+    from edgetl.sweep.trial import TrialPlan
+    from edgetl.sweep.worker import make_pruner, make_sampler
+    from edgetl.train.config import FinetuneConfig
+
     multi = config.objective == "accuracy-latency"
     directions = ["maximize", "minimize"] if multi else ["maximize"]
     grid = grid_values(config.space, FinetuneConfig) if config.sampler == "grid" else None
@@ -219,8 +225,16 @@ def run(config: SweepConfig) -> StageResult[SweepMetrics]:
         latency_backend=config.latency_backend if multi else None,
         latency_threads=config.latency_threads,
     )
-    mine = run_worker(study, plan, config.timeout, _describe)
+    return study, plan, where
 
+
+def _results(config: SweepConfig, study, where: str, mine: list[int]) -> StageResult[SweepMetrics]:
+    """The study's table, best config, plots and kept checkpoint, written to the out folder."""
+    from edgetl.fileio import write_text_atomic
+    from edgetl.sweep import results
+    from edgetl.sweep.trial import BEST_CHECKPOINT
+
+    multi = config.objective == "accuracy-latency"
     rows = results.trial_rows(study)
     best = results.best_row(rows)
     if best is None:
