@@ -59,6 +59,8 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
             reasons[r] = f"not shipped: {r.model} export, the reference the {model} is measured against"
         elif r.form == Form.ONNX_TRT_INT8:
             reasons[r] = "for TensorRT: build it into an engine on the device (`edgetl build`)"
+        elif r.form == Form.ONNX_FP16:
+            reasons[r] = "for GPUs: FP16 ONNX for the CUDA EP or a TensorRT FP16 build (TensorRT 11 needs it)"
         elif r.form == Form.ENGINE:
             reasons[r] = "TensorRT engine for this GPU; ships to devices of the same GPU and TensorRT version"
         else:
