@@ -100,15 +100,16 @@ class SweepConfig(BaseModel):
         if self.limit_train is not None:
             values["data"] = {**dict(values.get("data") or {}), "limit_train": self.limit_train}
         values.pop("output", None)
+        if "teacher" in values:
+            raise ConfigError(
+                "base.teacher: sweeps tune finetune settings; distillation trials are not supported yet "
+                "(sweep the teacher, then distill with its best config)."
+            )
         try:
             checked = FinetuneConfig.model_validate({**values, "output": Path("trial.safetensors")})
         except ValidationError as exc:
             where = f"{self.base_config} + base" if self.base_config else "sweep base"
             raise ConfigError(format_validation_error(exc, where)) from None
-        if getattr(checked, "teacher", None) is not None:
-            raise ConfigError(
-                "base: sweeps tune finetune settings; distillation trials are not supported yet."
-            )
         return checked.model_dump(exclude={"output", "eval_test"})
 
     def signature(self) -> dict[str, Any]:

@@ -51,6 +51,8 @@ def test_grid_needs_finite_values_and_latency_objective_refuses_pruning():
 def test_base_settings_are_validated_as_a_finetune_config(tmp_path):
     with pytest.raises(ConfigError, match=r"epochs"):
         SweepConfig(base={**BASE, "epochs": 0})
+    with pytest.raises(ConfigError, match=r"base\.teacher: .*distillation trials are not supported yet"):
+        SweepConfig(base={**BASE, "teacher": "teacher.safetensors"})
     yaml_file = tmp_path / "ft.yaml"
     yaml_file.write_text("data: {source: digits}\nlr: -1\n")
     with pytest.raises(ConfigError, match=rf"{yaml_file} \+ base: invalid config\n  lr: "):
