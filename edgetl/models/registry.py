@@ -33,6 +33,7 @@ _TV_MATCHERS = {
 FEATURED = [
     "timm/tf_efficientnet_lite0",
     "timm/tf_efficientnet_lite2",
+    "timm/mobilenetv3_small_050",
     "timm/mobilenetv3_small_100",
     "timm/resnet18",
     "timm/resnet50",
@@ -43,6 +44,16 @@ FEATURED = [
     "timm/test_resnet",
     "edgetl/compact_cnn",
     "edgetl/compact_cnn_s",
+]
+
+# Students for `edgetl distill` / the pipeline's student block. compact_cnn_s is built for INT8
+# (plain Conv-BN-ReLU); the depthwise ones are what users pick, and their INT8 needs the remedies
+# of `edgetl quantize` (--engine nncf bias correction, --qat): benchmarks/quantize_hard.py.
+STUDENTS = [
+    "edgetl/compact_cnn_s",
+    "timm/mobilenetv3_small_050",  # depthwise + hard-swish + squeeze-excite
+    "timm/mobilenetv3_small_100",
+    "timm/tf_efficientnet_lite0",  # depthwise, ReLU6, no squeeze-excite
 ]
 
 
