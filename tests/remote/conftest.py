@@ -51,6 +51,7 @@ class Sshd:
             XDG_CACHE_HOME=str(self.home / "cache"),
             EDGETL_QUIET="1",
             EDGETL_POWER="off",
+            COLUMNS="200",  # rich wraps tables to the terminal width; keep lines whole for the checks
         )
         env.update(extra)
         return env

@@ -137,3 +137,32 @@ def test_predict_on_a_target_matches_local(sshd, remote_dir, tiny_onnx, first_ru
     assert remote[0]["image"] == str(image)
     assert [t["label"] for t in remote[0]["top"]] == [t["label"] for t in local[0]["top"]]
     assert remote[0]["top"][0]["probability"] == pytest.approx(local[0]["top"][0]["probability"], abs=1e-4)
+
+
+def test_eval_on_a_target_next_to_local(sshd, remote_dir, tiny_onnx, first_run, tmp_path):
+    assert first_run[0].returncode == 0, first_run[0].stderr
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for label in range(10):  # an ImageFolder that exists on the target too (it is this machine)
+        folder = tmp_path / "digits" / str(label)
+        folder.mkdir(parents=True)
+        for i, img in enumerate(digits.images[digits.target == label][:4]):
+            Image.fromarray((img * 16).clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    label = f"127.0.0.1:{sshd.ports[0]}"
+    on = ["--on", sshd.url(dir=remote_dir), "--on", "local"]
+    proc = edgetl("eval", str(tiny_onnx), "--data", str(tmp_path / "digits"), "--split", "all", "-o", "ev",
+                  *on, env=sshd.env(), cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    remote = json.loads((tmp_path / "ev" / label / "eval.json").read_text())
+    local = json.loads((tmp_path / "ev" / "local" / "eval.json").read_text())
+    assert remote["num_samples"] == local["num_samples"] == 40
+    assert remote["artifact"] == str(tiny_onnx) and remote["backend"] == local["backend"]
+    assert abs(remote["top1"] - local["top1"]) <= 1 / 40  # same model and data; runtimes may differ by a tie
+    assert (tmp_path / "ev" / label / "confusion.png").stat().st_size > 0
+    assert (
+        f"{label}: wrote ev/{label}/eval.json" in proc.stdout
+        and "local: wrote ev/local/eval.json" in proc.stdout
+    )
