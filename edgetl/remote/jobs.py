@@ -120,9 +120,10 @@ def run_everywhere(
     def one(target: Target) -> Outcome:
         try:
             return run_call(target, call(target))
-        except EdgetlError as exc:
-            step(f"{target.label}: failed: {exc}")
-            return Outcome(target.label, target.url, error=str(exc))
+        except (EdgetlError, OSError) as exc:  # OSError: e.g. ssh itself cannot be started
+            message = str(exc) if isinstance(exc, EdgetlError) else f"{target.label}: {exc}"
+            step(f"{target.label}: failed: {message}")
+            return Outcome(target.label, target.url, error=message)
 
     remote = [t for t in targets if t is not None]
     with ThreadPoolExecutor(max_workers=max(1, len(remote))) as pool:
