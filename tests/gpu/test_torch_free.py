@@ -8,8 +8,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 BLOCK_TORCH = "import sys; sys.modules['torch'] = None\n"
 
 
@@ -20,7 +18,6 @@ def run_blocked(code: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow
 def test_runtime_path_imports_and_reports_without_torch(tiny_onnx, tmp_path):
     from edgetl.artifact_io import write_sidecar
     from edgetl.manifest import read_manifest
@@ -55,7 +52,6 @@ def test_runtime_path_imports_and_reports_without_torch(tiny_onnx, tmp_path):
         assert "edgetl[tensorrt]" in out["made"]
 
 
-@pytest.mark.slow
 def test_backends_command_names_the_extras_without_torch():
     r = run_blocked("from edgetl.cli import main\nsys.argv = ['edgetl', 'backends']\nmain()\n")
     assert r.returncode == 0, r.stderr[-2000:]
