@@ -109,3 +109,44 @@ def test_inputs_land_under_their_own_names_and_sidecars_beside_their_engine(tmp_
         sidecar: "in/0/m.engine.json",
         img: "in/2/m.engine",
     }
+
+
+def test_merge_labels_rows_by_target_and_maps_paths_back(tmp_path):
+    from edgetl.bench import BenchConfig, latency_points
+    from edgetl.remote.bench import merge
+    from edgetl.remote.jobs import Outcome
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"onnx bytes")
+    config = BenchConfig(artifacts=(model,), on=("@orin", "ssh://pi@pi.local"))
+
+    def remote_report(p50):
+        row = {"artifact": "in/0/m.onnx", "backend": "onnxruntime", "batch": 1, "compute": {"p50_ms": p50}}
+        return {
+            "results": [row],
+            "skipped": [{"artifact": "in/0/m.onnx", "backend": "openvino", "reason": "not installed"}],
+            "artifacts": {"in/0/m.onnx": {"sha256": "x", "bytes": 10, "kind": "onnx"}},
+            "warnings": ["p50 moved 12% between segments"],
+            "environment": {"cpu": "Cortex-A78AE"},
+            "contention": {},
+            "power": {"available": True, "source": "tegrastats", "scope": "VDD_IN"},
+        }
+
+    outcomes = [
+        Outcome(
+            "orin", "ssh://nvidia@orin", data=remote_report(2.0), info={"runtime": "present", "bytes_sent": 0}
+        ),
+        Outcome(
+            "pi.local", "ssh://pi@pi.local", error="pi.local: cannot reach pi@pi.local: Connection refused"
+        ),
+    ]
+    report = merge(config, outcomes, {"cpu": "workstation"})
+    assert [(r["target"], r["artifact"]) for r in report["results"]] == [("orin", str(model))]
+    assert report["skipped"][0]["target"] == "orin" and report["skipped"][0]["artifact"] == str(model)
+    assert report["warnings"] == ["orin: p50 moved 12% between segments"]
+    assert report["targets"]["orin"]["environment"] == {"cpu": "Cortex-A78AE"}
+    assert report["targets"]["orin"]["power"]["source"] == "tegrastats"
+    assert report["targets"]["pi.local"]["error"].endswith("Connection refused")
+    assert report["artifacts"][str(model)]["kind"] == "onnx"
+    points = latency_points(report["results"], {str(model): 0.9})
+    assert [p.label for p in points] == ["m.onnx @ orin"]
