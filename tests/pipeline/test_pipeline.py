@@ -81,6 +81,7 @@ def test_pipeline_writes_every_artifact_and_a_report(tiny_run):
         assert "INT8 vs FP32 student, timed side by side" in md
     html = result.report_html.read_text()
     assert "data:image/png;base64," in html and "<img alt='latency vs accuracy'" in html
+    assert "<img alt='sweep history'" in html  # the sweep's plots are in the report
     summary = json.loads((run / "report" / "summary.json").read_text())
     assert summary["shipped"] == str(result.shipped)
     assert len(result.stages["sweep"].metrics.trials) == 2
