@@ -163,7 +163,7 @@ def main() -> None:
     }
     print(json.dumps(summary, indent=2))
     settings = {
-        "data": f"fashion-mnist, {args.train} train / {args.val} val images (test never used), {args.size} px",
+        "data": f"fashion-mnist, {args.train} train / {args.val} val images (no test), {args.size} px",
         "model": "timm/tf_efficientnet_lite0 pretrained (offline package), frozen; MLP head (512 hidden)",
         "features": f"extracted once ({extract_s:.1f} s) and copied into every sweep's feature cache",
         "trials": args.trials,
