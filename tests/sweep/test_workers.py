@@ -90,7 +90,8 @@ def test_a_worker_killed_by_sigkill_loses_only_its_running_trial(tmp_path):
     assert not (out / "trials").exists()  # the killed trial's half-written files are gone
 
 
-def test_pruning_stops_a_hopeless_trial_after_its_first_epoch(tmp_path):
+@pytest.mark.parametrize("pruner", ["median", "halving"])
+def test_pruning_stops_a_hopeless_trial_after_its_first_epoch(tmp_path, pruner):
     from edgetl.models.checkpoint import load_checkpoint
     from edgetl.sweep.storage import open_storage, open_study
     from edgetl.sweep.worker import make_pruner, make_sampler
@@ -100,7 +101,7 @@ def test_pruning_stops_a_hopeless_trial_after_its_first_epoch(tmp_path):
         tmp_path / "sweep.yaml",
         out,
         trials=2,
-        pruner="median",
+        pruner=pruner,
         pruner_startup=1,
         space={"lr": {"low": 1e-7, "high": 0.5, "log": True}},
         base={"strategy": "linear", "epochs": 4},
@@ -113,7 +114,7 @@ def test_pruning_stops_a_hopeless_trial_after_its_first_epoch(tmp_path):
         ["maximize"],
         cfg.signature(),
         make_sampler("random", 0, None, False),
-        make_pruner("median", 1),
+        make_pruner(pruner, 1),
     )
     study.enqueue_trial({"lr": 0.1})
     study.enqueue_trial({"lr": 1e-7})
