@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -173,6 +174,11 @@ def run(config: SweepConfig) -> StageResult[SweepMetrics]:
     import logging
 
     _require_optuna()
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        raise EdgetlError(
+            "edgetl sweep under torchrun is not supported yet (every rank would train other settings): "
+            "start one sweep worker per machine, or per GPU with CUDA_VISIBLE_DEVICES, on one --storage."
+        )
     import optuna
 
     from edgetl.paths import check_writable_dir
