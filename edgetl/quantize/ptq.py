@@ -311,7 +311,16 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
             shutil.copy(src, fp32)
 
         def evaluate(path: Path) -> dict:
-            logits = run_onnx(path, val.x, config.threads, fixed_batch)
+            try:
+                logits = run_onnx(path, val.x, config.threads, fixed_batch)
+            except Exception as exc:  # noqa: BLE001 - ORT's errors have no common base class
+                if path == fp32:
+                    raise
+                raise ModelError(
+                    f"the INT8 model written by --engine {config.engine} does not run in ONNX Runtime "
+                    f"({str(exc).splitlines()[-1][:300]}); try the other --engine, or keep the named node "
+                    "in float with --exclude."
+                ) from None
             return {**classification_metrics(logits, y_val, labels), "correct": logits.argmax(1) == y_val}
 
         fp32_metrics = evaluate(fp32)

@@ -58,7 +58,8 @@ def jobs(context: Context, settings) -> list[Job]:
     return [
         Job(
             QuantizeConfig(
-                **{**values, "prefer": "int8", "target": t},
+                # QAT writes the cpu flavour only; the TensorRT flavour stays PTQ
+                **{**values, "prefer": "int8", "target": t, "qat": bool(values.get("qat")) and t == "cpu"},
                 model=src,
                 output=context.run_dir / "quantize" / out[t],
             ),
@@ -73,11 +74,23 @@ def show(result: StageResult[QuantizeMetrics], console) -> None:
     from rich.table import Table
 
     (target, r), path = next(iter(result.metrics.by_target.items())), result.outputs[0].path
-    table = Table(title=f"{path} (target {target}, shipped {r['shipped']})")
-    for col in ("", "val top-1", "p50 ms (ORT CPU)"):
+    table = Table(
+        title=f"{path} (target {target}, shipped {r['shipped']}; INT8 {r.get('speed', '')} vs FP32)"
+    )
+    for col in ("", "val top-1", "drop pt (95% CI)", "MACs in float", "p50 ms (ORT CPU)"):
         table.add_column(col, justify="right")
-    table.add_row("FP32", f"{r['fp32']['top1']:.4f}", f"{r['latency']['fp32']['p50_ms']:.2f}")
-    table.add_row("INT8", f"{r['int8']['top1']:.4f}", f"{r['latency']['int8']['p50_ms']:.2f}")
+    table.add_row("FP32", f"{r['fp32']['top1']:.4f}", "", "", f"{r['latency']['fp32']['p50_ms']:.2f}")
+    for kind, c in r.get("candidates", {}).items():
+        lo, hi = c["drop_ci95_pt"]
+        kept = " (kept)" if kind == r.get("kind") else ""
+        p50 = f"{r['latency']['int8']['p50_ms']:.2f}" if kept else ""
+        table.add_row(
+            f"INT8 {kind.upper()}{kept}",
+            f"{c['int8_top1']:.4f}",
+            f"{c['drop_pt']:+.2f} ({lo:+.2f} to {hi:+.2f})",
+            f"{100 * c['float_mac_share']:.1f}%",
+            p50,
+        )
     console.print(table)
     for d in result.notes[-4:]:
         console.print(f"- {d}")
