@@ -213,3 +213,15 @@ def test_qat_fallback_when_ptq_keeps_compute_in_float(tiny_onnx, tmp_path):
     from edgetl.evaluate import evaluate
 
     assert evaluate(out, DataConfig(source="digits"), "test")["top1"] > 0.5
+
+
+def test_a_val_cap_above_the_split_uses_every_val_image():
+    """--val-count 2000 on a data set with fewer val images judges the budget on all of them."""
+    from edgetl.data.dataset import DataConfig, load_data
+    from edgetl.manifest import PreprocessContract
+    from edgetl.quantize.calibration import load_split_images
+
+    contract = PreprocessContract.for_size(32, crop_pct=1.0)
+    everything = len(load_data(DataConfig(source="digits")).splits["val"])
+    capped = load_split_images(DataConfig(source="digits", limit_val=2000), "val", contract)
+    assert 0 < everything < 2000 and capped.info["count"] == everything
