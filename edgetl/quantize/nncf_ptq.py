@@ -5,7 +5,10 @@ depthwise/hard-swish nets whose INT8 collapses). Weights per-channel, activation
 
 Target flavours: cpu = NNCF's defaults (uint8 activations after ReLU, int8 elsewhere, symmetric);
 tensorrt = signed int8 everywhere (TensorRT rejects uint8 Q/DQ), symmetric (zero points 0), so
-the output passes trt_rules.check_tensorrt_qdq as ORT's tensorrt flavour does.
+the output passes trt_rules.check_tensorrt_qdq as ORT's tensorrt flavour does. NNCF refuses to
+force signed activations under any of its hardware configs, so its unsigned ones (uint8, zero
+point 0, range [0, 255 s]) are rewritten as int8 with scale 255 s / 127: the same range on 128
+codes, which is what ORT's symmetric int8 flavour spends on a post-ReLU tensor too.
 
 Calibration methods map to NNCF's activation range estimators: minmax -> MINMAX, percentile ->
 MEAN_QUANTILE (per-image quantiles, averaged), entropy -> HISTOGRAM (NNCF's histogram-based,
@@ -41,10 +44,7 @@ def nncf_static(
     StreamedImages (decoded one batch per feed)."""
     import nncf
     import onnx
-    from nncf.quantization.advanced_parameters import (
-        AdvancedQuantizationParameters,
-        QuantizationParameters,
-    )
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     from edgetl.artifact_io import save_onnx_atomic
@@ -69,9 +69,6 @@ def nncf_static(
     advanced = AdvancedQuantizationParameters(
         disable_bias_correction=bias_correction == "off",
         activations_range_estimator_params=estimators[method],
-        activations_quantization_params=(
-            QuantizationParameters(signedness_to_force=True) if target == "tensorrt" else None
-        ),
     )
     logging.getLogger("nncf").setLevel(logging.WARNING)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -84,7 +81,45 @@ def nncf_static(
             ignored_scope=nncf.IgnoredScope(names=list(exclude), validate=False) if exclude else None,
             advanced_parameters=advanced,
         )
+    if target == "tensorrt":
+        signed_activations(quantized)
     save_onnx_atomic(quantized, out)
+
+
+def signed_activations(model) -> int:
+    """Rewrite uint8 Q/DQ with zero point 0 as int8 (zero point 0, scale x 255/127), in place;
+    returns how many zero points changed. A non-zero uint8 zero point is refused."""
+    import numpy as np
+    from onnx import TensorProto, numpy_helper
+
+    from edgetl.errors import ModelError
+
+    inits = {t.name: t for t in model.graph.initializer}
+    declared = {v.name: v for v in model.graph.value_info}
+    done: set[str] = set()
+    for node in model.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(node.input) < 3:
+            continue
+        zp = inits.get(node.input[2])
+        becomes_int8 = zp is not None and (zp.data_type == TensorProto.UINT8 or zp.name in done)
+        if node.op_type == "QuantizeLinear" and node.output[0] in declared and becomes_int8:
+            declared[node.output[0]].type.tensor_type.elem_type = TensorProto.INT8
+        if zp is None or zp.data_type != TensorProto.UINT8 or zp.name in done:
+            continue
+        values = numpy_helper.to_array(zp)
+        if values.any():
+            raise ModelError(
+                f"{node.name}: uint8 zero point {values.ravel()[:4]} is not 0; cannot make it int8."
+            )
+        scale = inits[node.input[1]]
+        if scale.name not in done:
+            scale.CopyFrom(
+                numpy_helper.from_array(numpy_helper.to_array(scale) * np.float32(255 / 127), scale.name)
+            )
+            done.add(scale.name)
+        zp.CopyFrom(numpy_helper.from_array(np.zeros_like(values, dtype=np.int8), zp.name))
+        done.add(zp.name)
+    return len(done)
 
 
 def _padded(x, batch: int, fixed_batch: int):

@@ -67,8 +67,8 @@ class QuantizeConfig(BaseModel):
     )
     qat: bool = Field(
         False,
-        description="fall back to quantization-aware training (NNCF) when PTQ misses the budget or keeps "
-        "more than --qat-max-float-share of the MACs in float",
+        description="fall back to quantization-aware training (NNCF) when PTQ misses or cannot confirm "
+        "the budget, or keeps more than --qat-max-float-share of the MACs in float",
     )
     qat_max_float_share: float = Field(
         0.1, ge=0, le=1, description="QAT fallback: largest share of MACs PTQ may keep in float (0-1)"

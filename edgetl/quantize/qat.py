@@ -66,7 +66,7 @@ def qat(
         model,
         nncf.Dataset(calib_batches),
         preset=nncf.QuantizationPreset.PERFORMANCE,
-        subset_size=len(calib),
+        subset_size=len(calib_batches),  # NNCF counts dataset items: batches here
         fast_bias_correction=True,
     )
     opt = torch.optim.AdamW(quantized.parameters(), lr=settings.lr, weight_decay=0.0)
@@ -92,7 +92,7 @@ def qat(
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
             seen += len(idx)
         seconds = time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "train_loss": total / seen, "seconds": seconds})

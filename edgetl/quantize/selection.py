@@ -1,8 +1,9 @@
 """The INT8 candidates of one ``edgetl quantize`` run and which one is kept.
 
 PTQ first (the budget loop, keeping the most sensitive nodes in float); every drop is judged
-with its paired 95% interval (confidence.py). When PTQ misses the budget, or meets it only by
-keeping more than ``qat_max_float_share`` of the MACs in float, and ``--qat`` is on, the
+with its paired 95% interval (confidence.py). When PTQ misses the budget or cannot confirm it
+(unresolved), or meets it only by keeping more than ``qat_max_float_share`` of the MACs in
+float, and ``--qat`` is on, the
 checkpoint is fine-tuned with fake quantization (qat.py) and both candidates are reported side
 by side; the one kept is the one within budget with the least compute left in float."""
 
@@ -150,7 +151,8 @@ class QuantizeRun:
         c = self.config
         ptq = self.candidates["ptq"] = self.ptq()
         too_much_float = ptq["float_mac_share"] > c.qat_max_float_share
-        if (not ptq["within_budget"] or too_much_float) and c.qat:
+        # QAT where PTQ misses the budget, cannot confirm it (unresolved), or keeps too much in float
+        if (ptq["verdict"] != "holds" or too_much_float) and c.qat:
             self.candidates["qat"] = self.qat()
         passing = [k for k in self.candidates.values() if k["within_budget"]]
         if not passing:
@@ -230,8 +232,8 @@ class QuantizeRun:
         if chosen["kind"] == "qat":
             why = (
                 f"kept {100 * ptq['float_mac_share']:.1f}% of the MACs in float"
-                if ptq["within_budget"]
-                else "missed the budget"
+                if ptq["verdict"] == "holds"
+                else ("missed the budget" if ptq["verdict"] == "missed" else "could not confirm the budget")
             )
             decisions.append(
                 f"QAT kept: PTQ {why} (float limit {100 * c.qat_max_float_share:.0f}%); "

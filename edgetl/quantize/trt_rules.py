@@ -90,6 +90,8 @@ def check_tensorrt_qdq(model) -> list[str]:
                     dq = next((c for c in consumers.get(out, []) if c.op_type == "DequantizeLinear"), None)
                     out = dq.output[0] if dq is not None else out
                 expected = _expected_weight_axis(out, consumers)
+                if axis < 0:  # ONNX counts a negative axis from the end (NNCF writes -2 for Gemm)
+                    axis += len(inits[node.input[0]].dims)
                 if expected is not None and axis != expected:
                     problems.append(
                         f"{where}: per-channel axis {axis}, but the weight's output-channel "

@@ -80,3 +80,10 @@ def test_float_model_is_not_qdq():
     m = _model()
     del m.graph.node[:3]
     assert "no QuantizeLinear" in check_tensorrt_qdq(m)[0]
+
+
+def test_a_negative_weight_axis_counts_from_the_end():
+    """NNCF writes axis -2 for a Gemm weight: the same axis as 0 for a rank-2 weight (and -4 for
+    a Conv's KCRS weight)."""
+    assert not any("axis" in p for p in check_tensorrt_qdq(_model(w_axis=-4)))
+    assert any("output-channel axis is 0" in p for p in check_tensorrt_qdq(_model(w_axis=-3)))
