@@ -217,11 +217,16 @@ class QuantizeRun:
         needed = None
         if chosen["verdict"] == "unresolved":
             needed = images_needed(interval, c.max_drop)
+            more = (
+                f"about {needed} val images would resolve it"
+                if needed is not None
+                else "no number of val images would confirm it: the drop itself is at the budget"
+            )
             decisions.append(
                 f"the val set is too small to confirm the {c.max_drop}-pt budget: on {self.val_images} "
                 f"images the drop's 95% upper bound is {hi:+.2f} pt (with no disagreement at all it "
-                f"would be {smallest_resolvable_budget_pt(self.val_images):.2f} pt); about {needed} val "
-                f"images would resolve it; kept on the point estimate ({interval.drop_pt:+.2f} pt)"
+                f"would be {smallest_resolvable_budget_pt(self.val_images):.2f} pt); {more}; kept on the "
+                f"point estimate ({interval.drop_pt:+.2f} pt)"
             )
         if chosen["kept_float"]:
             decisions.append(
