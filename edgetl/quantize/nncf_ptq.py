@@ -44,7 +44,10 @@ def nncf_static(
     StreamedImages (decoded one batch per feed)."""
     import nncf
     import onnx
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        QuantizationParameters,
+    )
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     from edgetl.artifact_io import save_onnx_atomic
@@ -69,6 +72,11 @@ def nncf_static(
     advanced = AdvancedQuantizationParameters(
         disable_bias_correction=bias_correction == "off",
         activations_range_estimator_params=estimators[method],
+        # TensorRT: per-tensor activations (NNCF's CPU default puts per-channel scales on the
+        # inputs of depthwise convolutions)
+        activations_quantization_params=(
+            QuantizationParameters(per_channel=False) if target == "tensorrt" else None
+        ),
     )
     logging.getLogger("nncf").setLevel(logging.WARNING)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
