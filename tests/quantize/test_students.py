@@ -8,6 +8,7 @@ from edgetl.manifest import ModelSpec
 from edgetl.models.registry import FEATURED, STUDENTS, build_model, parse_arch
 
 
+@pytest.mark.slow  # builds four timm/edgetl models: seconds on 2 cores
 @pytest.mark.parametrize("arch", STUDENTS)
 def test_student_builds_from_scratch_and_runs_at_small_sizes(arch):
     assert arch in FEATURED
