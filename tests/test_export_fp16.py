@@ -105,3 +105,13 @@ def test_pipeline_exports_fp32_and_fp16(tmp_path):
         ("fp16", "student.fp16.onnx"),
     ]
     assert [j.config.precision for j in STAGE.jobs(context, STAGE.settings_model()())] == ["fp32"]
+
+
+def test_quantize_refuses_an_fp16_onnx_and_names_the_fp32_file(fp16_onnx, tmp_path):
+    from edgetl.quantize.ptq import QuantizeConfig, quantize
+
+    path, _ = fp16_onnx
+    out = tmp_path / "q.int8.onnx"
+    with pytest.raises(ModelError, match="FP16 ONNX.*quantize that file"):
+        quantize(QuantizeConfig(model=path, output=out))
+    assert not out.exists()

@@ -434,6 +434,33 @@ def default_contract(
     )
 
 
+def offline_weights_exist(arch: str) -> bool:
+    """True when an installed package carries this architecture's pretrained weights."""
+    family, name = parse_arch(arch)
+    if family != "timm":
+        return False
+    from edgetl.models.offline import offline_weights_path
+
+    return offline_weights_path(name) is not None
+
+
+def hub_reachable(arch: str, timeout: float = 3.0) -> bool:
+    """Whether the architecture's weight hub answers at all (one TCP connect), so 'pretrained:
+    auto' offline falls back to scratch in seconds instead of waiting out the hub client's retries."""
+    import os
+    import socket
+
+    family, _ = parse_arch(arch)
+    if family == "timm" and os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    host = "huggingface.co" if family == "timm" else "download.pytorch.org"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def has_pretrained_weights(arch: str) -> bool:
     """True when pretrained weights can be had offline (a package) or from a hub."""
     family, name = parse_arch(arch)

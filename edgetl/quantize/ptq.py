@@ -286,6 +286,11 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
     parent = _resolve_manifest(proto, config, fixed_batch)
     if parent.kind == "onnx-int8":
         raise ModelError(f"{config.model}: already INT8; quantize the FP32 ONNX model instead.")
+    if parent.precision == "fp16":
+        raise ModelError(
+            f"{config.model}: an FP16 ONNX (export --precision fp16); INT8 calibration needs the FP32 "
+            "export: quantize that file (the pipeline writes both)."
+        )
     if config.qat:
         from edgetl.quantize.qat import resolve_checkpoint
 

@@ -173,11 +173,15 @@ def _shard(n: int, rank: int, world: int) -> slice:
 def _build(spec: ModelSpec, config):
     """Build the model; pretrained 'auto' means pretrained where weights exist, else scratch."""
     from edgetl.errors import ModelError
-    from edgetl.models.registry import has_pretrained_weights
+    from edgetl.models.registry import has_pretrained_weights, hub_reachable, offline_weights_exist
 
     if config.pretrained != "auto":
         return build_model(spec, pretrained=bool(config.pretrained), weights=config.weights)
     if config.weights is None and has_pretrained_weights(spec.architecture):
+        if not offline_weights_exist(spec.architecture) and not hub_reachable(spec.architecture):
+            log(f"[yellow]{spec.architecture}: the weight hub is unreachable; training from scratch[/]")
+            model, origin = build_model(spec, pretrained=False)
+            return model, origin + " (pretrained weights unreachable offline)"
         try:
             return build_model(spec, pretrained=True)
         except ModelError as exc:

@@ -95,3 +95,17 @@ def test_offline_weight_mapping_checks_shapes():
         map_state_dict_in_order(a, b, "pkg")
     mapped = map_state_dict_in_order(a, {"p": torch.zeros(2, 3), "q": torch.zeros(4)}, "pkg")
     assert list(mapped) == ["p", "q"] and np.array_equal(mapped["q"].numpy(), np.zeros(4))
+
+
+def test_pretrained_auto_offline_falls_back_to_scratch_without_waiting_for_the_hub(monkeypatch):
+    """HF_HUB_OFFLINE=1 (or no route to the hub): 'auto' builds from scratch at once and says why."""
+    from types import SimpleNamespace
+
+    from edgetl.models.registry import has_pretrained_weights, hub_reachable
+    from edgetl.train.finetune import _build
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = ModelSpec(architecture="timm/test_resnet", num_classes=3)
+    assert has_pretrained_weights(spec.architecture) and not hub_reachable(spec.architecture)
+    _, origin = _build(spec, SimpleNamespace(pretrained="auto", weights=None))
+    assert "unreachable" in origin  # the hub client (and its retries) was never started
