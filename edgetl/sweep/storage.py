@@ -45,7 +45,6 @@ def journal_path(url: str | None, out_dir: Path) -> Path:
 
 def open_storage(url: str | None, out_dir: Path):
     """An Optuna storage for ``url`` (None: the journal file in ``out_dir``)."""
-    import optuna
 
     if url is None or _is_journal(url):
         path = journal_path(url, out_dir)
@@ -62,14 +61,7 @@ def open_storage(url: str | None, out_dir: Path):
             "database URL (postgresql://user:pass@host:port/db, mysql://..., sqlite:///file.db)."
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
-            return optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=3 * HEARTBEAT_S,
-                engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else None,
-            )
+        return _rdb_storage(url, scheme)
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"--storage {describe(url, out_dir)}: the database driver {exc.name!r} is not installed; "
@@ -81,6 +73,33 @@ def open_storage(url: str | None, out_dir: Path):
             f"--storage {describe(url, out_dir)}: cannot open the database ({first}); check the URL, "
             "that the server runs and accepts this user."
         ) from None
+
+
+def _rdb_storage(url: str, scheme: str, attempts: int = 5):
+    """Optuna's RDBStorage. Workers started together on an empty database race to create its
+    tables (PostgreSQL: a unique violation on pg_type); the loser retries once the tables exist."""
+    import random
+    import time
+
+    import optuna
+    from sqlalchemy.exc import IntegrityError
+
+    def connect():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=3 * HEARTBEAT_S,
+                engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else None,
+            )
+
+    for _ in range(attempts - 1):
+        try:
+            return connect()
+        except IntegrityError:
+            time.sleep(0.5 + random.random())
+    return connect()
 
 
 def open_study(storage, name: str, directions: list[str], signature: dict, sampler, pruner):
