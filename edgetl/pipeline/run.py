@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.markup import escape
+
 from edgetl.pipeline.cache import StageCache
 from edgetl.progress import log
 from edgetl.stages.base import Context, Stage, StageResult
@@ -46,7 +48,7 @@ def _run_stage(stage: Stage, context: Context, cache: StageCache) -> None:
     if not reason and not jobs:
         reason = "nothing to do"
     if reason:
-        log(f"stage {stage.name}: skipped ({reason})")
+        log(f"stage {stage.name}: skipped ({escape(reason)})")  # reasons name extras: [tensorrt]
         timings[stage.name] = {"skipped": True, "seconds": 0.0, "reason": reason}
         return
     key = None

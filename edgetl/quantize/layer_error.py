@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from rich.markup import escape
 
 from edgetl.progress import log
 
@@ -114,7 +115,7 @@ def write_layer_report(rows: list[dict], path: Path, images: int, top: int = 10)
     log(f"  {'SQNR dB':>8} {'cosine':>7} {'own dB':>7}  tensor (producer op)")
     for r in rows[:top]:
         own = f"{r['qdq_sqnr_db']:7.1f}" if "qdq_sqnr_db" in r else "      -"
-        log(f"  {r['sqnr_db']:8.1f} {r['cosine']:7.4f} {own}  {r['tensor']} ({r['op']})")
+        log(f"  {r['sqnr_db']:8.1f} {r['cosine']:7.4f} {own}  {escape(r['tensor'])} ({r['op']})")
     log(f"per-layer table: {path}")
 
 

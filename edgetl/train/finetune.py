@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rich.markup import escape
 
 from edgetl.data.augment import apply_augment, draw_params
 from edgetl.data.dataset import Split, load_data
@@ -191,7 +192,8 @@ def _build(spec: ModelSpec, config):
         try:
             return build_model(spec, pretrained=True)
         except ModelError as exc:
-            log(f"[yellow]no pretrained weights reachable ({str(exc)[:120]}…); training from scratch[/]")
+            why = escape(str(exc)[:120])
+            log(f"[yellow]no pretrained weights reachable ({why}…); training from scratch[/]")
     model, origin = build_model(spec, pretrained=False, weights=config.weights)
     return model, origin + (" (no pretrained weights available)" if config.weights is None else "")
 

@@ -29,3 +29,23 @@ def test_labels_cannot_break_report_markdown(tmp_path):
     row = md.splitlines()[2]
     assert row.count(" | ") == 1 and "a\\|b" in row and "<script>" not in md and "&lt;script&gt;" in md
     assert "\\`tick\\` \\| pipe" in md
+
+
+def test_a_skip_reason_naming_an_extra_is_printed_verbatim(capsys, monkeypatch):
+    """Reasons such as "pip install 'edgetl[tensorrt]'" reach the log with their brackets (rich
+    would otherwise read '[tensorrt]' as a style tag and drop it)."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from edgetl import progress
+    from edgetl.pipeline.run import _run_stage
+    from edgetl.stages.build import STAGE as BUILD
+
+    monkeypatch.setattr(progress, "_QUIET", False)  # the suite runs quiet
+
+    reason = "tensorrt is not installed (pip install 'edgetl[tensorrt]')"
+    stage = dataclasses.replace(BUILD, unavailable=lambda: reason)
+    context = SimpleNamespace(settings=lambda s: object(), timings={})
+    _run_stage(stage, context, cache=None)
+    assert f"stage build: skipped ({reason})" in " ".join(capsys.readouterr().err.split())
+    assert context.timings["build"]["reason"] == reason
