@@ -68,12 +68,11 @@ class SweepConfig(BaseModel):
     @model_validator(mode="after")
     def _checked(self) -> SweepConfig:
         from edgetl.sweep.space import grid_values, validate_space
-        from edgetl.train.config import FinetuneConfig
 
-        base = self.trial_base()
-        validate_space(self.space, base, FinetuneConfig)
+        base, trained = self.trial_base(), self.trial_config_cls()
+        validate_space(self.space, base, trained)
         if self.sampler == "grid":
-            grid_values(self.space, FinetuneConfig)
+            grid_values(self.space, trained)
         if self.objective == "accuracy-latency" and self.pruner != "none":
             raise ConfigError(
                 f"pruner {self.pruner}: Optuna prunes single-objective studies only; with objective "
@@ -88,12 +87,19 @@ class SweepConfig(BaseModel):
         values = load_yaml(self.base_config) if self.base_config else {}
         return deep_merge(values, self.base)
 
+    def trial_config_cls(self) -> type[BaseModel]:
+        """What a trial trains: a student distilled from ``teacher`` when the base names one (a
+        DistillConfig: KD settings sweepable too), else a fine-tuned model (FinetuneConfig)."""
+        from edgetl.train.config import DistillConfig, FinetuneConfig
+
+        return DistillConfig if "teacher" in self.user_base() else FinetuneConfig
+
     def trial_base(self) -> dict[str, Any]:
         """What every trial trains with before the trial's own values: the user's settings, the
         sweep's epochs and training-image limit, checked as a FinetuneConfig."""
         from pydantic import ValidationError
 
-        from edgetl.train.config import FinetuneConfig, format_validation_error
+        from edgetl.train.config import format_validation_error
 
         values = dict(self.user_base())
         if self.epochs is not None:
@@ -101,13 +107,8 @@ class SweepConfig(BaseModel):
         if self.limit_train is not None:
             values["data"] = {**dict(values.get("data") or {}), "limit_train": self.limit_train}
         values.pop("output", None)
-        if "teacher" in values:
-            raise ConfigError(
-                "base.teacher: sweeps tune finetune settings; distillation trials are not supported yet "
-                "(sweep the teacher, then distill with its best config)."
-            )
         try:
-            checked = FinetuneConfig.model_validate({**values, "output": Path("trial.safetensors")})
+            checked = self.trial_config_cls().model_validate({**values, "output": Path("trial.safetensors")})
         except ValidationError as exc:
             where = f"{self.base_config} + base" if self.base_config else "sweep base"
             raise ConfigError(format_validation_error(exc, where)) from None
@@ -204,12 +205,12 @@ def _open(config: SweepConfig):
     from edgetl.sweep.storage import describe, open_storage, open_study
     from edgetl.sweep.trial import TrialPlan
     from edgetl.sweep.worker import make_pruner, make_sampler
-    from edgetl.train.config import FinetuneConfig
 
+    trained = config.trial_config_cls()
     multi = config.objective == "accuracy-latency"
     directions = ["maximize", "minimize"] if multi else ["maximize"]
-    grid = grid_values(config.space, FinetuneConfig) if config.sampler == "grid" else None
-    budget = min(config.trials, grid_size(config.space, FinetuneConfig)) if grid else config.trials
+    grid = grid_values(config.space, trained) if config.sampler == "grid" else None
+    budget = min(config.trials, grid_size(config.space, trained)) if grid else config.trials
     storage = open_storage(config.storage, config.out_dir)
     where = describe(config.storage, config.out_dir)
     pruner = make_pruner("none" if multi else config.pruner, config.pruner_startup)
@@ -228,7 +229,7 @@ def _open(config: SweepConfig):
     plan = TrialPlan(
         base=config.trial_base(),
         space=config.space,
-        config_cls=FinetuneConfig,
+        config_cls=trained,
         budget=budget,
         study_name=config.study,
         out_dir=config.out_dir,

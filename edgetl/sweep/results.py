@@ -116,14 +116,16 @@ def _fmt(value) -> str:
 
 
 def best_config_yaml(base: dict[str, Any], best: TrialRow, study: str, epochs_note: str) -> str:
-    """The base finetune settings with the best trial's values, as YAML for ``edgetl finetune -c``."""
+    """The base settings with the best trial's values, as YAML for ``edgetl finetune -c`` (or
+    ``edgetl distill -c`` when the trials distilled from a teacher)."""
     import yaml
 
     values = {**base, **best.params}
+    command, block = ("distill", "student") if "teacher" in values else ("finetune", "teacher")
     header = (
         f"# edgetl sweep, study {study}: best trial {best.trial} (val top-1 {best.val_top1:.4f}).\n"
         f"# {epochs_note}\n"
-        "# Use: edgetl finetune -c best.yaml   (or paste into a pipeline's teacher: block)\n"
+        f"# Use: edgetl {command} -c best.yaml   (or paste into a pipeline's {block}: block)\n"
     )
     return header + yaml.safe_dump(json.loads(json.dumps(values, default=str)), sort_keys=False)
 

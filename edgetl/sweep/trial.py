@@ -25,7 +25,7 @@ class BudgetReached(Exception):
 class TrialPlan:
     """What every trial of one sweep shares."""
 
-    base: dict[str, Any]  # finetune settings (data included) the trials start from
+    base: dict[str, Any]  # finetune or distill settings (data included) the trials start from
     space: dict
     config_cls: type
     budget: int
@@ -55,7 +55,6 @@ def objective(trial, plan: TrialPlan):
 
     from edgetl.sweep.space import suggest
     from edgetl.sweep.storage import worker_id
-    from edgetl.train.finetune import finetune
     from edgetl.train.loop import TrainingDiverged
 
     trial.set_user_attr("worker", worker_id())
@@ -76,7 +75,7 @@ def objective(trial, plan: TrialPlan):
             raise optuna.TrialPruned(f"val top-1 {val:.4f} after epoch {epoch}/{config.epochs}")
 
     try:
-        result = finetune(config, on_epoch=on_epoch, feature_cache=plan.out_dir / "features")
+        result = train(config, plan, on_epoch)
         val = float(result.manifest.metrics["val_top1"])
         trial.set_user_attr("val_top1", val)
         trial.set_user_attr("best_epoch", int(result.manifest.metrics["best_epoch"]))
@@ -94,6 +93,20 @@ def objective(trial, plan: TrialPlan):
         shutil.rmtree(folder, ignore_errors=True)
         with contextlib.suppress(OSError):
             folder.parent.rmdir()  # only when no other trial is running in it
+
+
+def train(config, plan: TrialPlan, on_epoch):
+    """Distil when the trial's config names a teacher, else fine-tune (linear probes share one
+    on-disk cache of frozen features)."""
+    from edgetl.train.config import DistillConfig
+
+    if isinstance(config, DistillConfig):
+        from edgetl.train.distill import distill
+
+        return distill(config, on_epoch=on_epoch)
+    from edgetl.train.finetune import finetune
+
+    return finetune(config, on_epoch=on_epoch, feature_cache=plan.out_dir / "features")
 
 
 def _signature(config) -> str:

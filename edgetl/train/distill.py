@@ -8,6 +8,8 @@ images (and the same augmentation draw); with augmentation off, its logits are c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -153,12 +155,21 @@ class Distiller:
         return loss
 
 
-def distill(config: DistillConfig, *, resume: bool = False, quiet: bool | None = None):
-    """Train ``config.arch`` from ``config.teacher``; same trainer (resume, DDP) as finetune."""
+def distill(
+    config: DistillConfig,
+    *,
+    resume: bool = False,
+    quiet: bool | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+):
+    """Train ``config.arch`` from ``config.teacher``; same trainer (resume, DDP, ``on_epoch`` hook)
+    as finetune."""
     from edgetl.train.finetune import finetune
 
     config = with_teacher_data(config)
-    return finetune(config, resume=resume, quiet=quiet, kd=lambda device: Distiller(config, device))
+    return finetune(
+        config, resume=resume, quiet=quiet, kd=lambda device: Distiller(config, device), on_epoch=on_epoch
+    )
 
 
 def with_teacher_data(config: DistillConfig) -> DistillConfig:

@@ -57,3 +57,27 @@ def test_diverging_trials_are_recorded_and_all_diverged_is_an_error(tmp_path):
 
     states = [t.user_attrs.get("diverged", "") for t in load_study(None, tmp_path / "out").get_trials()]
     assert len(states) == 2 and all(s.startswith("training diverged in epoch") for s in states)
+
+
+def test_a_distillation_sweep_trains_students_from_the_teacher_and_writes_a_distill_config(
+    tmp_path, tiny_checkpoint
+):
+    """A teacher in the base: each trial distils (KD settings from the space), its val top-1 is
+    the objective, and best.yaml is ready for `edgetl distill -c`."""
+    cfg = _config(
+        tmp_path,
+        trials=2,
+        sampler="grid",
+        space={"temperature": [2.0, 6.0]},
+        base={"teacher": str(tiny_checkpoint), "epochs": 1, "image_size": 32},
+    )
+    m = run(cfg).metrics
+    assert [r.state for r in m.trials] == ["complete"] * 2
+    assert sorted(r.params["temperature"] for r in m.trials) == [2.0, 6.0]
+    assert all(r.epochs_run == 1 and 0.0 <= r.val_top1 <= 1.0 for r in m.trials)
+    best = load_yaml(m.best_config)
+    assert best["teacher"] == str(tiny_checkpoint) and best["temperature"] == m.best.params["temperature"]
+    assert "edgetl distill -c" in m.best_config.read_text()
+    from edgetl.manifest import read_manifest
+
+    assert read_manifest(m.best_checkpoint).provenance.stage == "distill"

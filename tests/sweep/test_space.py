@@ -51,8 +51,6 @@ def test_grid_needs_finite_values_and_latency_objective_refuses_pruning():
 def test_base_settings_are_validated_as_a_finetune_config(tmp_path):
     with pytest.raises(ConfigError, match=r"epochs"):
         SweepConfig(base={**BASE, "epochs": 0})
-    with pytest.raises(ConfigError, match=r"base\.teacher: .*distillation trials are not supported yet"):
-        SweepConfig(base={**BASE, "teacher": "teacher.safetensors"})
     yaml_file = tmp_path / "ft.yaml"
     yaml_file.write_text("data: {source: digits}\nlr: -1\n")
     with pytest.raises(ConfigError, match=rf"{yaml_file} \+ base: invalid config\n  lr: "):
@@ -98,3 +96,18 @@ def test_cli_has_the_sweep_options_and_refuses_a_bad_space_before_any_trial(tmp_
     assert isinstance(result.exception, ConfigError)  # main() prints it without a traceback
     assert "space.momentum: choice 1.5 is not a valid momentum" in str(result.exception)
     assert not out.exists()  # refused before a study or a trial was made
+
+
+def test_a_teacher_in_the_base_makes_kd_settings_sweepable():
+    """A base naming a teacher trains distilled students (DistillConfig): its KD settings are keys
+    of the space; without a teacher they are not finetune settings and are refused by name."""
+    from edgetl.train.config import DistillConfig, FinetuneConfig
+
+    space = {"temperature": {"low": 1.0, "high": 8.0}, "alpha": [0.3, 0.7]}
+    distilled = make(base={**BASE, "teacher": "teacher.safetensors"}, space=space)
+    assert distilled.trial_config_cls() is DistillConfig
+    assert make(space={"lr": [0.01, 0.1]}).trial_config_cls() is FinetuneConfig
+    with pytest.raises(ConfigError, match=r"space\.temperature: not a setting a sweep can vary"):
+        make(space=space)
+    with pytest.raises(ConfigError, match=r"space\.temperature: low 0\.0 is not a valid temperature"):
+        make(base={**BASE, "teacher": "t.safetensors"}, space={"temperature": {"low": 0.0, "high": 2.0}})
