@@ -305,43 +305,17 @@ def part_lite0(threads: int) -> dict:
 
 
 def part_resnet18(threads: int) -> dict:
-    import timm
-    import torch
-    from onnxruntime.quantization import quant_pre_process
+    from quantize_int8 import random_timm_onnx  # the same model, export and calibration set
 
-    from edgetl.manifest import InputSpec, Manifest, ModelSpec, PreprocessContract, Provenance
-    from edgetl.quantize.calibration import calibration_images
     from edgetl.quantize.latency import paired_speedup, paired_speedup_ci, side_by_side
     from edgetl.quantize.nncf_ptq import nncf_static
     from edgetl.quantize.quantizers import ort_static
 
-    torch.manual_seed(0)
-    net = timm.create_model("resnet18", num_classes=1000).eval()
-    raw, fp32 = WORK / "resnet18_raw.onnx", WORK / "resnet18.onnx"
-    torch.onnx.export(
-        net,
-        (torch.zeros(1, 3, 224, 224),),
-        str(raw),
-        dynamo=False,
-        opset_version=17,
-        input_names=["input"],
-        output_names=["logits"],
-    )
-    quant_pre_process(str(raw), str(fp32))
-    contract = PreprocessContract.for_size(224, crop_pct=1.0)
-    calib = calibration_images(DataConfig(source="fashion-mnist"), contract, 64)
+    fp32, calib, manifest = random_timm_onnx("resnet18", WORK)
     kw = dict(method="percentile", per_channel=True, exclude=[], fixed_batch=1)
     files = {"fp32": fp32, "ort": WORK / "resnet18.ort.onnx", "nncf_fast_bc": WORK / "resnet18.nncf.onnx"}
     ort_static("cpu", fp32, files["ort"], calib.x, "input", **kw)
     nncf_static("cpu", fp32, files["nncf_fast_bc"], calib.x, "input", bias_correction="fast", **kw)
-    manifest = Manifest(
-        kind="onnx",
-        model=ModelSpec(architecture="resnet18", num_classes=1000),
-        labels=tuple(f"class{i}" for i in range(1000)),
-        input=InputSpec(shape=(1, 3, 224, 224)),
-        preprocessing=contract,
-        provenance=Provenance(stage="external"),
-    )
     speed = side_by_side(files, manifest, threads)
     committed = json.loads(Path("benchmarks/results/quantize_int8.json").read_text())
     from quantize_int8 import resnet_latency  # today's script, unchanged, run now on this machine

@@ -52,21 +52,21 @@ def ort_defaults(fp32_onnx: Path, out: Path, count: int) -> float:
     return seconds
 
 
-def resnet_latency(arch: str, work: Path, threads: int) -> dict:
-    import onnx
+def random_timm_onnx(arch: str, work: Path):
+    """A randomly initialised timm ImageNet model exported at 224 px and pre-processed for ORT
+    quantization, 64 Fashion-MNIST calibration images, and the manifest a runner checks its
+    input against (these files carry none): (fp32 path, calib, manifest)."""
     import timm
     import torch
-    from onnxruntime.quantization import QuantFormat, quant_pre_process, quantize_static
+    from onnxruntime.quantization import quant_pre_process
 
     from edgetl.data.dataset import DataConfig
-    from edgetl.manifest import PreprocessContract
-    from edgetl.quantize.calibration import calibration_images, make_reader
-    from edgetl.quantize.latency import paired_speedup, side_by_side
-    from edgetl.quantize.ptq import quant_settings
+    from edgetl.manifest import InputSpec, Manifest, ModelSpec, PreprocessContract, Provenance
+    from edgetl.quantize.calibration import calibration_images
 
     torch.manual_seed(0)
     net = timm.create_model(arch, num_classes=1000).eval()
-    raw, fp32, int8 = work / f"{arch}_raw.onnx", work / f"{arch}.onnx", work / f"{arch}.int8.onnx"
+    raw, fp32 = work / f"{arch}_raw.onnx", work / f"{arch}.onnx"
     torch.onnx.export(
         net,
         (torch.zeros(1, 3, 224, 224),),
@@ -79,6 +79,27 @@ def resnet_latency(arch: str, work: Path, threads: int) -> dict:
     quant_pre_process(str(raw), str(fp32))
     contract = PreprocessContract.for_size(224, crop_pct=1.0)
     calib = calibration_images(DataConfig(source="fashion-mnist"), contract, 64)
+    manifest = Manifest(
+        kind="onnx",
+        model=ModelSpec(architecture=arch, num_classes=1000),
+        labels=tuple(f"class{i}" for i in range(1000)),
+        input=InputSpec(shape=(1, 3, 224, 224)),
+        preprocessing=contract,
+        provenance=Provenance(stage="external"),
+    )
+    return fp32, calib, manifest
+
+
+def resnet_latency(arch: str, work: Path, threads: int) -> dict:
+    import onnx
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    from edgetl.quantize.calibration import make_reader
+    from edgetl.quantize.latency import paired_speedup, side_by_side
+    from edgetl.quantize.ptq import quant_settings
+
+    fp32, calib, manifest = random_timm_onnx(arch, work)
+    int8 = work / f"{arch}.int8.onnx"
     quantize_static(
         str(fp32),
         str(int8),
@@ -86,16 +107,6 @@ def resnet_latency(arch: str, work: Path, threads: int) -> dict:
         quant_format=QuantFormat.QDQ,
         per_channel=True,
         **quant_settings("cpu"),
-    )
-    from edgetl.manifest import InputSpec, Manifest, ModelSpec, Provenance
-
-    manifest = Manifest(  # what the runner checks its input against (these files carry none)
-        kind="onnx",
-        model=ModelSpec(architecture=arch, num_classes=1000),
-        labels=tuple(f"class{i}" for i in range(1000)),
-        input=InputSpec(shape=(1, 3, 224, 224)),
-        preprocessing=contract,
-        provenance=Provenance(stage="external"),
     )
     speed = side_by_side({"fp32": fp32, "int8": int8}, manifest, threads)
     return {
