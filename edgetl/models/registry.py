@@ -476,16 +476,6 @@ def _require_hub(arch: str) -> None:
         )
 
 
-def offline_weights_exist(arch: str) -> bool:
-    """True when an installed package carries this architecture's pretrained weights."""
-    family, name = parse_arch(arch)
-    if family != "timm":
-        return False
-    from edgetl.models.offline import offline_weights_path
-
-    return offline_weights_path(name) is not None
-
-
 def hub_reachable(arch: str, timeout: float = 3.0) -> bool:
     """Whether the architecture's weight hub answers at all (one TCP connect), so 'pretrained:
     auto' offline falls back to scratch in seconds instead of waiting out the hub client's retries."""

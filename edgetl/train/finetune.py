@@ -171,29 +171,21 @@ def _shard(n: int, rank: int, world: int) -> slice:
     return slice(rank * per, min(n, (rank + 1) * per))
 
 
-def _weights_reachable(arch: str) -> bool:
-    from edgetl.models.registry import hub_reachable, weights_cached
-
-    return weights_cached(arch) or hub_reachable(arch)
-
-
 def _build(spec: ModelSpec, config):
     """Build the model; pretrained 'auto' means pretrained where weights exist, else scratch."""
     from edgetl.errors import ModelError
-    from edgetl.models.registry import has_pretrained_weights, offline_weights_exist
+    from edgetl.models.registry import has_pretrained_weights
 
     if config.pretrained != "auto":
         return build_model(spec, pretrained=bool(config.pretrained), weights=config.weights)
     if config.weights is None and has_pretrained_weights(spec.architecture):
-        if not offline_weights_exist(spec.architecture) and not _weights_reachable(spec.architecture):
-            log(f"[yellow]{spec.architecture}: the weight hub is unreachable; training from scratch[/]")
-            model, origin = build_model(spec, pretrained=False)
-            return model, origin + " (pretrained weights unreachable offline)"
-        try:
+        try:  # offline, this fails in seconds (the hub is probed before its client retries)
             return build_model(spec, pretrained=True)
         except ModelError as exc:
             why = escape(str(exc)[:120])
             log(f"[yellow]no pretrained weights reachable ({why}…); training from scratch[/]")
+            model, origin = build_model(spec, pretrained=False)
+            return model, origin + " (pretrained weights unreachable)"
     model, origin = build_model(spec, pretrained=False, weights=config.weights)
     return model, origin + (" (no pretrained weights available)" if config.weights is None else "")
 
