@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,19 @@ from edgetl.errors import ConfigError, EdgetlError
 from edgetl.stages.base import Cli, Context, Job, Stage, StageResult, pipeline_settings
 from edgetl.sweep.results import TrialRow
 from edgetl.sweep.space import Param, Range
+
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_study_name(value: str) -> str:
+    """A study name names trial folders (OUT_DIR/trials/NAME-N): a plain name, never a path."""
+    if not STUDY_NAME.fullmatch(value):
+        shown = ascii(value) if len(value) <= 80 else ascii(value[:77]) + "..."
+        raise ConfigError(
+            f"--study {shown}: a study name is 1-100 letters, digits, '.', '_' or '-', not starting "
+            "with '.' or '-' (so no '..', '/', spaces or markup); choose a plain name, e.g. --study sweep2."
+        )
+    return value
 
 
 class SweepConfig(BaseModel):
@@ -54,9 +68,16 @@ class SweepConfig(BaseModel):
         None,
         description="journal file or database URL, postgresql://u:p@host/db (default: OUT_DIR/study.journal)",
     )
-    study: str = Field("sweep", min_length=1, description="study name; the same name resumes or joins it")
+    study: str = Field(
+        "sweep", description="study name (letters, digits, '._-'); the same name resumes or joins it"
+    )
     seed: int = Field(0, description="sampler seed")
     out_dir: Path = Field(Path("sweep"), description="trials.json, best.yaml, best.safetensors, plots")
+
+    @field_validator("study")
+    @classmethod
+    def _study_name(cls, value: str) -> str:
+        return check_study_name(value)
 
     @field_validator("space", mode="before")
     @classmethod
@@ -200,6 +221,8 @@ def run(config: SweepConfig) -> StageResult[SweepMetrics]:
 
 def _open(config: SweepConfig):
     """The study (created or joined) with this worker's sampler, and what every trial shares."""
+    from rich.markup import escape
+
     from edgetl.progress import log
     from edgetl.sweep.space import grid_size, grid_values
     from edgetl.sweep.storage import describe, open_storage, open_study
@@ -225,7 +248,8 @@ def _open(config: SweepConfig):
         else int(hashlib.sha256(f"{config.seed}:{_worker()}".encode()).hexdigest()[:8], 16)
     )
     study.sampler = make_sampler(config.sampler, seed, grid, multi)
-    log(f"sweep: study {config.study} ({'new' if created else 'joined'}) in {where}; budget {budget} trials")
+    state = "new" if created else "joined"
+    log(escape(f"sweep: study {config.study} ({state}) in {where}; budget {budget} trials"))
     plan = TrialPlan(
         base=config.trial_base(),
         space=config.space,
@@ -321,29 +345,30 @@ def jobs(context: Context, settings) -> list[Job]:
 
 
 def show(result: StageResult[SweepMetrics], console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from edgetl.sweep.results import table_text
 
     m = result.metrics
     header, *rows = table_text(m.trials)
-    table = Table(title=f"study {m.study} ({m.storage})")
+    table = Table(title=escape(f"study {m.study} ({m.storage})"))
     for h in header:
-        table.add_column(h, justify="left" if h in ("state",) else "right")
+        table.add_column(escape(h), justify="left" if h in ("state",) else "right")
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*map(escape, r))
     console.print(table)
     b = m.best
-    console.print(f"[green]best: trial {b.trial}[/] {b.params}  val top-1 {b.val_top1:.4f}")
+    console.print(f"[green]best: trial {b.trial}[/] " + escape(f"{b.params}  val top-1 {b.val_top1:.4f}"))
     if m.pareto:
         console.print(f"accuracy-latency Pareto front: trials {m.pareto}")
-    console.print(f"wrote {m.best_config} (edgetl finetune -c {m.best_config}), {m.trials_json}")
+    console.print(escape(f"wrote {m.best_config} (edgetl finetune -c {m.best_config}), {m.trials_json}"))
     if m.best_checkpoint:
-        console.print(f"best checkpoint kept: {m.best_checkpoint}")
+        console.print(escape(f"best checkpoint kept: {m.best_checkpoint}"))
     for path in m.plots.values():
-        console.print(f"plot: {path}")
+        console.print(escape(f"plot: {path}"))
     for note in result.notes[1:]:
-        console.print(note)
+        console.print(escape(note))
 
 
 STAGE = Stage(

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgetl.errors import ConfigError
 from edgetl.fileio import write_text_atomic
 
 BEST_CHECKPOINT = "best.safetensors"
+TRIAL_MARKER = ".edgetl-trial"  # in every trial folder edgetl made: the only ones it removes
 
 
 class BudgetReached(Exception):
@@ -38,6 +40,42 @@ class TrialPlan:
 
 def trial_dir(plan: TrialPlan, number: int) -> Path:
     return plan.out_dir / "trials" / f"{plan.study_name}-{number}"
+
+
+def _made_by_edgetl(folder: Path) -> bool:
+    return not folder.is_symlink() and folder.is_dir() and (folder / TRIAL_MARKER).is_file()
+
+
+def make_trial_dir(plan: TrialPlan, number: int) -> Path:
+    """The trial's folder with its marker. A marked one is left from an earlier study of this
+    name (trial numbers are unique within a study) and is replaced; anything else there is
+    refused, never reused, as it would be deleted after the trial."""
+    from edgetl.sweep.storage import worker_id
+
+    folder = trial_dir(plan, number)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if _made_by_edgetl(folder):
+        shutil.rmtree(folder)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        raise ConfigError(
+            f"{folder}: exists and was not made by edgetl sweep (no {TRIAL_MARKER} file in it); a trial "
+            "folder is deleted after its trial, so edgetl leaves this one alone: move it away, or choose "
+            "another out_dir or --study."
+        ) from None
+    (folder / TRIAL_MARKER).write_text(f"study {plan.study_name} trial {number}, worker {worker_id()}\n")
+    return folder
+
+
+def remove_trial_dir(plan: TrialPlan, number: int) -> None:
+    """Delete the trial's folder if edgetl made it (its marker is there), then ``trials/`` once
+    it is empty."""
+    folder = trial_dir(plan, number)
+    if _made_by_edgetl(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.parent.rmdir()  # only when no other trial is running in it
 
 
 def _check_budget(trial, plan: TrialPlan) -> None:
@@ -64,6 +102,7 @@ def objective(trial, plan: TrialPlan):
     config = plan.config_cls.model_validate(
         {**plan.base, **params, "eval_test": False, "output": folder / "model.safetensors"}
     )
+    make_trial_dir(plan, trial.number)
 
     def on_epoch(record: dict) -> None:
         epoch, val = int(record["epoch"]), float(record["val_top1"])
@@ -90,9 +129,7 @@ def objective(trial, plan: TrialPlan):
         trial.set_user_attr("diverged", str(exc).split(". ")[0])
         raise
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            folder.parent.rmdir()  # only when no other trial is running in it
+        remove_trial_dir(plan, trial.number)
 
 
 def train(config, plan: TrialPlan, on_epoch):

@@ -4,12 +4,11 @@ storage) and they share the budget; each trial is claimed by exactly one worker.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 
 from edgetl.progress import make_progress, step
-from edgetl.sweep.trial import BudgetReached, TrialPlan, objective, trial_dir
+from edgetl.sweep.trial import BudgetReached, TrialPlan, objective, remove_trial_dir
 
 
 def make_sampler(name: str, seed: int | None, grid: dict[str, list] | None, multi: bool):
@@ -59,7 +58,7 @@ def run_worker(
         task = progress.add_task("sweep trials", total=plan.budget, completed=kept_trials(study), info="")
         while True:
             for number in fail_dead_local_trials(study):
-                shutil.rmtree(trial_dir(plan, number), ignore_errors=True)  # its half-trained files
+                remove_trial_dir(plan, number)  # its half-trained files
                 step(f"trial {number}: its worker died; the trial is lost and another takes its place")
             if kept_trials(study) >= plan.budget:
                 break
