@@ -50,6 +50,7 @@ def open_storage(url: str | None, out_dir: Path):
         path = journal_path(url, out_dir)
         if path.is_dir():
             raise ConfigError(f"--storage {path}: is a folder; give a journal file path or a database URL.")
+        check_journal(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -60,8 +61,13 @@ def open_storage(url: str | None, out_dir: Path):
             f"--storage {describe(url, out_dir)}: unknown scheme {scheme!r}; give a journal file path or a "
             "database URL (postgresql://user:pass@host:port/db, mysql://..., sqlite:///file.db)."
         )
+    if scheme == "sqlite" and _in_memory(url):
+        raise ConfigError(
+            f"--storage {describe(url, out_dir)}: an in-memory SQLite database keeps nothing (no resume, no "
+            "second worker, no results after the run); give a file, e.g. sqlite:///sweep/study.db."
+        )
     try:
-        return _rdb_storage(url, scheme)
+        return _rdb_storage(with_installed_driver(url), scheme)
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"--storage {describe(url, out_dir)}: the database driver {exc.name!r} is not installed; "
@@ -75,14 +81,81 @@ def open_storage(url: str | None, out_dir: Path):
         ) from None
 
 
+JOURNAL_LINE_MAX = 64 << 20  # bytes; Optuna writes one short JSON record per line
+
+
+def check_journal(path: Path) -> None:
+    """Refuse, naming the file, what is not an Optuna journal (one JSON record with an op_code
+    per line): Optuna would fail on it later with a bare JSONDecodeError or UnicodeDecodeError,
+    or append its records to someone else's file."""
+    import time
+
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise ConfigError(f"--storage {path}: not a regular file; give a journal file or a database URL.")
+    try:
+        with open(path, "rb") as fh:
+            number = 0
+            while line := fh.readline(JOURNAL_LINE_MAX):
+                number += 1
+                if not line.endswith(b"\n") and len(line) < JOURNAL_LINE_MAX:
+                    time.sleep(0.3)  # another worker writing? Optuna writes a record in one call
+                    line += fh.readline(JOURNAL_LINE_MAX - len(line))
+                if not _journal_record(line):
+                    raise ConfigError(
+                        f"--storage {path}: not an Optuna journal (line {number} is not a journal record); "
+                        "edgetl sweep keeps its study there: give another path, or move the file away."
+                    )
+    except OSError as exc:
+        raise ConfigError(
+            f"--storage {path}: cannot read it ({exc.strerror}); check its permissions."
+        ) from None
+
+
+def _journal_record(line: bytes) -> bool:
+    if not line.endswith(b"\n"):
+        return False
+    try:
+        record = json.loads(line)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        return False
+    return isinstance(record, dict) and isinstance(record.get("op_code"), int)
+
+
+def _in_memory(url: str) -> bool:
+    rest = url.split("://", 1)[1]
+    return rest in ("", "/", "/:memory:") or ":memory:" in rest or "mode=memory" in rest
+
+
+def with_installed_driver(url: str) -> str:
+    """A bare postgresql:// means psycopg (3) to SQLAlchemy 2.1 (psycopg2 to 2.0); the sweep extra
+    installs psycopg2, so a bare URL uses psycopg2 when psycopg is not installed."""
+    import importlib.util
+
+    scheme, _, rest = url.partition("://")
+    if scheme != "postgresql" or importlib.util.find_spec("psycopg") is not None:
+        return url
+    return f"postgresql+psycopg2://{rest}" if importlib.util.find_spec("psycopg2") is not None else url
+
+
+def _schema_race(exc: Exception) -> bool:
+    """Workers started together on an empty database both create its tables: PostgreSQL reports
+    a unique violation on pg_type, SQLite "table studies already exists"."""
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    if isinstance(exc, IntegrityError):
+        return True
+    return isinstance(exc, DBAPIError) and "already exists" in str(exc)
+
+
 def _rdb_storage(url: str, scheme: str, attempts: int = 5):
-    """Optuna's RDBStorage. Workers started together on an empty database race to create its
-    tables (PostgreSQL: a unique violation on pg_type); the loser retries once the tables exist."""
+    """Optuna's RDBStorage; a worker that loses the race to create the tables retries once they
+    exist."""
     import random
     import time
 
     import optuna
-    from sqlalchemy.exc import IntegrityError
 
     def connect():
         with warnings.catch_warnings():
@@ -97,7 +170,9 @@ def _rdb_storage(url: str, scheme: str, attempts: int = 5):
     for _ in range(attempts - 1):
         try:
             return connect()
-        except IntegrityError:
+        except Exception as exc:
+            if not _schema_race(exc):
+                raise
             time.sleep(0.5 + random.random())
     return connect()
 

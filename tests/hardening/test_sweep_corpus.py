@@ -225,3 +225,133 @@ def test_markup_in_what_the_sweep_prints_is_shown_as_text(tmp_path):
     for raw in ("[blink]x[/]", "journal file [red]j[/]", "[bold]best.yaml", "note [link=http://e]y[/]"):
         assert raw in plain, (raw, plain)
     assert "\x1b[5m" not in text and "\x1b]8;" not in text  # no blink, no hyperlink
+
+
+NOT_JOURNALS = {
+    "json-garbage": b'{"garbage": \n{"op_code": 0}\n',
+    "truncated-only-line": b'{"garbage": \n',
+    "a-list": b"[1, 2]\n",
+    "no-op-code": b'{"a": 1}\n',
+    "op-code-string": b'{"op_code": "0"}\n',
+    "text-no-newline": b"my notes",
+    "binary": bytes(range(256)) * 4,
+    "latin-1": "caf\xe9\n".encode("latin-1"),
+}
+
+
+@pytest.mark.parametrize("content", NOT_JOURNALS.values(), ids=NOT_JOURNALS.keys())
+def test_a_file_that_is_not_a_journal_is_named_and_left_as_it_was(content, tmp_path):
+    from edgetl.sweep.storage import open_storage
+
+    path = tmp_path / "notes.journal"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=r"^--storage .*notes\.journal: not an Optuna journal \(line 1"):
+        open_storage(str(path), tmp_path)
+    assert path.read_bytes() == content and sorted(tmp_path.iterdir()) == [path]
+
+
+def test_a_journal_line_another_worker_is_writing_is_waited_for(tmp_path):
+    import threading
+
+    from edgetl.sweep.storage import open_storage
+
+    good = tmp_path / "good.journal"
+    open_storage(str(good), tmp_path).create_new_study([], "s")
+    record = good.read_bytes()
+    path = tmp_path / "live.journal"
+    path.write_bytes(record[:-5])
+    threading.Timer(0.1, lambda: path.open("ab").write(record[-5:])).start()
+    assert open_storage(str(path), tmp_path).get_all_studies()[0].study_name == "s"
+
+
+def test_a_journal_path_that_is_not_a_regular_file_is_refused(tmp_path):
+    from edgetl.sweep.storage import open_storage
+
+    with pytest.raises(ConfigError, match="/dev/null: not a regular file"):
+        open_storage("/dev/null", tmp_path)
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite://", "sqlite:///file:x?mode=memory&uri=true"]
+)
+def test_an_in_memory_sqlite_storage_is_refused(url, tmp_path):
+    from edgetl.sweep.storage import open_storage
+
+    with pytest.raises(ConfigError, match=r"in-memory SQLite database keeps nothing.*sqlite:///"):
+        open_storage(url, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "storage, needle",
+    [
+        ("{tmp}/photo.jpg", "photo.jpg: not an Optuna journal"),
+        ("sqlite://", "in-memory SQLite"),
+    ],
+)
+def test_the_cli_refuses_a_storage_that_would_lose_or_damage_data(storage, needle, tmp_path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)))
+    before = sorted(tmp_path.iterdir())
+    r = _cli("sweep", "--storage", storage.format(tmp=tmp_path), "-o", tmp_path / "out", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout, r.stderr
+    assert needle in r.stderr, r.stderr
+    assert sorted(tmp_path.iterdir()) == before and photo.read_bytes()[:4] == b"\xff\xd8\xff\xe0"
+
+
+def test_a_worker_that_loses_the_sqlite_schema_race_retries(tmp_path, monkeypatch):
+    import optuna
+    from sqlalchemy.exc import OperationalError
+
+    from edgetl.sweep import storage
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # what the loser of two workers on an empty SQLite file sees
+            raise OperationalError("CREATE TABLE studies", {}, Exception("table studies already exists"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    opened = storage.open_storage(f"sqlite:///{tmp_path}/s.db", tmp_path)
+    assert len(calls) == 2 and opened.get_all_studies() == []
+
+
+def test_other_database_errors_are_not_retried(tmp_path):
+    from edgetl.sweep.storage import open_storage
+
+    with pytest.raises(ConfigError, match=r"--storage sqlite:///.*cannot open the database"):
+        open_storage(f"sqlite:///{tmp_path}/no/such/folder/s.db", tmp_path)
+
+
+_RACE = """
+import sys, time
+from pathlib import Path
+from edgetl.sweep.storage import open_storage
+while time.time() < float(sys.argv[2]):
+    pass
+open_storage(sys.argv[1], Path("."))
+"""
+
+
+@pytest.mark.slow
+def test_workers_started_together_on_an_empty_sqlite_file_all_open_it(tmp_path):
+    """Unfixed, 2 of 18 such starts died with "table studies already exists"."""
+    import time
+
+    for round_ in range(3):
+        url, start = f"sqlite:///{tmp_path}/r{round_}.db", time.time() + 3
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _RACE, url, str(start)],
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=tmp_path,
+            )
+            for _ in range(3)
+        ]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], errors

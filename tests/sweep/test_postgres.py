@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def postgres_url():
+def postgres_port():
     pg = _pg_bin()
     if pg is None:
         pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql; ./run test does it)")
@@ -66,7 +66,7 @@ def postgres_url():
             check=True,
             capture_output=True,
         )
-        yield f"postgresql+psycopg2://edgetl@127.0.0.1:{port}/postgres"
+        yield port
     finally:
         subprocess.run(
             [*as_user, str(pg / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
@@ -74,7 +74,38 @@ def postgres_url():
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture
+def postgres_url(postgres_port):
+    return f"postgresql+psycopg2://edgetl@127.0.0.1:{postgres_port}/postgres"
+
+
 def test_two_workers_share_a_study_on_a_postgresql_server(tmp_path, postgres_url):
     result, a_trials, rows = _two_workers(tmp_path, postgres_url, trials=4)
     _assert_shared_without_repeats(result, a_trials, rows, trials=4)
     assert result.metrics.storage.startswith("postgresql+psycopg2://127.0.0.1:")  # no user/password shown
+
+
+def test_the_readmes_url_form_connects_with_what_the_sweep_extra_installs(
+    tmp_path, postgres_port, monkeypatch
+):
+    """README: ``--storage postgresql://user:pass@host/db``, as written (SQLAlchemy 2.1 reads a bare
+    postgresql:// as psycopg 3; the extra installs psycopg2). The server's port comes from libpq's
+    PGPORT, so the URL needs none; the server trusts any password."""
+    import json
+
+    from tests.sweep.helpers import start_worker, sweep_yaml
+
+    monkeypatch.setenv("PGPORT", str(postgres_port))
+    url = "postgresql://edgetl:s3cret@127.0.0.1/postgres"
+    out = tmp_path / "out"
+    cfg = sweep_yaml(
+        tmp_path / "sweep.yaml", out, trials=1, storage=url, base={"strategy": "linear", "epochs": 1}
+    )
+    log = tmp_path / "w.log"
+    worker = start_worker(cfg, log)
+    assert worker.wait(timeout=300) == 0, log.read_text()[-3000:]
+    saved = json.loads((out / "trials.json").read_text())
+    assert saved["storage"] == "postgresql://127.0.0.1/postgres" and [
+        t["state"] for t in saved["trials"]
+    ] == ["complete"]
+    assert "s3cret" not in log.read_text() + (out / "trials.json").read_text()
