@@ -37,7 +37,7 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
         c = r["compute"]
         row = [
             escape(Path(r["artifact"]).name),
-            r["backend"],
+            escape(r["backend"]),
             str(r["batch"]),
             f"{c['p50_ms']:.3f}",
             f"{c['p50_ci95_ms'][0]:.3f}-{c['p50_ci95_ms'][1]:.3f}",

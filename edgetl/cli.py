@@ -161,8 +161,10 @@ def targets_list() -> None:
         _console().print(
             f"no saved targets ({safe(targets_file())}); add one with `edgetl targets add NAME URL`"
         )
-    for name, url in saved.items():
-        typer.echo(f"{name}\t{url}")
+    from edgetl.remote.results import neutral
+
+    for name, url in saved.items():  # a hand-edited file may hold anything: shown, never obeyed
+        typer.echo(f"{neutral(name)}\t{neutral(url)}")
 
 
 @targets_app.command("remove")

@@ -10,6 +10,7 @@ import yaml
 from edgetl.artifact_io import sidecar_path
 from edgetl.bench import BenchConfig
 from edgetl.remote.jobs import Outcome, RemoteCall, placement, run_everywhere
+from edgetl.remote.results import BENCH
 from edgetl.remote.targets import LOCAL, Target, resolve_all
 
 
@@ -47,11 +48,20 @@ def remote_call(config: BenchConfig, image: Path | None, workdir: Path) -> Remot
         compare_data=None,
     )
     cfg_file.write_text(yaml.safe_dump(values, sort_keys=False))
+    sent = {where[Path(a)] for a in config.artifacts}
+
+    def only_what_was_sent(report: dict) -> None:
+        named = [r["artifact"] for r in report["results"] + report["skipped"]] + list(report["artifacts"])
+        if stray := sorted(set(named) - sent):
+            raise ValueError(f"it reports on {stray[0]!r}, which it was not sent")
+
     return RemoteCall(
         inputs=tuple(files),
         argv=("bench", "--config", where[cfg_file], "--quiet"),
         result="out/bench.json",
         what="benchmarking",
+        schema=BENCH,
+        check=only_what_was_sent,
     )
 
 

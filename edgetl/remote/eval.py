@@ -10,6 +10,7 @@ import yaml
 
 from edgetl.artifact_io import sidecar_path
 from edgetl.remote.jobs import Outcome, RemoteCall, placement, run_everywhere
+from edgetl.remote.results import EVAL
 from edgetl.remote.targets import Target, resolve_all
 
 
@@ -27,6 +28,7 @@ def remote_call(config, workdir: Path) -> RemoteCall:
         argv=("eval", "--config", where[cfg_file], "--quiet"),
         result="out/eval.json",
         what=f"evaluating {artifact.name} on {config.split}",
+        schema=EVAL,
     )
 
 

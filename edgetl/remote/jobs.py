@@ -5,7 +5,6 @@ parallel threads and fail independently; each outcome says what was sent and how
 from __future__ import annotations
 
 import contextlib
-import json
 import shlex
 import time
 import uuid
@@ -13,12 +12,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
 
 from edgetl.errors import EdgetlError
 from edgetl.progress import step
 from edgetl.remote import ssh
+from edgetl.remote.results import read_result
 from edgetl.remote.runtime import ensure_runtime, probe
-from edgetl.remote.sync import Sent, push
+from edgetl.remote.sync import Sent, push, verify_blob
 from edgetl.remote.targets import LOCAL, Target
 
 
@@ -45,12 +48,15 @@ class Outcome:
 class RemoteCall:
     """An edgetl command to run on a target, in a fresh run folder where every input lies at
     ``placement(inputs)[file]`` (relative paths). Its JSON is read from ``result`` (relative to the
-    run folder) or, when None, from its stdout."""
+    run folder) or, when None, from its stdout, and validated by ``schema`` and ``check``
+    (edgetl/remote/results.py)."""
 
     inputs: tuple[Path, ...]
     argv: tuple[str, ...]
     result: str | None
     what: str
+    schema: TypeAdapter
+    check: Callable[[Any], None] | None = None
 
 
 def placement(inputs: tuple[Path, ...]) -> dict[Path, str]:
@@ -79,7 +85,8 @@ def run_call(target: Target, call: RemoteCall) -> Outcome:
     run_dir = f"{remote.dir}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     q = shlex.quote
     links = [
-        f"mkdir -p {q(str(Path(rel).parent))} && ln -sf {q(blobs[path])} {q(rel)}"
+        f"{verify_blob(blobs[path], path.name)} && mkdir -p {q(str(Path(rel).parent))} && "
+        f"ln -sf {q(blobs[path])} {q(rel)}"
         for path, rel in placement(call.inputs).items()
     ]
     command = " ".join(q(a) for a in (remote.edgetl, *call.argv))
@@ -95,10 +102,7 @@ def run_call(target: Target, call: RemoteCall) -> Outcome:
     finally:
         with contextlib.suppress(EdgetlError):  # a leftover run folder is not worth failing for
             ssh.run(target, f"rm -rf {q(run_dir)}", timeout=60, what="cleaning up")
-    try:
-        data = json.loads(stdout)
-    except json.JSONDecodeError:
-        raise EdgetlError(f"{target.label}: {call.what} returned no JSON: {stdout[-400:]!r}") from None
+    data = read_result(target.label, call.what, stdout, call.schema, call.check)
     info = {
         "url": target.url,
         "runtime": runtime,

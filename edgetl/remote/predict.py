@@ -6,6 +6,7 @@ from pathlib import Path
 
 from edgetl.artifact_io import sidecar_path
 from edgetl.remote.jobs import Outcome, RemoteCall, placement, run_everywhere
+from edgetl.remote.results import PREDICT
 from edgetl.remote.targets import resolve_all
 
 
@@ -15,8 +16,20 @@ def remote_call(artifact: Path, images: list[Path], top_k: int, backend: str | N
     argv = ["predict", where[artifact], *(where[i] for i in images), "--top-k", str(top_k), "--json"]
     if backend:
         argv += ["--backend", backend]
+
+    def one_row_per_image(rows: list) -> None:
+        if len(rows) != len(images):
+            raise ValueError(f"{len(rows)} result(s) for {len(images)} image(s)")
+        if any(len(r["top"]) > top_k for r in rows):
+            raise ValueError(f"more than the {top_k} labels asked for")
+
     return RemoteCall(
-        inputs=tuple(files), argv=tuple(argv), result=None, what=f"predicting with {artifact.name}"
+        inputs=tuple(files),
+        argv=tuple(argv),
+        result=None,
+        what=f"predicting with {artifact.name}",
+        schema=PREDICT,
+        check=one_row_per_image,
     )
 
 
@@ -40,6 +53,6 @@ def predict_on_targets(
     )
     for o in outcomes:
         if isinstance(o.data, list):
-            for row, image in zip(o.data, images, strict=False):
+            for row, image in zip(o.data, images, strict=True):
                 row["image"] = str(image)
     return outcomes

@@ -5,6 +5,7 @@ a wheel of this edgetl is built here, copied, and installed with the target's pi
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import edgetl
 from edgetl.errors import EdgetlError
 from edgetl.remote import ssh
 from edgetl.remote.fingerprint import fingerprint, wheel_fingerprint
+from edgetl.remote.results import BoardResultError, neutral
 from edgetl.remote.sync import Sent, push
 from edgetl.remote.targets import Target
 
@@ -62,14 +64,29 @@ def probe(target: Target) -> Remote:
         timeout=60,
         what="the probe",
     )
+    return _read_probe(target, out)
+
+
+_SHA = re.compile(r"[0-9a-f]{64}")
+
+
+def _read_probe(target: Target, out: str) -> Remote:
+    """The probe's ``key=value`` lines, checked: an absolute folder, a fingerprint, blob names
+    that are sha256 digests (anything else in the blobs folder is not edgetl's and is ignored)."""
     values, blobs = {}, set()
     for line in out.splitlines():
         key, _, value = line.partition("=")
         if key == "blob":
-            blobs.add(value)
-        else:
+            blobs.update([value] if _SHA.fullmatch(value) else [])
+        elif key in ("dir", "fingerprint", "python"):
             values[key] = value
-    return Remote(values["dir"], values["fingerprint"], values["python"], blobs)
+    where, fp = values.get("dir", ""), values.get("fingerprint", "")
+    if not where.startswith("/") or neutral(where) != where or not re.fullmatch(r"[0-9a-f]{16}|none", fp):
+        raise BoardResultError(
+            f"{target.label}: the probe's answer is not what edgetl's probe prints (dir={neutral(where)!r}, "
+            f"fingerprint={neutral(fp)!r}); check what the login shell there prints (~/.profile, ~/.bashrc)."
+        )
+    return Remote(where, fp, values.get("python", "none"), blobs)
 
 
 _wheel_lock = threading.Lock()
@@ -169,4 +186,4 @@ def ensure_runtime(target: Target, remote: Remote, sent: Sent) -> str:
             "remove that venv and retry."
         )
     remote.fingerprint = got
-    return out.strip().splitlines()[-1]
+    return "present" if out.strip().endswith("present") else "installed"

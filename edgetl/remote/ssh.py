@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from edgetl.errors import EdgetlError
+from edgetl.remote.results import neutral
 from edgetl.remote.targets import Target
 
 
@@ -89,7 +90,8 @@ def run(
             proc = subprocess.run(cmd, stdin=fh, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise RemoteError(f"{target.label}: {what} did not finish within {timeout:.0f} s.") from None
-    stderr = proc.stderr.decode(errors="replace")
+    # the target's own words: control characters shown, never obeyed (lines kept apart)
+    stderr = "\n".join(neutral(line) for line in proc.stderr.decode(errors="replace").splitlines())
     if proc.returncode == 255:
         raise RemoteError(_explain(target, stderr))
     if proc.returncode != 0:

@@ -47,22 +47,85 @@ def targets_file() -> Path:
     return base / "edgetl" / "targets.yaml"
 
 
+_HOST = re.compile(r"[a-z0-9_][a-z0-9_.-]{0,252}")  # a DNS name, an IPv4 address or an ssh alias
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_FORM = (
+    "expected ssh://[user@]host[:port] (e.g. ssh://nvidia@orin.local), @NAME from `edgetl targets list`, "
+    "or 'local'"
+)
+
+
+def _split(url: str):
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # ssh://[x, ssh://host], a port that is no number
+        why = "the port must be a number from 1 to 65535" if "port" in str(exc) else f"not a URL ({exc})"
+        raise ConfigError(f"--on {url!r}: {why}; {_FORM}.") from None
+    if parts.scheme != "ssh" or not parts.hostname:
+        raise ConfigError(f"--on {url!r}: {_FORM}.")
+    return parts, port
+
+
+def _check_login(url: str, parts) -> None:
+    """Host and user go to ssh's command line: plain names only (no shell or ssh option text)."""
+    host = parts.hostname
+    if not _HOST.fullmatch(host) and not _ipv6(host):
+        raise ConfigError(
+            f"--on {url!r}: host {host!r} is not a host name (letters, digits, '.', '-', '_', not starting "
+            "with '-' or '.') or an IP address; for anything else use an alias from ~/.ssh/config."
+        )
+    if parts.username is not None and not _USER.fullmatch(parts.username):
+        raise ConfigError(
+            f"--on {url!r}: user {parts.username!r} is not a user name (letters, digits, '.', '-', '_', not "
+            "starting with '-'); for anything else set User in ~/.ssh/config for this host."
+        )
+    if parts.password is not None:
+        raise ConfigError(f"--on {url!r}: edgetl logs in with keys only; remove the password from the URL.")
+    if parts.path not in ("", "/"):  # refused rather than guessed: dir= says what the folder is for
+        raise ConfigError(
+            f"--on {url!r}: the path {parts.path!r} would be ignored; edgetl's folder on the target is "
+            f"given with ?dir=, e.g. ssh://{parts.netloc}?dir={parts.path}."
+        )
+    if parts.fragment:
+        raise ConfigError(f"--on {url!r}: '#{parts.fragment}' is not part of a target URL; remove it.")
+
+
+def _ipv6(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
+def check_label(label: str, where: str) -> str:
+    """A target's name: results are filed under it (out/<label>/), so a plain name."""
+    if not _NAME.match(label) or label == LOCAL:
+        raise ConfigError(
+            f"{where} {label!r}: use letters, digits, '_', '.', '-' (not starting with '.' or '-', not "
+            f"'{LOCAL}'), e.g. orin."
+        )
+    return label
+
+
 def parse_url(url: str, label: str | None = None) -> Target:
     """A Target from ``ssh://[user@]host[:port][?options]``; a ConfigError names what is wrong."""
-    parts = urlsplit(url)
-    if parts.scheme != "ssh" or not parts.hostname:
-        raise ConfigError(
-            f"--on {url!r}: expected ssh://[user@]host[:port] (e.g. ssh://nvidia@orin.local), "
-            "@NAME from `edgetl targets list`, or 'local'."
-        )
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"--on {url!r}: the port must be a number from 1 to 65535.") from None
+    parts, port = _split(url)
+    _check_login(url, parts)
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     unknown = sorted(set(query) - _OPTIONS)
     if unknown:
         raise ConfigError(f"--on {url!r}: unknown option {unknown[0]!r}; options are {sorted(_OPTIONS)}.")
+    for key in ("dir", "python"):
+        value = query.get(key, "")
+        if _CONTROL.search(value) or value.startswith("-"):
+            raise ConfigError(
+                f"--on {url!r}: {key}={value!r} holds a control character (newline, tab, ...) or starts "
+                f"with '-'; give a plain {'folder' if key == 'dir' else 'interpreter'} path."
+            )
     install = query.get("install", "auto")
     if install not in ("auto", "never"):
         raise ConfigError(f"--on {url!r}: install={install!r}; expected install=auto or install=never.")
@@ -105,10 +168,7 @@ def save_targets(targets: dict[str, str], path: Path | None = None) -> Path:
 
 def add_target(name: str, url: str) -> Path:
     """Save ``name`` -> ``url`` (validated first)."""
-    if not _NAME.match(name) or name == LOCAL:
-        raise ConfigError(
-            f"target name {name!r}: use letters, digits, '_', '.', '-' (not '{LOCAL}'), e.g. orin."
-        )
+    check_label(name, "target name")
     parse_url(url, name)
     targets = load_targets()
     targets[name] = url
@@ -136,7 +196,7 @@ def resolve(spec: str) -> Target | None:
                 f"saved: {sorted(saved) or 'none'}. "
                 f"Add it with `edgetl targets add {name} ssh://user@host`."
             )
-        return parse_url(saved[name], name)
+        return parse_url(saved[name], check_label(name, f"{targets_file()}: target name"))
     return parse_url(spec)
 
 

@@ -1,0 +1,213 @@
+"""What a target sends back is untrusted input: one validating reader for the JSON of every
+remote bench, eval and predict. The JSON is parsed with bounds, every string in it (keys too)
+has its control characters shown as ``\\xNN`` (no escape sequence from a board reaches a
+terminal or a log), and it is checked against the shape the local code then reads; anything
+else is a BoardResultError naming the target, and nothing of that result is used."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from edgetl.errors import EdgetlError
+
+MAX_BYTES = 64 << 20  # far above any real result (a bench of many artifacts is a few hundred kB)
+MAX_DEPTH = 32  # real results nest 5 levels deep
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class BoardResultError(EdgetlError):
+    """A target returned a result edgetl cannot use."""
+
+
+def neutral(text: str) -> str:
+    """``text`` with every control character (ESC, newline, BEL, C1, ...) shown as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _cleaned(value: Any, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        return neutral(value)
+    if isinstance(value, list):
+        return [_cleaned(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {neutral(k): _cleaned(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def read_result(
+    label: str, what: str, stdout: str, schema: TypeAdapter, check: Callable | None = None
+) -> Any:
+    """The JSON a target printed for ``what``, validated by ``schema`` (and ``check``, which
+    raises ValueError); plain data in the shape the local code reads."""
+    if len(stdout) > MAX_BYTES:
+        raise BoardResultError(
+            f"{label}: {what} returned {len(stdout) / 1e6:.0f} MB, more than any edgetl result; not used."
+        )
+    try:
+        raw = json.loads(stdout)
+    except (ValueError, RecursionError):
+        tail = neutral(stdout.strip()[-200:]) or "nothing"
+        raise BoardResultError(f"{label}: {what} returned no JSON (it printed: {tail}).") from None
+    try:
+        data = schema.dump_python(schema.validate_python(_cleaned(raw)), mode="json", exclude_unset=True)
+        if check is not None:
+            check(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "the top level"
+        raise _unusable(label, what, f"at {where}: {err['msg']}") from None
+    except (ValueError, RecursionError) as exc:
+        raise _unusable(label, what, str(exc)) from None
+    return data
+
+
+def _unusable(label: str, what: str, why: str) -> BoardResultError:
+    return BoardResultError(
+        f"{label}: {what} returned a result edgetl cannot use ({neutral(why)[:300]}); nothing of it was "
+        "used. The target's edgetl is not this one (rerun with install=auto) or it is not to be trusted."
+    )
+
+
+class _Open(BaseModel):
+    """Keys edgetl reads are checked; the others pass through into the report as they came."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=True)
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Compute(_Open):
+    runs: int = Field(ge=1)
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    p50_ci95_ms: tuple[float, float]
+    throughput_img_s: float
+
+
+class Stability(_Open):
+    spread: float
+
+
+class P50(_Open):
+    p50_ms: float
+
+
+class Speedup(_Open):
+    paired_median: float
+
+
+class Power(_Open):
+    avg_w: float = None  # type: ignore[assignment]  # absent, not null: the table tests `in`
+    peak_w: float = None  # type: ignore[assignment]
+    energy_per_image_mj: float = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> Power:
+        given = {"avg_w", "peak_w", "energy_per_image_mj"} & self.model_fields_set
+        if given and len(given) != 3:
+            raise ValueError("power needs avg_w, peak_w and energy_per_image_mj together")
+        return self
+
+
+class BenchRow(_Open):
+    artifact: str
+    kind: str | None
+    backend: str
+    batch: int = Field(ge=1)
+    threads: int | None
+    compute: Compute
+    stability: Stability
+    end_to_end: P50 = None  # type: ignore[assignment]
+    backend_reported: P50 = None  # type: ignore[assignment]
+    speedup: Speedup | None = None
+    power: Power = None  # type: ignore[assignment]
+
+
+class Skipped(_Open):
+    artifact: str
+    backend: str
+    reason: str
+
+
+class ArtifactInfo(_Open):
+    kind: str | None = None
+
+
+class TargetPower(_Open):
+    available: bool
+    source: str = None  # type: ignore[assignment]
+    scope: str = None  # type: ignore[assignment]
+    reason: str = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _said_why(self) -> TargetPower:
+        need = ("source", "scope") if self.available else ("reason",)
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"power (available {self.available}) lacks {missing}")
+        return self
+
+
+class Soak(_Open):
+    artifact: str
+    backend: str
+    seconds: float
+    p50_start_ms: float
+    p50_end_ms: float
+    slowdown: float
+
+
+class BenchReport(_Closed):
+    results: list[BenchRow]
+    skipped: list[Skipped]
+    artifacts: dict[str, ArtifactInfo]
+    warnings: list[str]
+    environment: dict[str, Any]
+    contention: dict[str, Any]
+    power: TargetPower | None = None
+    soak: Soak | None = None
+
+
+class EvalReport(_Open):
+    artifact: str
+    num_samples: int = Field(ge=1)
+    top1: float = Field(ge=0, le=1)
+    top5: float = Field(ge=0, le=1)
+    per_class: dict[str, float | None]
+    confusion: list[list[int]]
+    backend: str
+    split: str
+
+    @model_validator(mode="after")
+    def _square(self) -> EvalReport:
+        n = len(self.per_class)
+        if len(self.confusion) != n or any(len(row) != n for row in self.confusion):
+            raise ValueError(f"confusion is not {n} x {n} (one row and column per class)")
+        return self
+
+
+class Label(_Open):
+    label: str
+    probability: float = Field(ge=0, le=1)
+
+
+class Prediction(_Open):
+    image: str
+    top: list[Label]
+
+
+BENCH = TypeAdapter(BenchReport)
+EVAL = TypeAdapter(EvalReport)
+PREDICT = TypeAdapter(list[Prediction])
