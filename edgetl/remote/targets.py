@@ -61,7 +61,8 @@ def _split(url: str):
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:  # ssh://[x, ssh://host], a port that is no number
-        why = "the port must be a number from 1 to 65535" if "port" in str(exc) else f"not a URL ({exc})"
+        port_text = "port" in str(exc).lower()
+        why = "the port must be a number from 1 to 65535" if port_text else f"not a URL ({exc})"
         raise ConfigError(f"--on {url!r}: {why}; {_FORM}.") from None
     if parts.scheme != "ssh" or not parts.hostname:
         raise ConfigError(f"--on {url!r}: {_FORM}.")
