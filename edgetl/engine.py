@@ -141,7 +141,10 @@ def build_engine(
     onnx_sha = sha256_file(onnx_path)
     key = engine_cache_key(onnx_sha, trt.__version__, gpu.name, gpu.compute_capability, opts.key_fields())
     if not rebuild and output.exists() and sidecar_path(output).exists():
-        existing = read_build_info(output)
+        try:
+            existing = read_build_info(output)
+        except ModelError:  # a damaged or forged sidecar: the build below replaces it
+            existing = {}
         if matching_engine(existing, key, sha256_file(output)):
             log(f"{output}: up to date (cache key {key}: same ONNX, TensorRT, GPU and options); not rebuilt")
             return BuildOutcome(output, built=False, cache_key=key, info=existing)

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,3 +139,30 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def read_bytes_capped(path: str | os.PathLike, limit: int, what: str = "file", error=None) -> bytes:
+    """The bytes of the regular file ``path``, refused above ``limit`` bytes (``error``, an
+    EdgetlError subclass, naming the file): a symlink to /dev/zero or a FIFO is never read
+    forever. The cap holds while reading too, so a file that grows after the check cannot
+    exhaust memory."""
+    from edgetl.errors import EdgetlError
+
+    error = error or EdgetlError
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}.") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{path}: the {what} is not a regular file (a device, FIFO or folder).")
+    if info.st_size > limit:
+        raise error(
+            f"{path}: the {what} is {info.st_size / 1e6:.1f} MB, over edgetl's limit of "
+            f"{limit / 1e6:.1f} MB for it; it is not an edgetl {what}, or it was damaged."
+        )
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise error(f"{path}: the {what} grew past edgetl's limit of {limit / 1e6:.1f} MB while read.")
+    return data

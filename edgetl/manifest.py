@@ -16,7 +16,6 @@ the file, the key, the bad value and the fix.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import platform
 import re
@@ -34,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from edgetl.artifact_io import ArtifactDocument, read_artifact_document
+from edgetl.artifact_io import ArtifactDocument, load_json_document, read_artifact_document
 from edgetl.errors import ModelError
 
 SCHEMA_VERSION = 1
@@ -324,11 +323,13 @@ class Manifest(_Frozen):
     def from_json(cls, text: str, source: str = "<manifest>") -> Manifest:
         """Parse and validate a manifest document read from ``source`` (a ModelError naming the
         key, value and fix for any bad value; the preprocessing contract must be complete)."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{source}: the edgetl manifest is not valid JSON ({exc}).") from None
-        version = data.get("schema_version") if isinstance(data, dict) else None
+        data = load_json_document(text, source)
+        if not isinstance(data, dict):
+            raise ModelError(
+                f"{source}: the edgetl manifest is a JSON {type(data).__name__}, not an object of "
+                f"manifest keys (schema_version, kind, model, ...). {fix_hint(source)}"
+            )
+        version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ModelError(
                 f"{source}: manifest schema_version {version!r} is not supported by this edgetl "
@@ -425,8 +426,26 @@ def weight_issues(m: Manifest, shapes: dict[str, tuple[int, ...]]) -> list[tuple
     return issues
 
 
+_KINDS_OF_FORMAT = {
+    "checkpoint": ("checkpoint",),
+    "onnx": ("onnx", "onnx-int8"),
+    "trt-engine": ("trt-engine",),
+}
+
+
+def kind_issues(m: Manifest, file_format: str) -> list[tuple[str, Any, str]]:
+    """Where the manifest's kind disagrees with the format of the file that carries it."""
+    kinds = _KINDS_OF_FORMAT.get(file_format)
+    if kinds is None or m.kind in kinds:
+        return []
+    return [("kind", m.kind, f"the file is a {file_format} file, whose kind is {' or '.join(kinds)}")]
+
+
 def check_against_model(m: Manifest, doc: ArtifactDocument) -> Manifest:
     """Raise a ModelError when ``m`` disagrees with the model in ``doc``'s file; else return it."""
+    issues = kind_issues(m, doc.file_format)
+    if issues:
+        raise manifest_error(doc.source, issues, what="the edgetl manifest does not match the file")
     issues = weight_issues(m, doc.tensor_shapes)
     if doc.onnx_input is not None:
         issues += graph_issues(m, doc.onnx_input, doc.onnx_output or ())

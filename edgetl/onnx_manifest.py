@@ -17,7 +17,7 @@ from edgetl.artifact_io import (
     save_onnx_atomic,
     set_onnx_manifest,
 )
-from edgetl.manifest import Manifest, graph_issues, manifest_error
+from edgetl.manifest import Manifest, graph_issues, kind_issues, manifest_error
 
 __all__ = [
     "check_graph",
@@ -37,7 +37,7 @@ def embed_manifest(model, manifest: Manifest) -> None:
 def check_graph(model, manifest: Manifest, source: str) -> Manifest:
     """Raise a ModelError when ``manifest`` disagrees with the graph of ``model`` (input channels,
     static H/W and batch, output width vs labels); else return it."""
-    issues = graph_issues(manifest, *onnx_io_dims(model))
+    issues = kind_issues(manifest, "onnx") + graph_issues(manifest, *onnx_io_dims(model))
     if issues:
         raise manifest_error(source, issues, what="the edgetl manifest does not match the ONNX graph")
     return manifest

@@ -4,7 +4,7 @@ import pytest
 from safetensors.torch import save_file
 
 from edgetl.errors import ModelError
-from edgetl.fileio import atomic_path
+from edgetl.fileio import atomic_path, sha256_file
 from edgetl.manifest import Manifest, read_manifest
 
 
@@ -56,7 +56,7 @@ def test_engine_sidecar_roundtrip_and_layout(tiny_checkpoint, tmp_path):
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"plan")
     assert read_build_info(engine) == {}  # no sidecar yet
-    build = {"tensorrt": "10.0", "gpu": "X", "int8": False}
+    build = {"tensorrt": "10.0", "gpu": "X", "int8": False, "engine_sha256": sha256_file(engine)}
     path = write_sidecar(engine, m.to_json(), build)
     assert path == sidecar_path(engine) == tmp_path / "model.engine.json"
     on_disk = json.loads(path.read_text())  # the layout deploy/ and older readers rely on

@@ -20,13 +20,14 @@ def run_blocked(code: str) -> subprocess.CompletedProcess:
 
 def test_runtime_path_imports_and_reports_without_torch(tiny_onnx, tmp_path):
     from edgetl.artifact_io import write_sidecar
+    from edgetl.fileio import sha256_file
     from edgetl.manifest import read_manifest
 
     # the engine bytes are a stand-in (no TensorRT here): this test is about imports and reasons
     engine = tmp_path / "tiny.engine"
     engine.write_bytes(b"stand-in engine bytes")
     manifest = read_manifest(tiny_onnx).model_copy(update={"kind": "trt-engine"})
-    write_sidecar(engine, manifest.to_json(), {"tensorrt": "10.3.0"})
+    write_sidecar(engine, manifest.to_json(), {"tensorrt": "10.3.0", "engine_sha256": sha256_file(engine)})
     code = (
         "import json\n"
         "import edgetl.engine, edgetl.runners.tensorrt_runner, edgetl.gpu.cuda, edgetl.stages.build\n"

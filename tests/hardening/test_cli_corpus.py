@@ -43,7 +43,7 @@ def engine_without_tensorrt(tiny_onnx, tmp_path):
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"\0" * 64)
     manifest = read_manifest(tiny_onnx).model_copy(update={"kind": "trt-engine"})
-    write_sidecar(engine, manifest.to_json(), {"tensorrt": "10.0"})
+    write_sidecar(engine, manifest.to_json(), {"tensorrt": "10.0", "engine_sha256": sha256_file(engine)})
     return engine
 
 

@@ -29,6 +29,7 @@ from edgetl.artifact_io import (
     write_sidecar,
 )
 from edgetl.errors import EdgetlError, ModelError
+from edgetl.fileio import sha256_file
 from edgetl.manifest import Manifest, PreprocessContract, read_manifest
 
 EDGETL = Path(sys.executable).parent / "edgetl"
@@ -204,7 +205,7 @@ def test_engine_sidecar_with_bad_manifest_names_the_sidecar(tiny_onnx, onnx_doc,
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"plan")
     doc = _std(0, math.nan)({**json.loads(json.dumps(onnx_doc)), "kind": "trt-engine"})
-    sidecar = write_sidecar(engine, json.dumps(doc), {"tensorrt": "10"})
+    sidecar = write_sidecar(engine, json.dumps(doc), {"tensorrt": "10", "engine_sha256": sha256_file(engine)})
     with pytest.raises(ModelError) as e:
         read_manifest(engine)
     _assert_names(e.value, sidecar, ["preprocessing.std", "nan", "edgetl build"])
