@@ -32,23 +32,38 @@ def _console():
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_INLINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # also newline and tab: one value, one line
+MAX_SHOWN = 1000  # characters of one line of a human view; --json has everything
 
 
-def safe(text) -> str:
+def _neutral(text, inline: bool = False) -> str:
+    pattern = _CONTROL_INLINE if inline else _CONTROL
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def safe(text, inline: bool = False) -> str:
     """User-controlled text (labels, paths, messages) for a rich console: markup escaped and
-    terminal control characters (ANSI escapes) shown as ``\\xNN`` instead of obeyed."""
+    terminal control characters (ANSI escapes) shown as ``\\xNN`` instead of obeyed; ``inline``
+    escapes newlines and tabs too, so a value cannot forge extra output lines."""
     from rich.markup import escape
 
-    return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text)))
+    return escape(_neutral(text, inline))
+
+
+def clip(text, limit: int = MAX_SHOWN) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters; --json shows them all)"
 
 
 def _plain_printer(console):
-    """print(text) with no markup interpretation and control characters neutralised."""
+    """print(text) as one line: no markup interpretation, control characters and newlines
+    neutralised, long lines clipped (rendering megabytes of a forged value takes minutes)."""
 
     def show(text) -> None:
-        console.print(
-            _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text)), markup=False, highlight=False
-        )
+        console.print(_neutral(clip(text), inline=True), markup=False, highlight=False)
 
     return show
 
@@ -103,9 +118,9 @@ def predict(
         return
     console = _console()
     for r in results:
-        console.print(f"[bold]{safe(r['image'])}[/]")
+        console.print(f"[bold]{safe(r['image'], inline=True)}[/]")
         for t in r["top"]:
-            console.print(f"  {t['probability']:7.2%}  {safe(t['label'])}")
+            console.print(f"  {t['probability']:7.2%}  {safe(clip(t['label']), inline=True)}")
 
 
 def _predict_on_targets(on, artifact, images, top_k, backend, as_json) -> None:
@@ -123,9 +138,9 @@ def _predict_on_targets(on, artifact, images, top_k, backend, as_json) -> None:
         console = _console()
         for o in outcomes:
             for r in o.data or []:
-                console.print(f"[bold]{safe(o.label)}[/] {safe(r['image'])}")
+                console.print(f"[bold]{safe(o.label)}[/] {safe(r['image'], inline=True)}")
                 for t in r["top"]:
-                    console.print(f"  {t['probability']:7.2%}  {safe(t['label'])}")
+                    console.print(f"  {t['probability']:7.2%}  {safe(clip(t['label']), inline=True)}")
     if (summary := failure_summary(outcomes)) is not None:
         raise TargetsFailed(summary)
 
@@ -208,18 +223,26 @@ def inspect(
         show(f"parent          sha256 {prov.parent_sha256}")
     if prov.data:
         show(f"data            {prov.data.get('source')} splits {prov.data.get('split_sizes')}")
-        for k, v in (prov.data.get("fingerprints") or {}).items():
-            show(f"  {k:<6} fingerprint {v[:16]}…")
+        prints = prov.data.get("fingerprints")
+        for k, v in (prints if isinstance(prints, dict) else {}).items():
+            show(f"  {k:<6} fingerprint {str(v)[:16]}…")
     if prov.calibration:
         show(f"calibration     {prov.calibration}")
     show(f"tools           {', '.join(f'{k} {v}' for k, v in prov.tool_versions.items())}")
     metrics = {k: v for k, v in m.metrics.items() if k != "test"}
     show(f"metrics         {metrics}")
     if "test" in m.metrics:
-        t = m.metrics["test"]
-        show(f"test            top-1 {t['top1']:.4f}, top-5 {t['top5']:.4f} on {t['num_samples']} images")
+        show(f"test            {_test_line(m.metrics['test'])}")
     for d in m.decisions:
         show(f"decision        {d}")
+
+
+def _test_line(t) -> str:
+    """The test metrics of a manifest in one line; as written when they are not edgetl's."""
+    try:
+        return f"top-1 {t['top1']:.4f}, top-5 {t['top5']:.4f} on {t['num_samples']} images"
+    except (KeyError, TypeError, ValueError):
+        return str(t)
 
 
 @app.command()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.data.dataset import DataConfig, SplitData, load_data
-from edgetl.data.preprocess import normalize, to_uint8
+from edgetl.data.preprocess import check_input_memory, normalize, to_uint8
 from edgetl.data.splits import fingerprint
 from edgetl.errors import DataError
 from edgetl.fileio import atomic_path, write_text_atomic
@@ -59,6 +59,7 @@ def evaluate(
         contract = manifest.preprocessing
         fixed_batch = manifest.input.shape[0]
         bs = fixed_batch if fixed_batch > 0 else batch_size
+        check_input_memory(contract, bs if fixed_batch > 0 else max(1, min(bs, len(idx))), artifact)
         logits = []
         with make_progress() as progress:
             task = progress.add_task(f"eval {split} on {runner.backend}", total=len(idx), info="")

@@ -431,6 +431,11 @@ _KINDS_OF_FORMAT = {
     "onnx": ("onnx", "onnx-int8"),
     "trt-engine": ("trt-engine",),
 }
+_FORMAT_NAMES = {
+    "checkpoint": "a safetensors checkpoint",
+    "onnx": "an ONNX model",
+    "trt-engine": "a TensorRT engine",
+}
 
 
 def kind_issues(m: Manifest, file_format: str) -> list[tuple[str, Any, str]]:
@@ -438,7 +443,7 @@ def kind_issues(m: Manifest, file_format: str) -> list[tuple[str, Any, str]]:
     kinds = _KINDS_OF_FORMAT.get(file_format)
     if kinds is None or m.kind in kinds:
         return []
-    return [("kind", m.kind, f"the file is a {file_format} file, whose kind is {' or '.join(kinds)}")]
+    return [("kind", m.kind, f"the file is {_FORMAT_NAMES[file_format]}, whose kind is {' or '.join(kinds)}")]
 
 
 def check_against_model(m: Manifest, doc: ArtifactDocument) -> Manifest:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetl.data.preprocess import load_image, preprocess
+from edgetl.data.preprocess import check_input_memory, load_image, preprocess
 from edgetl.runners.registry import make_runner
 
 
@@ -26,6 +26,7 @@ def predict(
         labels = runner.manifest.labels
         k = min(top_k, len(labels))
         fixed = runner.manifest.input.shape[0]
+        check_input_memory(runner.manifest.preprocessing, max(fixed, 1), artifact)
         for path, img in zip(images, decoded, strict=True):
             x = preprocess([img], runner.manifest.preprocessing)
             if fixed > 1:
