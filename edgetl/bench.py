@@ -402,6 +402,17 @@ def warnings_for(results: list[dict], contention: dict) -> list[str]:
     return out
 
 
+def _runs_on(backend: str, device: str) -> bool:
+    """Whether ``backend`` honours ``--device`` (a CPU-only backend would time the CPU instead)."""
+    from edgetl.runners.registry import spec
+
+    return device == "cpu" or "device" in spec(backend).options.model_fields
+
+
+def _cpu_only(backend: str, device: str) -> str:
+    return f"{backend} runs on the CPU only, and --device {device} asks for the GPU"
+
+
 def _reasons(skipped: list[dict]) -> str:
     return "; ".join(f"{Path(x['artifact']).name} on {x['backend']}: {x['reason']}" for x in skipped)
 
@@ -424,9 +435,13 @@ def _plan(config: BenchConfig) -> tuple[list[tuple[Path, str, int]], list[dict],
             "kind": kind,
         }
         runs_kind = backends_for(kind)
-        if not config.backends and not any(usable[b] is None for b in runs_kind):
-            skipped += [{"artifact": str(artifact), "backend": b, "reason": usable[b]} for b in runs_kind]
-        for backend in config.backends or tuple(b for b in runs_kind if usable.get(b) is None):
+        on_device = [b for b in runs_kind if _runs_on(b, config.device)]
+        if not config.backends and not any(usable[b] is None for b in on_device):
+            skipped += [
+                {"artifact": str(artifact), "backend": b, "reason": usable[b] or _cpu_only(b, config.device)}
+                for b in runs_kind
+            ]
+        for backend in config.backends or tuple(b for b in on_device if usable.get(b) is None):
             if backend not in usable:
                 raise EdgetlError(f"unknown backend {backend!r}; available backends are {sorted(usable)}.")
             if usable[backend] is not None:
@@ -439,6 +454,9 @@ def _plan(config: BenchConfig) -> tuple[list[tuple[Path, str, int]], list[dict],
                         "reason": f"{backend} does not run {kind} artifacts",
                     }
                 )
+            elif not _runs_on(backend, config.device):
+                reason = _cpu_only(backend, config.device)
+                skipped.append({"artifact": str(artifact), "backend": backend, "reason": reason})
             else:
                 plan += [(Path(artifact), backend, b) for b in config.batches]
     if not plan:

@@ -103,15 +103,24 @@ def signed_activations(model) -> int:
     from edgetl.errors import ModelError
 
     inits = {t.name: t for t in model.graph.initializer}
-    declared = {v.name: v for v in model.graph.value_info}
+    declared: dict[str, list] = {}  # a name may be declared twice (NNCF repeats some)
+    for v in [*model.graph.value_info, *model.graph.input]:
+        declared.setdefault(v.name, []).append(v)
     done: set[str] = set()
+
+    def to_int8(name: str) -> None:
+        for v in declared.get(name, ()):
+            v.type.tensor_type.elem_type = TensorProto.INT8
+
     for node in model.graph.node:
         if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(node.input) < 3:
             continue
         zp = inits.get(node.input[2])
         becomes_int8 = zp is not None and (zp.data_type == TensorProto.UINT8 or zp.name in done)
-        if node.op_type == "QuantizeLinear" and node.output[0] in declared and becomes_int8:
-            declared[node.output[0]].type.tensor_type.elem_type = TensorProto.INT8
+        if node.op_type == "QuantizeLinear" and becomes_int8:
+            to_int8(node.output[0])
+        if becomes_int8:  # NNCF also declares the zero-point initializer itself
+            to_int8(zp.name)
         if zp is None or zp.data_type != TensorProto.UINT8 or zp.name in done:
             continue
         values = numpy_helper.to_array(zp)

@@ -14,8 +14,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgetl.data.dataset import DataConfig
-from edgetl.errors import DataError, EdgetlError, ModelError
-from edgetl.manifest import InputSpec, Manifest, ModelSpec, PreprocessContract, Provenance
+from edgetl.errors import ConfigError, DataError, EdgetlError, ModelError
+from edgetl.manifest import InputSpec, Manifest, PreprocessContract, Provenance
 from edgetl.metrics import classification_metrics
 from edgetl.progress import log
 from edgetl.provenance import make_provenance
@@ -24,6 +24,7 @@ from edgetl.quantize.quantizers import QUANTIZERS, get_quantizer, quant_settings
 __all__ = ["QuantizeConfig", "QuantizeResult", "quant_settings", "quantize", "quantize_once"]
 
 Method = Literal["minmax", "entropy", "percentile"]
+MAX_AUDIT_SEEDS = 32  # each is a full re-calibration and val run; the spread settles long before
 
 
 class QuantizeConfig(BaseModel):
@@ -82,7 +83,11 @@ class QuantizeConfig(BaseModel):
         None, description="QAT: the FP32 model's checkpoint (default: the export's recorded parent)"
     )
     audit_seeds: int = Field(
-        0, ge=0, description="calibration audit: re-calibrate on this many other subsets (0 = off)"
+        0,
+        ge=0,
+        le=MAX_AUDIT_SEEDS,
+        description=f"calibration audit: re-calibrate on this many other subsets (0 = off, at most "
+        f"{MAX_AUDIT_SEEDS})",
     )
     # for an ONNX model without an edgetl manifest
     input_size: int | None = Field(None, description="manifest-less ONNX: input size in px")
@@ -110,6 +115,11 @@ class QuantizeConfig(BaseModel):
                 f"bias_correction {self.bias_correction} needs engine nncf (ONNX Runtime's quantize_static "
                 "has none): set --engine nncf or --bias-correction auto"
             )
+        if self.checkpoint is not None and not self.qat:
+            raise ValueError(
+                f"checkpoint {self.checkpoint} is the FP32 model QAT fine-tunes, and QAT runs only with "
+                "--qat: add --qat, or drop --checkpoint"
+            )
         return self
 
     @property
@@ -124,7 +134,21 @@ class QuantizeConfig(BaseModel):
     def _labels_file(cls, v):
         """--labels labels.txt: one label per line."""
         if isinstance(v, list | tuple) and len(v) == 1 and Path(str(v[0])).is_file():
-            return tuple(line.strip() for line in Path(str(v[0])).read_text().splitlines() if line.strip())
+            try:
+                text = Path(str(v[0])).read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{v[0]} is not UTF-8 text; give one label per line") from None
+            return tuple(line.strip() for line in text.splitlines() if line.strip())
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _some_labels(cls, v):
+        if v is not None and not v:
+            raise ValueError(
+                "no label given; pass one label per model output, comma-separated (--labels cat,dog) "
+                "or a .txt file with one per line"
+            )
         return v
 
 
@@ -154,6 +178,24 @@ def _check_image_input(proto, path: Path) -> tuple[str, int]:
     return inputs[0].name, dims[0]
 
 
+def _check_exclude(names: tuple[str, ...], proto, path: Path, after: str = "") -> None:
+    """An error naming each --exclude that is no node of the graph (it would keep nothing in float)."""
+    import difflib
+
+    nodes = [n.name for n in proto.graph.node]
+    missing = [n for n in names if n not in set(nodes)]
+    if not missing:
+        return
+    close = difflib.get_close_matches(missing[0], nodes, n=3)
+    where = f"{path} after {after} (it fused that node away)" if after else str(path)
+    raise ConfigError(
+        f"--exclude {missing[0]!r}: no node of that name in {where}"
+        + (f"; did you mean {close}?" if close else ".")
+        + ' List the node names with: python -c "import onnx; '
+        f"print([n.name for n in onnx.load('{path}').graph.node])\""
+    )
+
+
 def _resolve_manifest(proto, config: QuantizeConfig, batch: int) -> Manifest:
     from edgetl.onnx_manifest import manifest_from_model
 
@@ -167,16 +209,24 @@ def _resolve_manifest(proto, config: QuantizeConfig, batch: int) -> Manifest:
             + ", ".join(f"--{k.replace('_', '-')}" for k in missing)
             + " (or export it with `edgetl export`)."
         )
+    from pydantic import ValidationError
+
     from edgetl.onnx_manifest import check_graph
+    from edgetl.train.config import format_validation_error
 
     size, source = config.input_size, f"{config.model} (from --input-size/--mean/--std/--labels)"
+    try:
+        contract = PreprocessContract.for_size(size, crop_pct=1.0, mean=config.mean, std=config.std)
+        shape = InputSpec(shape=(batch, 3, size, size))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
     manifest = Manifest.checked(
         source,
         kind="onnx",
-        model=ModelSpec(architecture="external-onnx", num_classes=len(config.labels)),
+        model={"architecture": "external-onnx", "num_classes": len(config.labels)},
         labels=config.labels,
-        input=InputSpec(shape=(batch, 3, size, size)),
-        preprocessing=PreprocessContract.for_size(size, crop_pct=1.0, mean=config.mean, std=config.std),
+        input=shape,
+        preprocessing=contract,
         provenance=Provenance(stage="external", data={"config": {"source": config.data}}),
     )
     return check_graph(proto, manifest, source)
@@ -205,6 +255,33 @@ def run_onnx(path, x: np.ndarray, threads: int, fixed_batch: int, batch: int = 6
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed_batch - n, axis=0)])
         out.append(sess.run(None, {name: chunk})[0][:n])
     return np.concatenate(out)
+
+
+def _node_domains(nodes) -> set[str]:
+    """Operator domains of ``nodes`` and of every subgraph (If/Loop/Scan bodies) inside them."""
+    found: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        found.add(node.domain or "")
+        for attr in node.attribute:
+            stack += [n for g in [attr.g, *attr.graphs] for n in g.node]
+    return found
+
+
+def prune_opset_imports(model) -> list[str]:
+    """Drop the opset imports no node uses (ORT's tools declare ~9 domains, com.microsoft and
+    friends, on a graph of standard ops; strict parsers such as TensorRT's see them); keeps the
+    default domain and every domain a node or local function uses. Returns the dropped domains."""
+    used = _node_domains(model.graph.node) | {""}
+    for fn in model.functions:
+        used |= _node_domains(fn.node) | {fn.domain}
+    used |= {"ai.onnx"} if "" in used else set()
+    dropped = [o.domain for o in model.opset_import if (o.domain or "") not in used]
+    keep = [o for o in model.opset_import if (o.domain or "") in used]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    return dropped
 
 
 def quantize_once(
@@ -282,6 +359,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
     if config.checkpoint is not None and not config.checkpoint.is_file():
         raise EdgetlError(f"--checkpoint {config.checkpoint}: no such file (the FP32 model's .safetensors).")
     proto = load_onnx(config.model)
+    _check_exclude(config.exclude, proto, config.model)
     input_name, fixed_batch = _check_image_input(proto, config.model)
     parent = _resolve_manifest(proto, config, fixed_batch)
     if parent.kind == "onnx-int8":
@@ -314,6 +392,9 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
         except Exception as exc:  # noqa: BLE001 - pre-processing is an optimisation, not required
             log(f"[yellow]quant_pre_process failed ({type(exc).__name__}); quantizing the model as is[/]")
             shutil.copy(src, fp32)
+        _check_exclude(
+            config.exclude, onnx.load(str(fp32)), config.model, after="ONNX Runtime's pre-processing"
+        )
 
         def evaluate(path: Path) -> dict:
             try:
@@ -380,6 +461,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
             "class_coverage": coverage,
         }
         final = onnx.load(str(shipped))
+        prune_opset_imports(final)
         int8_metrics = chosen["metrics"]
         manifest = parent.model_copy(
             update={

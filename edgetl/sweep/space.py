@@ -148,6 +148,11 @@ def validate_space(space: dict[str, Param], base: dict, config_cls: type[BaseMod
             if len(set(map(repr, param))) != len(param):
                 raise ConfigError(f"space.{key}: the choices {param} repeat a value; list each once.")
             for value in param:
+                if kind != "choice" and isinstance(value, bool):
+                    raise ConfigError(
+                        f"space.{key}: choice {value!r} is a boolean, and {key} is a number (YAML reads "
+                        "true/false/yes/no/on/off as booleans); list numbers only."
+                    )
                 _check_value(base, key, value, config_cls, "choice")
 
 
@@ -166,21 +171,40 @@ def suggest(trial, space: dict[str, Param], config_cls: type[BaseModel]) -> dict
     return out
 
 
+MAX_GRID_POINTS = 100_000  # trials of one grid; a sweep trains a model per point
+
+
+def _grid_count(key: str, param: Param) -> int:
+    """How many values ``param`` has on a grid, counted without building them."""
+    if not isinstance(param, Range):
+        return len(param)
+    if param.step is None:
+        raise ConfigError(
+            f"space.{key}: the grid sampler needs finite values; give this range a step "
+            f"(e.g. {{low: {param.low:g}, high: {param.high:g}, step: ...}}) or a list of choices, "
+            "or use --sampler random or tpe."
+        )
+    return int(math.floor((param.high - param.low) / param.step + 1e-9)) + 1
+
+
 def grid_values(space: dict[str, Param], config_cls: type[BaseModel]) -> dict[str, list]:
-    """Every key's finite list of values, for the grid sampler (ranges need a step)."""
+    """Every key's finite list of values, for the grid sampler (ranges need a step); a grid of
+    more than ``MAX_GRID_POINTS`` points is refused before any list is built."""
+    counts = {key: _grid_count(key, param) for key, param in space.items()}
+    total = math.prod(counts.values())
+    if total > MAX_GRID_POINTS:
+        key = max(counts, key=counts.get)
+        raise ConfigError(
+            f"space: the grid has {total:.3g} points ({key}: {counts[key]:,} values), over the limit of "
+            f"{MAX_GRID_POINTS:,} trials; give space.{key} a larger step or fewer choices, or use "
+            "--sampler random or tpe with --trials N."
+        )
     out: dict[str, list] = {}
     for key, param in space.items():
         if not isinstance(param, Range):
             out[key] = list(param)
             continue
-        if param.step is None:
-            raise ConfigError(
-                f"space.{key}: the grid sampler needs finite values; give this range a step "
-                f"(e.g. {{low: {param.low:g}, high: {param.high:g}, step: ...}}) or a list of choices, "
-                "or use --sampler random or tpe."
-            )
-        n = int(math.floor((param.high - param.low) / param.step + 1e-9)) + 1
-        values = [param.low + i * param.step for i in range(n)]
+        values = [param.low + i * param.step for i in range(counts[key])]
         out[key] = [int(v) for v in values] if kind_of(key, config_cls) == "int" else values
     return out
 

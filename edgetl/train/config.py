@@ -23,6 +23,7 @@ from edgetl.errors import ConfigError
 Strategy = Literal["linear", "partial", "full", "gradual"]
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N (N = GPU index) or mps"
+MAX_WIDTH = 1 << 16  # head width, batch size: past this a value is a typo, not a model that fits
 
 
 class FinetuneConfig(BaseModel):
@@ -51,7 +52,7 @@ class FinetuneConfig(BaseModel):
     head: Literal["linear", "mlp"] = Field(
         "linear", description="linear, or mlp (Linear-ReLU-Dropout-Linear)"
     )
-    head_hidden: int = Field(512, ge=1, description="mlp head: hidden width")
+    head_hidden: int = Field(512, ge=1, le=MAX_WIDTH, description="mlp head: hidden width")
     head_dropout: float = Field(0.0, ge=0, lt=1, description="mlp head: dropout")
     drop_rate: float = Field(0.0, ge=0, lt=1, description="dropout inside the backbone (timm models)")
     optimizer: Literal["sgd", "adamw"] = Field("adamw", description="optimizer")
@@ -63,7 +64,7 @@ class FinetuneConfig(BaseModel):
     epochs: int = Field(10, ge=1, description="training epochs")
     warmup_epochs: float = Field(0.5, ge=0, description="linear warm-up epochs before the cosine schedule")
     min_lr_ratio: float = Field(0.01, ge=0, le=1, description="final lr as a fraction of the peak")
-    batch_size: int = Field(64, ge=1, description="batch size per process")
+    batch_size: int = Field(64, ge=1, le=MAX_WIDTH, description="batch size per process (at least 2)")
     label_smoothing: float = Field(0.1, ge=0, lt=1, description="label smoothing of the cross-entropy")
     early_stopping: int | None = Field(None, ge=1, description="patience in epochs (val top-1)")
     channels_last: bool = Field(True, description="channels_last memory format (about 2x faster on CPUs)")
@@ -78,6 +79,16 @@ class FinetuneConfig(BaseModel):
     cache_features: bool = Field(True, description="linear: extract frozen features once")
     eval_test: bool = Field(True, description="measure the test split once training ends")
     output: Path = Path("model.safetensors")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _two_per_batch(cls, value: int) -> int:
+        if value < 2:
+            raise ValueError(
+                f"batch_size {value}: training needs at least 2 images per batch (BatchNorm layers "
+                "normalise with batch statistics, which one image does not have); use 2 or more"
+            )
+        return value
 
     @field_validator("device")
     @classmethod
