@@ -128,19 +128,20 @@ def _check_build(build: Any, path: Path) -> None:
             )
 
 
-def _foreign_format(engine: Path) -> str | None:
-    """What ``engine`` really is when its bytes are another model format, else None."""
-    with open(engine, "rb") as fh:
+def sniff_model_format(path: Path) -> str | None:
+    """What ``path`` is when its bytes are another model format (zip/torch, safetensors,
+    ONNX), as a phrase; None otherwise."""
+    with open(path, "rb") as fh:
         head = fh.read(16)
     if head.startswith(b"PK\x03\x04"):
         return "a zip archive (a torch checkpoint?)"
-    if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < engine.stat().st_size:
+    if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size:
         return "a safetensors checkpoint"
     if head[:1] == b"\x08":  # protobuf field 1 (ir_version) opens every ONNX file
         import onnx
 
         try:
-            model = onnx.load_model_from_string(engine.read_bytes())
+            model = onnx.load_model_from_string(path.read_bytes())
         except Exception:  # noqa: BLE001 - not protobuf: not ONNX either
             return None
         if model.graph.node:
@@ -153,7 +154,7 @@ def check_engine_file(engine: str | Path, build: dict[str, Any]) -> None:
     (a renamed, replaced or foreign file is never run or shown as this engine)."""
     engine = Path(engine)
     side = sidecar_path(engine)
-    foreign = _foreign_format(engine)
+    foreign = sniff_model_format(engine)
     if foreign:
         raise ModelError(
             f"{engine}: the file is {foreign}, not a TensorRT engine; build an engine from an ONNX "

@@ -142,6 +142,8 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     """--set a.b=value pairs -> nested dict; values parsed as YAML scalars."""
     import yaml
 
+    from edgetl.yamlio import safe_load
+
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -149,7 +151,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         if not sep or not all(p.strip() for p in parts):
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set data.calib_size=256.")
         try:
-            value = yaml.safe_load(raw)
+            value = safe_load(raw)
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: {raw!r} is not a valid value (quote strings).") from None
         node = out
@@ -207,7 +209,8 @@ def bind(app: typer.Typer, stage: Stage, runner) -> None:
         if print_config:
             import yaml
 
-            typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+            shown = stage.resolved(cfg) if stage.resolved else cfg
+            typer.echo(yaml.safe_dump(shown.model_dump(mode="json"), sort_keys=False))
             return
         runner(stage, cfg, **run_flags)
 

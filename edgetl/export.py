@@ -12,8 +12,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgetl.artifact_io import sniff_model_format
 from edgetl.errors import EdgetlError, ModelError
-from edgetl.manifest import InputSpec, Manifest
+from edgetl.manifest import InputSpec, Manifest, read_manifest
 from edgetl.provenance import make_provenance
 
 FP16_MIN_TOP1 = 0.98  # an FP16 model may flip a near-tie: one image in 64
@@ -173,6 +174,27 @@ def _fp16(proto, model, x: np.ndarray | None, config: ExportConfig):
     return half, {**result, "tolerance": allowed, "min_top1": FP16_MIN_TOP1}, note
 
 
+def _require_checkpoint(config: ExportConfig) -> None:
+    """A ModelError when ``config.artifact`` is an ONNX model or engine: export starts from the
+    checkpoint, and names the one the model was exported from where its manifest says."""
+    path = config.artifact
+    if path.suffix.lower() == ".safetensors" or not path.is_file():
+        return
+    if path.suffix.lower() != ".onnx" and sniff_model_format(path) != "an ONNX model":
+        return
+    try:
+        source = read_manifest(path).provenance.config.get("artifact")
+    except Exception:  # noqa: BLE001 - the hint is optional; the refusal is not
+        source = None
+    what = f"an FP16 ONNX (--precision {config.precision})" if config.precision == "fp16" else "ONNX"
+    raise ModelError(
+        f"{path}: an ONNX model; export takes a checkpoint (.safetensors from finetune or distill) "
+        f"and writes {what} from it: pass "
+        + (f"the checkpoint it was exported from, {source}" if source else "that model's checkpoint")
+        + " instead."
+    )
+
+
 def export(config: ExportConfig) -> ExportResult:
     """Export ``config.artifact`` to ONNX; raise if parity fails (unless verify is off)."""
     import onnx
@@ -184,6 +206,7 @@ def export(config: ExportConfig) -> ExportResult:
 
     if config.output.suffix != ".onnx":
         raise EdgetlError(f"--output {config.output}: must end in .onnx.")
+    _require_checkpoint(config)
     model, parent = load_checkpoint(config.artifact)
     model = model.float().eval()
     h, w = parent.preprocessing.input_size

@@ -210,6 +210,11 @@ def _decode(path) -> Image.Image:
     except UnreadableImage:
         raise
     except FileNotFoundError:
+        if path.is_symlink():
+            target = os.readlink(path)
+            raise UnreadableImage(
+                path, f"a symbolic link to {target}, which does not exist", "Fix or remove the link."
+            ) from None
         raise UnreadableImage(path, "no such image file", "Check the path.") from None
     except Image.DecompressionBombError as exc:
         raise UnreadableImage(

@@ -217,7 +217,11 @@ def image_folder(root: Path, *, skip_bad: bool = False, name: str | None = None)
         files = sorted(
             f
             for f in cdir.rglob("*")
-            if f.suffix.lower() in IMAGE_SUFFIXES and not _hidden(f.relative_to(cdir)) and f.is_file()
+            # a symlink is an entry even when dangling: a file the user listed is checked and
+            # reported (or counted by --skip-bad), never dropped without a word
+            if f.suffix.lower() in IMAGE_SUFFIXES
+            and not _hidden(f.relative_to(cdir))
+            and (f.is_file() or f.is_symlink())
         )
         if not files:
             raise DataError(

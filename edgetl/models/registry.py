@@ -226,7 +226,10 @@ def torch_load_plain(path: Path):
     except Exception as exc:  # noqa: BLE001 - whatever the reader trips on, the file is unusable
         text = str(exc)
         with open(path, "rb") as fh:
-            is_pickle = fh.read(1) == b"\x80"  # a pickle's PROTO opcode (torch's legacy format)
+            head = fh.read(4)
+        # a pickle's PROTO opcode (torch's legacy format), or the zip archive torch.save writes
+        # (its data.pkl is what weights_only refused)
+        is_pickle = head[:1] == b"\x80" or head == b"PK\x03\x04"
         if "Weights only load failed" in text and is_pickle:
             raise PickledObjects(
                 "it pickles objects other than tensors, which edgetl never unpickles (weights_only=True)"

@@ -139,11 +139,14 @@ def make_reader(images: np.ndarray | StreamedImages, input_name: str, batch: int
 
 def write_calibration_manifest(recipe_path: Path, out_path: Path) -> dict:
     """Resolve a calibration recipe (YAML) into the list of sample ids + fingerprint."""
-    import yaml
-
     from edgetl.fileio import write_text_atomic
+    from edgetl.yamlio import load_file
 
-    recipe = yaml.safe_load(Path(recipe_path).read_text()) or {}
+    recipe = load_file(recipe_path, DataError) or {}
+    if not isinstance(recipe, dict):
+        raise DataError(
+            f"{recipe_path}: expected a mapping of keys (source, count, seed), not a list or value."
+        )
     unknown = set(recipe) - {"source", "split", "seed", "count"}
     if unknown or recipe.get("split", "calib") != "calib":
         raise DataError(

@@ -151,10 +151,9 @@ def load_targets(path: Path | None = None) -> dict[str, str]:
     path = path or targets_file()
     if not path.exists():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}); fix or delete it.") from None
+    from edgetl.yamlio import load_file
+
+    data = load_file(path, ConfigError) or {}
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise ConfigError(f"{path}: expected 'name: ssh://user@host' lines; fix or delete it.")
     return {str(k): v for k, v in data.items()}

@@ -159,6 +159,7 @@ class Stage:
     jobs: Callable[[Context, BaseModel], list[Job]] | None = None
     unavailable: Callable[[], str | None] = lambda: None  # why it cannot run here, if it cannot
     show: Callable[[StageResult, Any], None] | None = None  # print a result on the CLI
+    resolved: Callable[[BaseModel], BaseModel] | None = None  # the config a run really uses (--print-config)
     cli: Cli = field(default_factory=Cli)
     command: bool = True  # has an `edgetl <name>` command
     cached: bool = True  # skipped in the pipeline when its configs and inputs are unchanged

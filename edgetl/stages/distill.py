@@ -53,6 +53,13 @@ def compare(artifacts: dict[str, Path], threads: int) -> dict:
     return rows
 
 
+def _with_teacher_data(config: DistillConfig) -> DistillConfig:
+    """The data the run trains on: the teacher's, for every data key the user did not set."""
+    from edgetl.train.distill import with_teacher_data
+
+    return with_teacher_data(config)
+
+
 def run(config: DistillConfig, resume: bool = False) -> StageResult[TrainMetrics]:
     from edgetl.fileio import write_text_atomic
     from edgetl.train.distill import distill
@@ -137,6 +144,7 @@ STAGE = Stage(
     },
     jobs=jobs,
     show=show,
+    resolved=_with_teacher_data,
     cli=Cli(
         nested=("data.source", "data.augment"),
         flags={"arch": "--student", "data.source": "--data"},

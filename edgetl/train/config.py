@@ -191,10 +191,12 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 def load_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
+    from edgetl.yamlio import safe_load
+
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "

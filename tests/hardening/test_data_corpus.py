@@ -91,6 +91,16 @@ class Case:
 CASES = [
     # -- silently wrong data
     Case(
+        "folder-dangling-symlink",
+        lambda t: _with_image(t, "gone.png", lambda p: p.symlink_to("nowhere.png")),
+        ("dog/gone.png", "a symbolic link to nowhere.png, which does not exist", "--skip-bad"),
+    ),
+    Case(
+        "folder-symlink-to-folder",
+        lambda t: _with_image(t, "dir.png", lambda p: p.symlink_to(p.parent.parent / "cat")),
+        ("dog/dir.png", "is a directory"),
+    ),
+    Case(
         "csv-same-file-twice",
         lambda t: _csv(t, "path,label\nimgs/a/0.png,a\nimgs/b/0.png,b\nimgs/a/0.png,a\n"),
         ("x.csv", "a/0.png", "listed twice", "line 2", "line 4", "remove one"),
@@ -245,6 +255,7 @@ SKIPPABLE = {
     "pillow-hard-bomb": (lambda p: p.write_bytes(png_header(30_000, 30_000)), "decompression bomb"),
     "corrupt": (lambda p: p.write_bytes(b"GIF89a broken"), "cannot read image"),
     "float-range": (_float_tiff, "float pixels range"),
+    "dangling-symlink": (lambda p: p.symlink_to("nowhere.png"), "symbolic link to nowhere.png"),
 }
 
 
@@ -342,6 +353,10 @@ CLI_CASES = {
         ["bomb.png", "decompression bomb"],
     ),
     "ambiguous-builtin": (lambda t: (_folder(t / "digits"), "digits")[1], ["'digits' is ambiguous"]),
+    "dangling-symlink": (
+        lambda t: _with_image(t / "f", "gone.png", lambda p: p.symlink_to("nowhere.png")),
+        ["dog/gone.png", "symbolic link to nowhere.png, which does not exist"],
+    ),
 }
 
 

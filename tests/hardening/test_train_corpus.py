@@ -243,6 +243,11 @@ def _w_pickled_objects(d: Path) -> Path:
     return p
 
 
+def _w_zip_pickled_code(d: Path) -> Path:
+    torch.save({"conv_stem.weight": _Evil()}, p := d / "w.pth")  # torch's zip format
+    return p
+
+
 def _w_not_a_dict(d: Path) -> Path:
     torch.save([torch.zeros(3)], p := d / "w.pth")
     return p
@@ -290,6 +295,10 @@ WEIGHTS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "truncated .safetensors": (_w_truncated_safetensors, "truncated"),
     "truncated .pth": (_w_truncated_pth, "truncated"),
     "pickle of objects": (_w_pickled_objects, "weights_only"),
+    "zip with pickled code": (
+        _w_zip_pickled_code,
+        "pickles objects other than tensors). edgetl never unpickles",
+    ),
     "list, not a dict": (_w_not_a_dict, "holds a list, not a state_dict"),
     "dict without tensors": (_w_no_tensors, "holds no tensors"),
     "one wrong shape": (_w_wrong_shapes, "conv_stem.weight: (5, 3, 3, 3)"),
@@ -346,6 +355,10 @@ def _r_pickled(cfg):
     _resume_of(cfg).write_bytes(pickle.dumps({"digest": _Evil()}))
 
 
+def _r_zip_pickled(cfg):
+    torch.save({"digest": _Evil()}, _resume_of(cfg))
+
+
 def _r_not_a_state(cfg):
     torch.save({"weights": torch.zeros(2)}, _resume_of(cfg))
 
@@ -362,6 +375,7 @@ RESUMES = {
     "garbage text": (_r_text, ModelError, "truncated or not a torch file"),
     "truncated": (_r_truncated, ModelError, "truncated"),
     "pickle of objects": (_r_pickled, ModelError, "never unpickles"),
+    "zip with pickled code": (_r_zip_pickled, ModelError, "pickles objects other than tensors"),
     "not a resume state": (_r_not_a_state, ModelError, "not an edgetl resume state"),
     "another config": (_r_other_config, ConfigError, "different config"),
     "NaN weights": (_r_nan, ModelError, "NaN"),
