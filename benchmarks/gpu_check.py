@@ -268,11 +268,11 @@ def runner_parity(ckpt: Path, device: str) -> dict:
 
     x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
     with make_runner(ckpt, "torch", device="cpu", precision="fp32") as cpu:
-        ref = cpu.infer(x)
+        ref = cpu.infer(x)["logits"]
     out = {"device": device}
     for precision, tol in (("fp32", 1e-3), ("fp16", 5e-2), ("bf16", 2e-1)):
         with make_runner(ckpt, "torch", device=device, precision=precision) as r:
-            got = r.infer(x)
+            got = r.infer(x)["logits"]
             own = r.backend_latency_ms()
         diff = float(np.abs(got - ref).max())
         out[precision] = {
@@ -331,7 +331,7 @@ def onnxruntime_gpu(files: dict[str, Path]) -> dict:
     status = available_backends()
     x = np.random.default_rng(1).standard_normal((8, 3, 32, 32)).astype(np.float32)
     with make_runner(files["fp32"], "onnxruntime") as cpu:
-        ref = cpu.infer(x)
+        ref = cpu.infer(x)["logits"]
     out: dict = {}
     for backend in ("onnxruntime-cuda", "onnxruntime-tensorrt"):
         if status[backend]:
@@ -341,11 +341,11 @@ def onnxruntime_gpu(files: dict[str, Path]) -> dict:
         for name, path in files.items():
             try:
                 with make_runner(path, backend) as r:
-                    got = r.infer(x)
+                    got = r.infer(x)["logits"]
                     ms = []
                     for _ in range(50):
                         t = time.perf_counter()
-                        r.infer(x)
+                        r.infer(x)["logits"]
                         ms.append((time.perf_counter() - t) * 1000)
                 rows[name] = {
                     "max_abs_diff_vs_cpu_fp32": float(np.abs(got - ref).max()),
@@ -369,7 +369,7 @@ def tensorrt(files: dict[str, Path], work: Path) -> dict:
 
     x = np.random.default_rng(2).standard_normal((4, 3, 32, 32)).astype(np.float32)
     with make_runner(files["fp32"], "onnxruntime") as cpu:
-        ref = cpu.infer(x)
+        ref = cpu.infer(x)["logits"]
     out: dict = {}
     for label, src, precision in (
         ("fp32", "fp32", "fp32"),
@@ -381,10 +381,10 @@ def tensorrt(files: dict[str, Path], work: Path) -> dict:
             built = build_engine(files[src], engine, BuildOptions(precision=precision, max_batch=8))
             again = build_engine(files[src], engine, BuildOptions(precision=precision, max_batch=8))
             with make_runner(engine, "tensorrt") as r:
-                got = r.infer(x)
+                got = r.infer(x)["logits"]
                 own = []
                 for _ in range(50):
-                    r.infer(x)
+                    r.infer(x)["logits"]
                     own.append(r.backend_latency_ms())  # CUDA events around execute_async_v3
             out[label] = {
                 "contains": built.info.get("contains"),

@@ -116,11 +116,11 @@ def qat_direct(fp32: Path, out: Path) -> dict:
 
     from edgetl.data.dataset import recorded_data_config
     from edgetl.manifest import read_manifest
-    from edgetl.metrics import classification_metrics
     from edgetl.onnx_manifest import embed_manifest, save_onnx_atomic
     from edgetl.quantize.calibration import calibration_images, load_split_images
     from edgetl.quantize.ptq import run_onnx
     from edgetl.quantize.qat import QatSettings, qat
+    from edgetl.tasks.classify.metrics import classification_metrics
 
     m = read_manifest(fp32)
     data = m.provenance.data
@@ -141,7 +141,7 @@ def qat_direct(fp32: Path, out: Path) -> dict:
     save_onnx_atomic(model, out)
     labels = list(m.labels)
     top1 = {
-        k: classification_metrics(run_onnx(p, val.x, 2, -1), val.y, labels)["top1"]
+        k: classification_metrics(run_onnx(p, val.x, 2, -1)["logits"], val.y, labels)["top1"]
         for k, p in (("fp32", fp32), ("int8", out))
     }
     return {

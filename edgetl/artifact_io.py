@@ -275,15 +275,12 @@ def _dims(value_info) -> tuple[int | None, ...]:
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in shape.dim)
 
 
-def onnx_io_dims(model) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
-    """(dims of the first graph input that is not an initializer, dims of the first output);
-    None for a symbolic or unknown dim, () when the graph declares no such tensor."""
+def onnx_io_dims(model) -> tuple[tuple[int | None, ...], dict[str, tuple[int | None, ...]]]:
+    """(dims of the first graph input that is not an initializer, output name -> dims in graph
+    order); None for a symbolic or unknown dim, () when the graph declares no input."""
     inits = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
-    return (
-        _dims(inputs[0]) if inputs else (),
-        _dims(model.graph.output[0]) if model.graph.output else (),
-    )
+    return _dims(inputs[0]) if inputs else (), {o.name: _dims(o) for o in model.graph.output}
 
 
 def require_onnx_manifest(model, path) -> str:
@@ -311,7 +308,7 @@ class ArtifactDocument:
     source: str  # the file to name in errors (an engine's sidecar)
     file_format: str = ""  # what the file is: "checkpoint", "onnx" or "trt-engine"
     onnx_input: tuple[int | None, ...] | None = None  # ONNX: graph input dims (None: symbolic)
-    onnx_output: tuple[int | None, ...] | None = None  # ONNX: graph output dims
+    onnx_outputs: dict[str, tuple[int | None, ...]] | None = None  # ONNX: output name -> dims
     tensor_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # checkpoint header
 
 
@@ -329,7 +326,7 @@ def read_artifact_document(path: str | Path) -> ArtifactDocument:
         model = load_onnx(path)
         text = require_onnx_manifest(model, path)
         inp, out = onnx_io_dims(model)
-        return ArtifactDocument(text, str(path), "onnx", onnx_input=inp, onnx_output=out)
+        return ArtifactDocument(text, str(path), "onnx", onnx_input=inp, onnx_outputs=out)
     sidecar = sidecar_path(path)
     if sidecar.exists() or sidecar.is_symlink():
         text, build = read_sidecar(path)

@@ -12,26 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.data.dataset import DataConfig, SplitData, load_data
+from edgetl.data.labels import label_map
 from edgetl.data.preprocess import check_input_memory, normalize, to_uint8
 from edgetl.data.splits import fingerprint
 from edgetl.errors import DataError
 from edgetl.fileio import atomic_path, write_text_atomic
-from edgetl.metrics import classification_metrics
 from edgetl.progress import make_progress, step
+from edgetl.runners.batching import batch_size_for, chunks, padded
 from edgetl.runners.registry import make_runner
-
-
-def _label_map(data_classes: list[str], model_labels: list[str], source: str) -> np.ndarray:
-    """data class index -> model output index; the two label sets must match."""
-    if set(data_classes) != set(model_labels):
-        missing = sorted(set(data_classes) - set(model_labels))
-        extra = sorted(set(model_labels) - set(data_classes))
-        raise DataError(
-            f"{source}: its classes do not match the model's labels "
-            f"(in the data only: {missing[:10]}; in the model only: {extra[:10]})."
-        )
-    index = {c: i for i, c in enumerate(model_labels)}
-    return np.array([index[c] for c in data_classes])
+from edgetl.tasks.registry import task_of
 
 
 def split_indices(data: SplitData, split: str) -> np.ndarray:
@@ -50,32 +39,32 @@ def evaluate(
     batch_size: int = 64,
     runner_options: dict | None = None,
 ) -> dict:
-    """Top-1/top-5/per-class/confusion of ``artifact`` on ``split`` of the data."""
+    """The task's metrics (a classifier: top-1/top-5/per-class/confusion) of ``artifact`` on
+    ``split`` of the data."""
     data = load_data(data_config)
     idx = split_indices(data, split)
     with make_runner(artifact, backend, **(runner_options or {})) as runner:
         manifest = runner.manifest
-        remap = _label_map(data.classes, list(manifest.labels), data.source.name)
+        task = task_of(manifest)
+        remap = label_map(data.classes, list(manifest.labels), data.source.name)
         contract = manifest.preprocessing
         fixed_batch = manifest.input.shape[0]
-        bs = fixed_batch if fixed_batch > 0 else batch_size
+        bs = batch_size_for(fixed_batch, batch_size)
         check_input_memory(contract, bs if fixed_batch > 0 else max(1, min(bs, len(idx))), artifact)
-        logits = []
+        parts: dict[str, list[np.ndarray]] = {}
         with make_progress() as progress:
-            task = progress.add_task(f"eval {split} on {runner.backend}", total=len(idx), info="")
-            for s in range(0, len(idx), bs):
-                chunk = idx[s : s + bs]
+            bar = progress.add_task(f"eval {split} on {runner.backend}", total=len(idx), info="")
+            for part in chunks(len(idx), bs):
+                chunk = idx[part]
                 px = np.stack([to_uint8(data.source.load(int(i)), contract) for i in chunk])
-                x = normalize(px, contract)
-                n = len(x)
-                if fixed_batch > 0 and n < fixed_batch:  # pad the last batch of a fixed-batch model
-                    x = np.concatenate([x, np.repeat(x[-1:], fixed_batch - n, axis=0)])
-                logits.append(runner.infer(x)[:n])
-                progress.advance(task, len(chunk))
+                for name, y in runner.infer(padded(normalize(px, contract), fixed_batch)).items():
+                    parts.setdefault(name, []).append(y[: len(chunk)])
+                progress.advance(bar, len(chunk))
         backend_name = runner.backend
     step(f"eval {Path(artifact).name} on {backend_name}: {split} split, {len(idx)} images")
-    labels = remap[data.source.labels[idx]]
-    metrics = classification_metrics(np.concatenate(logits), labels, list(manifest.labels))
+    targets = remap[data.source.labels[idx]]
+    predictions = task.decode({name: np.concatenate(ys) for name, ys in parts.items()})
+    metrics = task.metrics(predictions, targets, list(manifest.labels))
     metrics.update(
         artifact=str(artifact),
         backend=backend_name,

@@ -53,7 +53,10 @@ class ExportResult:
     parity: dict | None
 
 
-def _export_to_bytes(model, example, opset: int, dynamic: bool) -> bytes:
+def _export_to_bytes(
+    model, example, opset: int, dynamic: bool, outputs: tuple[str, ...] = ("logits",)
+) -> bytes:
+    """TorchScript-exported ONNX with the input named ``input`` and the task's named ``outputs``."""
     import torch
 
     buf = io.BytesIO()
@@ -66,8 +69,8 @@ def _export_to_bytes(model, example, opset: int, dynamic: bool) -> bytes:
             dynamo=False,
             opset_version=opset,
             input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None,
+            output_names=list(outputs),
+            dynamic_axes={name: {0: "batch"} for name in ("input", *outputs)} if dynamic else None,
             do_constant_folding=True,
         )
     return buf.getvalue()
@@ -212,7 +215,7 @@ def export(config: ExportConfig) -> ExportResult:
     h, w = parent.preprocessing.input_size
     example = torch.zeros(config.batch or 1, 3, h, w)
     try:
-        raw = _export_to_bytes(model, example, config.opset, dynamic=config.batch is None)
+        raw = _export_to_bytes(model, example, config.opset, config.batch is None, parent.outputs)
     except Exception as exc:  # noqa: BLE001 - turn exporter failures into a located, named error
         where = locate_unexportable(model, example, config.opset)
         raise ModelError(

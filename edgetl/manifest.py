@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import platform
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +35,8 @@ from pydantic import (
 from edgetl.artifact_io import ArtifactDocument, load_json_document, read_artifact_document
 from edgetl.errors import ModelError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ``task`` and named ``outputs``; version 1 files read as classification
+READABLE_VERSIONS = (1, SCHEMA_VERSION)
 ArtifactKind = Literal["checkpoint", "onnx", "onnx-int8", "trt-engine"]
 Interpolation = Literal["nearest", "bilinear", "bicubic"]
 MAX_SIDE = 8192  # px; a larger input_size/resize would allocate gigabytes per image
@@ -267,9 +267,26 @@ class Provenance(_Frozen):
     host: dict[str, str] = Field(default_factory=dict)
 
 
+def _upgrade(data: dict) -> dict:
+    """A version-1 document as version 2: every artifact written before tasks existed is a
+    classifier with one output, its logits."""
+    from edgetl.tasks.registry import DEFAULT_TASK, task
+
+    return {
+        **data,
+        "schema_version": SCHEMA_VERSION,
+        "task": DEFAULT_TASK,
+        "outputs": list(task(DEFAULT_TASK).output_names),
+    }
+
+
 class Manifest(_Frozen):
     schema_version: int = SCHEMA_VERSION
     kind: ArtifactKind
+    task: str = Field("classify", description="what the model predicts (edgetl/tasks/<task>/)")
+    outputs: tuple[str, ...] = Field(
+        (), description="named graph outputs, in graph order (default: the task's)"
+    )
     precision: Literal["fp32", "fp16"] = Field(
         "fp32", description="float type of the weights and activations outside Q/DQ (older files: fp32)"
     )
@@ -282,11 +299,45 @@ class Manifest(_Frozen):
     history: list[dict[str, Any]] = Field(default_factory=list, description="per-epoch curves")
     decisions: list[str] = Field(default_factory=list, description="choices a stage made and why")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_outputs(cls, data: Any) -> Any:
+        """``outputs`` left out (code that builds a manifest): the task's own output names."""
+        from edgetl.tasks.registry import tasks
+
+        if isinstance(data, dict) and not data.get("outputs"):
+            spec = tasks().get(data.get("task", "classify"))
+            if spec is not None:
+                data = {**data, "outputs": list(spec.output_names)}
+        return data
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        from edgetl.tasks.registry import tasks
+
+        if v not in tasks():
+            raise ValueError(f"unknown task; this edgetl knows {list(tasks())}")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
-        """Values that must agree with each other: one unique label per model output, and an
-        input spec whose H, W are the contract's input_size."""
+        """Values that must agree with each other: unique labels, the task's named outputs and its
+        own checks (a classifier: one label per output score), and an input spec whose H, W are
+        the contract's input_size."""
+        from edgetl.tasks.registry import task
+
+        spec = task(self.task)
         issues = []
+        missing = [n for n in spec.output_names if n not in self.outputs]
+        if missing:
+            issues.append(
+                (
+                    "outputs",
+                    list(self.outputs),
+                    f"a {self.task} model names the outputs {list(spec.output_names)}",
+                )
+            )
         labels = list(self.labels)
         if not labels:
             issues.append(("labels", labels, "a model needs at least one label"))
@@ -295,15 +346,7 @@ class Manifest(_Frozen):
             issues.append(
                 ("labels", labels, f"duplicate label(s) {_show(dupes)}; each class needs its own name")
             )
-        if labels and len(labels) != self.model.num_classes:
-            issues.append(
-                (
-                    "labels",
-                    labels,
-                    f"{len(labels)} labels, but model.num_classes is {self.model.num_classes} "
-                    "(one label per model output)",
-                )
-            )
+        issues += spec.check_manifest(self)
         if tuple(self.input.shape[2:]) != tuple(self.preprocessing.input_size):
             issues.append(
                 (
@@ -330,11 +373,13 @@ class Manifest(_Frozen):
                 f"manifest keys (schema_version, kind, model, ...). {fix_hint(source)}"
             )
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ModelError(
                 f"{source}: manifest schema_version {version!r} is not supported by this edgetl "
-                f"(reads version {SCHEMA_VERSION}); re-create the artifact with this version."
+                f"(reads versions {list(READABLE_VERSIONS)}); re-create the artifact with this version."
             )
+        if version == 1:
+            data = _upgrade(data)
         return cls._validated(data, source, reading=True)
 
     @classmethod
@@ -361,13 +406,13 @@ class Manifest(_Frozen):
 
 
 # the manifest against the model it describes ---------------------------------------------------
-_HEAD_WEIGHT = re.compile(r"^head\.(\d+)\.weight$")  # EdgeClassifier.head: nn.Sequential of Linear
-
-
 def graph_issues(
-    m: Manifest, input_dims: tuple[int | None, ...], output_dims: tuple[int | None, ...]
+    m: Manifest, input_dims: tuple[int | None, ...], outputs: dict[str, tuple[int | None, ...]]
 ) -> list[tuple[str, Any, str]]:
-    """Where the manifest disagrees with an ONNX graph's input/output dims (None: symbolic)."""
+    """Where the manifest disagrees with an ONNX graph's input dims and its outputs' dims by name
+    (None: symbolic): the input here, the outputs by the manifest's task."""
+    from edgetl.tasks.registry import task
+
     fmt = "(" + ", ".join("?" if d is None else str(d) for d in input_dims) + ")"
     if len(input_dims) != 4:
         return [("input.shape", m.input.shape, f"the ONNX graph's input is {fmt}, not (N, C, H, W)")]
@@ -385,45 +430,18 @@ def graph_issues(
         )
     if n is not None and n != m.input.shape[0]:
         issues.append(("input.shape", m.input.shape, f"the ONNX graph takes batch {n} {fmt}"))
-    width = output_dims[-1] if len(output_dims) >= 2 else None
-    if width is not None and width != len(m.labels):
+    if outputs and len(outputs) != len(m.outputs):
         issues.append(
-            ("labels", list(m.labels), f"{len(m.labels)} labels, but the ONNX graph outputs {width} scores")
+            ("outputs", list(m.outputs), f"the ONNX graph has {len(outputs)} output(s) {list(outputs)}")
         )
-    return issues
+    return issues + task(m.task).check_graph(m, outputs)
 
 
 def weight_issues(m: Manifest, shapes: dict[str, tuple[int, ...]]) -> list[tuple[str, Any, str]]:
-    """Where the manifest's model spec disagrees with a checkpoint's head tensors (header only)."""
-    linears = sorted(
-        (int(hit.group(1)), k) for k in shapes if (hit := _HEAD_WEIGHT.match(k)) and len(shapes[k]) == 2
-    )
-    if not linears:
-        return []  # not an EdgeClassifier layout: nothing to compare
-    issues = []
-    want = {"linear": 1, "mlp": 2}[m.model.head]
-    if len(linears) != want:
-        issues.append(
-            ("model.head", m.model.head, f"the checkpoint's head has {len(linears)} Linear layer(s)")
-        )
-    last = linears[-1][1]
-    if shapes[last][0] != m.model.num_classes:
-        issues.append(
-            (
-                "model.num_classes",
-                m.model.num_classes,
-                f"the checkpoint's classifier {last} has {shapes[last][0]} outputs",
-            )
-        )
-    if m.model.head == "mlp" and len(linears) == 2 and shapes[linears[0][1]][0] != m.model.head_hidden:
-        issues.append(
-            (
-                "model.head_hidden",
-                m.model.head_hidden,
-                f"the checkpoint's {linears[0][1]} has {shapes[linears[0][1]][0]} outputs",
-            )
-        )
-    return issues
+    """Where the manifest's model spec disagrees with a checkpoint's tensors (header only)."""
+    from edgetl.tasks.registry import task
+
+    return task(m.task).check_weights(m, shapes)
 
 
 _KINDS_OF_FORMAT = {
@@ -453,7 +471,7 @@ def check_against_model(m: Manifest, doc: ArtifactDocument) -> Manifest:
         raise manifest_error(doc.source, issues, what="the edgetl manifest does not match the file")
     issues = weight_issues(m, doc.tensor_shapes)
     if doc.onnx_input is not None:
-        issues += graph_issues(m, doc.onnx_input, doc.onnx_output or ())
+        issues += graph_issues(m, doc.onnx_input, doc.onnx_outputs or {})
     if issues:
         raise manifest_error(
             doc.source, issues, what="the edgetl manifest does not match the model in the file"

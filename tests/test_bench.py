@@ -199,10 +199,12 @@ def test_openvino_matches_onnxruntime(tiny_onnx):
         make_runner(tiny_onnx, "openvino") as dynamic,
         make_runner(tiny_onnx, "openvino", batch=3) as static,  # copies into its own input buffer
     ):
-        first = static.infer(x[0])
+        first = static.infer(x[0])["logits"]
         for b in (dynamic, static):
-            assert np.abs(a.infer(x[1]) - b.infer(x[1])).max() < 1e-3
-        assert np.abs(a.infer(x[0]) - first).max() < 1e-3  # a returned result is not overwritten later
+            assert np.abs(a.infer(x[1])["logits"] - b.infer(x[1])["logits"]).max() < 1e-3
+        assert (
+            np.abs(a.infer(x[0])["logits"] - first).max() < 1e-3
+        )  # a returned result is not overwritten later
 
 
 def test_bench_runs_without_torch(tiny_onnx, tmp_path):
@@ -244,7 +246,7 @@ def test_tensorrt_engine_build_and_run(tiny_onnx, tmp_path):
     engine = build_engine(tiny_onnx, tmp_path / "tiny.engine", BuildOptions(max_batch=4)).path
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     with make_runner(tiny_onnx, "onnxruntime") as ref, make_runner(engine, "tensorrt") as trt:
-        assert np.abs(ref.infer(x) - trt.infer(x)).max() < 5e-2
+        assert np.abs(ref.infer(x)["logits"] - trt.infer(x)["logits"]).max() < 5e-2
         assert trt.backend_latency_ms() > 0  # CUDA-event GPU time of the last call
 
 

@@ -122,7 +122,7 @@ def test_cpp_preprocessing_is_bit_exact_and_logits_agree(
         assert np.array_equal(got, want), f"{contract} / {name}: max diff {np.abs(got - want).max()}"
         result = json.loads(r.stdout)
         with make_runner(model, "openvino", threads=1, batch=1) as runner:
-            logits = runner.infer(want)[0]
+            logits = runner.infer(want)["logits"][0]
         assert np.abs(np.array(result["logits"]) - logits).max() < 1e-4
         assert result["top"][0]["label"] == m.labels[int(np.argmax(logits))]
 

@@ -6,9 +6,9 @@ import pytest
 from edgetl.data.dataset import DataConfig
 from edgetl.errors import DataError, EdgetlError
 from edgetl.evaluate import evaluate, write_eval_outputs
-from edgetl.metrics import classification_metrics
 from edgetl.predict import predict
 from edgetl.runners.registry import make_runner
+from edgetl.tasks.classify.metrics import classification_metrics
 
 
 def test_metrics_by_hand():
@@ -56,7 +56,7 @@ def test_runner_checks_lifecycle_and_input(tiny_checkpoint):
     with pytest.raises(EdgetlError, match="activate"):
         runner.infer(np.zeros((1, 3, 32, 32), np.float32))
     with runner:
-        assert runner.infer(np.zeros((2, 3, 32, 32), np.float32)).shape == (2, 10)
+        assert runner.infer(np.zeros((2, 3, 32, 32), np.float32))["logits"].shape == (2, 10)
         with pytest.raises(EdgetlError, match="does not match the manifest"):
             runner.infer(np.zeros((1, 3, 64, 64), np.float32))
         with pytest.raises(EdgetlError, match="float32"):

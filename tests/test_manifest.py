@@ -10,7 +10,8 @@ from edgetl.manifest import Manifest, read_manifest
 
 def test_checkpoint_manifest_roundtrip(tiny_checkpoint):
     m = read_manifest(tiny_checkpoint)
-    assert m.kind == "checkpoint" and m.schema_version == 1
+    assert m.kind == "checkpoint" and m.schema_version == 2
+    assert m.task == "classify" and m.outputs == ("logits",)
     assert m.labels == tuple(str(i) for i in range(10))
     assert m.input.shape == (-1, 3, 32, 32)
     assert m.preprocessing.input_size == (32, 32) and m.preprocessing.grey_to_rgb
@@ -60,7 +61,7 @@ def test_engine_sidecar_roundtrip_and_layout(tiny_checkpoint, tmp_path):
     path = write_sidecar(engine, m.to_json(), build)
     assert path == sidecar_path(engine) == tmp_path / "model.engine.json"
     on_disk = json.loads(path.read_text())  # the layout deploy/ and older readers rely on
-    assert on_disk["build"] == build and on_disk["kind"] == "trt-engine" and on_disk["schema_version"] == 1
+    assert on_disk["build"] == build and on_disk["kind"] == "trt-engine" and on_disk["schema_version"] == 2
     assert read_manifest(engine) == m
     assert read_build_info(engine) == build
     text, got_build = read_sidecar(engine)

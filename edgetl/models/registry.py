@@ -16,7 +16,7 @@ from torch import nn
 
 from edgetl.errors import ModelError
 from edgetl.manifest import ModelSpec, PreprocessContract
-from edgetl.models.heads import make_head
+from edgetl.tasks.classify.training import make_head
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

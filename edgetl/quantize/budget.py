@@ -1,7 +1,7 @@
 """The accuracy budget: quantize, measure val top-1, and keep the most sensitive nodes in float
 (1, 2, 4, 8 ...) until the drop fits the budget. The same loop for every quantizer.
 
-Where the FP32 model's per-image correctness is given, every drop comes with its paired 95%
+Where the FP32 model's per-image records are given, every drop comes with its paired 95%
 interval (quantize/confidence.py) and a verdict: holds (upper bound within the budget),
 unresolved (point estimate within, upper bound not: the val set is too small to tell, and the
 report says how many images would), missed (point estimate over). Only a missed budget keeps
@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from edgetl.progress import log
 
@@ -42,14 +40,15 @@ def fit_budget(
     max_rounds: int,
     exclude: list[str],
     label: str,
-    fp32_correct: np.ndarray | None = None,
+    fp32_records=None,
+    paired: Callable | None = None,
 ) -> BudgetOutcome:
     """Rounds of quantize -> evaluate -> keep more nodes in float; returns the best round.
 
-    ``evaluate`` returns metrics with ``top1`` (and ``correct``, per image, when ``fp32_correct``
-    is given: then each drop gets its paired interval and verdict; without it, the point
-    estimate decides: holds or missed)."""
-    from edgetl.quantize.confidence import VERDICTS, budget_verdict, paired_drop
+    ``evaluate`` returns metrics with ``top1`` (and ``records``, per image, when ``fp32_records``
+    and the task's ``paired`` interval are given: then each drop gets its paired interval and
+    verdict; without them, the point estimate decides: holds or missed)."""
+    from edgetl.quantize.confidence import VERDICTS, budget_verdict
 
     exclude = list(exclude)
     rounds, ranking, best = [], None, None
@@ -61,9 +60,9 @@ def fit_budget(
         drop = round(100 * (fp32_top1 - m["top1"]), 9)
         interval = None
         verdict = "holds" if drop <= max_drop else "missed"
-        if fp32_correct is not None:
-            paired = paired_drop(fp32_correct, m["correct"])
-            interval, verdict = paired.as_dict(), budget_verdict(paired, max_drop)
+        if fp32_records is not None and paired is not None:
+            judged = paired(fp32_records, m["records"])
+            interval, verdict = judged.as_dict(), budget_verdict(judged, max_drop)
         rounds.append(
             {"kept_float": list(exclude), "int8_top1": m["top1"], "drop_pt": drop, "verdict": verdict}
             | ({"drop_ci95_pt": interval["ci95_pt"]} if interval else {})

@@ -1,4 +1,8 @@
-"""How sure a val drop is: FP32 vs INT8 top-1 on the same images, with a paired 95% interval.
+"""How sure a val drop is: FP32 vs INT8 on the same images, with a paired 95% interval.
+
+Top-1 (a mean of per-image booleans) has the exact treatment below; a metric over the whole set
+(mAP) goes through ``paired_metric_drop``, a bootstrap that resamples images. Each task says
+which (``TaskSpec.paired``).
 
 A drop of 1 pt on 140 val images is 1.4 images; whether a budget holds has to be judged on what
 the images can tell. Per image, the two models are either both right, both wrong, or one of them
@@ -11,7 +15,9 @@ bounds the drop from above. McNemar's exact p-value says whether the two differ 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,12 +29,13 @@ BOOTSTRAP_RESAMPLES = 2000
 @dataclass(frozen=True)
 class PairedDrop:
     images: int
-    drop_pt: float  # 100 * (FP32 top-1 - INT8 top-1) on the same images
+    drop_pt: float  # 100 * (FP32 metric - INT8 metric) on the same images (top-1, mAP, ...)
     ci95_pt: tuple[float, float]
-    only_fp32_right: int  # discordant pairs: FP32 right, INT8 wrong
-    only_int8_right: int
-    mcnemar_p: float  # exact two-sided
+    only_fp32_right: int | None  # per-image booleans only: FP32 right, INT8 wrong
+    only_int8_right: int | None
+    mcnemar_p: float | None  # exact two-sided (per-image booleans only)
     method: str  # how the interval was computed
+    per_image_variance: float | None = None  # set-level metrics: n * (bootstrap s.e.)^2, fraction^2
 
     def as_dict(self) -> dict:
         return {**asdict(self), "ci95_pt": list(self.ci95_pt)}
@@ -99,6 +106,40 @@ def paired_drop(fp32_correct, int8_correct, seed: int = 0) -> PairedDrop:
     return PairedDrop(n, drop, (round(lo, 9), round(hi, 9)), b, c, mcnemar_exact_p(b, c), method)
 
 
+def paired_metric_drop(
+    score: Callable[[Any, np.ndarray | None], float],
+    records_a,
+    records_b,
+    direction: str = "max",
+    seed: int = 0,
+) -> PairedDrop:
+    """The drop from A to B of a metric computed over a whole set of images (mAP is not a mean
+    of per-image values), in points, with a paired bootstrap 95% interval: each resample draws
+    images with replacement and scores both models on the same draw. ``score(records, indices)``
+    is the task's; ``direction`` "min" counts a rise as the drop."""
+    n = len(records_a)
+    if n == 0 or len(records_b) != n:
+        raise ValueError(
+            f"paired_metric_drop needs records of the same, non-zero number of images; "
+            f"got {n} and {len(records_b)}"
+        )
+    sign = 1.0 if direction == "max" else -1.0
+    drop = round(100.0 * sign * (score(records_a, None) - score(records_b, None)), 9)
+    draws = np.random.default_rng(seed).integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+    boots = np.array([100.0 * sign * (score(records_a, d) - score(records_b, d)) for d in draws])
+    lo, hi = float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+    return PairedDrop(
+        n,
+        drop,
+        (round(lo, 9), round(hi, 9)),
+        None,
+        None,
+        None,
+        f"paired bootstrap over images ({BOOTSTRAP_RESAMPLES} resamples, seed {seed})",
+        per_image_variance=float(n * (boots.std() / 100.0) ** 2),
+    )
+
+
 VERDICTS = ("holds", "unresolved", "missed")
 
 
@@ -124,8 +165,11 @@ def images_needed(drop: PairedDrop, max_drop_pt: float) -> int | None:
     if drop.drop_pt >= max_drop_pt:
         return None
     n = drop.images
-    pb, pc = drop.only_fp32_right / n, drop.only_int8_right / n
-    var = pb + pc - (pb - pc) ** 2  # per image, in (fraction)^2
+    if drop.per_image_variance is not None:
+        var = drop.per_image_variance
+    else:
+        pb, pc = drop.only_fp32_right / n, drop.only_int8_right / n
+        var = pb + pc - (pb - pc) ** 2  # per image, in (fraction)^2
     margin = (max_drop_pt - max(drop.drop_pt, 0.0)) / 100.0
     normal = math.ceil(var * (Z95 / margin) ** 2) if var > 0 else 0
     floor = math.ceil(-math.log(0.025) / (max_drop_pt / 100.0))  # zero discordance: (1-p)^n = 0.025

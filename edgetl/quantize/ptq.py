@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edgetl.data.dataset import DataConfig
 from edgetl.errors import ConfigError, DataError, EdgetlError, ModelError
 from edgetl.manifest import InputSpec, Manifest, PreprocessContract, Provenance
-from edgetl.metrics import classification_metrics
 from edgetl.progress import log
 from edgetl.provenance import make_provenance
 from edgetl.quantize.quantizers import QUANTIZERS, get_quantizer, quant_settings
@@ -173,7 +172,7 @@ def _check_image_input(proto, path: Path) -> tuple[str, int]:
     if t.elem_type != TensorProto.FLOAT or len(dims) != 4 or dims[1] not in (3, -1):
         raise ModelError(
             f"{path}: input '{inputs[0].name}' is {TensorProto.DataType.Name(t.elem_type)} {dims}; "
-            "edgetl quantizes image classifiers with a float32 (N, 3, H, W) input."
+            "edgetl quantizes image models with a float32 (N, 3, H, W) input."
         )
     return inputs[0].name, dims[0]
 
@@ -241,20 +240,18 @@ def _data_config(manifest: Manifest, config: QuantizeConfig, **limits) -> DataCo
         raise DataError(f"{config.model}: no data set recorded in its manifest; pass --data.") from None
 
 
-def run_onnx(path, x: np.ndarray, threads: int, fixed_batch: int, batch: int = 64) -> np.ndarray:
+def run_onnx(
+    path, x: np.ndarray, threads: int, fixed_batch: int, names: tuple[str, ...] = ("logits",), batch: int = 64
+) -> dict[str, np.ndarray]:
+    """Named outputs (``names``, in graph order) of an ONNX file on ONNX Runtime's CPU provider."""
     from edgetl.quantize.latency import cpu_session
+    from edgetl.runners.batching import run_batched
 
     sess = cpu_session(path, threads)
     name = sess.get_inputs()[0].name
-    bs = fixed_batch if fixed_batch > 0 else batch
-    out = []
-    for s in range(0, len(x), bs):
-        chunk = x[s : s + bs]
-        n = len(chunk)
-        if fixed_batch > 0 and n < fixed_batch:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed_batch - n, axis=0)])
-        out.append(sess.run(None, {name: chunk})[0][:n])
-    return np.concatenate(out)
+    return run_batched(
+        lambda chunk: dict(zip(names, sess.run(None, {name: chunk}), strict=False)), x, fixed_batch, batch
+    )
 
 
 def _node_domains(nodes) -> set[str]:
@@ -348,11 +345,12 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
     import onnx
     from onnxruntime.quantization import quant_pre_process
 
-    from edgetl.evaluate import _label_map
+    from edgetl.data.labels import label_map
     from edgetl.onnx_manifest import embed_manifest, load_onnx, save_onnx_atomic
     from edgetl.quantize.audit import class_coverage
     from edgetl.quantize.calibration import calibration_images, load_split_images
     from edgetl.quantize.selection import QuantizeRun
+    from edgetl.tasks.registry import task_of
 
     if config.output.suffix != ".onnx":
         raise EdgetlError(f"--output {config.output}: must end in .onnx.")
@@ -376,7 +374,8 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
     contract = parent.preprocessing
     calib = calibration_images(_data_config(parent, config), contract, config.calib_count)
     val = load_split_images(_data_config(parent, config, limit_val=config.val_count), "val", contract)
-    remap = _label_map(val.info["classes"], list(parent.labels), val.info["source"])
+    remap = label_map(val.info["classes"], list(parent.labels), val.info["source"])
+    task = task_of(parent)
     y_val = remap[val.y]
     labels = list(parent.labels)
     coverage = class_coverage(remap[calib.y], labels)
@@ -398,7 +397,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
 
         def evaluate(path: Path) -> dict:
             try:
-                logits = run_onnx(path, val.x, config.threads, fixed_batch)
+                outputs = run_onnx(path, val.x, config.threads, fixed_batch, parent.outputs)
             except Exception as exc:  # noqa: BLE001 - ORT's errors have no common base class
                 if path == fp32:
                     raise
@@ -408,7 +407,8 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
                     f"{'nncf' if config.engine == 'ort' else 'ort'} (it places Q/DQ differently). Seen on "
                     "EfficientNet-Lite at small input sizes, where --exclude of the named Conv did not help."
                 ) from None
-            return {**classification_metrics(logits, y_val, labels), "correct": logits.argmax(1) == y_val}
+            predictions = task.decode(outputs)
+            return {**task.metrics(predictions, y_val, labels), "records": task.records(predictions, y_val)}
 
         fp32_metrics = evaluate(fp32)
         log(f"FP32 val top-1 {fp32_metrics['top1']:.4f} on {len(y_val)} images")

@@ -43,6 +43,7 @@ def qat(
     out: Path,
     *,
     input_shape: tuple[int, int, int, int],
+    outputs: tuple[str, ...] = ("logits",),
 ) -> dict:
     """Fine-tune ``checkpoint`` with NNCF fake quantization and export QDQ ONNX to ``out``.
     ``calib``/``train_x``: preprocessed images (arrays or StreamedImages). Returns a summary."""
@@ -98,7 +99,7 @@ def qat(
         history.append({"epoch": epoch + 1, "train_loss": total / seen, "seconds": seconds})
         log(f"QAT epoch {epoch + 1}/{settings.epochs}: train loss {total / seen:.4f}, {seconds:.0f} s")
     quantized.eval()
-    _export(quantized, input_shape, out)
+    _export(quantized, input_shape, out, outputs)
     return {
         "library": f"nncf {nncf.__version__} (torch fake quantization, exported as Q/DQ)",
         "epochs": settings.epochs,
@@ -109,7 +110,7 @@ def qat(
     }
 
 
-def _export(model, input_shape: tuple[int, int, int, int], out: Path) -> None:
+def _export(model, input_shape: tuple[int, int, int, int], out: Path, outputs: tuple[str, ...]) -> None:
     import io
     import warnings
 
@@ -134,8 +135,8 @@ def _export(model, input_shape: tuple[int, int, int, int], out: Path) -> None:
             dynamo=False,
             opset_version=17,
             input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic else None,
+            output_names=list(outputs),
+            dynamic_axes={name: {0: "batch"} for name in ("input", *outputs)} if dynamic else None,
             do_constant_folding=True,
         )
     save_onnx_atomic(onnx.load_from_string(buf.getvalue()), out)

@@ -17,7 +17,6 @@ from edgetl.progress import log
 from edgetl.quantize.confidence import (
     budget_verdict,
     images_needed,
-    paired_drop,
     smallest_resolvable_budget_pt,
 )
 
@@ -48,7 +47,10 @@ class QuantizeRun:
         self._quantize_once, self.data_config = quantize_once, data_config
         h, w = parent.preprocessing.input_size
         self.macs = node_macs(fp32, (max(1, fixed_batch), 3, h, w))
-        self.val_images = len(fp32_metrics["correct"])
+        from edgetl.tasks.registry import task_of
+
+        self.task = task_of(parent)
+        self.val_images = len(fp32_metrics["records"])
         self.candidates: dict[str, dict] = {}
 
     def quantize(self, out: Path, exclude: list[str], images=None) -> None:
@@ -65,7 +67,7 @@ class QuantizeRun:
     def _judged(self, kind: str, path: Path, metrics: dict, kept_float: list[str], **extra) -> dict:
         from edgetl.quantize.macs import float_share
 
-        interval = paired_drop(self.fp32_metrics["correct"], metrics["correct"])
+        interval = self.task.paired(self.fp32_metrics["records"], metrics["records"])
         verdict = budget_verdict(interval, self.config.max_drop)
         return {
             "kind": kind,
@@ -102,7 +104,8 @@ class QuantizeRun:
             max_rounds=c.max_rounds,
             exclude=list(c.exclude),
             label=self._setting(),
-            fp32_correct=self.fp32_metrics["correct"],
+            fp32_records=self.fp32_metrics["records"],
+            paired=self.task.paired,
         )
         return self._judged(
             "ptq",
@@ -116,7 +119,7 @@ class QuantizeRun:
     def qat(self) -> dict:
         import numpy as np
 
-        from edgetl.evaluate import _label_map
+        from edgetl.data.labels import label_map
         from edgetl.quantize.calibration import load_split_images
         from edgetl.quantize.qat import QatSettings, qat, resolve_checkpoint
 
@@ -124,7 +127,7 @@ class QuantizeRun:
         checkpoint = resolve_checkpoint(c, self.parent)
         contract = self.parent.preprocessing
         train = load_split_images(self.data_config(limit_train=c.qat_train_count), "train", contract)
-        y = _label_map(train.info["classes"], list(self.parent.labels), train.info["source"])[train.y]
+        y = label_map(train.info["classes"], list(self.parent.labels), train.info["source"])[train.y]
         log(f"QAT: {c.qat_epochs} epoch(s) on {len(y)} train images, lr {c.qat_lr}, from {checkpoint}")
         out = self.work / "qat.onnx"
         h, w = contract.input_size
@@ -136,6 +139,7 @@ class QuantizeRun:
             QatSettings(epochs=c.qat_epochs, lr=c.qat_lr, seed=c.seed or 0),
             out,
             input_shape=(self.fixed_batch if self.fixed_batch > 0 else -1, 3, h, w),
+            outputs=self.parent.outputs,
         )
         metrics = self.evaluate(out)
         cand = self._judged("qat", out, metrics, [], qat=summary)

@@ -13,7 +13,8 @@ from edgetl.manifest import Manifest
 
 
 class Runner:
-    """Runs one artifact. Use as ``with make_runner(path) as r: logits = r.infer(x)``."""
+    """Runs one artifact. Use as ``with make_runner(path) as r: outputs = r.infer(x)``: named
+    outputs (the manifest's ``outputs``, e.g. ``outputs["logits"]`` for a classifier)."""
 
     backend = "base"
 
@@ -34,14 +35,34 @@ class Runner:
         self.is_active = True
         return self
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        """float32 (N, 3, H, W) preprocessed per the manifest -> float32 logits (N, classes)."""
+    def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """float32 (N, 3, H, W) preprocessed per the manifest -> its named float32 outputs, in
+        the manifest's order (a classifier: ``{"logits": (N, classes)}``)."""
         if not self.is_active:
             raise EdgetlError(f"{self.backend} runner for {self.path}: call activate() first.")
         self.check_input(x)
-        y = self.infer_impl(x)
-        self.check_output(x, y)
-        return y
+        outputs = self.named_outputs(self.infer_impl(x))
+        for y in outputs.values():
+            self.check_output(x, y)
+        return outputs
+
+    def named_outputs(self, raw) -> dict[str, np.ndarray]:
+        """What a hook returned (one array, arrays in graph order, or a dict by graph name) as the
+        manifest's named outputs. A graph whose outputs carry other names (a foreign ONNX model)
+        is mapped by position."""
+        names = self.manifest.outputs
+        if isinstance(raw, np.ndarray):
+            raw = [raw]
+        if isinstance(raw, dict):
+            if all(n in raw for n in names):
+                return {n: raw[n] for n in names}
+            raw = list(raw.values())
+        if len(raw) != len(names):
+            raise ModelError(
+                f"{self.path}: the {self.backend} backend returned {len(raw)} output(s), but the manifest "
+                f"names {len(names)} ({list(names)}); re-export the model with `edgetl export`."
+            )
+        return dict(zip(names, raw, strict=True))
 
     def deactivate(self) -> None:
         if self.is_active:
@@ -70,9 +91,9 @@ class Runner:
             raise EdgetlError(f"{self.path}: this model takes batch {spec.shape[0]}, got {x.shape[0]}.")
 
     def check_output(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Logits are finite: NaN/inf scores would print as NaN probabilities (and invalid
-        ``--json``) with exit 0. One vectorised pass over (N, classes); the cause is looked for
-        only on failure."""
+        """Outputs are finite: NaN/inf scores would print as NaN probabilities (and invalid
+        ``--json``) with exit 0. One vectorised pass per output; the cause is looked for only on
+        failure."""
         if np.isfinite(y).all():
             return
         bad = int(y.size - np.count_nonzero(np.isfinite(y)))
@@ -97,7 +118,8 @@ class Runner:
     def activate_impl(self) -> None:
         raise NotImplementedError
 
-    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+    def infer_impl(self, x: np.ndarray) -> np.ndarray | list[np.ndarray] | dict[str, np.ndarray]:
+        """One array (a single output), arrays in graph order, or a dict by graph output name."""
         raise NotImplementedError
 
     def deactivate_impl(self) -> None:

@@ -217,8 +217,8 @@ class OnnxRuntimeRunner(Runner):
             )
         self.input_name = self.session.get_inputs()[0].name
 
-    def infer_impl(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: x})[0]
+    def infer_impl(self, x: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: x})  # every output, in graph order
 
     def deactivate_impl(self) -> None:
         self.session = None

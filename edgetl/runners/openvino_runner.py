@@ -84,9 +84,13 @@ class OpenVinoRunner(Runner):
         self.request = self.compiled.create_infer_request()
         # static shape: the request's own input/output buffers stay put, so keep them at hand
         self.input = self.request.get_input_tensor() if self.batch else None
-        self.output = self.request.get_output_tensor(0) if self.batch else None
+        self.outputs = (
+            [self.request.get_output_tensor(i) for i in range(len(self.compiled.outputs))]
+            if self.batch
+            else None
+        )
 
-    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+    def infer_impl(self, x: np.ndarray) -> list[np.ndarray]:
         if self.batch and x.shape[0] != self.batch:
             raise EdgetlError(
                 f"{self.path}: this OpenVINO runner was compiled for batch {self.batch}, got {x.shape[0]}."
@@ -98,12 +102,14 @@ class OpenVinoRunner(Runner):
 
             self.request.set_input_tensor(ov.Tensor(np.ascontiguousarray(x), shared_memory=True))
         self.request.infer()
-        out = self.output if self.output is not None else self.request.get_output_tensor(0)
-        return out.data.copy()  # a copy: the buffer is overwritten by the next call
+        outs = self.outputs
+        if outs is None:
+            outs = [self.request.get_output_tensor(i) for i in range(len(self.compiled.outputs))]
+        return [out.data.copy() for out in outs]  # copies: the buffers are overwritten by the next call
 
     def backend_latency_ms(self) -> float | None:
         return float(self.request.latency) if self.request is not None else None
 
     def deactivate_impl(self) -> None:
-        self.request = self.input = self.output = None
+        self.request = self.input = self.outputs = None
         self.compiled = None

@@ -94,13 +94,13 @@ class TensorRTRunner(Runner):
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        self.out_dtype = _np_dtype(trt, engine.get_tensor_dtype(self.outputs[0]))
+        self.out_dtypes = {n: _np_dtype(trt, engine.get_tensor_dtype(n)) for n in self.outputs}
         self.in_dtype = _np_dtype(trt, engine.get_tensor_dtype(self.inputs[0]))
         self.stream = Stream()
         self.buffers = {n: DeviceBuffer() for n in names}
 
-    def infer_impl(self, x: np.ndarray) -> np.ndarray:
-        name, out = self.inputs[0], self.outputs[0]
+    def infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        name = self.inputs[0]
         x = np.ascontiguousarray(x, dtype=self.in_dtype)
         if not self.context.set_input_shape(name, tuple(x.shape)):
             lo, _, hi = self.engine.get_tensor_profile_shape(name, 0)
@@ -108,22 +108,27 @@ class TensorRTRunner(Runner):
                 f"{self.path}: input shape {tuple(x.shape)} is outside the engine's optimization "
                 f"profile ({tuple(lo)} to {tuple(hi)}); rebuild with `edgetl build --max-batch N`."
             )
-        y = np.empty(tuple(self.context.get_tensor_shape(out)), dtype=self.out_dtype)
+        ys = {
+            out: np.empty(tuple(self.context.get_tensor_shape(out)), dtype=self.out_dtypes[out])
+            for out in self.outputs
+        }
         d_in = self.buffers[name].ensure(x.nbytes)
-        d_out = self.buffers[out].ensure(y.nbytes)
         self.context.set_tensor_address(name, d_in)
-        self.context.set_tensor_address(out, d_out)
+        d_outs = {out: self.buffers[out].ensure(y.nbytes) for out, y in ys.items()}
+        for out, d_out in d_outs.items():
+            self.context.set_tensor_address(out, d_out)
         # every CUDA call on one non-blocking stream, so the copies are ordered around the engine
         self.stream.upload(d_in, x)
         self.stream.record_start()
         ok = self.context.execute_async_v3(self.stream.ptr)
         self.stream.record_end()
-        self.stream.download(y, d_out)
+        for out, y in ys.items():
+            self.stream.download(y, d_outs[out])
         self.stream.synchronize()
         if not ok:
             raise EdgetlError(f"{self.path}: TensorRT execution failed.")
         self._timed = True
-        return y.astype(np.float32, copy=False)
+        return {out: y.astype(np.float32, copy=False) for out, y in ys.items()}
 
     def backend_latency_ms(self) -> float | None:
         """GPU time of the engine alone (CUDA events around execute_async_v3), as trtexec's

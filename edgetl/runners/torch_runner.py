@@ -91,7 +91,7 @@ class TorchRunner(Runner):
         if self.device.startswith("cuda"):  # GPU time of the forward alone, like the TensorRT runner's
             self._events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
 
-    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+    def infer_impl(self, x: np.ndarray):
         import torch
 
         t = torch.from_numpy(x).to(self.device, dtype=self._dtype)
@@ -99,12 +99,12 @@ class TorchRunner(Runner):
             t = t.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self._events is None:
-                return self.model(t).float().cpu().numpy()
+                return _to_numpy(self.model(t))
             start, end = self._events
             start.record()
             y = self.model(t)
             end.record()
-            return y.float().cpu().numpy()  # .cpu() waits for the GPU, so both events have fired
+            return _to_numpy(y)  # .cpu() waits for the GPU, so both events have fired
 
     def backend_latency_ms(self) -> float | None:
         if self._events is None or self.model is None:
@@ -114,3 +114,12 @@ class TorchRunner(Runner):
 
     def deactivate_impl(self) -> None:
         self.model = None
+
+
+def _to_numpy(y):
+    """A model's output (one tensor, a tuple of them, or a dict by name) as float32 numpy."""
+    if isinstance(y, dict):
+        return {k: v.float().cpu().numpy() for k, v in y.items()}
+    if isinstance(y, tuple | list):
+        return [v.float().cpu().numpy() for v in y]
+    return y.float().cpu().numpy()

@@ -1,6 +1,7 @@
 """``edgetl distill``: a fine-tuned teacher into a lightweight student (knowledge distillation).
 
-Loss = T^2 * KL(softmax(teacher / T) || softmax(student / T)) + alpha * CE(student, labels)
+Loss = the task's distillation loss (classification: T^2 * KL(softmax(teacher / T) || softmax(student / T))
+       + alpha * CE(student, labels))
        [+ hint_weight * MSE(projection(student layer), teacher layer)]
 The teacher runs in eval mode without gradients and sees *its own* preprocessing of the same
 images (and the same augmentation draw); with augmentation off, its logits are computed once.
@@ -19,29 +20,6 @@ from edgetl.data.augment import AugmentParams, apply_augment
 from edgetl.errors import ConfigError, ModelError
 from edgetl.fileio import sha256_file
 from edgetl.train.config import DistillConfig
-
-
-def kd_loss(
-    student: torch.Tensor,
-    teacher: torch.Tensor,
-    labels: torch.Tensor,
-    temperature: float,
-    alpha: float,
-    kd_weight: float,
-    label_smoothing: float,
-) -> torch.Tensor:
-    """Hinton et al.: T^2-scaled KL between softened distributions plus alpha * CE."""
-    student = student.float()
-    kl = (
-        F.kl_div(
-            F.log_softmax(student / temperature, 1),
-            F.log_softmax(teacher.float() / temperature, 1),
-            log_target=True,
-            reduction="batchmean",
-        )
-        * temperature**2
-    )
-    return kd_weight * kl + alpha * F.cross_entropy(student, labels, label_smoothing=label_smoothing)
 
 
 class HintProjection(nn.Module):
@@ -146,8 +124,11 @@ class Distiller:
         return self.teacher(x).float()
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        from edgetl.tasks.registry import task_of
+
         c = self.config
-        loss = kd_loss(logits, teacher_logits, labels, c.temperature, c.alpha, c.kd_weight, c.label_smoothing)
+        kd = task_of(self.manifest).trainer().distill_loss
+        loss = kd(logits, teacher_logits, labels, c.temperature, c.alpha, c.kd_weight, c.label_smoothing)
         if self.projection is not None:
             t = self._feats["t"].float()
             s = self.projection(self._feats["s"].float(), tuple(t.shape[-2:]))

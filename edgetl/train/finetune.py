@@ -16,7 +16,6 @@ from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rich.markup import escape
 
 from edgetl.data.augment import apply_augment, draw_params
@@ -24,11 +23,12 @@ from edgetl.data.dataset import Split, load_data
 from edgetl.data.preprocess import normalize
 from edgetl.errors import ConfigError, EdgetlError
 from edgetl.manifest import InputSpec, Manifest, ModelSpec, PreprocessContract
-from edgetl.metrics import classification_metrics
 from edgetl.models.checkpoint import save_checkpoint
 from edgetl.models.registry import build_model, default_contract
 from edgetl.progress import log, make_progress, set_quiet
 from edgetl.provenance import make_provenance
+from edgetl.tasks.classify.metrics import classification_metrics
+from edgetl.tasks.registry import DEFAULT_TASK, task
 from edgetl.train.config import FinetuneConfig
 from edgetl.train.distributed import all_sum, barrier, init_distributed, shutdown
 from edgetl.train.feature_cache import cached_features, feature_key
@@ -261,6 +261,7 @@ def _finetune(
     )
     if kd is not None:
         kd.check_labels(data.classes)
+    trainer = task(DEFAULT_TASK).trainer()  # the loss and prediction of what the model learns
     torch.manual_seed(config.seed)
     core, origin = _build(spec, config)
     log(f"{config.arch}: backbone from {origin}; {core.num_stages} stages; strategy {config.strategy}")
@@ -373,14 +374,15 @@ def _finetune(
                 channels_last=config.channels_last,
                 autocast=autocast,
             )
-        correct = float((logits.argmax(1).numpy() == val.labels[part]).sum()) if len(logits) else 0.0
+        hits = trainer.predicted(logits).numpy() == val.labels[part]
+        correct = float(hits.sum()) if len(logits) else 0.0
         c, n = all_sum([correct, float(len(logits))], dist)
         return c / max(1.0, n)
 
     def loss_fn(logits, y):
         if kd is not None:
             return kd.loss(logits, *y)
-        return F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+        return trainer.loss(logits, y, config.label_smoothing)
 
     state = run_epochs(
         core=state_module,

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from edgetl.errors import ConfigError, EdgetlError
 from edgetl.manifest import read_manifest
+from edgetl.quantize.confidence import paired_drop
 from edgetl.quantize.ptq import QuantizeConfig, quantize
 from edgetl.quantize.trt_rules import check_tensorrt_qdq
 
@@ -82,7 +83,7 @@ def test_an_unresolved_budget_does_not_keep_more_layers_in_float(tmp_path):
         calls.clear()
         return fit_budget(
             lambda out, exclude: calls.append(list(exclude)),
-            lambda path: {"top1": correct.mean(), "correct": correct},
+            lambda path: {"top1": correct.mean(), "records": correct},
             lambda path: [{"node": f"n{i}"} for i in range(8)],
             1.0,
             work=tmp_path,
@@ -90,7 +91,8 @@ def test_an_unresolved_budget_does_not_keep_more_layers_in_float(tmp_path):
             max_rounds=3,
             exclude=[],
             label="test",
-            fp32_correct=fp32,
+            fp32_records=fp32,
+            paired=paired_drop,
         )
 
     outcome = run(worse)

@@ -5,7 +5,8 @@ from edgetl.errors import ConfigError, ModelError
 from edgetl.fileio import sha256_file
 from edgetl.manifest import read_manifest
 from edgetl.stages.distill import compare as compare_report
-from edgetl.train.distill import DistillConfig, distill, kd_loss
+from edgetl.tasks.classify.training import distill_loss as kd_loss
+from edgetl.train.distill import DistillConfig, distill
 
 
 def test_kd_loss_matches_hinton_formula():

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgetl.tasks.classify.decode import top_k
+
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
     """All numbers are fractions in [0, 1]; the confusion matrix is rows = truth, cols = pred."""
+    logits = np.asarray(logits)
     labels = np.asarray(labels)
     k = min(5, logits.shape[1])
-    topk = np.argsort(-logits, axis=1)[:, :k]
+    topk = top_k(logits, k)
     pred = topk[:, 0]
     n = len(classes)
     confusion = np.zeros((n, n), dtype=np.int64)

@@ -1,0 +1,14 @@
+"""What ``edgetl predict`` prints for one image of a classifier: the top-k labels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgetl.tasks.classify.decode import softmax, top_k
+
+
+def render(logits_row: np.ndarray, labels, k: int) -> dict:
+    """One image's logits -> ``{"top": [{"label", "probability"}, ...]}``, best first."""
+    probs = softmax(np.asarray(logits_row)[None])[0]
+    best = top_k(probs[None], min(k, len(labels)))[0]
+    return {"top": [{"label": labels[i], "probability": float(probs[i])} for i in best]}

@@ -1,0 +1,83 @@
+"""What a task package declares about itself: one ``TaskSpec``. The registry finds it; nothing
+else lists tasks.
+
+The numpy side (decode, score, metrics, checks, rendering) is plain callables, so a torch-free
+runtime can evaluate and predict. The torch side (head, loss, distillation loss) lives in the
+task's ``training`` module, imported only by the stages that train.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+
+Issue = tuple[str, Any, str]  # (manifest key, value, problem), as edgetl.manifest reports them
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One named graph output: its name in every exported file and in a runner's result."""
+
+    name: str
+    dims: tuple[str, ...]  # symbolic, e.g. ("N", "classes")
+    description: str
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    summary: str
+    target: str  # the per-image target, as a person reads it ("one class index")
+    data_formats: tuple[str, ...]  # the --data forms it reads
+    outputs: tuple[OutputSpec, ...]
+    primary_metric: str  # key in metrics(); what budgets, gates, sweeps and reports compare
+    direction: Literal["max", "min"]
+    # target of one image -> the classes it carries (splits and calibration coverage stratify by them)
+    stratify_key: Callable[[Any], tuple[int, ...]]
+    # named outputs of a batch -> one prediction per image (the one prediction function)
+    decode: Callable[[dict[str, np.ndarray]], list[Any]]
+    # predictions + targets of N images -> per-image records the score can be resampled over
+    records: Callable[[Sequence[Any], Sequence[Any]], Any]
+    # records, image indices (None: all, in order) -> the primary metric on those images
+    score: Callable[[Any, np.ndarray | None], float]
+    # predictions + targets + labels -> every metric of the task (the primary one included)
+    metrics: Callable[[Sequence[Any], Sequence[Any], Sequence[str]], dict]
+    # a manifest's task-specific consistency (labels vs its model spec)
+    check_manifest: Callable[[Any], list[Issue]]
+    # manifest vs an ONNX graph's output dims by name (None: symbolic)
+    check_graph: Callable[[Any, dict[str, tuple[int | None, ...]]], list[Issue]]
+    # manifest vs a checkpoint's tensor shapes (header only)
+    check_weights: Callable[[Any, dict[str, tuple[int, ...]]], list[Issue]]
+    # one prediction -> the JSON predict prints for it
+    render: Callable[[Any, Sequence[str], int], dict]
+    training: str  # module with make_head(spec, width), loss(outputs, targets, config), distill_loss(...)
+    # an exact paired interval where the score allows one (a mean of per-image booleans); else
+    # confidence.paired_metric_drop bootstraps the score over images
+    paired_drop: Callable[[Any, Any], Any] | None = None
+    module: str = field(default="", compare=False)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
+
+    def trainer(self) -> ModuleType:
+        """The task's torch side (imports torch)."""
+        return importlib.import_module(self.training)
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether metric value ``a`` is strictly better than ``b`` for this task."""
+        return a > b if self.direction == "max" else a < b
+
+    def paired(self, records_a: Any, records_b: Any):
+        """A (reference) vs B (candidate) on the same images: the paired drop of the primary
+        metric in points with its 95% interval."""
+        if self.paired_drop is not None:
+            return self.paired_drop(records_a, records_b)
+        from edgetl.quantize.confidence import paired_metric_drop
+
+        return paired_metric_drop(self.score, records_a, records_b, direction=self.direction)
