@@ -198,8 +198,8 @@ def ship_rule(lat: dict, fp32_top1: float, row: dict, fp32: Path, int8: Path) ->
 
     d = decide(
         ci95=tuple(lat["speedup_ci95"]),
-        fp32_top1=fp32_top1,
-        int8_top1=row["val_int8_top1"],
+        fp32_score=fp32_top1,
+        int8_score=row["val_int8_top1"],
         within_budget=row.get("budget_verdict") != "missed",
         fp32_bytes=fp32.stat().st_size,
         int8_bytes=int8.stat().st_size,

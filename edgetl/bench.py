@@ -619,11 +619,15 @@ def _soak(item: tuple[Path, str, int], config: BenchConfig, manifests: dict, sam
 
 
 def accuracy_of(artifact: Path) -> float | None:
-    """Test top-1 recorded in the manifest (checkpoints, exports) or val top-1 of an INT8 model."""
-    m = read_manifest(artifact).metrics
+    """The task's primary metric (a classifier: top-1) on test, as recorded in the manifest
+    (checkpoints, exports), or on val for an INT8 model."""
+    from edgetl.tasks.registry import task_of
+
+    manifest = read_manifest(artifact)
+    m, key = manifest.metrics, task_of(manifest).primary_metric
     if "test" in m:
-        return m["test"]["top1"]
-    return m.get("test_top1") or m.get("val_int8_top1")
+        return m["test"][key]
+    return m.get(f"test_{key}") or m.get(f"val_int8_{key}")
 
 
 def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None] | None = None) -> dict:

@@ -242,6 +242,10 @@ def _test_line(t) -> str:
     try:
         return f"top-1 {t['top1']:.4f}, top-5 {t['top5']:.4f} on {t['num_samples']} images"
     except (KeyError, TypeError, ValueError):
+        pass
+    try:  # another task's: its scalar metrics
+        return ", ".join(f"{k} {v:.4f}" for k, v in t.items() if isinstance(v, int | float))
+    except (AttributeError, TypeError, ValueError):
         return str(t)
 
 

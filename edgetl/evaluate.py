@@ -16,7 +16,7 @@ from edgetl.data.labels import label_map
 from edgetl.data.preprocess import check_input_memory, normalize, to_uint8
 from edgetl.data.splits import fingerprint
 from edgetl.errors import DataError
-from edgetl.fileio import atomic_path, write_text_atomic
+from edgetl.fileio import write_text_atomic
 from edgetl.progress import make_progress, step
 from edgetl.runners.batching import batch_size_for, chunks, padded
 from edgetl.runners.registry import make_runner
@@ -66,6 +66,7 @@ def evaluate(
     predictions = task.decode({name: np.concatenate(ys) for name, ys in parts.items()})
     metrics = task.metrics(predictions, targets, list(manifest.labels))
     metrics.update(
+        task=task.name,
         artifact=str(artifact),
         backend=backend_name,
         split=split,
@@ -76,50 +77,12 @@ def evaluate(
 
 
 def write_eval_outputs(metrics: dict, out_dir: str | Path) -> dict[str, Path]:
-    """eval.json and confusion.png in ``out_dir``."""
+    """eval.json and the task's figures (a classifier: confusion.png, as ``png``) in ``out_dir``."""
+    from edgetl.tasks.registry import DEFAULT_TASK, task
+
     out_dir = Path(out_dir)
     json_path = out_dir / "eval.json"
     write_text_atomic(json_path, json.dumps(metrics, indent=2))
-    png_path = out_dir / "confusion.png"
-    plot_confusion(
-        np.array(metrics["confusion"]),
-        list(metrics["per_class"]),
-        png_path,
-        title=f"{Path(metrics['artifact']).name} on {metrics['split']} (top-1 {metrics['top1']:.4f})",
-    )
-    return {"json": json_path, "png": png_path}
-
-
-def plot_confusion(confusion: np.ndarray, labels: list[str], path: Path, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(labels)
-    rows = confusion.sum(axis=1, keepdims=True).clip(min=1)
-    fig, ax = plt.subplots(figsize=(max(5, 0.55 * n + 2), max(4, 0.5 * n + 1.5)))
-    im = ax.imshow(confusion / rows, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(n), labels, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if n <= 20:
-        for i in range(n):
-            for j in range(n):
-                if confusion[i, j]:
-                    ax.text(
-                        j,
-                        i,
-                        str(confusion[i, j]),
-                        ha="center",
-                        va="center",
-                        fontsize=6,
-                        color="white" if confusion[i, j] / rows[i, 0] > 0.5 else "black",
-                    )
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    job = task(metrics.get("task", DEFAULT_TASK))
+    figures = job.plots(metrics, out_dir) if job.plots is not None else {}
+    return {"json": json_path, **figures}

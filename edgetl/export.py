@@ -119,33 +119,47 @@ def _parity_images(manifest: Manifest, data: str | None, n: int) -> np.ndarray:
     return normalize(px, manifest.preprocessing)
 
 
-def parity(onnx_bytes: bytes, model, x: np.ndarray, batch: int | None) -> dict:
-    """Max abs logit difference and top-1 agreement, ONNX Runtime vs PyTorch."""
+def parity(onnx_bytes: bytes, model, x: np.ndarray, batch: int | None, job=None) -> dict:
+    """Max abs difference over every named output and the task's agreement (a classifier: top-1
+    agreement), ONNX Runtime vs PyTorch on the same images."""
     import onnxruntime as ort
     import torch
 
+    from edgetl.tasks.registry import DEFAULT_TASK, task
+    from edgetl.train.finetune import named_outputs
+
+    job = job or task(DEFAULT_TASK)
+    names = list(job.output_names)
     sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     step = batch or 16
-    ref, got = [], []
+    ref: dict[str, list] = {n: [] for n in names}
+    got: dict[str, list] = {n: [] for n in names}
     for s in range(0, len(x) - (len(x) % step if batch else 0), step):
         chunk = x[s : s + step]
         with torch.no_grad():
-            ref.append(model(torch.from_numpy(chunk)).numpy())
-        got.append(sess.run(None, {"input": chunk})[0])
-    ref_a, got_a = np.concatenate(ref), np.concatenate(got)
+            for n, y in named_outputs(model(torch.from_numpy(chunk)), job.output_names).items():
+                ref[n].append(y)
+        for n, y in zip(names, sess.run(names, {"input": chunk}), strict=True):
+            got[n].append(y)
+    ref_a = {n: np.concatenate(v) for n, v in ref.items()}
+    got_a = {n: np.concatenate(v) for n, v in got.items()}
     return {
-        "images": int(len(ref_a)),
-        "max_abs_diff": float(np.abs(ref_a - got_a).max()),
-        "top1_agreement": float((ref_a.argmax(1) == got_a.argmax(1)).mean()),
-        "max_abs_reference": float(np.abs(ref_a).max()),
+        "images": int(len(ref_a[names[0]])),
+        "max_abs_diff": max(float(np.abs(ref_a[n] - got_a[n]).max()) for n in names),
+        job.agreement_key: job.agreement(ref_a, got_a),
+        "max_abs_reference": max(float(np.abs(ref_a[n]).max()) for n in names),
     }
 
 
-def _passes(result: dict, config: ExportConfig) -> bool:
-    return result["max_abs_diff"] <= config.tolerance and result["top1_agreement"] == 1.0
+def agreement_text(result: dict, job) -> str:
+    return f"{job.agreement_label} {result[job.agreement_key]:.2%}"
 
 
-def _fp16(proto, model, x: np.ndarray | None, config: ExportConfig):
+def _passes(result: dict, config: ExportConfig, job) -> bool:
+    return result["max_abs_diff"] <= config.tolerance and result[job.agreement_key] == 1.0
+
+
+def _fp16(proto, model, x: np.ndarray | None, config: ExportConfig, job):
     """The FP16 copy of the checked FP32 graph, parity-checked against PyTorch FP32 (ONNX Runtime
     CPU runs FP16 graphs); a ModelError when it drifts past the stated tolerance."""
     import onnx
@@ -160,17 +174,17 @@ def _fp16(proto, model, x: np.ndarray | None, config: ExportConfig):
     )
     if x is None:
         return half, None, note
-    result = parity(half.SerializeToString(), model, x, config.batch)
+    result = parity(half.SerializeToString(), model, x, config.batch, job)
     log(
         f"FP16 parity on {result['images']} val images: max |diff| {result['max_abs_diff']:.2e}, "
-        f"top-1 agreement {result['top1_agreement']:.2%}"
+        f"{agreement_text(result, job)}"
     )
     allowed = config.fp16_tolerance * result["max_abs_reference"]
-    if result["max_abs_diff"] > allowed or result["top1_agreement"] < FP16_MIN_TOP1:
+    if result["max_abs_diff"] > allowed or result[job.agreement_key] < FP16_MIN_TOP1:
         raise ModelError(
-            f"FP16 parity check failed: max abs logit difference {result['max_abs_diff']:.3e} (allowed "
-            f"{allowed:.3e}: --fp16-tolerance {config.fp16_tolerance:g} of the largest |logit| "
-            f"{result['max_abs_reference']:.3g}), top-1 agreement {result['top1_agreement']:.2%} "
+            f"FP16 parity check failed: max abs output difference {result['max_abs_diff']:.3e} (allowed "
+            f"{allowed:.3e}: --fp16-tolerance {config.fp16_tolerance:g} of the largest |output| "
+            f"{result['max_abs_reference']:.3g}), {agreement_text(result, job)} "
             f"(at least {FP16_MIN_TOP1:.0%}). Nothing was written. This model loses accuracy in FP16: "
             "ship the FP32 export (TensorRT 10 can still pick FP16 per layer), or raise --fp16-tolerance."
         )
@@ -206,12 +220,14 @@ def export(config: ExportConfig) -> ExportResult:
     from edgetl.models.checkpoint import load_checkpoint
     from edgetl.onnx_manifest import check_graph, embed_manifest, save_onnx_atomic
     from edgetl.progress import log
+    from edgetl.tasks.registry import task_of
 
     if config.output.suffix != ".onnx":
         raise EdgetlError(f"--output {config.output}: must end in .onnx.")
     _require_checkpoint(config)
     model, parent = load_checkpoint(config.artifact)
     model = model.float().eval()
+    job = task_of(parent)
     h, w = parent.preprocessing.input_size
     example = torch.zeros(config.batch or 1, 3, h, w)
     try:
@@ -233,12 +249,12 @@ def export(config: ExportConfig) -> ExportResult:
 
         slim = onnxslim.slim(proto)
         onnx.checker.check_model(slim, full_check=True)
-        slim_parity = parity(slim.SerializeToString(), model, x, config.batch) if x is not None else None
-        if slim_parity is not None and not _passes(slim_parity, config):
+        slim_parity = parity(slim.SerializeToString(), model, x, config.batch, job) if x is not None else None
+        if slim_parity is not None and not _passes(slim_parity, config, job):
             # the simplifier changed the outputs: keep the exact graph, and say so
             notes.append(
-                f"onnxslim changed the model's outputs (max |diff| {slim_parity['max_abs_diff']:.2e}, top-1 "
-                f"agreement {slim_parity['top1_agreement']:.2%}); shipped the unsimplified graph"
+                f"onnxslim changed the model's outputs (max |diff| {slim_parity['max_abs_diff']:.2e}, "
+                f"{agreement_text(slim_parity, job)}); shipped the unsimplified graph"
             )
             log(f"[yellow]{notes[-1]}[/]")
         else:
@@ -248,21 +264,21 @@ def export(config: ExportConfig) -> ExportResult:
     )
     if x is not None:
         if result_parity is None:
-            result_parity = parity(proto.SerializeToString(), model, x, config.batch)
+            result_parity = parity(proto.SerializeToString(), model, x, config.batch, job)
         log(
             f"parity on {result_parity['images']} val images: "
             f"max |diff| {result_parity['max_abs_diff']:.2e}, "
-            f"top-1 agreement {result_parity['top1_agreement']:.2%}"
+            f"{agreement_text(result_parity, job)}"
         )
-        if not _passes(result_parity, config):
+        if not _passes(result_parity, config, job):
             raise ModelError(
-                f"ONNX parity check failed: max abs logit difference {result_parity['max_abs_diff']:.3e} "
-                f"(tolerance {config.tolerance:.0e}), top-1 agreement {result_parity['top1_agreement']:.2%}. "
+                f"ONNX parity check failed: max abs output difference {result_parity['max_abs_diff']:.3e} "
+                f"(tolerance {config.tolerance:.0e}), {agreement_text(result_parity, job)}. "
                 "Nothing was written. Use --tolerance or --no-verify to override."
             )
     precision_note = None
     if config.precision == "fp16":
-        proto, result_parity, precision_note = _fp16(proto, model, x, config)
+        proto, result_parity, precision_note = _fp16(proto, model, x, config, job)
     manifest = parent.model_copy(
         update={
             "kind": "onnx",
@@ -272,7 +288,7 @@ def export(config: ExportConfig) -> ExportResult:
                 "export", config, parent=config.artifact, data=parent.provenance.data
             ),
             "metrics": {
-                **{k: v for k, v in parent.metrics.items() if k in ("test", "val_top1")},
+                **{k: v for k, v in parent.metrics.items() if k in ("test", f"val_{job.primary_metric}")},
                 "parity": result_parity,
             },
             "history": [],

@@ -32,7 +32,7 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, Manifest]:
     from edgetl.models.registry import build_model
 
     manifest = read_checkpoint_manifest(path)
-    model, _ = build_model(manifest.model, pretrained=False)
+    model, _ = build_model(manifest.model, pretrained=False, task_name=manifest.task)
     state = load_file(str(path))
     try:
         model.load_state_dict(state, strict=True)

@@ -16,7 +16,7 @@ from torch import nn
 
 from edgetl.errors import ModelError
 from edgetl.manifest import ModelSpec, PreprocessContract
-from edgetl.tasks.classify.training import make_head
+from edgetl.tasks.registry import DEFAULT_TASK, task
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -362,9 +362,11 @@ def check_weights_file(arch: str, weights: Path) -> None:
 
 
 def build_model(
-    spec: ModelSpec, pretrained: bool = False, weights: Path | None = None
+    spec: ModelSpec, pretrained: bool = False, weights: Path | None = None, task_name: str = DEFAULT_TASK
 ) -> tuple[EdgeClassifier, str]:
-    """Build ``spec``; returns the model and a note on where its backbone weights came from."""
+    """Build ``spec`` with the head of task ``task_name``; returns the model and a note on where
+    its backbone weights came from."""
+    make_head = task(task_name).trainer().make_head
     family, name = parse_arch(spec.architecture)
     use_hub = pretrained and weights is None
     if family == "edgetl":
@@ -381,7 +383,7 @@ def build_model(
             _load_weights_file(backbone, Path(weights), family, spec.architecture)
             origin = f"weights file {Path(weights).name}"
         width = backbone.num_features
-        head = make_head(spec.head, width, spec.num_classes, spec.head_hidden, spec.head_dropout)
+        head = make_head(spec, width)
         stages = [["stem"]] + [[f"stages.{i}"] for i in range(len(backbone.stages))]
         return EdgeClassifier(backbone, head, stages), origin
     if family == "timm":
@@ -392,7 +394,7 @@ def build_model(
         _load_weights_file(net, Path(weights), family, spec.architecture)
         origin = f"weights file {Path(weights).name}"
     backbone, width = _strip_classifier(family, net)
-    head = make_head(spec.head, width, spec.num_classes, spec.head_hidden, spec.head_dropout)
+    head = make_head(spec, width)
     model = EdgeClassifier(backbone, head, _stage_names(family, name, backbone))
     return model, origin
 

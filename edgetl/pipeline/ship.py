@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgetl.quantize.speed_gate import decide
 from edgetl.stages.base import Form, Role, deployable_model, role
+from edgetl.tasks.registry import DEFAULT_TASK, task
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,14 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
     if int8 in artifacts and cpu is not None:
         speed, lo, hi = cpu["int8_speedup"], *cpu["int8_speedup_ci95"]
         measured = f"INT8 {speed:.2f}x FP32 on ONNX Runtime CPU (paired, 95% CI {lo:.2f}-{hi:.2f}x)"
+        job = task(cpu.get("task", DEFAULT_TASK))  # reports written before tasks: classification
+        key = job.primary_metric
         choice = decide(
             ci95=(lo, hi),
-            fp32_top1=cpu["fp32"]["top1"],
-            int8_top1=cpu["int8"]["top1"],
+            fp32_score=cpu["fp32"][key],
+            int8_score=cpu["int8"][key],
+            metric_label=job.metric_label,
+            direction=job.direction,
             within_budget=cpu.get("within_budget", True),
             fp32_bytes=artifacts[fp32].stat().st_size,
             int8_bytes=artifacts[int8].stat().st_size,

@@ -68,19 +68,22 @@ def stability(
     quantize: Callable[[Path, object], None],
     evaluate: Callable[[Path], dict],
     work: Path,
+    metric: tuple[str, str] = ("top1", "top-1"),
 ) -> dict:
-    """Re-calibrate on every subset, evaluate on val, and report the spread of INT8 top-1."""
-    top1 = []
+    """Re-calibrate on every subset, evaluate on val, and report the spread of the INT8 metric
+    (``metric``: the task's primary key and its label)."""
+    key, label = metric
+    scores = []
     for k, images in subsets:
         out = work / f"audit_{k}.onnx"
         quantize(out, images)
-        top1.append(float(evaluate(out)["top1"]))
+        scores.append(float(evaluate(out)[key]))
         out.unlink(missing_ok=True)
-        log(f"calibration audit {k + 1}: INT8 val top-1 {top1[-1]:.4f}")
-    a = np.asarray(top1)
+        log(f"calibration audit {k + 1}: INT8 val {label} {scores[-1]:.4f}")
+    a = np.asarray(scores)
     return {
-        "seeds": len(top1),
-        "int8_top1": top1,
+        "seeds": len(scores),
+        f"int8_{key}": scores,
         "mean": float(a.mean()),
         "spread_pt": float(100 * (a.max() - a.min())),
         "std_pt": float(100 * a.std(ddof=1)) if len(a) > 1 else 0.0,

@@ -33,7 +33,7 @@ def fit_budget(
     quantize: Callable[[Path, list[str]], None],
     evaluate: Callable[[Path], dict],
     rank: Callable[[Path], list[dict]],
-    fp32_top1: float,
+    fp32_score: float,
     *,
     work: Path,
     max_drop: float,
@@ -42,34 +42,38 @@ def fit_budget(
     label: str,
     fp32_records=None,
     paired: Callable | None = None,
+    job=None,
 ) -> BudgetOutcome:
     """Rounds of quantize -> evaluate -> keep more nodes in float; returns the best round.
 
-    ``evaluate`` returns metrics with ``top1`` (and ``records``, per image, when ``fp32_records``
+    ``job`` is the task (default: classification) whose primary metric is judged; ``evaluate``
+    returns metrics with that key (and ``records``, per image, when ``fp32_records``
     and the task's ``paired`` interval are given: then each drop gets its paired interval and
     verdict; without them, the point estimate decides: holds or missed)."""
     from edgetl.quantize.confidence import VERDICTS, budget_verdict
+    from edgetl.tasks.registry import DEFAULT_TASK, task
 
+    job = job or task(DEFAULT_TASK)
+    key, name = job.primary_metric, job.metric_label
     exclude = list(exclude)
     rounds, ranking, best = [], None, None
     for round_no in range(max_rounds + 1):
         int8 = work / f"int8_{round_no}.onnx"
         quantize(int8, exclude)
         m = evaluate(int8)
-        # rounded: 100 * (0.9355 - 0.9255) is 1.0000000000000009, which missed a 1.0-pt budget
-        drop = round(100 * (fp32_top1 - m["top1"]), 9)
+        drop = job.drop_pt(fp32_score, m[key])
         interval = None
         verdict = "holds" if drop <= max_drop else "missed"
         if fp32_records is not None and paired is not None:
             judged = paired(fp32_records, m["records"])
             interval, verdict = judged.as_dict(), budget_verdict(judged, max_drop)
         rounds.append(
-            {"kept_float": list(exclude), "int8_top1": m["top1"], "drop_pt": drop, "verdict": verdict}
+            {"kept_float": list(exclude), f"int8_{key}": m[key], "drop_pt": drop, "verdict": verdict}
             | ({"drop_ci95_pt": interval["ci95_pt"]} if interval else {})
         )
         ci = f" (95% CI {interval['ci95_pt'][0]:+.2f} to {interval['ci95_pt'][1]:+.2f})" if interval else ""
         log(
-            f"INT8 ({label}, {len(exclude)} node(s) in float): val top-1 {m['top1']:.4f}, "
+            f"INT8 ({label}, {len(exclude)} node(s) in float): val {name} {m[key]:.4f}, "
             f"drop {drop:+.2f} pt{ci}: budget {max_drop} pt {verdict}"
         )
         if best is None or (VERDICTS.index(verdict), drop) < (VERDICTS.index(best.verdict), best.drop_pt):

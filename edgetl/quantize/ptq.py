@@ -411,7 +411,8 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
             return {**task.metrics(predictions, y_val, labels), "records": task.records(predictions, y_val)}
 
         fp32_metrics = evaluate(fp32)
-        log(f"FP32 val top-1 {fp32_metrics['top1']:.4f} on {len(y_val)} images")
+        key = task.primary_metric
+        log(f"FP32 val {task.metric_label} {fp32_metrics[key]:.4f} on {len(y_val)} images")
         run = QuantizeRun(
             config,
             parent,
@@ -443,8 +444,9 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
             config.threads,
             quantizer,
             config.prefer,
-            fp32_top1=fp32_metrics["top1"],
-            int8_top1=chosen["metrics"]["top1"],
+            fp32_score=fp32_metrics[key],
+            int8_score=chosen["metrics"][key],
+            job=task,
         )
         from edgetl.quantize.layer_error import layer_report_path
 
@@ -474,8 +476,8 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
                     calibration=calibration,
                 ),
                 "metrics": {
-                    "val_fp32_top1": fp32_metrics["top1"],
-                    "val_int8_top1": int8_metrics["top1"],
+                    f"val_fp32_{key}": fp32_metrics[key],
+                    f"val_int8_{key}": int8_metrics[key],
                     "quantization": report,
                 },
                 "decisions": [*parent.decisions, *decisions],

@@ -50,6 +50,7 @@ class QuantizeRun:
         from edgetl.tasks.registry import task_of
 
         self.task = task_of(parent)
+        self.key, self.metric_label = self.task.primary_metric, self.task.metric_label
         self.val_images = len(fp32_metrics["records"])
         self.candidates: dict[str, dict] = {}
 
@@ -98,7 +99,7 @@ class QuantizeRun:
             self.quantize,
             self.evaluate,
             rank,
-            self.fp32_metrics["top1"],
+            self.fp32_metrics[self.key],
             work=self.work,
             max_drop=c.max_drop,
             max_rounds=c.max_rounds,
@@ -106,6 +107,7 @@ class QuantizeRun:
             label=self._setting(),
             fp32_records=self.fp32_metrics["records"],
             paired=self.task.paired,
+            job=self.task,
         )
         return self._judged(
             "ptq",
@@ -145,7 +147,7 @@ class QuantizeRun:
         cand = self._judged("qat", out, metrics, [], qat=summary)
         i = cand["interval"]
         log(
-            f"INT8 (QAT): val top-1 {metrics['top1']:.4f}, drop {i.drop_pt:+.2f} pt "
+            f"INT8 (QAT): val {self.metric_label} {metrics[self.key]:.4f}, drop {i.drop_pt:+.2f} pt "
             f"(95% CI {i.ci95_pt[0]:+.2f} to {i.ci95_pt[1]:+.2f})"
         )
         return cand
@@ -164,7 +166,7 @@ class QuantizeRun:
             tried = ptq["rounds"][-1]["kept_float"] if ptq.get("rounds") else []
             qat_note = "QAT did not recover it either; try more --qat-epochs. " * ("qat" in self.candidates)
             raise EdgetlError(
-                f"INT8 val top-1 drops {best['interval'].drop_pt:.2f} pt at best "
+                f"INT8 val {self.metric_label} drops {best['interval'].drop_pt:.2f} pt at best "
                 f"(95% CI {best['interval'].ci95_pt[0]:+.2f} to {best['interval'].ci95_pt[1]:+.2f} pt; "
                 f"{len(ptq['kept_float'])} node(s) "
                 f"in float; tried up to {len(tried)}; budget {c.max_drop} pt); nothing was written. "
@@ -200,7 +202,11 @@ class QuantizeRun:
         subsets = audit_subsets(self.data_config(), self.parent.preprocessing, c.calib_count, c.audit_seeds)
         kept = self.candidates["ptq"]["kept_float"]
         result = stability(
-            subsets, lambda out, images: self.quantize(out, kept, images), self.evaluate, self.work
+            subsets,
+            lambda out, images: self.quantize(out, kept, images),
+            self.evaluate,
+            self.work,
+            (self.key, self.metric_label),
         )
         result["of"] = "ptq"
         return result
@@ -214,7 +220,8 @@ class QuantizeRun:
             f"calibrated on {self.calib.info['count']} images of the calib split ({self._setting()}, "
             f"{'per-channel' if c.per_channel else 'per-tensor'} weights, target {c.target}; "
             f"{coverage['classes_covered']}/{coverage['classes']} classes covered)",
-            f"val top-1 FP32 {fp32_m['top1']:.4f} -> INT8 {int8_m['top1']:.4f} ({interval.drop_pt:+.2f} pt, "
+            f"val {self.metric_label} FP32 {fp32_m[self.key]:.4f} -> INT8 {int8_m[self.key]:.4f} "
+            f"({interval.drop_pt:+.2f} pt, "
             f"paired 95% CI {lo:+.2f} to {hi:+.2f} pt on {self.val_images} images; budget {c.max_drop} pt "
             f"{chosen['verdict']}, judged on the upper bound)",
         ]
@@ -255,18 +262,25 @@ class QuantizeRun:
             )
         decisions += gate.decisions
         labels = list(self.parent.labels)
-        per_class_delta = {
-            k: (
-                None
-                if fp32_m["per_class"][k] is None
-                else 100 * (int8_m["per_class"][k] - fp32_m["per_class"][k])
-            )
-            for k in labels
-        }
+        per_class_delta = (
+            {
+                k: (
+                    None
+                    if fp32_m["per_class"][k] is None
+                    else 100 * (int8_m["per_class"][k] - fp32_m["per_class"][k])
+                )
+                for k in labels
+            }
+            if "per_class" in fp32_m
+            else None
+        )
+        shown = self.task.report_metrics or (self.key,)
         report = {
             "val_images": int(self.val_images),
-            "fp32": {k: fp32_m[k] for k in ("top1", "top5", "per_class")},
-            "int8": {k: int8_m[k] for k in ("top1", "top5", "per_class")},
+            "task": self.task.name,
+            "metric": self.key,
+            "fp32": {k: fp32_m[k] for k in shown},
+            "int8": {k: int8_m[k] for k in shown},
             "drop_pt": interval.drop_pt,
             "drop_ci95_pt": [lo, hi],
             "drop_interval": interval.as_dict(),
@@ -280,7 +294,7 @@ class QuantizeRun:
             "rounds": ptq.get("rounds", []),
             "kept_float": chosen["kept_float"],
             "float_mac_share": chosen["float_mac_share"],
-            "candidates": {k: _summary(v) for k, v in self.candidates.items()},
+            "candidates": {k: _summary(v, self.key) for k, v in self.candidates.items()},
             "sensitivity_top10": (ptq.get("ranking") or [])[:10],
             "calibration_coverage": coverage,
             "calibration_audit": audit,
@@ -295,9 +309,9 @@ class QuantizeRun:
         return report, decisions
 
 
-def _summary(c: dict) -> dict:
+def _summary(c: dict, key: str) -> dict:
     out = {
-        "int8_top1": c["metrics"]["top1"],
+        f"int8_{key}": c["metrics"][key],
         "drop_pt": c["interval"].drop_pt,
         "drop_ci95_pt": list(c["interval"].ci95_pt),
         "within_budget": c["within_budget"],

@@ -46,21 +46,25 @@ def pace(ci95: tuple[float, float]) -> str:
 def decide(
     *,
     ci95: tuple[float, float],
-    fp32_top1: float,
-    int8_top1: float,
+    fp32_score: float,
+    int8_score: float,
     within_budget: bool,
     fp32_bytes: int,
     int8_bytes: int,
     prefer: str,
     cpu_timing_predicts: bool = True,
+    metric_label: str = "top-1",
+    direction: str = "max",
 ) -> ShipDecision:
     """Which variant ships, from the measurements alone (no clock, no randomness).
 
     - the target's latency is not ORT CPU's (TensorRT QDQ): INT8, for the target's runtime;
     - ``prefer: int8``: INT8 (the budget already held, or quantize would have stopped);
     - ``prefer: fastest``: INT8 if measurably faster, FP32 if measurably slower; when tied, the
-      better val top-1 (INT8 only within the budget), equal top-1 -> the smaller file."""
+      better val metric (INT8 only within the budget), equal metric -> the smaller file."""
     state = pace(ci95)
+    int8_better = int8_score > fp32_score if direction == "max" else int8_score < fp32_score
+    fp32_better = fp32_score > int8_score if direction == "max" else fp32_score < int8_score
     if not cpu_timing_predicts:
         return ShipDecision(
             True, state, "INT8 QDQ for the target's own runtime (ORT CPU timing is only a hint)"
@@ -76,15 +80,15 @@ def decide(
             "INT8 is measurably SLOWER than FP32 on this CPU: FP32 ships (the INT8 file "
             "remains for GPU/Jetson targets)",
         )
-    if within_budget and int8_top1 > fp32_top1:
-        return ShipDecision(True, state, "tied on speed; INT8 has the better val top-1")
-    if int8_top1 < fp32_top1 or not within_budget:
-        return ShipDecision(False, state, "tied on speed; FP32 has the better val top-1")
+    if within_budget and int8_better:
+        return ShipDecision(True, state, f"tied on speed; INT8 has the better val {metric_label}")
+    if fp32_better or not within_budget:
+        return ShipDecision(False, state, f"tied on speed; FP32 has the better val {metric_label}")
     smaller_int8 = int8_bytes < fp32_bytes
     return ShipDecision(
         smaller_int8,
         state,
-        f"tied on speed and val top-1; {'INT8' if smaller_int8 else 'FP32'} is the smaller file",
+        f"tied on speed and val {metric_label}; {'INT8' if smaller_int8 else 'FP32'} is the smaller file",
     )
 
 
@@ -96,9 +100,10 @@ def speed_gate(
     quantizer: Quantizer,
     prefer: str,
     *,
-    fp32_top1: float,
-    int8_top1: float,
+    fp32_score: float,
+    int8_score: float,
     within_budget: bool = True,
+    job=None,
 ):
     from edgetl.quantize.latency import paired_speedup, paired_speedup_ci, side_by_side
 
@@ -107,13 +112,14 @@ def speed_gate(
     ci = paired_speedup_ci(speed, "fp32", "int8")
     choice = decide(
         ci95=ci,
-        fp32_top1=fp32_top1,
-        int8_top1=int8_top1,
+        fp32_score=fp32_score,
+        int8_score=int8_score,
         within_budget=within_budget,
         fp32_bytes=Path(fp32).stat().st_size,
         int8_bytes=Path(int8).stat().st_size,
         prefer=prefer,
         cpu_timing_predicts=quantizer.cpu_timing_predicts,
+        **({"metric_label": job.metric_label, "direction": job.direction} if job is not None else {}),
     )
     verdict = (
         f"INT8 is {speedup:.2f}x {'faster' if speedup > 1.0 else 'SLOWER'} than FP32 on "

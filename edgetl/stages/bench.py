@@ -38,9 +38,11 @@ def _accuracy(config: BenchConfig) -> dict[str, float | None]:
         return {str(a): accuracy_of(a) for a in config.artifacts}
     from edgetl.data.dataset import DataConfig
     from edgetl.evaluate import evaluate
+    from edgetl.tasks.registry import task
 
     data = DataConfig(source=config.compare_data)
-    return {str(a): evaluate(a, data, "test")["top1"] for a in config.artifacts}
+    results = {str(a): evaluate(a, data, "test") for a in config.artifacts}
+    return {a: m[task(m["task"]).primary_metric] for a, m in results.items()}
 
 
 def run(config: BenchConfig) -> StageResult[BenchMetrics]:

@@ -78,7 +78,9 @@ def run(config: DistillConfig, resume: bool = False) -> StageResult[TrainMetrics
         write_text_atomic(report, json.dumps(rows, indent=2))
         notes.append(f"baseline report: {report}")
     return StageResult[TrainMetrics](
-        outputs=outputs, metrics=TrainMetrics.model_validate(result.manifest.metrics), notes=notes
+        outputs=outputs,
+        metrics=TrainMetrics.model_validate({**result.manifest.metrics, "task": result.manifest.task}),
+        notes=notes,
     )
 
 
@@ -93,8 +95,10 @@ def jobs(context: Context, settings) -> list[Job]:
 
 
 def show(result: StageResult[TrainMetrics], console) -> None:
-    m = result.metrics
-    test = f"  test top-1 {m.test.top1:.4f}" if m.test is not None else ""
+    from edgetl.tasks.registry import task
+
+    m, job = result.metrics, task(result.metrics.task)
+    test = f"  test {job.metric_label} {m.test.value(job.primary_metric):.4f}" if m.test is not None else ""
     console.print(f"[green]wrote {result.outputs[0].path}[/]{test}")
     report = next((n for n in result.notes if n.startswith("baseline report: ")), None)
     if report:

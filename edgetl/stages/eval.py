@@ -41,14 +41,24 @@ def run(config: EvalConfig, role: Role | None = None) -> StageResult[EvalMetrics
     m = evaluate(config.artifact, config.data, config.split, config.backend, config.batch_size)
     files = write_eval_outputs(m, config.out) if config.out is not None else {}
     key = role.key if role is not None else str(config.artifact)
-    entry = EvalEntry(
-        **{k: m[k] for k in ("num_samples", "top1", "top5", "per_class", "backend", "split")},
-        path=str(config.artifact),
-        confusion_png=str(files["png"]) if files else None,
-    )
+    entry = _entry(m, config.artifact, files)
     return StageResult[EvalMetrics](
         metrics=EvalMetrics(by_role={key: entry}),
-        notes=[f"wrote {files['json']} and {files['png']}"] if files else [],
+        notes=[f"wrote {' and '.join(map(str, files.values()))}"] if files else [],
+    )
+
+
+def _entry(m: dict, artifact, files: dict) -> EvalEntry:
+    """The typed entry of one eval result: the task's reported metrics (a classifier: top-1,
+    top-5, per class), where it ran, and the files written."""
+    from edgetl.tasks.registry import DEFAULT_TASK, task
+
+    job = task(m.get("task", DEFAULT_TASK))
+    keys = (*(job.report_metrics or (job.primary_metric,)), "num_samples", "backend", "split", "task")
+    return EvalEntry(
+        **{k: m[k] for k in keys if k in m},
+        path=str(artifact),
+        confusion_png=str(files["png"]) if files.get("png") else None,
     )
 
 
@@ -65,12 +75,8 @@ def _run_on_targets(config: EvalConfig, role: Role | None) -> StageResult[EvalMe
         if o.data is None:
             continue
         files = write_eval_outputs(o.data, config.out / o.label) if config.out is not None else {}
-        entries[f"{key}@{o.label}"] = EvalEntry(
-            **{k: o.data[k] for k in ("num_samples", "top1", "top5", "per_class", "backend", "split")},
-            path=str(config.artifact),
-            confusion_png=str(files["png"]) if files else None,
-        )
-        notes += [f"{o.label}: wrote {files['json']} and {files['png']}"] if files else []
+        entries[f"{key}@{o.label}"] = _entry(o.data, config.artifact, files)
+        notes += [f"{o.label}: wrote {' and '.join(map(str, files.values()))}"] if files else []
     summary = failure_summary(outcomes)
     if not entries:
         raise TargetsFailed(summary or "no target returned a result")
@@ -99,14 +105,19 @@ def show(result: StageResult[EvalMetrics], console) -> None:
     from rich.table import Table
 
     for key, m in result.metrics.by_role.items():  # one per --on target, else one
-        table = Table(title=escape(f"{key} on {m.split} ({m.num_samples} images, {m.backend})"))
-        table.add_column("class")
-        table.add_column("accuracy", justify="right")
-        for name, acc in m.per_class.items():
+        images = f"{m.num_samples} images, " if m.num_samples is not None else ""
+        table = Table(title=escape(f"{key} on {m.split} ({images}{m.backend})"))
+        table.add_column("class" if m.per_class is not None else "metric")
+        table.add_column("accuracy" if m.per_class is not None else "value", justify="right")
+        for name, acc in (m.per_class or {}).items():
             table.add_row(escape(name), "n/a" if acc is None else f"{acc:.4f}")
         table.add_section()
-        table.add_row("[bold]top-1", f"[bold]{m.top1:.4f}")
-        table.add_row("[bold]top-5", f"[bold]{m.top5:.4f}")
+        if m.top1 is not None:
+            table.add_row("[bold]top-1", f"[bold]{m.top1:.4f}")
+            table.add_row("[bold]top-5", f"[bold]{m.top5:.4f}")
+        for name, value in (m.model_extra or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                table.add_row(f"[bold]{escape(name)}", f"[bold]{value:.4f}")
         console.print(table)
     for note in result.notes:
         console.print(escape(note))

@@ -66,7 +66,12 @@ def show(result: StageResult[ExportMetrics], console) -> None:
     msg = f"[green]wrote {result.outputs[0].path}[/]"
     p = next(iter(result.metrics.parity.values()))
     if p:
-        msg += f"  parity: max |diff| {p['max_abs_diff']:.2e}, top-1 agreement {p['top1_agreement']:.2%}"
+        from edgetl.export import agreement_text
+        from edgetl.manifest import read_manifest
+        from edgetl.tasks.registry import task_of
+
+        job = task_of(read_manifest(result.outputs[0].path))
+        msg += f"  parity: max |diff| {p['max_abs_diff']:.2e}, {agreement_text(p, job)}"
     console.print(msg)
 
 

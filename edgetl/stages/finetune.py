@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgetl.stages.base import Cli, Context, Form, Job, Output, Stage, StageResult, pipeline_settings, role
-from edgetl.stages.metrics import TrainMetrics
+from edgetl.stages.metrics import ClassMetrics, TrainMetrics
 from edgetl.train.config import FinetuneConfig
 
 DATA_OPTIONS = ("data.source", "data.limit_train", "data.limit_val", "data.limit_test", "data.skip_bad")
@@ -15,7 +15,7 @@ def run(config: FinetuneConfig, resume: bool = False) -> StageResult[TrainMetric
     result = finetune(config, resume=resume)
     return StageResult[TrainMetrics](
         outputs=[Output(role=role("teacher", Form.CHECKPOINT), path=result.path)],
-        metrics=TrainMetrics.model_validate(result.manifest.metrics),
+        metrics=TrainMetrics.model_validate({**result.manifest.metrics, "task": result.manifest.task}),
         notes=list(result.manifest.decisions),
     )
 
@@ -30,10 +30,16 @@ def jobs(context: Context, settings) -> list[Job]:
 
 
 def show(result: StageResult[TrainMetrics], console) -> None:
+    from edgetl.tasks.registry import task
+
     m, path = result.metrics, result.outputs[0].path
-    line = f"[green]wrote {path}[/]  val top-1 {m.val_top1:.4f}"
-    if m.test is not None:
+    job = task(m.task)
+    key, label = job.primary_metric, job.metric_label
+    line = f"[green]wrote {path}[/]  val {label} {m.val(key):.4f}"
+    if isinstance(m.test, ClassMetrics):
         line += f"  test top-1 {m.test.top1:.4f}  top-5 {m.test.top5:.4f}"
+    elif m.test is not None:
+        line += f"  test {label} {m.test.value(key):.4f}"
     console.print(line + f"  ({m.train_seconds:.0f} s)")
 
 

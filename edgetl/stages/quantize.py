@@ -77,16 +77,20 @@ def show(result: StageResult[QuantizeMetrics], console) -> None:
     table = Table(
         title=f"{path} (target {target}, shipped {r['shipped']}; INT8 {r.get('speed', '')} vs FP32)"
     )
-    for col in ("", "val top-1", "drop pt (95% CI)", "MACs in float", "p50 ms (ORT CPU)"):
+    from edgetl.tasks.registry import DEFAULT_TASK, task
+
+    job = task(r.get("task", DEFAULT_TASK))  # reports written before tasks: classification
+    key = job.primary_metric
+    for col in ("", f"val {job.metric_label}", "drop pt (95% CI)", "MACs in float", "p50 ms (ORT CPU)"):
         table.add_column(col, justify="right")
-    table.add_row("FP32", f"{r['fp32']['top1']:.4f}", "", "", f"{r['latency']['fp32']['p50_ms']:.2f}")
+    table.add_row("FP32", f"{r['fp32'][key]:.4f}", "", "", f"{r['latency']['fp32']['p50_ms']:.2f}")
     for kind, c in r.get("candidates", {}).items():
         lo, hi = c["drop_ci95_pt"]
         kept = " (kept)" if kind == r.get("kind") else ""
         p50 = f"{r['latency']['int8']['p50_ms']:.2f}" if kept else ""
         table.add_row(
             f"INT8 {kind.upper()}{kept}",
-            f"{c['int8_top1']:.4f}",
+            f"{c[f'int8_{key}']:.4f}",
             f"{c['drop_pt']:+.2f} ({lo:+.2f} to {hi:+.2f})",
             f"{100 * c['float_mac_share']:.1f}%",
             p50,

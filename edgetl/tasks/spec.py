@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
@@ -36,6 +37,7 @@ class TaskSpec:
     data_formats: tuple[str, ...]  # the --data forms it reads
     outputs: tuple[OutputSpec, ...]
     primary_metric: str  # key in metrics(); what budgets, gates, sweeps and reports compare
+    metric_label: str  # how a person reads it in logs and reports ("top-1", "mAP")
     direction: Literal["max", "min"]
     # target of one image -> the classes it carries (splits and calibration coverage stratify by them)
     stratify_key: Callable[[Any], tuple[int, ...]]
@@ -55,7 +57,15 @@ class TaskSpec:
     check_weights: Callable[[Any, dict[str, tuple[int, ...]]], list[Issue]]
     # one prediction -> the JSON predict prints for it
     render: Callable[[Any, Sequence[str], int], dict]
+    # reference vs candidate named outputs of the same images -> the share of images whose
+    # prediction is the same (export and FP16 parity); its key in a parity record and its label
+    agreement: Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], float]
+    agreement_key: str
+    agreement_label: str
     training: str  # module with make_head(spec, width), loss(outputs, targets, config), distill_loss(...)
+    report_metrics: tuple[str, ...] = ()  # metrics() keys a quantize report carries per model
+    # an eval result + a folder -> the task's figures written there ({key: path})
+    plots: Callable[[dict, Path], dict[str, Path]] | None = None
     # an exact paired interval where the score allows one (a mean of per-image booleans); else
     # confidence.paired_metric_drop bootstraps the score over images
     paired_drop: Callable[[Any, Any], Any] | None = None
@@ -72,6 +82,12 @@ class TaskSpec:
     def better(self, a: float, b: float) -> bool:
         """Whether metric value ``a`` is strictly better than ``b`` for this task."""
         return a > b if self.direction == "max" else a < b
+
+    def drop_pt(self, reference: float, candidate: float) -> float:
+        """How many points worse ``candidate`` is than ``reference`` (negative: better). Rounded:
+        100 * (0.9355 - 0.9255) is 1.0000000000000009, which would miss a 1.0-pt budget."""
+        diff = reference - candidate if self.direction == "max" else candidate - reference
+        return round(100 * diff, 9)
 
     def paired(self, records_a: Any, records_b: Any):
         """A (reference) vs B (candidate) on the same images: the paired drop of the primary

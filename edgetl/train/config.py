@@ -32,6 +32,7 @@ class FinetuneConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
+    task: str = Field("classify", description="what the model learns: one of the tasks under edgetl/tasks")
     data: DataConfig = Field(default_factory=DataConfig)
     arch: str = Field(
         "timm/tf_efficientnet_lite0",
@@ -79,6 +80,15 @@ class FinetuneConfig(BaseModel):
     cache_features: bool = Field(True, description="linear: extract frozen features once")
     eval_test: bool = Field(True, description="measure the test split once training ends")
     output: Path = Path("model.safetensors")
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        from edgetl.tasks.registry import tasks
+
+        if value not in tasks():
+            raise ValueError(f"unknown task {value!r}; choose one of {list(tasks())}")
+        return value
 
     @field_validator("batch_size")
     @classmethod

@@ -147,10 +147,26 @@ def distill(
     as finetune."""
     from edgetl.train.finetune import finetune
 
-    config = with_teacher_data(config)
+    config = with_teacher_task(with_teacher_data(config))
     return finetune(
         config, resume=resume, quiet=quiet, kd=lambda device: Distiller(config, device), on_epoch=on_epoch
     )
+
+
+def with_teacher_task(config: DistillConfig) -> DistillConfig:
+    """The student learns the teacher's task: taken from the teacher unless set, and an error
+    naming both when set to another."""
+    from edgetl.manifest import read_manifest
+
+    teacher_task = read_manifest(config.teacher).task
+    if "task" not in config.model_fields_set:
+        return config.model_copy(update={"task": teacher_task})
+    if config.task != teacher_task:
+        raise ConfigError(
+            f"task {config.task!r}: the teacher {config.teacher} is a {teacher_task!r} model; a student "
+            f"learns its teacher's task (drop task, or distil from a {config.task!r} teacher)."
+        )
+    return config
 
 
 def with_teacher_data(config: DistillConfig) -> DistillConfig:

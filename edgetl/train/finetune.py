@@ -27,10 +27,9 @@ from edgetl.models.checkpoint import save_checkpoint
 from edgetl.models.registry import build_model, default_contract
 from edgetl.progress import log, make_progress, set_quiet
 from edgetl.provenance import make_provenance
-from edgetl.tasks.classify.metrics import classification_metrics
-from edgetl.tasks.registry import DEFAULT_TASK, task
+from edgetl.tasks.registry import task
 from edgetl.train.config import FinetuneConfig
-from edgetl.train.distributed import all_sum, barrier, init_distributed, shutdown
+from edgetl.train.distributed import barrier, init_distributed, shutdown
 from edgetl.train.feature_cache import cached_features, feature_key
 from edgetl.train.loop import (
     EpochPlan,
@@ -166,9 +165,11 @@ def resume_path_for(output: Path) -> Path:
     return output.with_name(output.name + ".resume.pt")
 
 
-def _shard(n: int, rank: int, world: int) -> slice:
-    per = -(-n // world)
-    return slice(rank * per, min(n, (rank + 1) * per))
+def named_outputs(out, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """A model's forward result (one tensor, or a dict of them) as the task's named numpy outputs."""
+    if isinstance(out, dict):
+        return {n: out[n].float().cpu().numpy() for n in names}
+    return {names[0]: out.float().cpu().numpy()}
 
 
 def _build(spec: ModelSpec, config):
@@ -176,17 +177,20 @@ def _build(spec: ModelSpec, config):
     from edgetl.errors import ModelError
     from edgetl.models.registry import has_pretrained_weights
 
+    def build(pretrained: bool, weights=None):
+        return build_model(spec, pretrained=pretrained, weights=weights, task_name=config.task)
+
     if config.pretrained != "auto":
-        return build_model(spec, pretrained=bool(config.pretrained), weights=config.weights)
+        return build(bool(config.pretrained), config.weights)
     if config.weights is None and has_pretrained_weights(spec.architecture):
         try:  # offline, this fails in seconds (the hub is probed before its client retries)
-            return build_model(spec, pretrained=True)
+            return build(True)
         except ModelError as exc:
             why = escape(str(exc)[:120])
             log(f"[yellow]no pretrained weights reachable ({why}…); training from scratch[/]")
-            model, origin = build_model(spec, pretrained=False)
+            model, origin = build(False)
             return model, origin + " (pretrained weights unreachable)"
-    model, origin = build_model(spec, pretrained=False, weights=config.weights)
+    model, origin = build(False, config.weights)
     return model, origin + (" (no pretrained weights available)" if config.weights is None else "")
 
 
@@ -261,7 +265,9 @@ def _finetune(
     )
     if kd is not None:
         kd.check_labels(data.classes)
-    trainer = task(DEFAULT_TASK).trainer()  # the loss and prediction of what the model learns
+    job = task(config.task)
+    trainer = job.trainer()  # the head and loss of what the model learns
+    metric_key, metric_label = job.primary_metric, job.metric_label
     torch.manual_seed(config.seed)
     core, origin = _build(spec, config)
     log(f"{config.arch}: backbone from {origin}; {core.num_stages} stages; strategy {config.strategy}")
@@ -345,13 +351,13 @@ def _finetune(
         net = net_for(n_tr)
         note = f"{n_tr}/{core.num_stages} stages training"
         if use_features:
-            labels = torch.from_numpy(train.labels).to(device)
+            labels = trainer.targets(train.labels).to(device)
             return EpochPlan(net, lambda idx, rng: (features["train"][idx], labels[idx]), note)
 
         def batch(idx, rng):
             params = draw_params(len(idx), rng) if data.augment != "none" else None
             px = apply_augment(train.pixels[idx], data.augment, params) if params else train.pixels[idx]
-            y = torch.from_numpy(train.labels[idx]).to(device)
+            y = trainer.targets(train.labels[idx]).to(device)
             if kd is not None:
                 y = (y, kd.targets(idx, params, data.augment))
             return to_input(px, contract, device, config.channels_last), y
@@ -359,30 +365,29 @@ def _finetune(
         return EpochPlan(net, batch, note)
 
     def validate() -> float:
+        """The task's primary metric on the whole val split (every rank sees the same value, so
+        ranks agree on the best epoch for any metric, not only means of per-image values)."""
         core.eval()
         val = splits["val"]
-        part = _shard(len(val), dist.rank, dist.world)
         if use_features:
             with torch.no_grad():
-                logits = core.head(features["val"][part]).cpu()
+                out = core.head(features["val"])
         else:
-            logits = batched_outputs(
+            out = batched_outputs(
                 core,
-                val.pixels[part],
+                val.pixels,
                 contract,
                 device,
                 channels_last=config.channels_last,
                 autocast=autocast,
             )
-        hits = trainer.predicted(logits).numpy() == val.labels[part]
-        correct = float(hits.sum()) if len(logits) else 0.0
-        c, n = all_sum([correct, float(len(logits))], dist)
-        return c / max(1.0, n)
+        predictions = job.decode(named_outputs(out, job.output_names))
+        return job.score(job.records(predictions, val.labels), None) if len(val) else 0.0
 
-    def loss_fn(logits, y):
+    def loss_fn(outputs, y):
         if kd is not None:
-            return kd.loss(logits, *y)
-        return trainer.loss(logits, y, config.label_smoothing)
+            return kd.loss(outputs, *y)
+        return trainer.loss(outputs, y, config)
 
     state = run_epochs(
         core=state_module,
@@ -403,13 +408,15 @@ def _finetune(
         digest=digest,
         quiet=quiet,
         on_epoch=on_epoch,
+        metric=(metric_key, metric_label),
+        better=job.better,
     )
     restore_best(state_module, state)
     core.eval()
     train_seconds = time.perf_counter() - t_start
 
     metrics: dict = {
-        "val_top1": state.best_val,
+        f"val_{metric_key}": state.best_val,
         "best_epoch": state.best_epoch,
         "epochs_run": state.epoch,
         "stopped_early": state.stopped_early,
@@ -420,10 +427,12 @@ def _finetune(
         logits = batched_outputs(
             core, test.pixels, contract, device, channels_last=config.channels_last, description="test split"
         )
-        metrics["test"] = classification_metrics(logits.numpy(), test.labels, data.classes)
+        outputs = named_outputs(logits, job.output_names)
+        metrics["test"] = job.metrics(job.decode(outputs), test.labels, data.classes)
     result_path = config.output
     manifest = Manifest(
         kind="checkpoint",
+        task=config.task,
         model=spec,
         labels=tuple(data.classes),
         input=InputSpec(shape=(-1, 3, *contract.input_size)),
@@ -453,7 +462,7 @@ def _finetune(
                 else []
             ),
             f"backbone weights: {origin}",
-            f"best epoch {state.best_epoch} by val top-1 {state.best_val:.4f}",
+            f"best epoch {state.best_epoch} by val {metric_label} {state.best_val:.4f}",
         ],
     )
     if dist.is_main:

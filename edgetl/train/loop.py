@@ -187,11 +187,16 @@ def run_epochs(
     digest: str,
     quiet: bool | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    metric: tuple[str, str] = ("top1", "top-1"),
+    better: Callable[[float, float], bool] = lambda a, b: a > b,
 ) -> LoopState:
     """Train from ``state.epoch`` to ``epochs``; returns the final state (best weights kept).
 
-    ``on_epoch(record)`` is called after each epoch's record and resume state are written (a
-    sweep reports val top-1 to its pruner there); an exception it raises stops training."""
+    ``validate()`` returns the task's primary metric on val; ``metric`` is its (key, label) and
+    ``better(a, b)`` its direction. ``on_epoch(record)`` is called after each epoch's record and
+    resume state are written (a sweep reports the val metric to its pruner there); an exception
+    it raises stops training."""
+    key, label = metric
     per_rank = n_train // dist.world
     steps = max(1, per_rank // batch_size)
     with make_progress(quiet if dist.is_main else True) as progress:
@@ -240,14 +245,14 @@ def run_epochs(
             record = {
                 "epoch": epoch + 1,
                 "train_loss": loss_total / max(1.0, seen_total),
-                "val_top1": val,
+                f"val_{key}": val,
                 "lr": optimizer.param_groups[0]["lr"],
                 "seconds": seconds,
                 "img_per_s": seen_total / seconds if seconds > 0 else None,
                 "note": plan.note,
             }
             state.history.append(record)
-            if val > state.best_val:
+            if state.best_epoch < 0 or better(val, state.best_val):
                 state.best_val, state.best_epoch, state.bad_epochs = val, epoch + 1, 0
                 state.best_state = {k: v.detach().clone() for k, v in core.state_dict().items()}
             else:
@@ -260,11 +265,12 @@ def run_epochs(
             progress.update(
                 ep_task,
                 advance=1,
-                info=f"val top-1 {val:.4f} (best {state.best_val:.4f} @ {state.best_epoch})",
+                info=f"val {label} {val:.4f} (best {state.best_val:.4f} @ {state.best_epoch})",
             )
             if dist.is_main and not quiet:
                 log_step(
-                    f"epoch {epoch + 1}/{epochs}: train loss {record['train_loss']:.4f}, val top-1 {val:.4f} "
+                    f"epoch {epoch + 1}/{epochs}: train loss {record['train_loss']:.4f}, "
+                    f"val {label} {val:.4f} "
                     f"(best {state.best_val:.4f} @ {state.best_epoch}), {seconds:.0f} s, "
                     f"{record['img_per_s'] or 0:.0f} img/s, {plan.note}"
                 )

@@ -107,7 +107,7 @@ def test_pretrained_auto_offline_falls_back_to_scratch_without_waiting_for_the_h
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     spec = ModelSpec(architecture="timm/test_resnet", num_classes=3)
     assert has_pretrained_weights(spec.architecture) and not hub_reachable(spec.architecture)
-    _, origin = _build(spec, SimpleNamespace(pretrained="auto", weights=None))
+    _, origin = _build(spec, SimpleNamespace(pretrained="auto", weights=None, task="classify"))
     assert "unreachable" in origin  # the hub client (and its retries) was never started
 
 

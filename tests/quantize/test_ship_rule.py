@@ -7,7 +7,7 @@ import pytest
 
 from edgetl.quantize.speed_gate import decide, pace
 
-BASE = dict(fp32_top1=0.90, int8_top1=0.90, within_budget=True, fp32_bytes=4000, int8_bytes=1000)
+BASE = dict(fp32_score=0.90, int8_score=0.90, within_budget=True, fp32_bytes=4000, int8_bytes=1000)
 
 
 @pytest.mark.parametrize(
@@ -27,12 +27,12 @@ def test_prefer_fastest():
 
 def test_a_tie_ships_the_better_val_top1_then_the_smaller_file():
     tie = (0.9, 1.1)
-    better_int8 = decide(ci95=tie, prefer="fastest", **{**BASE, "int8_top1": 0.91})
+    better_int8 = decide(ci95=tie, prefer="fastest", **{**BASE, "int8_score": 0.91})
     assert better_int8.ship_int8 and better_int8.pace == "tied" and "tied" in better_int8.reason
-    assert not decide(ci95=tie, prefer="fastest", **{**BASE, "int8_top1": 0.89}).ship_int8
+    assert not decide(ci95=tie, prefer="fastest", **{**BASE, "int8_score": 0.89}).ship_int8
     # INT8 more accurate but outside the budget: FP32
     assert not decide(
-        ci95=tie, prefer="fastest", **{**BASE, "int8_top1": 0.91, "within_budget": False}
+        ci95=tie, prefer="fastest", **{**BASE, "int8_score": 0.91, "within_budget": False}
     ).ship_int8
     equal = decide(ci95=tie, prefer="fastest", **BASE)
     assert equal.ship_int8 and "smaller file" in equal.reason
@@ -48,7 +48,7 @@ def test_the_same_measurements_always_give_the_same_decision():
         [(0.7, 0.9), (0.9, 1.1), (1.1, 1.3)], [0.89, 0.90, 0.91], [True, False], ["int8", "fastest"]
     )
     for ci, top1, ok, prefer in grid:
-        args = dict(BASE, int8_top1=top1, within_budget=ok)
+        args = dict(BASE, int8_score=top1, within_budget=ok)
         assert decide(ci95=ci, prefer=prefer, **args) == decide(ci95=ci, prefer=prefer, **args)
 
 

@@ -8,7 +8,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def make_head(kind: str, in_features: int, num_classes: int, hidden: int, dropout: float) -> nn.Module:
+def make_head(spec, in_features: int) -> nn.Module:
+    """The head a ``ModelSpec`` names on a backbone's ``in_features`` pooled features."""
+    return head_module(spec.head, in_features, spec.num_classes, spec.head_hidden, spec.head_dropout)
+
+
+def head_module(kind: str, in_features: int, num_classes: int, hidden: int, dropout: float) -> nn.Module:
     """``linear``: Linear(in, C). ``mlp``: Linear(in, hidden)-ReLU-Dropout-Linear(hidden, C)."""
     if kind == "linear":
         return (
@@ -26,8 +31,15 @@ def make_head(kind: str, in_features: int, num_classes: int, hidden: int, dropou
     raise ValueError(f"unknown head {kind!r}")
 
 
-def loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+def targets(labels) -> torch.Tensor:
+    """A batch's targets as the loss takes them: class indices."""
+    return torch.as_tensor(labels, dtype=torch.long)
+
+
+def loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
+    """Cross-entropy, with the config's ``label_smoothing``."""
+    smoothing = float(getattr(config, "label_smoothing", 0.0))
+    return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
 
 
 def distill_loss(
