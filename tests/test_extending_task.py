@@ -165,3 +165,20 @@ def test_a_new_task_package_runs_through_finetune_export_quantize_eval_and_bench
     results = json.loads((tmp_path / "bench" / "bench.json").read_text())["results"]
     assert {r["artifact"] for r in results} == {str(onnx_path), str(int8)}
     assert all(r["p50_ms"] > 0 for r in results)
+
+
+def test_the_docs_task_example_is_the_real_declaration():
+    """docs/extending.md shows classification's TaskSpec as it is in the package, so it cannot drift."""
+    from pathlib import Path
+
+    import edgetl.tasks.classify as classify
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "extending.md").read_text()
+    section = doc[doc.index("## Add a task") :]
+    code = section[section.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("```")]
+    assert code.strip() and code.strip() in Path(classify.__file__).read_text()
+    from edgetl.tasks.registry import task
+
+    assert task("classify").primary_metric == "top1" and task("classify").output_names == ("logits",)

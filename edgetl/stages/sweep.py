@@ -91,6 +91,11 @@ class SweepConfig(BaseModel):
         from edgetl.sweep.space import grid_values, validate_space
 
         base, trained = self.trial_base(), self.trial_config_cls()
+        if base.get("task", "classify") != "classify":
+            raise ConfigError(
+                f"base task {base['task']!r}: edgetl sweep tunes classifiers by val top-1 for now; "
+                "train other tasks with edgetl finetune."
+            )
         validate_space(self.space, base, trained)
         if self.sampler == "grid":
             grid_values(self.space, trained)
