@@ -11,7 +11,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def write_result(name: str, payload: dict, threads: int | None = None) -> Path:
-    from edgetl.envstamp import environment_stamp
+    from edgetl.bench.envstamp import environment_stamp
 
     payload = {
         "benchmark": name,

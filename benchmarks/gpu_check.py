@@ -1,7 +1,7 @@
 """The GPU numbers no CPU machine can give, as one prepared script for a session lent a GPU.
 
 Parts (each records where it ran, or why it was skipped; one failing part never stops the rest):
-1. ``environment``: nvidia-smi driver, clocks, power limit (edgetl.envstamp), torch/CUDA versions;
+1. ``environment``: nvidia-smi driver, clocks, power limit (edgetl.bench.envstamp), torch/CUDA versions;
 2. ``train_throughput``: torch fine-tuning and distillation steps (img/s) for fp32 vs bf16/fp16
    autocast, default vs channels_last memory format;
 3. ``inference_latency``: torch inference p50/p90 from CUDA events at batch 1/8/64, teacher and
@@ -285,7 +285,9 @@ def runner_parity(ckpt: Path, device: str) -> dict:
 
 
 def bench_device(ckpt: Path, device: str, out_dir: Path) -> dict:
-    from edgetl.bench import BenchConfig, bench, write_outputs
+    from edgetl.bench.config import BenchConfig
+    from edgetl.bench.outputs import write_outputs
+    from edgetl.bench.run import bench
 
     gpu = device.startswith("cuda")
     cfg = BenchConfig(
@@ -365,7 +367,7 @@ def tensorrt(files: dict[str, Path], work: Path) -> dict:
     reason = available_backends()["tensorrt"]
     if reason:
         return {"skipped": reason}
-    from edgetl.engine import BuildOptions, build_engine
+    from edgetl.gpu.engine import BuildOptions, build_engine
 
     x = np.random.default_rng(2).standard_normal((4, 3, 32, 32)).astype(np.float32)
     with make_runner(files["fp32"], "onnxruntime") as cpu:
@@ -409,7 +411,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     import torch
 
-    from edgetl.envstamp import environment_stamp
+    from edgetl.bench.envstamp import environment_stamp
 
     plan = Plan.for_device(args.device)
     report: dict = {

@@ -177,7 +177,7 @@ def openvino_latency(paths: dict[str, Path], threads: int) -> dict:
     interleaved loop. Speed-ups vs the FP32 file, paired per round."""
     import numpy as np
 
-    from edgetl.bench import time_side_by_side
+    from edgetl.bench.timing import time_side_by_side
 
     try:
         by_path = time_side_by_side(list(paths.values()), "openvino", threads=threads, rounds=12, min_runs=10)

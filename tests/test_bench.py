@@ -7,17 +7,11 @@ import sys
 import numpy as np
 import pytest
 
-from edgetl.bench import (
-    BenchConfig,
-    add_paired_speedups,
-    bench,
-    latency_stats,
-    stability,
-    time_calls,
-    warnings_for,
-    write_outputs,
-)
-from edgetl.contention import ContentionMeter
+from edgetl.bench.config import BenchConfig
+from edgetl.bench.contention import ContentionMeter
+from edgetl.bench.outputs import write_outputs
+from edgetl.bench.run import bench
+from edgetl.bench.timing import add_paired_speedups, latency_stats, stability, time_calls, warnings_for
 from edgetl.runners.registry import available_backends, make_runner
 
 
@@ -241,7 +235,7 @@ def test_tensorrt_engine_build_and_run(tiny_onnx, tmp_path):
 
     if not torch.cuda.is_available():
         pytest.skip("TensorRT needs a CUDA GPU; none is visible")
-    from edgetl.engine import BuildOptions, build_engine
+    from edgetl.gpu.engine import BuildOptions, build_engine
 
     engine = build_engine(tiny_onnx, tmp_path / "tiny.engine", BuildOptions(max_batch=4)).path
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)

@@ -1,6 +1,6 @@
 import pytest
 
-from edgetl.envstamp import environment_stamp, jetson_gpu_clocks, parse_nvidia_smi
+from edgetl.bench.envstamp import environment_stamp, jetson_gpu_clocks, parse_nvidia_smi
 
 
 def test_stamp_has_cpu_threads_and_versions():

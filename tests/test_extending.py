@@ -66,7 +66,8 @@ def demo_backend(tmp_path, monkeypatch):
 
 
 def test_a_new_runner_module_is_a_backend_everywhere(demo_backend, tiny_onnx):
-    from edgetl.bench import BenchConfig, bench
+    from edgetl.bench.config import BenchConfig
+    from edgetl.bench.run import bench
     from edgetl.data.dataset import DataConfig
     from edgetl.evaluate import evaluate
     from edgetl.runners.registry import available_backends, backends_for

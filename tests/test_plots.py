@@ -3,7 +3,7 @@ import itertools
 import pytest
 from PIL import Image
 
-from edgetl.plots import LatencyPoint, accuracy_limits, pareto_front, plot_latency_accuracy
+from edgetl.bench.plots import LatencyPoint, accuracy_limits, pareto_front, plot_latency_accuracy
 
 
 def P(label: str, p50: float, top1: float, backend: str = "onnxruntime", **kw) -> LatencyPoint:

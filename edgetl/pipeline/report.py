@@ -99,7 +99,7 @@ def _plot_curves(histories: dict[str, list[dict]], path: Path) -> None:
 
 def _paired(results: list[dict], slow: Path | None, fast: Path | None) -> dict[str, float]:
     """Per backend: median over interleaved rounds of p50(slow) / p50(fast) in the same round."""
-    from edgetl.bench import paired_ratio
+    from edgetl.bench.timing import paired_ratio
 
     by_key = {(r["artifact"], r["backend"]): r for r in results if r["stability"]["by"] == "round"}
     out = {}
@@ -132,11 +132,11 @@ def _speedup_blocks(results: list[dict], labels: dict[str, str]) -> list[tuple]:
 
 def write_report(context, shipping, timings: dict) -> tuple[Path, Path]:
     """report.md, report.html and summary.json from the stage results, artifacts looked up by role."""
-    from edgetl.bench import latency_points
+    from edgetl.bench.outputs import latency_points
+    from edgetl.bench.plots import plot_latency_accuracy
     from edgetl.manifest import read_manifest
     from edgetl.models.checkpoint import load_checkpoint
     from edgetl.models.complexity import count_macs, count_params
-    from edgetl.plots import plot_latency_accuracy
     from edgetl.stages.base import Form, role
 
     cfg, run_dir, artifacts, results = context.config, context.run_dir, context.artifacts, context.results

@@ -26,7 +26,7 @@ def side_by_side(paths: dict[str, Path], manifest: Manifest, threads: int, round
     ``rounds`` short rounds with sessions kept open, so a slow phase of the machine (they last
     seconds on shared hosts) hits all of them. Returns per model the median of the round p50s
     and every round's p50."""
-    from edgetl.bench import time_side_by_side
+    from edgetl.bench.timing import time_side_by_side
 
     batch = max(1, manifest.input.shape[0])
     by_path = time_side_by_side(
@@ -47,7 +47,7 @@ def side_by_side(paths: dict[str, Path], manifest: Manifest, threads: int, round
 
 def paired_speedup(speed: dict, reference: str, other: str) -> float:
     """Median over rounds of reference p50 / other p50 in the same round (cancels shared drift)."""
-    from edgetl.bench import paired_ratio
+    from edgetl.bench.timing import paired_ratio
 
     return paired_ratio(speed[reference]["rounds_ms"], speed[other]["rounds_ms"])
 

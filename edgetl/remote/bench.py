@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from edgetl.artifact_io import sidecar_path
-from edgetl.bench import BenchConfig
+from edgetl.bench.config import BenchConfig
 from edgetl.remote.jobs import Outcome, RemoteCall, placement, run_everywhere
 from edgetl.remote.results import BENCH
 from edgetl.remote.targets import LOCAL, Target, resolve_all
@@ -20,7 +20,7 @@ def _end_to_end_image(config: BenchConfig, workdir: Path) -> Path | None:
         return None
     if config.image is not None:
         return Path(config.image)
-    from edgetl.bench import default_image
+    from edgetl.bench.timing import default_image
 
     return default_image(Path(config.artifacts[0]), workdir)
 
@@ -91,8 +91,8 @@ def _artifact_indices(config: BenchConfig) -> list[Path | None]:
 def bench_on_targets(config: BenchConfig) -> dict:
     """Bench on every --on target in parallel; one report: results labelled by target, each
     target's environment, contention, power and what was sent, and the error of any that failed."""
-    from edgetl.bench import bench
-    from edgetl.envstamp import environment_stamp
+    from edgetl.bench.envstamp import environment_stamp
+    from edgetl.bench.run import bench
 
     targets = resolve_all(config.on)
     with tempfile.TemporaryDirectory() as tmp:

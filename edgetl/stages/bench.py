@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from edgetl.bench import BenchConfig
+from edgetl.bench.config import BenchConfig
 from edgetl.paths import check_writable_dir
 from edgetl.stages.base import Cli, Context, Job, Stage, StageResult
 
@@ -32,7 +32,7 @@ class BenchMetrics(BaseModel):
 
 
 def _accuracy(config: BenchConfig) -> dict[str, float | None]:
-    from edgetl.bench import accuracy_of
+    from edgetl.bench.outputs import accuracy_of
 
     if config.compare_data is None:
         return {str(a): accuracy_of(a) for a in config.artifacts}
@@ -46,7 +46,8 @@ def _accuracy(config: BenchConfig) -> dict[str, float | None]:
 
 
 def run(config: BenchConfig) -> StageResult[BenchMetrics]:
-    from edgetl.bench import bench, write_outputs
+    from edgetl.bench.outputs import write_outputs
+    from edgetl.bench.run import bench
 
     check_writable_dir(config.out, "--out")
     if config.on:
@@ -82,7 +83,7 @@ def jobs(context: Context, settings) -> list[Job]:
 
 
 def show(result: StageResult[BenchMetrics], console) -> None:
-    from edgetl.bench_table import print_bench
+    from edgetl.bench.table import print_bench
 
     print_bench(result.metrics.model_dump(), result.metrics.accuracy, console)
     for note in result.notes:

@@ -62,7 +62,7 @@ class BuildMetrics(BaseModel):
 
 
 def run(config: BuildConfig, model: ModelName = "teacher") -> StageResult[BuildMetrics]:
-    from edgetl.engine import BuildOptions, build_engine
+    from edgetl.gpu.engine import BuildOptions, build_engine
 
     check_overwrite([config.model], config.output)
     check_output_file(config.output, "--output")

@@ -31,7 +31,7 @@ def no_kd_twin(config: DistillConfig) -> DistillConfig:
 def compare(artifacts: dict[str, Path], threads: int) -> dict:
     """test top-1, params, MACs, size, and PyTorch CPU batch-1 p50 timed by the bench's loop,
     interleaved, so every checkpoint gets the number `edgetl bench` would give it."""
-    from edgetl.bench import interleaved_p50
+    from edgetl.bench.timing import interleaved_p50
     from edgetl.models.checkpoint import load_checkpoint
     from edgetl.models.complexity import count_macs, count_params
 

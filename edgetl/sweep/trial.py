@@ -157,7 +157,7 @@ def latency_ms(study, checkpoint: Path, config, plan: TrialPlan, folder: Path) -
     """p50 latency (batch 1) of the trial's model on the plan's backend, measured with the bench
     loop once per distinct graph and shared through the study (trials that differ only in
     training settings run the same graph)."""
-    from edgetl.bench import interleaved_p50
+    from edgetl.bench.timing import interleaved_p50
 
     key = "p50_ms:" + plan.latency_backend + ":" + _signature(config)
     known = study.user_attrs.get(key)

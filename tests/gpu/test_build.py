@@ -84,7 +84,7 @@ def _need_tensorrt_gpu():
 def test_build_records_contents_and_skips_a_matching_engine(tiny_onnx, tmp_path):
     _need_tensorrt_gpu()
     from edgetl.artifact_io import read_build_info
-    from edgetl.engine import BuildOptions, build_engine, timing_cache_path
+    from edgetl.gpu.engine import BuildOptions, build_engine, timing_cache_path
     from edgetl.runners.registry import make_runner
 
     out = tmp_path / "tiny.engine"
@@ -105,8 +105,8 @@ def test_build_records_contents_and_skips_a_matching_engine(tiny_onnx, tmp_path)
 @pytest.mark.tensorrt
 def test_fp16_engine_from_the_fp16_onnx(tiny_checkpoint, tiny_onnx, tmp_path):
     _need_tensorrt_gpu()
-    from edgetl.engine import BuildOptions, build_engine
     from edgetl.export import ExportConfig, export
+    from edgetl.gpu.engine import BuildOptions, build_engine
 
     half = export(ExportConfig(artifact=tiny_checkpoint, output=tmp_path / "h.onnx", precision="fp16")).path
     outcome = build_engine(half, tmp_path / "h.engine", BuildOptions(precision="fp16", max_batch=4))

@@ -30,7 +30,7 @@ def test_runtime_path_imports_and_reports_without_torch(tiny_onnx, tmp_path):
     write_sidecar(engine, manifest.to_json(), {"tensorrt": "10.3.0", "engine_sha256": sha256_file(engine)})
     code = (
         "import json\n"
-        "import edgetl.engine, edgetl.runners.tensorrt_runner, edgetl.gpu.cuda, edgetl.stages.build\n"
+        "import edgetl.gpu.engine, edgetl.runners.tensorrt_runner, edgetl.gpu.cuda, edgetl.stages.build\n"
         "from edgetl.runners.registry import available_backends, make_runner\n"
         "from edgetl.errors import BackendUnavailable\n"
         "status = available_backends()\n"

@@ -265,7 +265,8 @@ def test_huge_grid_is_refused_before_its_list_is_built():
 
 # ---------------------------------------------------------------- bench --device
 def test_bench_device_cuda_never_times_the_cpu_silently(tiny_onnx, tmp_path):
-    from edgetl.bench import BenchConfig, bench
+    from edgetl.bench.config import BenchConfig
+    from edgetl.bench.run import bench
     from edgetl.runners.registry import available_backends
 
     if available_backends().get("onnxruntime-cuda") is None:

@@ -106,7 +106,7 @@ def test_targets_file(tmp_path):
 
 
 def test_set_values():
-    from edgetl.cli_bind import parse_sets
+    from edgetl.cli.bind import parse_sets
 
     with pytest.raises(ConfigError, match="not a valid value"):
         parse_sets(["data={source: a, source: b}"])

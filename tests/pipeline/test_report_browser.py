@@ -1,7 +1,7 @@
 """report.html opened in a real headless chromium: every image loads, every table renders.
 
 The report is written the way the pipeline writes it (``_blocks_to_html`` on the same kinds of
-blocks, plots from ``edgetl.plots``) without running the pipeline itself, so this stays fast.
+blocks, plots from ``edgetl.bench.plots``) without running the pipeline itself, so this stays fast.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edgetl.bench.plots import LatencyPoint, plot_latency_accuracy
 from edgetl.fileio import write_text_atomic
 from edgetl.pipeline.report import _blocks_to_html
-from edgetl.plots import LatencyPoint, plot_latency_accuracy
 from tests.browser import browser_missing, check_html_renders, headless_chromium
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgetl.bench import BenchConfig, bench
+from edgetl.bench.config import BenchConfig
+from edgetl.bench.run import bench
 from tests.power.test_samplers import fake_tegrastats_on_path  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgetl.envstamp import jetson_clocks_state, nvpmodel_mode
+from edgetl.bench.envstamp import jetson_clocks_state, nvpmodel_mode
 
 
 def _cpu_tree(root: Path, pinned: bool) -> Path:

@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from edgetl.power import sampler as sampler_mod
-from edgetl.power.sampler import InaSampler, RaplSampler, TegrastatsSampler, clock_warnings, open_sampler
-from edgetl.power.sysfs import energy_delta_uj, ina3221_rails, rapl_zones
+from edgetl.bench.power import sampler as sampler_mod
+from edgetl.bench.power.sampler import (
+    InaSampler,
+    RaplSampler,
+    TegrastatsSampler,
+    clock_warnings,
+    open_sampler,
+)
+from edgetl.bench.power.sysfs import energy_delta_uj, ina3221_rails, rapl_zones
 from tests.power.recorded_tegrastats import RECORDED
 
 FAKE = Path(__file__).with_name("fake_tegrastats")

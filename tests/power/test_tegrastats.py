@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgetl.power.tegrastats import parse_line
+from edgetl.bench.power.tegrastats import parse_line
 from tests.power.recorded_tegrastats import RECORDED
 
 # board: (watts, what the watts cover, GPU MHz, EMC MHz, highest CPU MHz, hottest sensor C)

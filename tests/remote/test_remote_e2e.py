@@ -53,7 +53,7 @@ def test_first_bench_installs_its_own_edgetl_there_and_merges_the_json(
     assert results[0]["compute"]["p50_ms"] > 0 and results[0]["compute"]["runs"] >= 5
     assert target["environment"]["versions"]  # the target's own environment stamp came back
     # the remote runs its own copy of edgetl (a wheel install), not this checkout
-    installed = list((remote_dir / "venv").glob("lib/python3*/site-packages/edgetl/bench.py"))
+    installed = list((remote_dir / "venv").glob("lib/python3*/site-packages/edgetl/bench/"))
     assert len(installed) == 1
     assert not list((remote_dir / "venv").glob("lib/python3*/site-packages/*edgetl*.pth"))
     assert "torch" not in {p.name for p in (remote_dir / "venv").glob("lib/python3*/site-packages/*")}

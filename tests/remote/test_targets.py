@@ -112,7 +112,8 @@ def test_inputs_land_under_their_own_names_and_sidecars_beside_their_engine(tmp_
 
 
 def test_merge_labels_rows_by_target_and_maps_paths_back(tmp_path):
-    from edgetl.bench import BenchConfig, latency_points
+    from edgetl.bench.config import BenchConfig
+    from edgetl.bench.outputs import latency_points
     from edgetl.remote.bench import merge
     from edgetl.remote.jobs import Outcome
 

@@ -80,7 +80,7 @@ def _run_stage_command(stage, config, **run_flags) -> None:
 
 
 def _bind_stages() -> None:
-    from edgetl.cli_bind import bind
+    from edgetl.cli.bind import bind
     from edgetl.stages.registry import STAGES
 
     for stage in STAGES:
@@ -280,7 +280,7 @@ def pipeline(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")] = False,
 ) -> None:
     """The whole chain from one config: finetune, distill, export, quantize, build, eval, bench, report."""
-    from edgetl.cli_bind import parse_sets
+    from edgetl.cli.bind import parse_sets
     from edgetl.pipeline.config import load_pipeline_config
     from edgetl.pipeline.run import run_pipeline
     from edgetl.progress import set_quiet
@@ -406,6 +406,3 @@ def main() -> None:
         Console(stderr=True).print("[bold red]error:[/] " + safe(message))
         sys.exit(2)
 
-
-if __name__ == "__main__":
-    main()

@@ -10,8 +10,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from edgetl.power.sysfs import energy_delta_uj, ina3221_rails, rapl_zones
-from edgetl.power.tegrastats import parse_line
+from edgetl.bench.power.sysfs import energy_delta_uj, ina3221_rails, rapl_zones
+from edgetl.bench.power.tegrastats import parse_line
 
 INTERVAL_S = 0.1  # tegrastats --interval 100; sysfs polling period
 HOT_C = 85.0  # above this (tj/cpu/gpu) Jetson modules start to throttle

@@ -1,0 +1,109 @@
+"""What a bench run leaves behind: bench.json, bench.csv, the latency-accuracy plot, and the
+accuracy each artifact's manifest records."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from edgetl.fileio import atomic_path, write_text_atomic
+from edgetl.manifest import read_manifest
+
+
+def accuracy_of(artifact: Path) -> float | None:
+    """The task's primary metric (a classifier: top-1) on test, as recorded in the manifest
+    (checkpoints, exports), or on val for an INT8 model."""
+    from edgetl.tasks.registry import task_of
+
+    manifest = read_manifest(artifact)
+    m, key = manifest.metrics, task_of(manifest).primary_metric
+    if "test" in m:
+        return m["test"][key]
+    return m.get(f"test_{key}") or m.get(f"val_int8_{key}")
+
+
+def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None] | None = None) -> dict:
+    """bench.json, bench.csv and (with accuracy) latency_accuracy.png in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "bench.json", "csv": out_dir / "bench.csv"}
+    write_text_atomic(paths["json"], json.dumps({**report, "accuracy": accuracy}, indent=2))
+    fields = [
+        "target",
+        "artifact",
+        "kind",
+        "backend",
+        "batch",
+        "threads",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "mean_ms",
+        "std_ms",
+        "p50_ci95_lo",
+        "p50_ci95_hi",
+        "throughput_img_s",
+        "e2e_p50_ms",
+        "p50_spread",
+        "backend_p50_ms",
+        "speedup_paired",
+        "avg_w",
+        "peak_w",
+        "energy_per_image_mj",
+        "accuracy",
+    ]
+    with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for r in report["results"]:
+            c = r["compute"]
+            writer.writerow(
+                {
+                    "target": r.get("target"),
+                    "artifact": r["artifact"],
+                    "kind": r["kind"],
+                    "backend": r["backend"],
+                    "batch": r["batch"],
+                    "threads": r["threads"],
+                    **{
+                        k: c[k]
+                        for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput_img_s")
+                    },
+                    "p50_ci95_lo": c["p50_ci95_ms"][0],
+                    "p50_ci95_hi": c["p50_ci95_ms"][1],
+                    "e2e_p50_ms": r.get("end_to_end", {}).get("p50_ms"),
+                    "p50_spread": r["stability"]["spread"],
+                    "backend_p50_ms": r.get("backend_reported", {}).get("p50_ms"),
+                    "speedup_paired": r.get("speedup", {}).get("paired_median"),
+                    **{k: r.get("power", {}).get(k) for k in ("avg_w", "peak_w", "energy_per_image_mj")},
+                    "accuracy": (accuracy or {}).get(r["artifact"]),
+                }
+            )
+    points = latency_points(report["results"], accuracy or {})
+    if points:
+        from edgetl.bench.plots import plot_latency_accuracy
+
+        paths["png"] = out_dir / "latency_accuracy.png"
+        plot_latency_accuracy(points, paths["png"], title="latency vs accuracy (smallest batch)")
+    return paths
+
+
+def latency_points(results: list[dict], accuracy: dict, labels: dict | None = None, shipped=None) -> list:
+    """Plot points at the smallest batch for every result with a known accuracy."""
+    from edgetl.bench.plots import LatencyPoint
+
+    if not results:
+        return []
+    smallest = min(r["batch"] for r in results)
+    return [
+        LatencyPoint(
+            label=(labels or {}).get(r["artifact"], Path(r["artifact"]).name)
+            + (f" @ {r['target']}" if r.get("target") else ""),
+            backend=r["backend"],
+            p50_ms=r["compute"]["p50_ms"],
+            top1=accuracy[r["artifact"]],
+            shipped=shipped is not None and r["artifact"] == str(shipped),
+        )
+        for r in results
+        if r["batch"] == smallest and accuracy.get(r["artifact"]) is not None
+    ]

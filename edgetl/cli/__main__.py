@@ -1,0 +1,3 @@
+from edgetl.cli.app import main
+
+main()
