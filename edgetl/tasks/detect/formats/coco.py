@@ -154,6 +154,7 @@ def _read_one(path: Path, root: Path, collector: Collector):
         if not isinstance(img.get("file_name"), str) or not img["file_name"]:
             problems[k] = f"{path}: images[{k}] (id {img['id']}) has no 'file_name'; name its image file."
     for iid, ks in dup_ids.items():
+        del images[iid]
         collector.bad(
             BadImage(
                 f"{path}: the image id {iid!r} is used by images[{'], images['.join(map(str, ks))}]; "
