@@ -53,7 +53,9 @@ def test_reads_boxes_classes_and_ids(tmp_path):
 
 def test_images_folder_beside_the_json_and_crowd_note(tmp_path):
     path, data = write_coco(tmp_path, image_dir="images")
-    data["annotations"].append({"id": 9, "image_id": 10, "category_id": 1, "bbox": [0, 0, 5, 5], "iscrowd": 1})
+    data["annotations"].append(
+        {"id": 9, "image_id": 10, "category_id": 1, "bbox": [0, 0, 5, 5], "iscrowd": 1}
+    )
     src = open_detection_source(dump(tmp_path, data))
     assert len(src) == 3 and len(src.targets[0]) == 1
     assert "1 crowd region" in src.notes[0]

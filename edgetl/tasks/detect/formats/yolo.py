@@ -124,37 +124,41 @@ def read(path: Path, *, skip_bad: bool = False) -> DetectionSource:
     if not present:
         raise DataError(f"{yaml_path}: no 'train', 'val' or 'test' entry; name at least one image folder.")
     collector = Collector(skip_bad)
-    entries, split_of, label_owner = [], {}, {}
-    no_labels = 0
-    for split in present:
-        files, folders = _images_of(yaml_path, root, split, data[split])
-        for image in files:
-            where = f"{image}"
-            lab = label_path(image)
-            if lab is None:
-                raise DataError(
-                    f"{yaml_path}: {split}: the image {image} is not inside an 'images' folder, so its "
-                    "labels cannot be found (YOLO keeps them in the mirrored 'labels' folder)."
+    listed = [
+        (split, image) for split in present for image in _images_of(yaml_path, root, split, data[split])[0]
+    ]
+    sharing: dict[Path, list[Path]] = {}
+    for split, image in listed:
+        lab = label_path(image)
+        if lab is None:
+            raise DataError(
+                f"{yaml_path}: {split}: the image {image} is not inside an 'images' folder, so its "
+                "labels cannot be found (YOLO keeps them in the mirrored 'labels' folder)."
+            )
+        if image not in sharing.setdefault(lab, []):
+            sharing[lab].append(image)
+    entries, split_of, no_labels = [], {}, 0
+    for split, image in listed:
+        lab = label_path(image)
+        try:
+            if len(sharing[lab]) > 1:  # which image do these boxes describe? neither is used
+                raise BadImage(
+                    f"{lab}: the images {' and '.join(p.name for p in sharing[lab])} share this label "
+                    f"file (same name, two suffixes); keep one of them. Skipped: {image}"
                 )
-            try:
-                other = label_owner.setdefault(lab, image)
-                if other != image and other.with_suffix("") == image.with_suffix(""):
-                    raise BadImage(
-                        f"{lab}: the images {other.name} and {image.name} share this label file (same "
-                        "name, two suffixes); keep one of them."
-                    )
-                sid = _rel(image, root)
-                size = image_size(image, where)
-                if lab.is_file():
-                    target = _read_labels(lab, size, names)
-                else:
-                    target, no_labels = BoxTarget.empty(), no_labels + 1
-            except BadImage as exc:
-                collector.bad(exc)
-                continue
-            entries.append((sid, image, size, target, f"{split}: {image}"))
-            split_of[sid] = split
-        for folder in folders:
+            sid = _rel(image, root)
+            size = image_size(image, str(image))
+            if lab.is_file():
+                target = _read_labels(lab, size, names)
+            else:
+                target, no_labels = BoxTarget.empty(), no_labels + 1
+        except BadImage as exc:
+            collector.bad(exc)
+            continue
+        entries.append((sid, image, size, target, f"{split}: {image}"))
+        split_of[sid] = split
+    for split in present:
+        for folder in _images_of(yaml_path, root, split, data[split])[1]:
             _orphans(folder, collector)
     notes = [f"{no_labels} image(s) have no label file: read as images without objects"] if no_labels else []
     return build_source(str(path), "yolo", names, entries, collector, split_of, notes)
