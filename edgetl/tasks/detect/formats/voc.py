@@ -74,7 +74,7 @@ def read(path: Path, *, skip_bad: bool = False) -> DetectionSource:
         )
         entries.append((x.stem, image, size, target, str(x)))
     notes = [f"{difficult} object(s) marked difficult are kept as targets"] if difficult else []
-    split_of = _image_sets(path, {e[0] for e in entries} | {p[0].stem for p in parsed})
+    split_of = _image_sets(path, {x.stem for x in xmls})  # skipped images may be listed
     return build_source(str(path), "voc", classes, entries, collector, split_of, notes)
 
 
