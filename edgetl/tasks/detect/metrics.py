@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetl.errors import EdgetlError
 from edgetl.tasks.detect.targets import BoxTarget
 
 IOU_50 = 0  # index of IoU 0.5 in COCO's thresholds .50:.05:.95
@@ -103,7 +104,13 @@ def coco_eval(rec: DetectionRecords, indices: np.ndarray | None = None, *, backe
 
     gt, dt = _datasets(rec, indices)
     if backend == "faster":
-        from faster_coco_eval import COCO, COCOeval_faster
+        try:
+            from faster_coco_eval import COCO, COCOeval_faster
+        except ImportError:
+            raise EdgetlError(
+                "detection metrics need faster-coco-eval, which is not installed: pip install "
+                "faster-coco-eval (it comes with edgetl[onnx] and edgetl[train])."
+            ) from None
 
         quiet = {"print_function": lambda *a, **k: None}
         coco_gt = COCO(gt, **quiet)
