@@ -26,7 +26,7 @@ from PIL import Image
 
 from edgetl.data.sources import FASHION_MNIST_CLASSES
 from edgetl.errors import DataError
-from edgetl.tasks.detect.sources import DetectionSource
+from edgetl.tasks.detect.formats.common import DetectionSource
 from edgetl.tasks.detect.targets import BoxTarget
 
 NAME = "fashion-on-photos"

@@ -20,7 +20,7 @@ from defusedxml import DefusedXmlException
 
 from edgetl.errors import DataError
 from edgetl.fileio import read_bytes_capped
-from edgetl.tasks.detect.sources import (
+from edgetl.tasks.detect.formats.common import (
     BadImage,
     Collector,
     DetectionSource,

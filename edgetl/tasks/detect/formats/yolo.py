@@ -17,7 +17,7 @@ from edgetl import yamlio
 from edgetl.data.sources import IMAGE_SUFFIXES
 from edgetl.errors import DataError
 from edgetl.fileio import read_bytes_capped
-from edgetl.tasks.detect.sources import (
+from edgetl.tasks.detect.formats.common import (
     BadImage,
     Collector,
     DetectionSource,
