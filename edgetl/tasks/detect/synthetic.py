@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cache
 
 import numpy as np
 from PIL import Image
@@ -94,12 +95,18 @@ def _photos() -> list[tuple[str, np.ndarray]]:
     return [(n, np.stack([p] * 3, -1) if p.ndim == 2 else p[..., :3]) for n, p in photos]
 
 
+@cache
+def _fashion_mnist():
+    """Read once per process (the IDX files take about a second to unpack)."""
+    from edgetl.data.sources import fashion_mnist
+
+    return fashion_mnist()
+
+
 def _items(recipe: Recipe):
     """Fashion-MNIST, and per split (train, test) the indices of the chosen classes' items and
     their class index in ``recipe.classes``."""
-    from edgetl.data.sources import fashion_mnist
-
-    src = fashion_mnist()
+    src = _fashion_mnist()
     wanted = {FASHION_MNIST_CLASSES.index(c): k for k, c in enumerate(recipe.classes)}
     per_split = []
     for is_test in (False, True):
