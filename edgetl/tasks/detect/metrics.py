@@ -212,7 +212,9 @@ def write_pr_plot(path: str | Path, curves: dict, title: str = "precision-recall
     ax = fig.add_axes((0.1, 0.12, 0.6, 0.78))
     for k, (name, c) in enumerate(curves.items()):
         if c is not None:
-            ax.plot(c["recall"], c["precision"], color=f"C{k % 10}", label=f"{name} ({100 * c['ap50']:.1f})")
+            reached = c["precision"] > 0  # COCO pads precision with 0 past the highest recall reached
+            ax.plot(c["recall"][reached], c["precision"][reached], color=f"C{k % 10}",
+                    label=f"{name} ({100 * c['ap50']:.1f})")  # fmt: skip
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title="class (AP50 %)")
