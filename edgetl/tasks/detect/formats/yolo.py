@@ -124,9 +124,8 @@ def read(path: Path, *, skip_bad: bool = False) -> DetectionSource:
     if not present:
         raise DataError(f"{yaml_path}: no 'train', 'val' or 'test' entry; name at least one image folder.")
     collector = Collector(skip_bad)
-    listed = [
-        (split, image) for split in present for image in _images_of(yaml_path, root, split, data[split])[0]
-    ]
+    per_split = {split: _images_of(yaml_path, root, split, data[split]) for split in present}
+    listed = [(split, image) for split in present for image in per_split[split][0]]
     sharing: dict[Path, list[Path]] = {}
     for split, image in listed:
         lab = label_path(image)
@@ -157,9 +156,8 @@ def read(path: Path, *, skip_bad: bool = False) -> DetectionSource:
             continue
         entries.append((sid, image, size, target, f"{split}: {image}"))
         split_of[sid] = split
-    for split in present:
-        for folder in _images_of(yaml_path, root, split, data[split])[1]:
-            _orphans(folder, collector)
+    folders = [folder for split in present for folder in per_split[split][1]]
+    _orphans(folders, set(sharing), collector)
     notes = [f"{no_labels} image(s) have no label file: read as images without objects"] if no_labels else []
     return build_source(str(path), "yolo", names, entries, collector, split_of, notes)
 
@@ -171,25 +169,20 @@ def _rel(p: Path, root: Path) -> str:
         return p.as_posix()
 
 
-def _orphans(images_dir: Path, collector: Collector) -> None:
-    """Label files in the mirrored labels folder whose image is missing."""
-    labels_dir = label_path(images_dir / "x")
-    if labels_dir is None or not labels_dir.parent.is_dir():
-        return
-    labels_dir = labels_dir.parent
-    stems = {
-        f.relative_to(images_dir).with_suffix("").as_posix()
-        for f in images_dir.rglob("*")
-        if f.suffix.lower() in IMAGE_SUFFIXES
-    }
-    for lab in sorted(labels_dir.rglob("*.txt")):
-        if lab.relative_to(labels_dir).with_suffix("").as_posix() not in stems:
-            collector.bad(
-                BadImage(
-                    f"{lab}: a label file without an image (no {lab.stem}.* in {images_dir}). Add "
-                    "the image or remove the label file."
+def _orphans(images_dirs: list[Path], expected: set[Path], collector: Collector) -> None:
+    """Label files in the mirrored labels folders that no listed image owns."""
+    for images_dir in images_dirs:
+        labels_dir = label_path(images_dir / "x")
+        if labels_dir is None or not labels_dir.parent.is_dir():
+            continue
+        for lab in sorted(labels_dir.parent.rglob("*.txt")):
+            if lab not in expected:
+                collector.bad(
+                    BadImage(
+                        f"{lab}: a label file without an image (no {lab.stem}.* in {images_dir}). "
+                        "Add the image or remove the label file."
+                    )
                 )
-            )
 
 
 def _read_labels(lab: Path, size: tuple[int, int], names: list[str]) -> BoxTarget:
