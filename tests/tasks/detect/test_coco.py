@@ -154,7 +154,7 @@ def test_annotations_folder_layout_with_split_files(tmp_path):
 
 @pytest.mark.slow
 def test_opening_10k_images_reads_headers_only(tmp_path):
-    """A timing guard, not a benchmark: 10,000 images open in well under a minute."""
+    """A timing guard, not a benchmark: opening 10,000 images reads headers, never pixels."""
     root = tmp_path / "big"
     root.mkdir()
     png = tmp_path / "one.png"
@@ -169,4 +169,4 @@ def test_opening_10k_images_reads_headers_only(tmp_path):
     t = time.perf_counter()
     src = open_detection_source(path)
     assert len(src) == 10_000
-    assert time.perf_counter() - t < 60
+    assert time.perf_counter() - t < 120  # 1.5-2.7 s measured here; generous for shared machines
