@@ -27,7 +27,7 @@ class SplitSpec:
     limit_test: int | None = None
 
 
-def _per_class_take(labels: np.ndarray, pool: np.ndarray, n: int, rng) -> np.ndarray:
+def per_class_take(labels: np.ndarray, pool: np.ndarray, n: int, rng) -> np.ndarray:
     """Take about ``n`` samples from ``pool`` with each class in proportion (stratified)."""
     if n >= len(pool):
         return pool
@@ -50,7 +50,7 @@ def _per_class_take(labels: np.ndarray, pool: np.ndarray, n: int, rng) -> np.nda
     return np.sort(np.concatenate(taken))
 
 
-def _stratified_fraction(labels, pool, fraction, rng) -> tuple[np.ndarray, np.ndarray]:
+def stratified_fraction(labels, pool, fraction, rng) -> tuple[np.ndarray, np.ndarray]:
     """Split pool into (picked, rest) with ``fraction`` of every class picked."""
     picked = []
     for c in np.unique(labels[pool]):
@@ -88,19 +88,19 @@ def make_splits(
         test = everything[official_test]
         pool = everything[~official_test]
     else:
-        test, pool = _stratified_fraction(labels, everything, spec.test_fraction, rng)
-    val, train = _stratified_fraction(labels, pool, spec.val_fraction, rng)
+        test, pool = stratified_fraction(labels, everything, spec.test_fraction, rng)
+    val, train = stratified_fraction(labels, pool, spec.val_fraction, rng)
     _check_limit("train", spec.limit_train, labels, train)
     _check_limit("val", spec.limit_val, labels, val)
     _check_limit("test", spec.limit_test, labels, test)
     # independent streams: changing calib_size or one limit never reshuffles another split
-    calib = _per_class_take(labels, train, spec.calib_size, np.random.default_rng([spec.seed, 1]))
+    calib = per_class_take(labels, train, spec.calib_size, np.random.default_rng([spec.seed, 1]))
     if spec.limit_train is not None:
-        train = _per_class_take(labels, train, spec.limit_train, np.random.default_rng([spec.seed, 2]))
+        train = per_class_take(labels, train, spec.limit_train, np.random.default_rng([spec.seed, 2]))
     if spec.limit_val is not None:
-        val = _per_class_take(labels, val, spec.limit_val, np.random.default_rng([spec.seed, 3]))
+        val = per_class_take(labels, val, spec.limit_val, np.random.default_rng([spec.seed, 3]))
     if spec.limit_test is not None:
-        test = _per_class_take(labels, test, spec.limit_test, np.random.default_rng([spec.seed, 4]))
+        test = per_class_take(labels, test, spec.limit_test, np.random.default_rng([spec.seed, 4]))
     splits = {"train": train, "val": val, "test": test, "calib": calib}
     for name, idx in splits.items():
         if name != "calib" and len(idx) == 0:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgetl.data.splits import SplitSpec, _per_class_take, _stratified_fraction
+from edgetl.data.splits import SplitSpec, per_class_take, stratified_fraction
 from edgetl.errors import DataError
 from edgetl.tasks.detect.targets import BoxTarget, stratify_key
 
@@ -62,21 +62,21 @@ def make_detection_splits(
     if "test" in official:
         test = official["test"]
     else:
-        test, pool = _stratified_fraction(labels, pool, spec.test_fraction, rng)
+        test, pool = stratified_fraction(labels, pool, spec.test_fraction, rng)
     if "val" in official:
         val = official["val"]
     else:
-        val, pool = _stratified_fraction(labels, pool, spec.val_fraction, rng)
+        val, pool = stratified_fraction(labels, pool, spec.val_fraction, rng)
     train = pool
     # independent streams, as for classification: a limit never reshuffles another split
-    calib = _per_class_take(labels, train, spec.calib_size, np.random.default_rng([spec.seed, 1]))
+    calib = per_class_take(labels, train, spec.calib_size, np.random.default_rng([spec.seed, 1]))
     splits = {"train": train, "val": val, "test": test}
     for k, name in enumerate(("train", "val", "test"), start=2):
         limit = getattr(spec, f"limit_{name}")
         if limit is not None:
             if limit < 1:
                 raise DataError(f"limit_{name}={limit}: give at least 1, or leave it unset.")
-            splits[name] = _per_class_take(labels, splits[name], limit, np.random.default_rng([spec.seed, k]))
+            splits[name] = per_class_take(labels, splits[name], limit, np.random.default_rng([spec.seed, k]))
     splits["calib"] = calib
     train, val, test = splits["train"], splits["val"], splits["test"]
     for name in ("train", "val", "test"):

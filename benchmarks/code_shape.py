@@ -1,0 +1,87 @@
+"""The shape of the package at two commits, side by side: classification-specific sites outside
+``edgetl/tasks/classify/``, the flat top-level module count, the largest modules and the longest
+functions (issue 19's before/after).
+
+    python benchmarks/code_shape.py [BEFORE [AFTER]]   # default: e72c88e (before tasks) and HEAD
+
+A "classification-specific site" is a line outside ``edgetl/tasks/classify/`` (and outside the task
+contract, ``edgetl/tasks/spec.py`` and ``registry.py``) that names top-1/top-5, logits, argmax,
+cross-entropy, num_classes or classifier(s): a crude but repeatable count of where the chain
+still assumes a classifier.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = re.compile(r"top-?1|top-?5|logits?\b|argmax|cross.entropy|num_classes|classifiers?\b", re.I)
+CONTRACT = ("edgetl/tasks/classify/", "edgetl/tasks/spec.py", "edgetl/tasks/registry.py")
+
+
+def files_at(rev: str) -> dict[str, str]:
+    names = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", rev, "edgetl"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    out = {}
+    for name in names:
+        if name.endswith(".py"):
+            out[name] = subprocess.run(
+                ["git", "show", f"{rev}:{name}"], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout
+    return out
+
+
+def function_lengths(path: str, text: str) -> list[tuple[int, str]]:
+    rows = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            rows.append((node.end_lineno - node.lineno + 1, f"{path}:{node.name}"))
+    return rows
+
+
+def shape(rev: str) -> dict:
+    files = files_at(rev)
+    sites = {}
+    for path, text in files.items():
+        if path.startswith(CONTRACT):
+            continue
+        hits = sum(1 for line in text.splitlines() if SITE.search(line))
+        if hits:
+            sites[path] = hits
+    lengths = sorted((n for p, t in files.items() for n in function_lengths(p, t)), reverse=True)
+    top_level = sorted(p for p in files if p.count("/") == 1)
+    return {
+        "rev": subprocess.run(
+            ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip(),
+        "classification_sites_outside_tasks": sum(sites.values()),
+        "modules_with_sites": len(sites),
+        "top_sites": sorted(sites.items(), key=lambda kv: -kv[1])[:12],
+        "flat_top_level_modules": len(top_level),
+        "top_level": top_level,
+        "modules": len(files),
+        "largest_modules": sorted(((len(t.splitlines()), p) for p, t in files.items()), reverse=True)[:8],
+        "longest_functions": lengths[:8],
+        "functions_over_100_lines": sum(1 for n, _ in lengths if n > 100),
+    }
+
+
+def main() -> None:
+    before, after = (sys.argv[1:] + ["e72c88e", "HEAD"])[:2] if len(sys.argv) < 3 else sys.argv[1:3]
+    result = {"before": shape(before), "after": shape(after)}
+    out = ROOT / "benchmarks" / "results" / "code_shape.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    for key in ("classification_sites_outside_tasks", "modules_with_sites", "flat_top_level_modules",
+                "functions_over_100_lines"):  # fmt: skip
+        print(f"{key:40s} {result['before'][key]:>6} -> {result['after'][key]}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
