@@ -405,4 +405,3 @@ def main() -> None:
 
         Console(stderr=True).print("[bold red]error:[/] " + safe(message))
         sys.exit(2)
-

@@ -340,10 +340,62 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _pre_processed(proto, work: Path, config: QuantizeConfig) -> Path:
+    """The FP32 graph after ONNX Runtime's quantization pre-processing (shape inference, fusions),
+    or as it is where that fails; the --exclude names checked again against it."""
+    import onnx
+    from onnxruntime.quantization import quant_pre_process
+
+    src, fp32 = work / "fp32_in.onnx", work / "fp32.onnx"
+    onnx.save(proto, str(src))
+    try:
+        quant_pre_process(str(src), str(fp32), skip_symbolic_shape=False)
+    except Exception as exc:  # noqa: BLE001 - pre-processing is an optimisation, not required
+        log(f"[yellow]quant_pre_process failed ({type(exc).__name__}); quantizing the model as is[/]")
+        shutil.copy(src, fp32)
+    _check_exclude(config.exclude, onnx.load(str(fp32)), config.model, after="ONNX Runtime's pre-processing")
+    return fp32
+
+
+def _evaluator(config: QuantizeConfig, fp32: Path, x_val, y_val, fixed_batch: int, parent, task):
+    """path -> the task's val metrics of that ONNX file, plus its per-image ``records`` (what the
+    paired interval resamples); an INT8 file ONNX Runtime cannot run is a ModelError with the fix."""
+    labels = list(parent.labels)
+
+    def evaluate(path: Path) -> dict:
+        try:
+            outputs = run_onnx(path, x_val, config.threads, fixed_batch, parent.outputs)
+        except Exception as exc:  # noqa: BLE001 - ORT's errors have no common base class
+            if path == fp32:
+                raise
+            raise ModelError(
+                f"the INT8 model written by --engine {config.engine} does not run in ONNX Runtime "
+                f"({str(exc).splitlines()[-1][:300]}); try --engine "
+                f"{'nncf' if config.engine == 'ort' else 'ort'} (it places Q/DQ differently). Seen on "
+                "EfficientNet-Lite at small input sizes, where --exclude of the named Conv did not help."
+            ) from None
+        predictions = task.decode(outputs)
+        return {**task.metrics(predictions, y_val, labels), "records": task.records(predictions, y_val)}
+
+    return evaluate
+
+
+def _calibration_record(info: dict, config: QuantizeConfig, coverage: dict) -> dict:
+    """How the model was calibrated, for the manifest's provenance."""
+    return {
+        **{k: v for k, v in info.items() if k != "classes"},
+        "method": config.method,
+        "per_channel": config.per_channel,
+        "target": config.target,
+        "engine": config.engine,
+        "bias_correction": config.bias_correction_mode,
+        "class_coverage": coverage,
+    }
+
+
 def quantize(config: QuantizeConfig) -> QuantizeResult:
     """Quantize ``config.model`` to INT8 QDQ within the accuracy budget; see QuantizeConfig."""
     import onnx
-    from onnxruntime.quantization import quant_pre_process
 
     from edgetl.data.labels import label_map
     from edgetl.onnx_manifest import embed_manifest, load_onnx, save_onnx_atomic
@@ -383,32 +435,8 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
     clean_stale_work_dirs()
     work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
     try:
-        src = work / "fp32_in.onnx"
-        onnx.save(proto, str(src))
-        fp32 = work / "fp32.onnx"
-        try:
-            quant_pre_process(str(src), str(fp32), skip_symbolic_shape=False)
-        except Exception as exc:  # noqa: BLE001 - pre-processing is an optimisation, not required
-            log(f"[yellow]quant_pre_process failed ({type(exc).__name__}); quantizing the model as is[/]")
-            shutil.copy(src, fp32)
-        _check_exclude(
-            config.exclude, onnx.load(str(fp32)), config.model, after="ONNX Runtime's pre-processing"
-        )
-
-        def evaluate(path: Path) -> dict:
-            try:
-                outputs = run_onnx(path, val.x, config.threads, fixed_batch, parent.outputs)
-            except Exception as exc:  # noqa: BLE001 - ORT's errors have no common base class
-                if path == fp32:
-                    raise
-                raise ModelError(
-                    f"the INT8 model written by --engine {config.engine} does not run in ONNX Runtime "
-                    f"({str(exc).splitlines()[-1][:300]}); try --engine "
-                    f"{'nncf' if config.engine == 'ort' else 'ort'} (it places Q/DQ differently). Seen on "
-                    "EfficientNet-Lite at small input sizes, where --exclude of the named Conv did not help."
-                ) from None
-            predictions = task.decode(outputs)
-            return {**task.metrics(predictions, y_val, labels), "records": task.records(predictions, y_val)}
+        fp32 = _pre_processed(proto, work, config)
+        evaluate = _evaluator(config, fp32, val.x, y_val, fixed_batch, parent, task)
 
         fp32_metrics = evaluate(fp32)
         key = task.primary_metric
@@ -453,15 +481,7 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
         layer_path = layer_report_path(config.output) if layer_rows is not None else None
         report, decisions = run.report(chosen, gate, coverage, audit, layer_path)
         shipped = chosen["path"] if gate.ship_int8 else fp32
-        calibration = {
-            **{k: v for k, v in calib.info.items() if k != "classes"},
-            "method": config.method,
-            "per_channel": config.per_channel,
-            "target": config.target,
-            "engine": config.engine,
-            "bias_correction": config.bias_correction_mode,
-            "class_coverage": coverage,
-        }
+        calibration = _calibration_record(calib.info, config, coverage)
         final = onnx.load(str(shipped))
         prune_opset_imports(final)
         int8_metrics = chosen["metrics"]

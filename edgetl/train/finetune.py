@@ -229,6 +229,78 @@ def finetune(
         shutdown(dist)
 
 
+def _data(config, quiet):
+    """The data set, the preprocessing contract the model is trained with, and its train/val
+    pixels (the built-in sets hold small full-frame images: 64 px, no crop, by default)."""
+    data = load_data(config.data)
+    if data.source.skipped:
+        log(
+            f"[yellow]skipped {len(data.source.skipped)} unreadable sample(s)[/]: "
+            + "; ".join(data.source.skipped[:5])
+        )
+    full_frame = data.source.official_test is not None or data.source.name in ("digits",)
+    size = config.image_size or (SMALL_IMAGE_DEFAULT_SIZE if full_frame else None)
+    contract = default_contract(
+        config.arch, size, config.crop_pct if config.crop_pct is not None else (1.0 if full_frame else None)
+    )
+    splits = {"train": data.prepare("train", contract, quiet), "val": data.prepare("val", contract, quiet)}
+    return data, contract, splits
+
+
+def _frozen_features(core, splits, config, contract, device, autocast, feature_cache) -> dict:
+    """Linear probe: the frozen backbone's train/val features, extracted once (and cached)."""
+    core.backbone.eval()
+    features = {}
+    for name in ("train", "val"):
+        key = feature_key(config, contract, splits[name].fingerprint, device)
+        features[name] = cached_features(
+            feature_cache,
+            key,
+            lambda name=name: batched_outputs(
+                core.backbone,
+                splits[name].pixels,
+                contract,
+                device,
+                channels_last=config.channels_last,
+                autocast=autocast,
+                description=f"extracting {name} features once",
+            ),
+        ).to(device)
+    return features
+
+
+def _optimizer(core, extras, config) -> torch.optim.Optimizer:
+    """AdamW or SGD over the strategy's parameter groups (discriminative lr) and any
+    training-only modules (a hint projection)."""
+    groups = param_groups(core, config.lr, config.backbone_lr_mult, config.layer_decay)
+    for i, m in enumerate(extras):
+        groups.append({"params": list(m.parameters()), "lr": config.lr, "name": f"extra{i}"})
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
+    )
+
+
+def _decisions(config, kd, origin: str, state, metric_label: str) -> list[str]:
+    """What the manifest says this training decided, in words."""
+    out = []
+    if kd:
+        hint = (
+            f", hint {config.hint_student_layer} -> {config.hint_teacher_layer}"
+            if config.hint_student_layer
+            else ""
+        )
+        out.append(
+            f"distilled from teacher {config.teacher} (sha256 {kd.teacher_sha256[:16]}…, "
+            f"{kd.manifest.model.architecture} at {kd.contract.input_size[0]} px), "
+            f"T={config.temperature}, alpha={config.alpha}, kd_weight={config.kd_weight}" + hint
+        )
+    out.append(f"backbone weights: {origin}")
+    out.append(f"best epoch {state.best_epoch} by val {metric_label} {state.best_val:.4f}")
+    return out
+
+
 def _finetune(
     config, device, dist, resume, quiet, make_kd, on_epoch=None, feature_cache=None
 ) -> FinetuneResult:
@@ -243,18 +315,7 @@ def _finetune(
     if resume and resume_path.exists():  # a corrupt or foreign state fails here, not after loading data
         resume_payload = read_resume(resume_path, digest)
     kd = make_kd(device) if make_kd is not None else None  # loads the teacher: before the data
-    data = load_data(config.data)
-    if data.source.skipped:
-        log(
-            f"[yellow]skipped {len(data.source.skipped)} unreadable sample(s)[/]: "
-            + "; ".join(data.source.skipped[:5])
-        )
-    full_frame = data.source.official_test is not None or data.source.name in ("digits",)
-    size = config.image_size or (SMALL_IMAGE_DEFAULT_SIZE if full_frame else None)
-    contract = default_contract(
-        config.arch, size, config.crop_pct if config.crop_pct is not None else (1.0 if full_frame else None)
-    )
-    splits = {"train": data.prepare("train", contract, quiet), "val": data.prepare("val", contract, quiet)}
+    data, contract, splits = _data(config, quiet)
     spec = ModelSpec(
         architecture=config.arch,
         num_classes=len(data.classes),
@@ -283,38 +344,12 @@ def _finetune(
     # what the loop checkpoints: the model plus any training-only modules (hint projection)
     state_module = torch.nn.ModuleDict({"model": core, **{f"extra{i}": m for i, m in enumerate(extras)}})
 
-    features: dict[str, torch.Tensor] = {}
-    if use_features:
-        core.backbone.eval()
-        for name in ("train", "val"):
-            key = feature_key(config, contract, splits[name].fingerprint, device)
-            features[name] = cached_features(
-                feature_cache,
-                key,
-                lambda name=name: batched_outputs(
-                    core.backbone,
-                    splits[name].pixels,
-                    contract,
-                    device,
-                    channels_last=config.channels_last,
-                    autocast=autocast,
-                    description=f"extracting {name} features once",
-                ),
-            ).to(device)
-
-    groups = param_groups(core, config.lr, config.backbone_lr_mult, config.layer_decay)
-    for i, m in enumerate(extras):
-        groups.append({"params": list(m.parameters()), "lr": config.lr, "name": f"extra{i}"})
-    if config.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(
-            groups,
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            nesterov=True,
-        )
+    features = (
+        _frozen_features(core, splits, config, contract, device, autocast, feature_cache)
+        if use_features
+        else {}
+    )
+    optimizer = _optimizer(core, extras, config)
     train = splits["train"]
     steps_per_epoch = max(1, (len(train) // dist.world) // config.batch_size)
     factor = warmup_cosine(
@@ -445,25 +480,7 @@ def _finetune(
         ),
         metrics=metrics,
         history=state.history,
-        decisions=[
-            *(
-                [
-                    f"distilled from teacher {config.teacher} (sha256 {kd.teacher_sha256[:16]}…, "
-                    f"{kd.manifest.model.architecture} at {kd.contract.input_size[0]} px), "
-                    f"T={config.temperature}, "
-                    f"alpha={config.alpha}, kd_weight={config.kd_weight}"
-                    + (
-                        f", hint {config.hint_student_layer} -> {config.hint_teacher_layer}"
-                        if config.hint_student_layer
-                        else ""
-                    )
-                ]
-                if kd
-                else []
-            ),
-            f"backbone weights: {origin}",
-            f"best epoch {state.best_epoch} by val {metric_label} {state.best_val:.4f}",
-        ],
+        decisions=_decisions(config, kd, origin, state, metric_label),
     )
     if dist.is_main:
         core.to("cpu", memory_format=torch.contiguous_format)
