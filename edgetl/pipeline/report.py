@@ -159,29 +159,7 @@ def write_report(context, shipping, timings: dict) -> tuple[Path, Path]:
             latency.setdefault(x["artifact"], {})[x["backend"]] = x["compute"]
     backends = sorted({b for v in latency.values() for b in v})
     teacher_top1 = evals[teacher.key].top1
-    headers = (
-        ["artifact", "kind", "test top-1", "Δ vs teacher (pt)", "MB", "params", "MMACs"]
-        + [f"{b} p50/p99 ms" for b in backends]
-        + ["shipped?"]
-    )
-    rows = []
-    for r, path in artifacts.items():
-        e = evals[r.key]
-        params, macs = counts.get(r.model, (None, None))
-        lat = latency.get(str(path), {})
-        rows.append(
-            [
-                r.label,
-                read_manifest(path).kind,
-                f"{e.top1:.4f}",
-                f"{100 * (e.top1 - teacher_top1):+.2f}",
-                f"{Path(path).stat().st_size / 1e6:.2f}",
-                f"{params / 1e6:.2f}M" if params else "-",
-                f"{macs / 1e6:.1f}" if macs else "-",
-            ]
-            + [f"{lat[b]['p50_ms']:.3f} / {lat[b]['p99_ms']:.3f}" if b in lat else "-" for b in backends]
-            + [shipping.reasons.get(r, "")]
-        )
+    headers, rows = _artifact_table(artifacts, evals, teacher, counts, latency, backends, shipping)
     others = [r for r in artifacts if r != teacher]
     per_class_rows = [
         [c, f"{100 * evals[teacher.key].per_class[c]:.1f}"]
@@ -225,19 +203,7 @@ def write_report(context, shipping, timings: dict) -> tuple[Path, Path]:
             f"INT8 vs FP32 {model}, timed side by side (median of per-round ratios): "
             + ", ".join(f"{x:.2f}x on {b}" for b, x in pairs.items())
         )
-    decisions = []
-    for r, p in artifacts.items():
-        if r.form == Form.CHECKPOINT:
-            decisions += [f"{r.model}: {d}" for d in read_manifest(p).decisions]
-    quantize = results.get("quantize")
-    if quantize is not None:
-        for target, rep in quantize.metrics.by_target.items():
-            flavour = "" if target == "cpu" else f" ({target} flavour)"
-            decisions += [f"quantize{flavour}: {d}" for d in rep["decisions"]]
-    decisions += [f"ship: {r.label}: {why}" for r, why in shipping.reasons.items()]
-    for name, t in timings.items():
-        if t.get("reason"):
-            decisions.append(f"{name}: {t['reason']}")
+    decisions = _decision_lines(artifacts, results, shipping, timings)
 
     blocks: list[tuple] = [
         ("h1", f"edgetl report: {cfg.name}"),
@@ -268,63 +234,118 @@ def write_report(context, shipping, timings: dict) -> tuple[Path, Path]:
     if shipped != teacher and evals[shipped.key].confusion_png:
         blocks.append(("img", evals[shipped.key].confusion_png, "shipped model confusion"))
     blocks += [("h2", "Decisions"), ("ul", decisions)]
-    sweep = results.get("sweep")
-    if sweep is not None:
-        from edgetl.sweep.results import table_text
-
-        sw = sweep.metrics
-        header, *trial_rows = table_text(sw.trials)
-        blocks += [
-            ("h2", "Hyper-parameter sweep (val top-1)"),
-            (
-                "p",
-                f"study {sw.study} ({sw.storage}); best: trial {sw.best.trial} {sw.best.params}, val top-1 "
-                f"{sw.best.val_top1:.4f}; its settings: {sw.best_config}",
-            ),
-            ("table", header, trial_rows),
-            *[("img", str(p), f"sweep {name}") for name, p in sw.plots.items() if Path(p).exists()],
-        ]
-    blocks += [
-        ("h2", "Stages"),
-        (
-            "table",
-            ["stage", "status", "seconds"],
-            [
-                [
-                    s,
-                    t.get("reason") or ("skipped (unchanged)" if t.get("skipped") else "ran"),
-                    f"{t.get('seconds', 0):.1f}",
-                ]
-                for s, t in timings.items()
-            ],
-        ),
-        ("h2", "Environment"),
-        ("pre", json.dumps(bench.environment, indent=2)),
-    ]
+    blocks += _sweep_blocks(results.get("sweep"))
+    blocks += _stage_blocks(timings, bench.environment)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     write_text_atomic(md_path, _blocks_to_md(blocks, out_dir))
     write_text_atomic(html_path, _blocks_to_html(blocks, f"edgetl report: {cfg.name}"))
-    write_text_atomic(
-        out_dir / "summary.json",
-        json.dumps(
-            {
-                "shipped": str(shipped_path),
-                "shipped_role": shipped.key,
-                "shipped_label": shipped.label,
-                "shipped_kind": shipped_m.kind,
-                "summary": summary,
-                "candidates": {
-                    r.key: {"path": str(p), "why": shipping.reasons.get(r, "")} for r, p in artifacts.items()
-                },
-                "test_top1": {r.key: evals[r.key].top1 for r in artifacts},
-                "latency_p50_ms": {
-                    r.key: {b: v["p50_ms"] for b, v in latency.get(str(p), {}).items()}
-                    for r, p in artifacts.items()
-                },
-                "file_mb": {r.key: Path(p).stat().st_size / 1e6 for r, p in artifacts.items()},
-                "stages": timings,
-            },
-            indent=2,
-        ),
-    )
+    summary_json = {
+        "shipped": str(shipped_path),
+        "shipped_role": shipped.key,
+        "shipped_label": shipped.label,
+        "shipped_kind": shipped_m.kind,
+        "summary": summary,
+        "candidates": {
+            r.key: {"path": str(p), "why": shipping.reasons.get(r, "")} for r, p in artifacts.items()
+        },
+        "test_top1": {r.key: evals[r.key].top1 for r in artifacts},
+        "latency_p50_ms": {
+            r.key: {b: v["p50_ms"] for b, v in latency.get(str(p), {}).items()} for r, p in artifacts.items()
+        },
+        "file_mb": {r.key: Path(p).stat().st_size / 1e6 for r, p in artifacts.items()},
+        "stages": timings,
+    }
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary_json, indent=2))
     return md_path, html_path
+
+
+def _decision_lines(artifacts, results, shipping, timings) -> list[str]:
+    """Every decision the run took, in words: training, quantization (per flavour), shipping and
+    stages that did not run."""
+    from edgetl.manifest import read_manifest
+    from edgetl.stages.base import Form
+
+    decisions = []
+    for r, p in artifacts.items():
+        if r.form == Form.CHECKPOINT:
+            decisions += [f"{r.model}: {d}" for d in read_manifest(p).decisions]
+    quantize = results.get("quantize")
+    if quantize is not None:
+        for target, rep in quantize.metrics.by_target.items():
+            flavour = "" if target == "cpu" else f" ({target} flavour)"
+            decisions += [f"quantize{flavour}: {d}" for d in rep["decisions"]]
+    decisions += [f"ship: {r.label}: {why}" for r, why in shipping.reasons.items()]
+    for name, t in timings.items():
+        if t.get("reason"):
+            decisions.append(f"{name}: {t['reason']}")
+    return decisions
+
+
+def _sweep_blocks(sweep) -> list[tuple]:
+    """The sweep's section (nothing when the run had no sweep)."""
+    if sweep is None:
+        return []
+    from edgetl.sweep.results import table_text
+
+    sw = sweep.metrics
+    header, *trial_rows = table_text(sw.trials)
+    return [
+        ("h2", "Hyper-parameter sweep (val top-1)"),
+        (
+            "p",
+            f"study {sw.study} ({sw.storage}); best: trial {sw.best.trial} {sw.best.params}, val top-1 "
+            f"{sw.best.val_top1:.4f}; its settings: {sw.best_config}",
+        ),
+        ("table", header, trial_rows),
+        *[("img", str(p), f"sweep {name}") for name, p in sw.plots.items() if Path(p).exists()],
+    ]
+
+
+def _stage_blocks(timings: dict, environment) -> list[tuple]:
+    """What each stage did and took, and the environment the numbers were measured in."""
+    rows = [
+        [
+            s,
+            t.get("reason") or ("skipped (unchanged)" if t.get("skipped") else "ran"),
+            f"{t.get('seconds', 0):.1f}",
+        ]
+        for s, t in timings.items()
+    ]
+    return [
+        ("h2", "Stages"),
+        ("table", ["stage", "status", "seconds"], rows),
+        ("h2", "Environment"),
+        ("pre", json.dumps(environment, indent=2)),
+    ]
+
+
+def _artifact_table(artifacts, evals, teacher, counts, latency, backends, shipping):
+    """Every candidate: kind, test top-1 and its delta to the teacher, size, params, MACs,
+    latency per backend, and why it was or was not shipped."""
+    from edgetl.manifest import read_manifest
+
+    teacher_top1 = evals[teacher.key].top1
+    headers = (
+        ["artifact", "kind", "test top-1", "Δ vs teacher (pt)", "MB", "params", "MMACs"]
+        + [f"{b} p50/p99 ms" for b in backends]
+        + ["shipped?"]
+    )
+    rows = []
+    for r, path in artifacts.items():
+        e = evals[r.key]
+        params, macs = counts.get(r.model, (None, None))
+        lat = latency.get(str(path), {})
+        rows.append(
+            [
+                r.label,
+                read_manifest(path).kind,
+                f"{e.top1:.4f}",
+                f"{100 * (e.top1 - teacher_top1):+.2f}",
+                f"{Path(path).stat().st_size / 1e6:.2f}",
+                f"{params / 1e6:.2f}M" if params else "-",
+                f"{macs / 1e6:.1f}" if macs else "-",
+            ]
+            + [f"{lat[b]['p50_ms']:.3f} / {lat[b]['p99_ms']:.3f}" if b in lat else "-" for b in backends]
+            + [shipping.reasons.get(r, "")]
+        )
+    return headers, rows
