@@ -1,0 +1,173 @@
+"""Which detection neck/head: forward latency at 320 px batch 1 (one thread, PyTorch eager and
+ONNX Runtime) for a few configs on tf_efficientnet_lite0, and how each head trains on a tiny
+synthetic set (coloured rectangles on noise): loss, and recall at IoU 0.5 on held-out images.
+
+    PYTHONPATH=. python benchmarks/detect_head.py [--out benchmarks/results/detect_head.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgetl.tasks.detect.loss import detection_loss
+from edgetl.tasks.detect.model import DetectorConfig, DetectorExport, build_detector
+from edgetl.tasks.detect.postprocess import decode_predictions
+
+CONFIGS = {
+    "pan-nanodet-w64-t1": DetectorConfig(num_classes=3, neck="pan", head="nanodet", width=64, tower=1),
+    "pan-nanodet-w96-t2": DetectorConfig(num_classes=3, neck="pan", head="nanodet", width=96, tower=2),
+    "fpn-fcos-w64-t1": DetectorConfig(num_classes=3, neck="fpn", head="fcos", width=64, tower=1),
+    "fpn-fcos-w96-t2": DetectorConfig(num_classes=3, neck="fpn", head="fcos", width=96, tower=2),
+    "pan-fcos-w96-t2": DetectorConfig(num_classes=3, neck="pan", head="fcos", width=96, tower=2),
+}
+COLOURS = np.array([[230, 40, 40], [40, 200, 40], [50, 70, 230]], np.float32)
+
+
+def synthetic(n: int, size: int, seed: int) -> tuple[torch.Tensor, list]:
+    """``n`` noise images with 1-3 filled rectangles each (class = colour); pixels normalised
+    with Lite's mean/std 0.5."""
+    rng = np.random.default_rng(seed)
+    imgs, targets = [], []
+    for _ in range(n):
+        img = rng.uniform(0, 255, (size, size, 3)).astype(np.float32) * 0.6
+        boxes, classes = [], []
+        for _ in range(rng.integers(1, 4)):
+            w, h = rng.integers(size // 8, size // 2, 2)
+            x, y = rng.integers(0, size - w), rng.integers(0, size - h)
+            c = int(rng.integers(0, len(COLOURS)))
+            img[y : y + h, x : x + w] = COLOURS[c]
+            boxes.append([x, y, x + w, y + h])
+            classes.append(c)
+        imgs.append(torch.from_numpy((img / 255.0 - 0.5) / 0.5).permute(2, 0, 1))
+        targets.append((torch.tensor(boxes, dtype=torch.float32), torch.tensor(classes)))
+    return torch.stack(imgs), targets
+
+
+def _median_ms(fn, warmup: int = 5, runs: int = 30) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def latency(config: DetectorConfig, size: int) -> dict:
+    import onnxruntime as ort
+
+    model, _ = build_detector(config, pretrained=False)
+    wrapper = DetectorExport(model.eval(), (size, size)).eval()
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        eager = _median_ms(lambda: wrapper(x))
+    buf = io.BytesIO()
+    torch.onnx.export(
+        wrapper, (x,), buf, input_names=["input"], output_names=["boxes", "scores"], opset_version=17, dynamo=False
+    )
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    feed = {"input": x.numpy()}
+    onnx_ms = _median_ms(lambda: sess.run(None, feed))
+    params = sum(p.numel() for p in model.parameters())
+    head = sum(p.numel() for p in model.head.parameters())
+    return {"torch_eager_ms": round(eager, 2), "onnxruntime_ms": round(onnx_ms, 2), "params": params, "head_params": head}
+
+
+def recall50(model, images: torch.Tensor, targets: list) -> float:
+    """Share of true boxes matched (IoU >= 0.5, same class) by the image's top detections
+    (as many as it has true boxes), after NMS."""
+    from torchvision.ops import box_iou
+
+    wrapper = DetectorExport(model, tuple(images.shape[-2:])).eval()
+    with torch.no_grad():
+        boxes, scores = wrapper(images)
+    dets = decode_predictions({"boxes": boxes.numpy(), "scores": scores.numpy()}, 0.05, 0.6, 100)
+    hit = total = 0
+    for (b, _s, c), (gb, gc) in zip(dets, targets, strict=True):
+        k = len(gb)
+        total += k
+        b, c = torch.from_numpy(b[:k]), torch.from_numpy(c[:k])
+        if not len(b):
+            continue
+        iou = box_iou(gb, b) * (gc[:, None] == c[None, :])
+        used = set()
+        for i in range(k):
+            j = int(iou[i].argmax())
+            if float(iou[i, j]) >= 0.5 and j not in used:
+                used.add(j)
+                hit += 1
+    return hit / max(1, total)
+
+
+def train(config: DetectorConfig, steps: int, size: int, seed: int) -> dict:
+    torch.manual_seed(seed)
+    model, _ = build_detector(config, pretrained=True)
+    train_x, train_t = synthetic(16, size, seed)
+    test_x, test_t = synthetic(16, size, seed + 1000)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    curve, t0 = [], time.perf_counter()
+    for step in range(steps):
+        idx = [(step * 4 + i) % len(train_x) for i in range(4)]
+        model.train()
+        total, _ = detection_loss(model(train_x[idx]), [train_t[i] for i in idx], (size, size))
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        curve.append(float(total.detach()))
+    seconds = time.perf_counter() - t0
+    model.eval()
+    first, last = statistics.mean(curve[:5]), statistics.mean(curve[-5:])
+    return {
+        "loss_first5": round(first, 4),
+        "loss_last5": round(last, 4),
+        "train_recall50": round(recall50(model, train_x, train_t), 3),
+        "heldout_recall50": round(recall50(model, test_x, test_t), 3),
+        "train_seconds": round(seconds, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default="benchmarks/results/detect_head.json")
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--train-size", type=int, default=128)
+    parser.add_argument("--seeds", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    results = {"latency_320": {}, "training": {}}
+    for name, cfg in CONFIGS.items():
+        results["latency_320"][name] = latency(cfg, 320)
+        print(name, results["latency_320"][name], flush=True)
+    for name in ("pan-nanodet-w96-t2", "fpn-fcos-w96-t2"):
+        runs = [train(CONFIGS[name], args.steps, args.train_size, seed) for seed in range(args.seeds)]
+        results["training"][name] = runs
+        print(name, runs, flush=True)
+    results["setup"] = {
+        "backbone": "timm/tf_efficientnet_lite0 (offline ImageNet weights for training; random for latency)",
+        "latency": "batch 1, 320x320, 1 thread, median of 30 after 5 warm-up; DetectorExport (decode included, NMS not)",
+        "training": f"{args.steps} steps AdamW lr 2e-3, batch 4 from 16 synthetic {args.train_size}px images "
+        "(1-3 coloured rectangles on noise, 3 classes); held-out: 16 other images; recall@IoU0.5 of the top-k "
+        "detections (k = true boxes) after NMS 0.6",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "note": "shared 2-core machine (two other jobs running): latencies are rough, compare side by side",
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
