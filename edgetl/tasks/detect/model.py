@@ -39,9 +39,10 @@ class DetectorConfig:
     architecture: str = "timm/tf_efficientnet_lite0"
     num_classes: int = 1
     neck: Literal["pan", "fpn"] = "pan"
-    head: Literal["nanodet", "fcos"] = "nanodet"
+    tower: Literal["dw", "gn"] = "dw"  # NanoDet depthwise per level, or FCOS GroupNorm shared
+    quality: Literal["iou", "centerness"] = "iou"  # QFL on class scores, or focal + centerness
     width: int = 96  # neck and head channels
-    tower: int = 2  # convs per head tower
+    depth: int = 2  # convs per head tower
     drop_rate: float = 0.0
 
 
@@ -95,62 +96,72 @@ class FPN(nn.Module):
         return list(out.values())
 
 
-class NanoDetHead(nn.Module):
-    """Per-level towers of depthwise-separable convs (BatchNorm statistics differ per level, so
-    towers are not shared); one 1x1 conv gives C class-quality logits + 4 box distances."""
+class AnchorFreeHead(nn.Module):
+    """One location = one prediction: C class logits, 4 box distances (in strides, before ReLU)
+    and, with ``centerness``, one centerness logit (FCOS).
 
-    def __init__(self, width: int, num_classes: int, tower: int, levels: int):
+    ``tower="dw"`` (NanoDet): per level (BatchNorm statistics differ between levels) one tower of
+    depthwise-separable convs shared by classes and boxes, 1x1 outputs. ``tower="gn"`` (FCOS):
+    class and box towers of full 3x3 convs with GroupNorm, shared over levels, 3x3 outputs.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        num_classes: int,
+        depth: int,
+        levels: int,
+        tower: Literal["dw", "gn"] = "dw",
+        centerness: bool = False,
+    ):
         super().__init__()
-        self.num_classes = num_classes
-        self.towers = nn.ModuleList(
-            nn.Sequential(*(_dw_sep(width) for _ in range(tower))) for _ in range(levels)
-        )
-        self.pred = nn.ModuleList(nn.Conv2d(width, num_classes + 4, 1) for _ in range(levels))
-        for p in self.pred:
-            nn.init.normal_(p.weight, std=0.01)
-            nn.init.constant_(p.bias[:num_classes], -math.log((1 - PRIOR) / PRIOR))
-            nn.init.constant_(p.bias[num_classes:], 1.0)  # distances start at one stride
+        self.num_classes, self.tower, self.centerness = num_classes, tower, centerness
+        outputs = num_classes + 4 + int(centerness)
+        if tower == "dw":
+            self.towers = nn.ModuleList(
+                nn.Sequential(*(_dw_sep(width) for _ in range(depth))) for _ in range(levels)
+            )
+            self.pred = nn.ModuleList(nn.Conv2d(width, outputs, 1) for _ in range(levels))
+            convs = list(self.pred)
+        else:
 
-    def forward(self, feats: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:
-        cls, reg = [], []
-        for f, tower, pred in zip(feats, self.towers, self.pred, strict=True):
-            out = pred(tower(f))
-            cls.append(out[:, : self.num_classes])
-            reg.append(out[:, self.num_classes :])
-        return {"cls": cls, "reg": reg}
+            def stack() -> nn.Sequential:
+                layers = []
+                for _ in range(depth):
+                    layers += [nn.Conv2d(width, width, 3, padding=1), nn.GroupNorm(math.gcd(16, width), width), nn.ReLU(inplace=True)]
+                return nn.Sequential(*layers)
 
-
-class FCOSHead(nn.Module):
-    """FCOS: towers shared over levels (GroupNorm, full 3x3 convs), class logits, box distances
-    and a centerness logit."""
-
-    def __init__(self, width: int, num_classes: int, tower: int, levels: int):
-        super().__init__()
-        del levels
-
-        def stack() -> nn.Sequential:
-            layers = []
-            for _ in range(tower):
-                layers += [nn.Conv2d(width, width, 3, padding=1), nn.GroupNorm(16, width), nn.ReLU(inplace=True)]
-            return nn.Sequential(*layers)
-
-        self.cls_tower, self.reg_tower = stack(), stack()
-        self.cls = nn.Conv2d(width, num_classes, 3, padding=1)
-        self.reg = nn.Conv2d(width, 4, 3, padding=1)
-        self.ctr = nn.Conv2d(width, 1, 3, padding=1)
-        for conv in (self.cls, self.reg, self.ctr):
+            self.cls_tower, self.reg_tower = stack(), stack()
+            self.cls = nn.Conv2d(width, num_classes, 3, padding=1)
+            self.reg = nn.Conv2d(width, outputs - num_classes, 3, padding=1)
+            convs = [self.cls, self.reg]
+        for conv in convs:
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.zeros_(conv.bias)
-        nn.init.constant_(self.cls.bias, -math.log((1 - PRIOR) / PRIOR))
-        nn.init.constant_(self.reg.bias, 1.0)
+        prior = -math.log((1 - PRIOR) / PRIOR)
+        if tower == "dw":
+            for conv in self.pred:
+                nn.init.constant_(conv.bias[:num_classes], prior)
+                nn.init.constant_(conv.bias[num_classes : num_classes + 4], 1.0)  # one stride
+        else:
+            nn.init.constant_(self.cls.bias, prior)
+            nn.init.constant_(self.reg.bias[:4], 1.0)
 
     def forward(self, feats: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:
-        out = {"cls": [], "reg": [], "ctr": []}
-        for f in feats:
-            c, r = self.cls_tower(f), self.reg_tower(f)
-            out["cls"].append(self.cls(c))
-            out["reg"].append(self.reg(r))
-            out["ctr"].append(self.ctr(r))
+        out: dict[str, list[torch.Tensor]] = {"cls": [], "reg": []}
+        if self.centerness:
+            out["ctr"] = []
+        c = self.num_classes
+        for i, f in enumerate(feats):
+            if self.tower == "dw":
+                y = self.pred[i](self.towers[i](f))
+                cls, box = y[:, :c], y[:, c:]
+            else:
+                cls, box = self.cls(self.cls_tower(f)), self.reg(self.reg_tower(f))
+            out["cls"].append(cls)
+            out["reg"].append(box[:, :4])
+            if self.centerness:
+                out["ctr"].append(box[:, 4:])
         return out
 
 
@@ -299,7 +310,7 @@ def build_detector(config: DetectorConfig, pretrained: bool = False) -> tuple[De
     backbone, stages, origin = _backbone(config.architecture, pretrained, config.drop_rate)
     channels = list(backbone.feature_info.channels())
     neck = (PAN if config.neck == "pan" else FPN)(channels, config.width)
-    pred = (NanoDetHead if config.head == "nanodet" else FCOSHead)(
-        config.width, config.num_classes, config.tower, len(STRIDES)
+    pred = AnchorFreeHead(
+        config.width, config.num_classes, config.depth, len(STRIDES), config.tower, config.quality == "centerness"
     )
     return Detector(backbone, DetectHead(neck, pred), stages, config), origin
