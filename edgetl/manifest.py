@@ -206,7 +206,11 @@ class PreprocessContract(_Frozen):
                 issues.append(("crop", self.crop, f"fit {self.fit} needs crop: none"))
             if self.resize != max(self.input_size):
                 issues.append(
-                    ("resize", self.resize, f"fit {self.fit} needs resize = max(input_size) = {max(self.input_size)}")
+                    (
+                        "resize",
+                        self.resize,
+                        f"fit {self.fit} needs resize = max(input_size) = {max(self.input_size)}",
+                    )
                 )
             if issues:
                 raise ManifestValueError(*issues)

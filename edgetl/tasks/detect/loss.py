@@ -122,7 +122,9 @@ def detection_loss(
                 (torch.min(left, r) / torch.max(left, r)) * (torch.min(t, btm) / torch.max(t, btm))
             ).clamp(0, 1)
             box = (giou * centerness).sum() / centerness.sum().clamp(min=1e-6)
-            parts["ctr"] = F.binary_cross_entropy_with_logits(ctr[b, a], centerness, reduction="sum") / num_pos
+            parts["ctr"] = (
+                F.binary_cross_entropy_with_logits(ctr[b, a], centerness, reduction="sum") / num_pos
+            )
         else:
             box = reg.sum() * 0
             parts["ctr"] = ctr.sum() * 0

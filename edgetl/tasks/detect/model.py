@@ -128,7 +128,11 @@ class AnchorFreeHead(nn.Module):
             def stack() -> nn.Sequential:
                 layers = []
                 for _ in range(depth):
-                    layers += [nn.Conv2d(width, width, 3, padding=1), nn.GroupNorm(math.gcd(16, width), width), nn.ReLU(inplace=True)]
+                    layers += [
+                        nn.Conv2d(width, width, 3, padding=1),
+                        nn.GroupNorm(math.gcd(16, width), width),
+                        nn.ReLU(inplace=True),
+                    ]
                 return nn.Sequential(*layers)
 
             self.cls_tower, self.reg_tower = stack(), stack()
@@ -180,7 +184,9 @@ class DetectHead(nn.Module):
 class Detector(nn.Module):
     """backbone (image -> stride 8/16/32 maps) + head (neck + anchor-free prediction)."""
 
-    def __init__(self, backbone: nn.Module, head: DetectHead, stages: list[list[str]], config: DetectorConfig):
+    def __init__(
+        self, backbone: nn.Module, head: DetectHead, stages: list[list[str]], config: DetectorConfig
+    ):
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -276,7 +282,9 @@ class DetectorExport(nn.Module):
 
 
 # ------------------------------------------------------------------ building
-def _backbone(architecture: str, pretrained: bool, drop_rate: float) -> tuple[nn.Module, list[list[str]], str]:
+def _backbone(
+    architecture: str, pretrained: bool, drop_rate: float
+) -> tuple[nn.Module, list[list[str]], str]:
     """A timm ``features_only`` backbone at strides 8/16/32 with the weights ``build_model`` would
     give the classifier (offline package, else the hub), and its stages."""
     import timm
@@ -289,9 +297,7 @@ def _backbone(architecture: str, pretrained: bool, drop_rate: float) -> tuple[nn
     full, origin = _timm_backbone(name, pretrained, drop_rate)
     reductions = [f["reduction"] for f in full.feature_info]
     if not set(STRIDES) <= set(reductions):
-        raise ModelError(
-            f"timm/{name} has feature strides {reductions}; a detector needs {list(STRIDES)}."
-        )
+        raise ModelError(f"timm/{name} has feature strides {reductions}; a detector needs {list(STRIDES)}.")
     # the last feature at each stride (timm lists one per stage)
     indices = tuple(max(i for i, r in enumerate(reductions) if r == s) for s in STRIDES)
     features = timm.create_model(name, pretrained=False, features_only=True, out_indices=indices)
@@ -311,6 +317,11 @@ def build_detector(config: DetectorConfig, pretrained: bool = False) -> tuple[De
     channels = list(backbone.feature_info.channels())
     neck = (PAN if config.neck == "pan" else FPN)(channels, config.width)
     pred = AnchorFreeHead(
-        config.width, config.num_classes, config.depth, len(STRIDES), config.tower, config.quality == "centerness"
+        config.width,
+        config.num_classes,
+        config.depth,
+        len(STRIDES),
+        config.tower,
+        config.quality == "centerness",
     )
     return Detector(backbone, DetectHead(neck, pred), stages, config), origin

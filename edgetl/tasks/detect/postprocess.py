@@ -81,5 +81,6 @@ def decode_predictions(
     ``boxes.to_original``)."""
     boxes, scores = np.asarray(named_outputs["boxes"]), np.asarray(named_outputs["scores"])
     return [
-        decode_image(b, s, score_thr, iou_thr, max_det, pre_nms_topk) for b, s in zip(boxes, scores, strict=True)
+        decode_image(b, s, score_thr, iou_thr, max_det, pre_nms_topk)
+        for b, s in zip(boxes, scores, strict=True)
     ]

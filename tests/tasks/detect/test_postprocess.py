@@ -26,9 +26,14 @@ def test_batched_nms_keeps_what_torchvision_keeps(seed, iou_thr):
     scores = rng.permutation(n).astype(np.float32) / n  # distinct scores: no ties
     classes = rng.integers(0, 4, n)
     ours = batched_nms(boxes, scores, classes, iou_thr)
-    ref = tv_batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes), iou_thr)
+    ref = tv_batched_nms(
+        torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes), iou_thr
+    )
     assert ours.tolist() == ref.tolist()
-    assert nms(boxes, scores, iou_thr).tolist() == tv_nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou_thr).tolist()
+    assert (
+        nms(boxes, scores, iou_thr).tolist()
+        == tv_nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou_thr).tolist()
+    )
 
 
 def test_nms_of_nothing_is_empty():
@@ -44,5 +49,7 @@ def test_decode_thresholds_topk_and_max_det():
     assert np.array_equal(b[2], boxes[2])
     assert len(decode_image(boxes, scores, 0.05, 0.5, max_det=2)[0]) == 2
     assert decode_image(boxes, scores, 0.05, 0.5, 10, pre_nms_topk=1)[1].tolist() == pytest.approx([0.9])
-    out = decode_predictions({"boxes": boxes[None].repeat(2, 0), "scores": scores[None].repeat(2, 0)}, 0.05, 0.5, 10)
+    out = decode_predictions(
+        {"boxes": boxes[None].repeat(2, 0), "scores": scores[None].repeat(2, 0)}, 0.05, 0.5, 10
+    )
     assert len(out) == 2 and out[1][2].dtype == np.int64 and out[1][0].dtype == np.float32
