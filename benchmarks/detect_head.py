@@ -40,8 +40,15 @@ LATENCY = [
     "pan-gn-ctr-w96-d2",
     "fpn-gn-ctr-w64-d1",
     "fpn-gn-ctr-w96-d2",
+    "pan-dw-ctr-w128-d3",
 ]
-TRAINING = ["pan-dw-iou-w96-d2", "pan-dw-ctr-w96-d2", "pan-gn-ctr-w96-d2", "fpn-gn-ctr-w96-d2"]
+TRAINING = [
+    "pan-dw-iou-w96-d2",
+    "pan-dw-ctr-w96-d2",
+    "pan-gn-ctr-w96-d2",
+    "fpn-gn-ctr-w96-d2",
+    "pan-dw-ctr-w128-d3",
+]
 COLOURS = np.array([[230, 40, 40], [40, 200, 40], [50, 70, 230]], np.float32)
 
 
@@ -182,6 +189,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--train-size", type=int, default=128)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--configs", nargs="*", help="train only these (kept beside earlier results)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -211,8 +219,8 @@ def main() -> None:
         )
         print(json.dumps(results["latency_320"], indent=1), flush=True)
     if args.part in ("all", "training"):
-        results["training"] = {}
-        for name in TRAINING:
+        results.setdefault("training", {})
+        for name in args.configs or TRAINING:
             runs = [train(_cfg(name), args.steps, args.train_size, seed) for seed in range(args.seeds)]
             results["training"][name] = runs
             print(name, runs, flush=True)

@@ -1,5 +1,6 @@
 """The detector's loss: FCOS target assignment (center sampling + per-level size ranges), then
-quality focal loss (nanodet head) or focal + centerness (fcos head), and GIoU on box distances.
+focal loss + centerness BCE (``quality="centerness"``, FCOS) or quality focal loss against the
+IoU (``quality="iou"``, GFL/NanoDet), and GIoU on the decoded boxes.
 
 Targets per image: ``boxes`` float32 (K, 4) xyxy in input pixels (``boxes.to_input``) and
 ``classes`` int64 (K,); K may be 0.
@@ -104,7 +105,7 @@ def detection_loss(
     if len(pos_idx):
         iou = aligned_iou(pred_boxes.detach(), pos_gt)
         giou = generalized_box_iou_loss(pred_boxes, pos_gt, reduction="none")
-    if ctr is None:  # nanodet: the class score is the IoU it will achieve
+    if ctr is None:  # quality iou: the class score is the IoU it will achieve
         if len(pos_idx):
             cls_target[b, a, pos_cls] = iou.clamp(min=0).to(cls_target.dtype)
             weight = cls[b, a].detach().sigmoid().max(1).values  # NanoDet weights boxes by confidence
@@ -112,7 +113,7 @@ def detection_loss(
         else:
             box = reg.sum() * 0
         parts["cls"] = quality_focal_loss(cls, cls_target) / num_pos
-    else:  # fcos: focal loss on hard labels, centerness BCE, GIoU weighted by centerness
+    else:  # centerness: focal loss on hard labels, centerness BCE, GIoU weighted by centerness
         if len(pos_idx):
             cls_target[b, a, pos_cls] = 1.0
             x, y = points[a, 0], points[a, 1]
