@@ -94,3 +94,20 @@ def test_fit_other_than_shorter_side_refuses_a_crop_or_a_stray_resize():
         PreprocessContract(input_size=(32, 32), resize=32, fit="letterbox", crop="center")
     with pytest.raises(ValueError, match="max\\(input_size\\)"):
         PreprocessContract(input_size=(32, 48), resize=32, fit="stretch", crop="none")
+
+
+# (h, w) whose scale to 320 x 320 is a power of two on each axis: nearest resampling then puts
+# every object edge on a pixel edge, so the object's extent in the input is exact
+EXACT = [(480, 640), (640, 480), (160, 80), (1280, 320), (320, 320), (640, 320)]
+
+
+@pytest.mark.parametrize("fit", ["stretch", "letterbox"])
+@pytest.mark.parametrize("hw", EXACT)
+def test_object_in_the_input_maps_back_to_the_original_box_exactly(fit, hw):
+    c = PreprocessContract.for_detection((320, 320), fit=fit, interpolation="nearest", pad_value=0)
+    h, w = hw
+    box = (w // 4, h // 4, w // 2, (3 * h) // 4)  # multiples of 4 px
+    px = to_uint8(_object_image(h, w, box), c)
+    found = np.array([_extent(px)], np.float32)
+    assert np.abs(found[0] - to_input(np.array([box], np.float32), c, hw)[0]).max() < 1e-4
+    assert np.abs(to_original(found, c, hw)[0] - np.array(box)).max() < 1e-4
