@@ -243,9 +243,14 @@ def level_points(sizes: list[tuple[int, int]], strides: tuple[int, ...]) -> tupl
     return torch.cat(pts), torch.cat(strd)
 
 
-def flatten_levels(maps: list[torch.Tensor]) -> torch.Tensor:
-    """Per-level (N, K, H, W) -> (N, A, K)."""
-    return torch.cat([m.flatten(2) for m in maps], 2).permute(0, 2, 1)
+def flatten_levels(maps: list[torch.Tensor], static: list[tuple[int, int]] | None = None) -> torch.Tensor:
+    """Per-level (N, K, H, W) -> (N, A, K). ``static``: each level's (K, H * W) as Python ints,
+    so that an export with a dynamic batch still declares A and K."""
+    if static is None:
+        return torch.cat([m.flatten(2) for m in maps], 2).permute(0, 2, 1)
+    return torch.cat([m.reshape(-1, k, hw) for m, (k, hw) in zip(maps, static, strict=True)], 2).permute(
+        0, 2, 1
+    )
 
 
 def decode_boxes(reg: torch.Tensor, points: torch.Tensor, strides: torch.Tensor) -> torch.Tensor:
@@ -254,11 +259,12 @@ def decode_boxes(reg: torch.Tensor, points: torch.Tensor, strides: torch.Tensor)
     return torch.cat([points - d[..., :2], points + d[..., 2:]], -1)
 
 
-def scores_of(raw: dict) -> torch.Tensor:
-    """(N, A, C) in [0, 1]: the class quality (nanodet) or class x centerness (fcos)."""
-    s = torch.sigmoid(flatten_levels(raw["cls"]))
+def scores_of(raw: dict, static: dict[str, list[tuple[int, int]]] | None = None) -> torch.Tensor:
+    """(N, A, C) in [0, 1]: the class quality (quality iou) or class x centerness."""
+    static = static or {}
+    s = torch.sigmoid(flatten_levels(raw["cls"], static.get("cls")))
     if "ctr" in raw:
-        s = s * torch.sigmoid(flatten_levels(raw["ctr"]))
+        s = s * torch.sigmoid(flatten_levels(raw["ctr"], static.get("ctr")))
     return s
 
 
@@ -279,11 +285,16 @@ class DetectorExport(nn.Module):
         points, strides = level_points([tuple(m.shape[-2:]) for m in raw["cls"]], detector.strides)
         self.register_buffer("points", points, persistent=False)
         self.register_buffer("point_strides", strides, persistent=False)
+        self.static = {
+            k: [(int(m.shape[1]), int(m.shape[2] * m.shape[3])) for m in maps]
+            for k, maps in raw.items()
+            if k != "strides"
+        }
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raw = self.detector(x)
-        boxes = decode_boxes(flatten_levels(raw["reg"]), self.points, self.point_strides)
-        return boxes, scores_of(raw)
+        reg = flatten_levels(raw["reg"], self.static["reg"])
+        return decode_boxes(reg, self.points, self.point_strides), scores_of(raw, self.static)
 
 
 # ------------------------------------------------------------------ building

@@ -146,3 +146,38 @@ def test_offline_lite0_weights_load_into_the_backbone():
     ref = full.state_dict()
     mine = model.backbone.state_dict()
     assert len(mine) > 100 and all(torch.equal(v, ref[k]) for k, v in mine.items())
+
+
+def test_onnx_export_with_a_dynamic_batch_keeps_locations_and_classes_static():
+    """The TorchScript exporter names A and C symbolically under a dynamic batch; onnxslim (which
+    ``edgetl export`` runs) infers them back as numbers."""
+    import onnx
+    import onnxruntime as ort
+
+    onnxslim = pytest.importorskip("onnxslim")
+    model, _ = build_detector(DetectorConfig(TINY, num_classes=2, width=32, depth=1))
+    wrapper = DetectorExport(model.eval(), (96, 96)).eval()
+    buf = io.BytesIO()
+    axes = {name: {0: "N"} for name in ("input", "boxes", "scores")}
+    torch.onnx.export(
+        wrapper,
+        (torch.randn(1, 3, 96, 96),),
+        buf,
+        input_names=["input"],
+        output_names=["boxes", "scores"],
+        opset_version=17,
+        dynamo=False,
+        dynamic_axes=axes,
+    )
+    slim = onnxslim.slim(onnx.load_from_string(buf.getvalue()))
+    dims = {
+        o.name: [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim] for o in slim.graph.output
+    }
+    assert dims == {"boxes": ["N", 189, 4], "scores": ["N", 189, 2]}
+    sess = ort.InferenceSession(slim.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 3, 96, 96)
+    boxes, scores = sess.run(["boxes", "scores"], {"input": x.numpy()})
+    with torch.no_grad():
+        ref_boxes, ref_scores = wrapper(x)
+    assert np.abs(boxes - ref_boxes.numpy()).max() < 1e-4
+    assert np.abs(scores - ref_scores.numpy()).max() < 1e-4

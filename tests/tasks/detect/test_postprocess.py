@@ -53,3 +53,14 @@ def test_decode_thresholds_topk_and_max_det():
         {"boxes": boxes[None].repeat(2, 0), "scores": scores[None].repeat(2, 0)}, 0.05, 0.5, 10
     )
     assert len(out) == 2 and out[1][2].dtype == np.int64 and out[1][0].dtype == np.float32
+
+
+def test_host_side_modules_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, edgetl.tasks.detect.postprocess, edgetl.tasks.detect.boxes; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
