@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -299,18 +300,21 @@ class DetectorExport(nn.Module):
 
 # ------------------------------------------------------------------ building
 def _backbone(
-    architecture: str, pretrained: bool, drop_rate: float
+    architecture: str, pretrained: bool, drop_rate: float, weights: Path | None = None
 ) -> tuple[nn.Module, list[list[str]], str]:
     """A timm ``features_only`` backbone at strides 8/16/32 with the weights ``build_model`` would
-    give the classifier (offline package, else the hub), and its stages."""
+    give the classifier (a weights file, else the offline package, else the hub), and its stages."""
     import timm
 
-    from edgetl.models.registry import _stage_names, _timm_backbone, parse_arch
+    from edgetl.models.registry import _load_weights_file, _stage_names, _timm_backbone, parse_arch
 
     family, name = parse_arch(architecture)
     if family != "timm":
         raise ModelError(f"detector backbone {architecture!r}: only timm/<name> backbones are supported.")
-    full, origin = _timm_backbone(name, pretrained, drop_rate)
+    full, origin = _timm_backbone(name, pretrained and weights is None, drop_rate)
+    if weights is not None:
+        _load_weights_file(full, Path(weights), family, architecture)
+        origin = f"weights file {Path(weights).name}"
     reductions = [f["reduction"] for f in full.feature_info]
     if not set(STRIDES) <= set(reductions):
         raise ModelError(f"timm/{name} has feature strides {reductions}; a detector needs {list(STRIDES)}.")
@@ -327,9 +331,12 @@ def _backbone(
     return features, [s for s in stages if s], origin
 
 
-def build_detector(config: DetectorConfig, pretrained: bool = False) -> tuple[Detector, str]:
-    """The detector of ``config``; returns it and a note on where its backbone weights came from."""
-    backbone, stages, origin = _backbone(config.architecture, pretrained, config.drop_rate)
+def build_detector(
+    config: DetectorConfig, pretrained: bool = False, weights: Path | None = None
+) -> tuple[Detector, str]:
+    """The detector of ``config``; returns it and a note on where its backbone weights came from
+    (``weights``: a classifier's weights file, as ``build_model`` reads it)."""
+    backbone, stages, origin = _backbone(config.architecture, pretrained, config.drop_rate, weights)
     channels = list(backbone.feature_info.channels())
     neck = (PAN if config.neck == "pan" else FPN)(channels, config.width)
     pred = AnchorFreeHead(

@@ -181,3 +181,16 @@ def test_onnx_export_with_a_dynamic_batch_keeps_locations_and_classes_static():
         ref_boxes, ref_scores = wrapper(x)
     assert np.abs(boxes - ref_boxes.numpy()).max() < 1e-4
     assert np.abs(scores - ref_scores.numpy()).max() < 1e-4
+
+
+def test_a_weights_file_feeds_the_backbone(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    net = timm.create_model("mobilenetv3_small_050", pretrained=False)
+    torch.nn.init.constant_(net.conv_stem.weight, 0.25)
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    model, origin = build_detector(DetectorConfig(TINY, num_classes=1, width=32, depth=1), weights=path)
+    assert origin == "weights file w.safetensors"
+    assert torch.equal(model.backbone.state_dict()["conv_stem.weight"], net.state_dict()["conv_stem.weight"])
