@@ -9,9 +9,9 @@ host (``postprocess``).
 Default head, chosen by measurement (benchmarks/detect_head.py ->
 benchmarks/results/detect_head.json; tf_efficientnet_lite0, 320 px, batch 1, one thread): a PAN
 with depthwise convs, then per-level towers of depthwise-separable convs with BatchNorm (NanoDet's
-cost: ONNX Runtime 9.9 ms median, PyTorch eager 31.8 ms), trained FCOS-style (focal loss +
+cost: ONNX Runtime 9.7 ms median, PyTorch eager 32.9 ms), trained FCOS-style (focal loss +
 centerness, ``quality="centerness"``). FCOS's own towers (shared 3x3 convs + GroupNorm,
-``tower="gn"``) cost 16.7-17.8 ms in ONNX Runtime, 1.7x, and GroupNorm does not fold into the
+``tower="gn"``) cost 16.5-17.5 ms in ONNX Runtime, 1.7-1.8x, and GroupNorm does not fold into the
 convs; on a tiny synthetic set they generalise better (held-out recall@0.5 0.76-0.81 against
 0.66, 3 seeds of 150 steps), so they stay an option. NanoDet's quality focal loss
 (``quality="iou"``) had the same latency and recalled 0.60 with a wide spread over seeds. No
