@@ -35,10 +35,17 @@ from pydantic import (
 from edgetl.artifact_io import ArtifactDocument, load_json_document, read_artifact_document
 from edgetl.errors import ModelError
 
-SCHEMA_VERSION = 2  # 2: ``task`` and named ``outputs``; version 1 files read as classification
+# 2: ``task``, named ``outputs`` and the contract's ``fit``/``pad_value``; version 1 files read as
+# classification with today's resize-shorter-side geometry
+SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, SCHEMA_VERSION)
 ArtifactKind = Literal["checkpoint", "onnx", "onnx-int8", "trt-engine"]
 Interpolation = Literal["nearest", "bilinear", "bicubic"]
+# how an image's geometry becomes input_size: "shorter-side" resizes the shorter side to ``resize``
+# then crops (``crop``); "stretch" resizes to input_size ignoring aspect; "letterbox" scales the
+# whole image to fit inside input_size and pads the rest, centred, with ``pad_value``
+Fit = Literal["shorter-side", "stretch", "letterbox"]
+PAD_VALUE = 114  # the grey YOLO-family letterboxes use; written into every contract
 MAX_SIDE = 8192  # px; a larger input_size/resize would allocate gigabytes per image
 READING = "reading"  # validation context flag: the document comes from a file, not from code
 
@@ -144,7 +151,11 @@ class PreprocessContract(_Frozen):
     """How a decoded image becomes the model's input tensor. The one source of truth."""
 
     input_size: tuple[int, int] = Field(description="(height, width) fed to the model")
-    resize: int = Field(description="shorter image side is resized to this before cropping")
+    fit: Fit = Field("shorter-side", description="shorter-side (resize + crop), stretch or letterbox")
+    resize: int = Field(
+        description="shorter-side: shorter image side is resized to this before cropping; "
+        "stretch/letterbox: max(input_size)"
+    )
     interpolation: Interpolation = "bilinear"
     crop: Literal["center", "none"] = "center"
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -153,6 +164,7 @@ class PreprocessContract(_Frozen):
     channel_order: Literal["RGB", "BGR"] = "RGB"
     grey_to_rgb: bool = True
     layout: Literal["NCHW"] = "NCHW"
+    pad_value: int = Field(PAD_VALUE, ge=0, le=255, description="letterbox padding, every channel")
 
     @model_validator(mode="before")
     @classmethod
@@ -184,6 +196,26 @@ class PreprocessContract(_Frozen):
             raise ValueError(f"must be 1..{MAX_SIDE} px")
         return v
 
+    @model_validator(mode="after")
+    def _fit_geometry(self) -> PreprocessContract:
+        """stretch and letterbox are defined by input_size alone: no crop, and ``resize`` is the
+        longer input side (so no key holds a value that is silently ignored)."""
+        if self.fit != "shorter-side":
+            issues = []
+            if self.crop != "none":
+                issues.append(("crop", self.crop, f"fit {self.fit} needs crop: none"))
+            if self.resize != max(self.input_size):
+                issues.append(
+                    (
+                        "resize",
+                        self.resize,
+                        f"fit {self.fit} needs resize = max(input_size) = {max(self.input_size)}",
+                    )
+                )
+            if issues:
+                raise ManifestValueError(*issues)
+        return self
+
     @field_validator("mean")
     @classmethod
     def _mean_finite(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -204,6 +236,29 @@ class PreprocessContract(_Frozen):
         if not (math.isfinite(v) and v > 0):
             raise ValueError("must be finite and > 0 (raw pixels are divided by it)")
         return v
+
+    @classmethod
+    def for_detection(
+        cls,
+        input_size: tuple[int, int],
+        fit: Fit = "letterbox",
+        interpolation: Interpolation = "bilinear",
+        mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
+        std: tuple[float, float, float] = (0.229, 0.224, 0.225),
+        pad_value: int = PAD_VALUE,
+    ) -> PreprocessContract:
+        """Whole image to (height, width), by ``fit`` (stretch or letterbox): nothing is cropped."""
+        h, w = input_size
+        return cls(
+            input_size=(h, w),
+            fit=fit,
+            resize=max(h, w),
+            interpolation=interpolation,
+            crop="none",
+            mean=tuple(mean),
+            std=tuple(std),
+            pad_value=pad_value,
+        )
 
     @classmethod
     def for_size(
@@ -269,9 +324,12 @@ class Provenance(_Frozen):
 
 def _upgrade(data: dict) -> dict:
     """A version-1 document as version 2: every artifact written before tasks existed is a
-    classifier with one output, its logits."""
+    classifier with one output, its logits, fed by resize-shorter-side geometry."""
     from edgetl.tasks.registry import DEFAULT_TASK, task
 
+    pre = data.get("preprocessing")
+    if isinstance(pre, dict):  # anything else: validation names the bad value
+        data = {**data, "preprocessing": {**pre, "fit": "shorter-side", "pad_value": PAD_VALUE}}
     return {
         **data,
         "schema_version": SCHEMA_VERSION,

@@ -97,6 +97,15 @@ CONTRACTS = {
     "nearest-center": {"interpolation": "nearest", "crop": "center", "resize": 35},
     "bicubic-stretch-bgr": {"interpolation": "bicubic", "crop": "none", "channel_order": "BGR"},
     "bilinear-exact-size": {"interpolation": "bilinear", "crop": "center", "resize": 32},
+    "bilinear-letterbox": {"fit": "letterbox", "crop": "none", "resize": 32, "pad_value": 114},
+    "nearest-letterbox-pad0": {
+        "fit": "letterbox",
+        "crop": "none",
+        "resize": 32,
+        "pad_value": 0,
+        "interpolation": "nearest",
+    },
+    "bicubic-fit-stretch": {"fit": "stretch", "crop": "none", "resize": 32, "interpolation": "bicubic"},
 }
 
 

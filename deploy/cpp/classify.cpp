@@ -80,6 +80,10 @@ edgetl::Contract contract_from(const nlohmann::json& m) {
   c.resize = p.at("resize");
   c.interpolation = p.at("interpolation");
   c.crop = p.at("crop");
+  if (p.contains("fit")) c.fit = p.at("fit");  // version-1 manifests: shorter-side
+  if (c.fit != "shorter-side" && c.fit != "stretch" && c.fit != "letterbox")
+    fail("preprocessing.fit " + c.fit + " is not known to this runtime (shorter-side, stretch, letterbox)");
+  if (p.contains("pad_value")) c.pad_value = p.at("pad_value");
   for (int i = 0; i < 3; ++i) {
     c.mean[i] = p.at("mean")[i].get<float>();
     c.std[i] = p.at("std")[i].get<float>();

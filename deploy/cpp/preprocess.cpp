@@ -148,7 +148,23 @@ RgbImage resize(const RgbImage& in, int out_w, int out_h, const std::string& int
 std::vector<uint8_t> to_uint8_chw(const RgbImage& src, const Contract& c) {
   RgbImage img;
   int left = 0, top = 0;
-  if (c.crop == "none") {
+  if (c.fit == "letterbox") {
+    // edgetl.data.preprocess.geometry: the whole image inside input_size, centred, padded
+    const double scale = std::min(static_cast<double>(c.width) / src.width,
+                                  static_cast<double>(c.height) / src.height);
+    const int new_w = std::min(c.width, std::max(1, static_cast<int>(std::nearbyint(src.width * scale))));
+    const int new_h = std::min(c.height, std::max(1, static_cast<int>(std::nearbyint(src.height * scale))));
+    const RgbImage inner = (new_w == src.width && new_h == src.height)
+                               ? src
+                               : resize(src, new_w, new_h, c.interpolation);
+    img = RgbImage{c.width, c.height,
+                   std::vector<uint8_t>(static_cast<size_t>(c.width) * c.height * 3,
+                                        static_cast<uint8_t>(c.pad_value))};
+    const int ox = (c.width - new_w) / 2, oy = (c.height - new_h) / 2;
+    for (int y = 0; y < new_h; ++y)
+      std::copy_n(inner.pixels.begin() + static_cast<size_t>(y) * new_w * 3, static_cast<size_t>(new_w) * 3,
+                  img.pixels.begin() + (static_cast<size_t>(y + oy) * c.width + ox) * 3);
+  } else if (c.crop == "none") {  // also fit stretch (a stretch contract has crop none)
     img = resize(src, c.width, c.height, c.interpolation);
   } else {
     const double scale = static_cast<double>(c.resize) / std::min(src.width, src.height);

@@ -18,6 +18,8 @@ struct Contract {
   int resize = 0;                  // shorter side is resized to this before the crop
   std::string interpolation;       // nearest | bilinear | bicubic
   std::string crop;                // center | none
+  std::string fit = "shorter-side";  // shorter-side | stretch | letterbox (absent before schema 2)
+  int pad_value = 114;             // letterbox padding, every channel
   std::array<float, 3> mean{}, std{};
   float pixel_scale = 255.0f;
   std::string channel_order;       // RGB | BGR
@@ -32,7 +34,7 @@ struct RgbImage {
 // Pillow's Image.resize(..., resample) for an RGB image.
 RgbImage resize(const RgbImage& in, int out_w, int out_h, const std::string& interpolation);
 
-// The geometric half (resize, crop) -> uint8 CHW, in the contract's channel order.
+// The geometric half (resize, crop or letterbox pad) -> uint8 CHW, in the contract's channel order.
 std::vector<uint8_t> to_uint8_chw(const RgbImage& img, const Contract& c);
 
 // The arithmetic half: float32 CHW, (x - mean * scale) / (std * scale) in float32 like numpy.

@@ -213,9 +213,14 @@ def inspect(
     show(f"labels          {', '.join(m.labels[:12])}{' …' if len(m.labels) > 12 else ''}")
     show(f"input           {m.input.name} {list(m.input.shape)} {m.input.dtype} {m.input.layout}")
     show(
-        f"preprocessing   {p.channel_order}, grey->RGB {p.grey_to_rgb}, resize {p.resize} "
-        f"({p.interpolation}), crop {p.crop} {p.input_size}, /{p.pixel_scale:g}, "
-        f"mean {p.mean}, std {p.std}"
+        f"preprocessing   {p.channel_order}, grey->RGB {p.grey_to_rgb}, "
+        + (
+            f"resize {p.resize} ({p.interpolation}), crop {p.crop} {p.input_size}"
+            if p.fit == "shorter-side"
+            else f"{p.fit} to {p.input_size} ({p.interpolation})"
+            + (f", pad {p.pad_value}" if p.fit == "letterbox" else "")
+        )
+        + f", /{p.pixel_scale:g}, mean {p.mean}, std {p.std}"
     )
     prov = m.provenance
     show(f"provenance      stage {prov.stage}, created {prov.created_utc}")

@@ -1,14 +1,17 @@
 """The preprocessing contract, applied. Train, eval, predict, bench and deploy all call this.
 
-Two halves: ``to_uint8`` is the geometric part (channels, resize, crop) on a PIL image, and
-``normalize`` turns uint8 NCHW pixels into the float tensor the model sees. Training caches
+Two halves: ``to_uint8`` is the geometric part (channels, resize, crop or pad) on a PIL image,
+and ``normalize`` turns uint8 NCHW pixels into the float tensor the model sees. Training caches
 the uint8 result once and augments it; every other path runs both halves per image.
+``geometry`` is the one place the contract's ``fit`` becomes numbers: ``to_uint8`` draws with
+them and ``edgetl.tasks.detect.boxes`` maps box coordinates with them.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +27,37 @@ _PIL_INTERP = {
 }
 
 
+@dataclass(frozen=True)
+class Geometry:
+    """Where an original image lands in the input: resized to ``resized`` (w, h), then placed
+    with its top-left corner at ``offset`` (x, y): negative = cropped, positive = padded.
+    A point (x, y) in original pixels (edge coordinates: 0..width) maps to
+    (x * resized_w / width + offset_x, y * resized_h / height + offset_y)."""
+
+    original: tuple[int, int]  # (w, h)
+    resized: tuple[int, int]  # (w, h)
+    offset: tuple[int, int]  # (x, y)
+
+
+def geometry(contract: PreprocessContract, width: int, height: int) -> Geometry:
+    """The contract's fit for an image of ``width`` x ``height`` pixels."""
+    h, w = contract.input_size
+    if contract.fit == "stretch" or (contract.fit == "shorter-side" and contract.crop == "none"):
+        return Geometry((width, height), (w, h), (0, 0))
+    if contract.fit == "letterbox":
+        scale = min(w / width, h / height)
+        new_w = min(w, max(1, round(width * scale)))
+        new_h = min(h, max(1, round(height * scale)))
+        return Geometry((width, height), (new_w, new_h), ((w - new_w) // 2, (h - new_h) // 2))
+    scale = contract.resize / min(width, height)
+    new_w = max(w, round(width * scale))
+    new_h = max(h, round(height * scale))
+    return Geometry((width, height), (new_w, new_h), (-((new_w - w) // 2), -((new_h - h) // 2)))
+
+
 def to_uint8(img: Image.Image, contract: PreprocessContract) -> np.ndarray:
-    """Decoded image -> uint8 array (3, H, W) per the contract's channels, resize and crop."""
+    """Decoded image -> uint8 array (3, H, W) per the contract's channels, fit (resize, crop or
+    pad) and channel order."""
     img = to_8bit(img)
     if img.mode != "RGB":
         if img.mode == "L" and not contract.grey_to_rgb:
@@ -36,15 +68,15 @@ def to_uint8(img: Image.Image, contract: PreprocessContract) -> np.ndarray:
         img = img.convert("RGB")
     h, w = contract.input_size
     interp = _PIL_INTERP[contract.interpolation]
-    if contract.crop == "none":
-        img = img.resize((w, h), interp)
-    else:
-        scale = contract.resize / min(img.size)
-        new_w = max(w, round(img.size[0] * scale))
-        new_h = max(h, round(img.size[1] * scale))
-        if (new_w, new_h) != img.size:
-            img = img.resize((new_w, new_h), interp)
-        left, top = (new_w - w) // 2, (new_h - h) // 2
+    g = geometry(contract, *img.size)
+    if g.resized != img.size:  # Pillow returns a copy for the same size: skipping is identical
+        img = img.resize(g.resized, interp)
+    if contract.fit == "letterbox":
+        canvas = Image.new("RGB", (w, h), (contract.pad_value,) * 3)
+        canvas.paste(img, g.offset)
+        img = canvas
+    elif g.offset != (0, 0) or g.resized != (w, h):
+        left, top = -g.offset[0], -g.offset[1]
         img = img.crop((left, top, left + w, top + h))
     arr = np.asarray(img, dtype=np.uint8)
     if contract.channel_order == "BGR":
