@@ -26,7 +26,11 @@ CONTRACT = ("edgetl/tasks/classify/", "edgetl/tasks/spec.py", "edgetl/tasks/regi
 
 def files_at(rev: str) -> dict[str, str]:
     names = subprocess.run(
-        ["git", "ls-tree", "-r", "--name-only", rev, "edgetl"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-tree", "-r", "--name-only", rev, "edgetl"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     out = {}
     for name in names:

@@ -126,7 +126,7 @@ def parse_arch(arch: str) -> tuple[str, str]:
     return family, name
 
 
-def _timm_backbone(name: str, pretrained: bool, drop_rate: float) -> tuple[nn.Module, str]:
+def timm_backbone(name: str, pretrained: bool, drop_rate: float) -> tuple[nn.Module, str]:
     import timm
 
     from edgetl.models.offline import load_offline_imagenet
@@ -186,7 +186,7 @@ def _strip_classifier(family: str, model: nn.Module) -> tuple[nn.Module, int]:
     raise ModelError(f"cannot find the classifier of {type(model).__name__} to replace.")
 
 
-def _stage_names(family: str, name: str, backbone: nn.Module) -> list[list[str]]:
+def stage_names(family: str, name: str, backbone: nn.Module) -> list[list[str]]:
     from timm.models import group_modules
 
     if family == "timm" and hasattr(backbone, "group_matcher"):
@@ -314,7 +314,7 @@ def _classifier_prefixes(model: nn.Module, family: str) -> tuple[str, ...]:
     return ()
 
 
-def _load_weights_file(model: nn.Module, path: Path, family: str, arch: str = "") -> None:
+def load_weights_file(model: nn.Module, path: Path, family: str, arch: str = "") -> None:
     """Load a user weights file into the full architecture. Only the classifier (replaced for
     the task anyway) may be absent or differ; any other missing tensor, other shape or NaN is
     an error, never a silently half-loaded backbone."""
@@ -380,22 +380,22 @@ def build_model(
         backbone = CompactCNN(COMPACT[name], spec.drop_rate)
         origin = "random init"
         if weights is not None:
-            _load_weights_file(backbone, Path(weights), family, spec.architecture)
+            load_weights_file(backbone, Path(weights), family, spec.architecture)
             origin = f"weights file {Path(weights).name}"
         width = backbone.num_features
         head = make_head(spec, width)
         stages = [["stem"]] + [[f"stages.{i}"] for i in range(len(backbone.stages))]
         return EdgeClassifier(backbone, head, stages), origin
     if family == "timm":
-        net, origin = _timm_backbone(name, use_hub, spec.drop_rate)
+        net, origin = timm_backbone(name, use_hub, spec.drop_rate)
     else:
         net, origin = _tv_backbone(name, use_hub)
     if weights is not None:
-        _load_weights_file(net, Path(weights), family, spec.architecture)
+        load_weights_file(net, Path(weights), family, spec.architecture)
         origin = f"weights file {Path(weights).name}"
     backbone, width = _strip_classifier(family, net)
     head = make_head(spec, width)
-    model = EdgeClassifier(backbone, head, _stage_names(family, name, backbone))
+    model = EdgeClassifier(backbone, head, stage_names(family, name, backbone))
     return model, origin
 
 
@@ -405,7 +405,7 @@ def imagenet_model(arch: str) -> tuple[nn.Module, PreprocessContract, list[str]]
 
     family, name = parse_arch(arch)
     if family == "timm":
-        net, _ = _timm_backbone(name, True, 0.0)
+        net, _ = timm_backbone(name, True, 0.0)
     else:
         net, _ = _tv_backbone(name, True)
     labels = list(torchvision.models.ResNet50_Weights.DEFAULT.meta["categories"])

@@ -306,14 +306,14 @@ def _backbone(
     give the classifier (a weights file, else the offline package, else the hub), and its stages."""
     import timm
 
-    from edgetl.models.registry import _load_weights_file, _stage_names, _timm_backbone, parse_arch
+    from edgetl.models.registry import load_weights_file, parse_arch, stage_names, timm_backbone
 
     family, name = parse_arch(architecture)
     if family != "timm":
         raise ModelError(f"detector backbone {architecture!r}: only timm/<name> backbones are supported.")
-    full, origin = _timm_backbone(name, pretrained and weights is None, drop_rate)
+    full, origin = timm_backbone(name, pretrained and weights is None, drop_rate)
     if weights is not None:
-        _load_weights_file(full, Path(weights), family, architecture)
+        load_weights_file(full, Path(weights), family, architecture)
         origin = f"weights file {Path(weights).name}"
     reductions = [f["reduction"] for f in full.feature_info]
     if not set(STRIDES) <= set(reductions):
@@ -327,7 +327,7 @@ def _backbone(
         raise ModelError(f"timm/{name}: feature extractor tensors {missing[:3]} have no match in the model.")
     features.load_state_dict({k: source[k] for k in target}, strict=True)
     named = dict(features.named_modules())
-    stages = [[n for n in stage if n in named] for stage in _stage_names(family, name, full)]
+    stages = [[n for n in stage if n in named] for stage in stage_names(family, name, full)]
     return features, [s for s in stages if s], origin
 
 
