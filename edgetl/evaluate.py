@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetl.data.dataset import DataConfig, SplitData, load_data
+from edgetl.data.dataset import DataConfig, SplitData, load_task_data
 from edgetl.data.labels import label_map
 from edgetl.data.preprocess import check_input_memory, normalize, to_uint8
 from edgetl.data.splits import fingerprint
 from edgetl.errors import DataError
 from edgetl.fileio import write_text_atomic
+from edgetl.manifest import read_manifest
 from edgetl.progress import make_progress, step
 from edgetl.runners.batching import batch_size_for, chunks, padded
 from edgetl.runners.registry import make_runner
@@ -41,11 +42,12 @@ def evaluate(
 ) -> dict:
     """The task's metrics (a classifier: top-1/top-5/per-class/confusion) of ``artifact`` on
     ``split`` of the data."""
-    data = load_data(data_config)
+    task = task_of(read_manifest(artifact))  # which data reader: before the model is loaded
+    data = load_task_data(data_config, task)
     idx = split_indices(data, split)
+    sizes: list[tuple[int, int]] = []  # original (h, w): predictions map back to these pixels
     with make_runner(artifact, backend, **(runner_options or {})) as runner:
         manifest = runner.manifest
-        task = task_of(manifest)
         remap = label_map(data.classes, list(manifest.labels), data.source.name)
         contract = manifest.preprocessing
         fixed_batch = manifest.input.shape[0]
@@ -56,15 +58,21 @@ def evaluate(
             bar = progress.add_task(f"eval {split} on {runner.backend}", total=len(idx), info="")
             for part in chunks(len(idx), bs):
                 chunk = idx[part]
-                px = np.stack([to_uint8(data.source.load(int(i)), contract) for i in chunk])
+                images = [data.source.load(int(i)) for i in chunk]
+                sizes += [(img.height, img.width) for img in images]
+                px = np.stack([to_uint8(img, contract) for img in images])
                 for name, y in runner.infer(padded(normalize(px, contract), fixed_batch)).items():
                     parts.setdefault(name, []).append(y[: len(chunk)])
                 progress.advance(bar, len(chunk))
         backend_name = runner.backend
     step(f"eval {Path(artifact).name} on {backend_name}: {split} split, {len(idx)} images")
-    targets = remap[data.source.labels[idx]]
+    targets = data.targets(idx, remap)
     predictions = task.decode({name: np.concatenate(ys) for name, ys in parts.items()})
+    if task.to_original is not None:  # boxes back into the pixels the targets are in
+        predictions = [task.to_original(p, contract, hw) for p, hw in zip(predictions, sizes, strict=True)]
     metrics = task.metrics(predictions, targets, list(manifest.labels))
+    if task.curves is not None:
+        metrics["curves"] = task.curves(predictions, targets, list(manifest.labels))
     metrics.update(
         task=task.name,
         artifact=str(artifact),

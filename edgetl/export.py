@@ -107,11 +107,12 @@ def locate_unexportable(model, example, opset: int) -> str:
 
 
 def _parity_images(manifest: Manifest, data: str | None, n: int) -> np.ndarray:
-    from edgetl.data.dataset import load_data, recorded_data_config
+    from edgetl.data.dataset import load_task_data, recorded_data_config
     from edgetl.data.preprocess import normalize, to_uint8
+    from edgetl.tasks.registry import task_of
 
     try:
-        split_data = load_data(recorded_data_config(manifest.provenance.data, data))
+        split_data = load_task_data(recorded_data_config(manifest.provenance.data, data), task_of(manifest))
     except EdgetlError as exc:
         raise EdgetlError(f"parity check needs the val images: {exc} Pass --data, or --no-verify.") from None
     idx = split_data.splits["val"][:n]
@@ -217,7 +218,7 @@ def export(config: ExportConfig) -> ExportResult:
     import onnx
     import torch
 
-    from edgetl.models.checkpoint import load_checkpoint
+    from edgetl.models.checkpoint import inference_model, load_checkpoint
     from edgetl.onnx_manifest import check_graph, embed_manifest, save_onnx_atomic
     from edgetl.progress import log
     from edgetl.tasks.registry import task_of
@@ -228,6 +229,7 @@ def export(config: ExportConfig) -> ExportResult:
     model, parent = load_checkpoint(config.artifact)
     model = model.float().eval()
     job = task_of(parent)
+    model = inference_model(model, parent)  # the graph holds the task's decoding (a detector's boxes)
     h, w = parent.preprocessing.input_size
     example = torch.zeros(config.batch or 1, 3, h, w)
     try:

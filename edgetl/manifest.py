@@ -305,10 +305,13 @@ class ModelSpec(_Frozen):
 
     architecture: str
     num_classes: int = Field(ge=1)
-    head: Literal["linear", "mlp"] = "linear"
+    head: Literal["linear", "mlp", "anchor-free"] = "linear"
     head_hidden: int = Field(512, ge=1)
     head_dropout: float = Field(0.5, ge=0, lt=1)
     drop_rate: float = Field(0.0, ge=0, lt=1)
+    head_options: dict[str, str | int | float] = Field(
+        default_factory=dict, description="the task's head settings (a detector: neck, tower, width, ...)"
+    )
 
 
 class Provenance(_Frozen):

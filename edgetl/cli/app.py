@@ -95,9 +95,24 @@ _bind_stages()
 def predict(
     artifact: Annotated[Path, typer.Argument(help="Model artifact.")],
     images: Annotated[list[Path], typer.Argument(help="Image files.")],
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many labels per image.")] = 5,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, help="How many labels (a detector: boxes) per image.")
+    ] = 5,
     backend: Annotated[str | None, typer.Option(help="Inference backend (see `edgetl backends`).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    score: Annotated[
+        float,
+        typer.Option(
+            "--score", min=0.0, max=1.0, help="Leave out results scoring below this (a detector's boxes)."
+        ),
+    ] = 0.0,
+    save: Annotated[
+        Path | None,
+        typer.Option(
+            "--save",
+            help="Draw the result on the image: a .png for one image, a folder for several (detectors).",
+        ),
+    ] = None,
     on: Annotated[
         list[str] | None,
         typer.Option(
@@ -106,21 +121,29 @@ def predict(
         ),
     ] = None,
 ) -> None:
-    """Top-k labels with probabilities; preprocessing comes from the artifact's manifest."""
+    """What the model sees: top-k labels with probabilities, or a detector's boxes with labels and
+    scores in the image's pixels; preprocessing comes from the artifact's manifest."""
     if on:
+        if save is not None or score:
+            raise typer.BadParameter("--save and --score run locally; drop them with --on.")
         _predict_on_targets(on, artifact, images, top_k, backend, as_json)
         return
+    from edgetl.manifest import read_manifest
     from edgetl.predict import predict as run
+    from edgetl.tasks.registry import task_of
 
-    results = run(artifact, images, top_k=top_k, backend=backend)
+    results = run(artifact, images, top_k=top_k, backend=backend, min_score=score, save=save)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return
     console = _console()
+    describe = task_of(read_manifest(artifact)).describe or (lambda r: [json.dumps(r)])
     for r in results:
         console.print(f"[bold]{safe(r['image'], inline=True)}[/]")
-        for t in r["top"]:
-            console.print(f"  {t['probability']:7.2%}  {safe(clip(t['label']), inline=True)}")
+        for line in describe(r):
+            console.print(f"  {safe(clip(line), inline=True)}")
+        if r.get("saved"):
+            console.print(f"  drawn: {safe(r['saved'], inline=True)}")
 
 
 def _predict_on_targets(on, artifact, images, top_k, backend, as_json) -> None:

@@ -101,6 +101,11 @@ class SplitData:
             "fingerprints": self.fingerprints(),
         }
 
+    def targets(self, idx: np.ndarray, remap: np.ndarray | None = None) -> np.ndarray:
+        """The images' class indices, through ``remap`` (data class -> model class) when given."""
+        labels = self.source.labels[idx]
+        return labels if remap is None else remap[labels]
+
     def prepare(self, split: str, contract: PreprocessContract, quiet: bool | None = None) -> Split:
         """Decode and resize the split's images per ``contract`` (uint8, done once)."""
         from edgetl.progress import track
@@ -144,3 +149,9 @@ def load_data(config: DataConfig) -> SplitData:
     src = open_source(config.source, skip_bad=config.skip_bad, cache_dir=config.cache_dir)
     splits = make_splits(src.labels, config.split_spec(), src.official_test)
     return SplitData(source=src, splits=splits, augment=config.augment or src.default_augment)
+
+
+def load_task_data(config: DataConfig, job):
+    """The data of task ``job`` (a TaskSpec): its own reader where it has one (detection's boxes),
+    else the image-label sources above."""
+    return job.open_data(config) if job.open_data is not None else load_data(config)

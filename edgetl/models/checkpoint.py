@@ -39,3 +39,20 @@ def load_checkpoint(path: str | Path) -> tuple[torch.nn.Module, Manifest]:
     except RuntimeError as exc:
         raise ModelError(f"{path}: weights do not match {manifest.model.architecture}: {exc}") from None
     return model.eval(), manifest
+
+
+def inference_model(model: torch.nn.Module, manifest: Manifest) -> torch.nn.Module:
+    """``model`` as its exported graph runs it: with the task's output decoding where the task
+    has one (a detector: named ``boxes``/``scores``), else as it is (a classifier's logits)."""
+    from edgetl.tasks.registry import task_of
+
+    trainer = task_of(manifest).trainer()
+    if hasattr(trainer, "inference_module"):
+        return trainer.inference_module(model, manifest.preprocessing).eval()
+    return model
+
+
+def load_inference_model(path: str | Path) -> tuple[torch.nn.Module, Manifest]:
+    """``load_checkpoint``, then ``inference_model``: what runners and export run."""
+    model, manifest = load_checkpoint(path)
+    return inference_model(model, manifest), manifest

@@ -366,7 +366,10 @@ def build_model(
 ) -> tuple[EdgeClassifier, str]:
     """Build ``spec`` with the head of task ``task_name``; returns the model and a note on where
     its backbone weights came from."""
-    make_head = task(task_name).trainer().make_head
+    trainer = task(task_name).trainer()
+    if hasattr(trainer, "build_model"):  # a task whose model is more than a head on pooled features
+        return trainer.build_model(spec, pretrained=pretrained, weights=weights)
+    make_head = trainer.make_head
     family, name = parse_arch(spec.architecture)
     use_hub = pretrained and weights is None
     if family == "edgetl":

@@ -69,7 +69,7 @@ class TorchRunner(Runner):
     def activate_impl(self) -> None:
         import torch
 
-        from edgetl.models.checkpoint import load_checkpoint
+        from edgetl.models.checkpoint import load_inference_model
 
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             from edgetl.errors import BackendUnavailable
@@ -81,7 +81,7 @@ class TorchRunner(Runner):
             )
         if self.threads:
             torch.set_num_threads(self.threads)
-        model, _ = load_checkpoint(self.path)
+        model, _ = load_inference_model(self.path)
         self._dtype = getattr(torch, _DTYPES[self.precision])
         model = model.to(self.device, dtype=self._dtype)
         if self.channels_last:

@@ -104,11 +104,14 @@ def show(result: StageResult[EvalMetrics], console) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from edgetl.tasks.registry import DEFAULT_TASK, task
+
     for key, m in result.metrics.by_role.items():  # one per --on target, else one
         images = f"{m.num_samples} images, " if m.num_samples is not None else ""
         table = Table(title=escape(f"{key} on {m.split} ({images}{m.backend})"))
         table.add_column("class" if m.per_class is not None else "metric")
-        table.add_column("accuracy" if m.per_class is not None else "value", justify="right")
+        job = task(getattr(m, "task", None) or DEFAULT_TASK)
+        table.add_column(job.per_class_label if m.per_class is not None else "value", justify="right")
         for name, acc in (m.per_class or {}).items():
             table.add_row(escape(name), "n/a" if acc is None else f"{acc:.4f}")
         table.add_section()

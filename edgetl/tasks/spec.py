@@ -41,8 +41,9 @@ class TaskSpec:
     direction: Literal["max", "min"]
     # target of one image -> the classes it carries (splits and calibration coverage stratify by them)
     stratify_key: Callable[[Any], tuple[int, ...]]
-    # named outputs of a batch -> one prediction per image (the one prediction function)
-    decode: Callable[[dict[str, np.ndarray]], list[Any]]
+    # named outputs of a batch (, min_score: keep candidates down to it) -> one prediction per
+    # image (the one prediction function)
+    decode: Callable[..., list[Any]]
     # predictions + targets of N images -> per-image records the score can be resampled over
     records: Callable[[Sequence[Any], Sequence[Any]], Any]
     # records, image indices (None: all, in order) -> the primary metric on those images
@@ -55,8 +56,8 @@ class TaskSpec:
     check_graph: Callable[[Any, dict[str, tuple[int | None, ...]]], list[Issue]]
     # manifest vs a checkpoint's tensor shapes (header only)
     check_weights: Callable[[Any, dict[str, tuple[int, ...]]], list[Issue]]
-    # one prediction -> the JSON predict prints for it
-    render: Callable[[Any, Sequence[str], int], dict]
+    # one prediction (original-image coordinates), labels, top-k, min score -> the JSON predict prints
+    render: Callable[..., dict]
     # reference vs candidate named outputs of the same images -> the share of images whose
     # prediction is the same (export and FP16 parity); its key in a parity record and its label
     agreement: Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], float]
@@ -64,8 +65,21 @@ class TaskSpec:
     agreement_label: str
     training: str  # module with make_head(spec, width), loss(outputs, targets, config), distill_loss(...)
     report_metrics: tuple[str, ...] = ()  # metrics() keys a quantize report carries per model
+    per_class_label: str = "accuracy"  # what metrics()["per_class"] holds, as a table header
+    # predictions + targets + labels -> curves eval keeps in eval.json (``curves``) for its figures
+    curves: Callable[[Sequence[Any], Sequence[Any], Sequence[str]], dict] | None = None
     # an eval result + a folder -> the task's figures written there ({key: path})
     plots: Callable[[dict, Path], dict[str, Path]] | None = None
+    # a DataConfig -> the task's data (None: the image-label sources of edgetl.data); it has
+    # classes, source, splits, augment, provenance(), prepare(split, contract) and targets(idx, remap)
+    open_data: Callable[[Any], Any] | None = None
+    # one prediction in model-input pixels, the contract, the image's original (h, w) -> the
+    # prediction in original-image coordinates (None: predictions carry no geometry)
+    to_original: Callable[[Any, Any, tuple[int, int]], Any] | None = None
+    # one rendered result -> the lines predict prints for a person
+    describe: Callable[[dict], list[str]] | None = None
+    # a PIL image + its rendered result + the labels -> the image with the result drawn on it
+    draw: Callable[[Any, dict, Sequence[str]], Any] | None = None
     # an exact paired interval where the score allows one (a mean of per-image booleans); else
     # confidence.paired_metric_drop bootstraps the score over images
     paired_drop: Callable[[Any, Any], Any] | None = None

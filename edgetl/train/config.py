@@ -50,8 +50,13 @@ class FinetuneConfig(BaseModel):
     )
     unfreeze_stages: int = Field(2, ge=1, description="partial: how many top stages train")
     gradual_every: int = Field(1, ge=1, description="gradual: epochs between unfreezing steps")
-    head: Literal["linear", "mlp"] = Field(
-        "linear", description="linear, or mlp (Linear-ReLU-Dropout-Linear)"
+    head: Literal["linear", "mlp", "anchor-free"] = Field(
+        "linear",
+        description="classify: linear, or mlp (Linear-ReLU-Dropout-Linear); detect: anchor-free (default)",
+    )
+    head_options: dict[str, str | int | float] = Field(
+        default_factory=dict,
+        description="detect: neck (pan|fpn), tower (dw|gn), quality (centerness|iou), width, depth",
     )
     head_hidden: int = Field(512, ge=1, le=MAX_WIDTH, description="mlp head: hidden width")
     head_dropout: float = Field(0.0, ge=0, lt=1, description="mlp head: dropout")
@@ -80,6 +85,27 @@ class FinetuneConfig(BaseModel):
     cache_features: bool = Field(True, description="linear: extract frozen features once")
     eval_test: bool = Field(True, description="measure the test split once training ends")
     output: Path = Path("model.safetensors")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_from_data(cls, values: Any) -> Any:
+        """No task given: detection when the data is a detection set (COCO JSON, YOLO data.yaml,
+        Pascal VOC, a built-in detection set), else classification. A detector's head defaults
+        to anchor-free."""
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        if "task" not in values:
+            data = values.get("data")
+            source = data.get("source") if isinstance(data, dict) else getattr(data, "source", None)
+            if isinstance(source, str) and source.strip():
+                from edgetl.tasks.detect.sources import detect_format
+
+                if detect_format(source) is not None:
+                    values["task"] = "detect"
+        if values.get("task") == "detect" and "head" not in values:
+            values["head"] = "anchor-free"
+        return values
 
     @field_validator("task")
     @classmethod
@@ -125,6 +151,12 @@ class FinetuneConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> FinetuneConfig:
+        detector = self.task == "detect"
+        if detector != (self.head == "anchor-free"):
+            want = "anchor-free" if detector else "linear or mlp"
+            raise ValueError(f"head {self.head}: task {self.task} takes the {want} head")
+        if self.head_options and not detector:
+            raise ValueError("head_options configure a detector's head; task classify has none")
         if self.strategy == "linear" and self.cache_features and self.drop_rate > 0:
             raise ValueError(
                 "drop_rate acts inside the backbone; it has no effect with cached "

@@ -159,6 +159,11 @@ def with_teacher_task(config: DistillConfig) -> DistillConfig:
     from edgetl.manifest import read_manifest
 
     teacher_task = read_manifest(config.teacher).task
+    if teacher_task != "classify":
+        raise ConfigError(
+            f"teacher {config.teacher}: a {teacher_task!r} model; edgetl distils classifiers for now "
+            "(detector distillation, logit KD plus masked neck imitation, is on the way)."
+        )
     if "task" not in config.model_fields_set:
         return config.model_copy(update={"task": teacher_task})
     if config.task != teacher_task:

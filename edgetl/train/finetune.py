@@ -19,7 +19,7 @@ import torch
 from rich.markup import escape
 
 from edgetl.data.augment import apply_augment, draw_params
-from edgetl.data.dataset import Split, load_data
+from edgetl.data.dataset import Split, load_task_data
 from edgetl.data.preprocess import normalize
 from edgetl.errors import ConfigError, EdgetlError
 from edgetl.manifest import InputSpec, Manifest, ModelSpec, PreprocessContract
@@ -147,8 +147,9 @@ def batched_outputs(
     channels_last=True,
     autocast=contextlib.nullcontext,
     description: str | None = None,
-) -> torch.Tensor:
-    """Run ``net`` over uint8 pixels in batches (eval mode set by the caller)."""
+):
+    """Run ``net`` over uint8 pixels in batches (eval mode set by the caller): one tensor, or a
+    tuple of tensors where ``net`` returns several (a detector's boxes and scores)."""
     outs = []
     starts = range(0, len(split_pixels), batch_size)
     with make_progress(None if description else True) as progress:
@@ -156,9 +157,14 @@ def batched_outputs(
         for s in starts:
             x = to_input(split_pixels[s : s + batch_size], contract, device, channels_last)
             with autocast():
-                outs.append(net(x).float().cpu())
+                y = net(x)
+            outs.append(tuple(t.float().cpu() for t in y) if isinstance(y, tuple) else y.float().cpu())
             progress.advance(task)
-    return torch.cat(outs) if outs else torch.empty(0)
+    if not outs:
+        return torch.empty(0)
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
+    return torch.cat(outs)
 
 
 def resume_path_for(output: Path) -> Path:
@@ -166,9 +172,12 @@ def resume_path_for(output: Path) -> Path:
 
 
 def named_outputs(out, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """A model's forward result (one tensor, or a dict of them) as the task's named numpy outputs."""
+    """A model's forward result (one tensor, a tuple in output order, or a dict) as the task's
+    named numpy outputs."""
     if isinstance(out, dict):
         return {n: out[n].float().cpu().numpy() for n in names}
+    if isinstance(out, tuple | list):
+        return {n: t.float().cpu().numpy() for n, t in zip(names, out, strict=True)}
     return {names[0]: out.float().cpu().numpy()}
 
 
@@ -229,20 +238,23 @@ def finetune(
         shutdown(dist)
 
 
-def _data(config, quiet):
+def _data(config, quiet, job, trainer):
     """The data set, the preprocessing contract the model is trained with, and its train/val
-    pixels (the built-in sets hold small full-frame images: 64 px, no crop, by default)."""
-    data = load_data(config.data)
+    pixels (the built-in sets hold small full-frame images: 64 px, no crop, by default; a task
+    with its own contract, detection's letterbox, says so)."""
+    data = load_task_data(config.data, job)
     if data.source.skipped:
         log(
             f"[yellow]skipped {len(data.source.skipped)} unreadable sample(s)[/]: "
             + "; ".join(data.source.skipped[:5])
         )
-    full_frame = data.source.official_test is not None or data.source.name in ("digits",)
-    size = config.image_size or (SMALL_IMAGE_DEFAULT_SIZE if full_frame else None)
-    contract = default_contract(
-        config.arch, size, config.crop_pct if config.crop_pct is not None else (1.0 if full_frame else None)
-    )
+    if hasattr(trainer, "contract"):
+        contract = trainer.contract(config.arch, config.image_size, data.source.name)
+    else:
+        full_frame = data.source.official_test is not None or data.source.name in ("digits",)
+        size = config.image_size or (SMALL_IMAGE_DEFAULT_SIZE if full_frame else None)
+        crop = config.crop_pct if config.crop_pct is not None else (1.0 if full_frame else None)
+        contract = default_contract(config.arch, size, crop)
     splits = {"train": data.prepare("train", contract, quiet), "val": data.prepare("val", contract, quiet)}
     return data, contract, splits
 
@@ -315,7 +327,10 @@ def _finetune(
     if resume and resume_path.exists():  # a corrupt or foreign state fails here, not after loading data
         resume_payload = read_resume(resume_path, digest)
     kd = make_kd(device) if make_kd is not None else None  # loads the teacher: before the data
-    data, contract, splits = _data(config, quiet)
+    job = task(config.task)
+    trainer = job.trainer()  # the head, targets and loss of what the model learns
+    metric_key, metric_label = job.primary_metric, job.metric_label
+    data, contract, splits = _data(config, quiet, job, trainer)
     spec = ModelSpec(
         architecture=config.arch,
         num_classes=len(data.classes),
@@ -323,12 +338,10 @@ def _finetune(
         head_hidden=config.head_hidden,
         head_dropout=config.head_dropout,
         drop_rate=config.drop_rate,
+        head_options=config.head_options,
     )
     if kd is not None:
         kd.check_labels(data.classes)
-    job = task(config.task)
-    trainer = job.trainer()  # the head and loss of what the model learns
-    metric_key, metric_label = job.primary_metric, job.metric_label
     torch.manual_seed(config.seed)
     core, origin = _build(spec, config)
     log(f"{config.arch}: backbone from {origin}; {core.num_stages} stages; strategy {config.strategy}")
@@ -336,7 +349,10 @@ def _finetune(
     if config.channels_last:
         core.to(memory_format=torch.channels_last)
     autocast = autocast_factory(config.amp, device)
-    use_features = config.strategy == "linear" and config.cache_features
+    # pooled features of a frozen backbone, cached: a head on them is all a linear probe trains
+    # (a detector's neck and head read multi-scale maps: it runs the frozen backbone each step)
+    use_features = config.strategy == "linear" and config.cache_features and hasattr(trainer, "make_head")
+    infer = trainer.inference_module(core, contract) if hasattr(trainer, "inference_module") else core
 
     extras = kd.setup(data, core, contract, data.augment, quiet) if kd else []
     if extras and dist.enabled:
@@ -386,13 +402,16 @@ def _finetune(
         net = net_for(n_tr)
         note = f"{n_tr}/{core.num_stages} stages training"
         if use_features:
-            labels = trainer.targets(train.labels).to(device)
+            labels = trainer.targets(train.labels, device)
             return EpochPlan(net, lambda idx, rng: (features["train"][idx], labels[idx]), note)
 
         def batch(idx, rng):
             params = draw_params(len(idx), rng) if data.augment != "none" else None
             px = apply_augment(train.pixels[idx], data.augment, params) if params else train.pixels[idx]
-            y = trainer.targets(train.labels[idx]).to(device)
+            labels = train.labels[idx]
+            if params and hasattr(trainer, "augment_targets"):  # boxes move with the pixels
+                labels = trainer.augment_targets(labels, data.augment, params, contract.input_size)
+            y = trainer.targets(labels, device)
             if kd is not None:
                 y = (y, kd.targets(idx, params, data.augment))
             return to_input(px, contract, device, config.channels_last), y
@@ -409,7 +428,7 @@ def _finetune(
                 out = core.head(features["val"])
         else:
             out = batched_outputs(
-                core,
+                infer,
                 val.pixels,
                 contract,
                 device,
@@ -459,10 +478,10 @@ def _finetune(
     }
     if dist.is_main and config.eval_test:
         test: Split = data.prepare("test", contract, quiet)
-        logits = batched_outputs(
-            core, test.pixels, contract, device, channels_last=config.channels_last, description="test split"
+        out = batched_outputs(
+            infer, test.pixels, contract, device, channels_last=config.channels_last, description="test split"
         )
-        outputs = named_outputs(logits, job.output_names)
+        outputs = named_outputs(out, job.output_names)
         metrics["test"] = job.metrics(job.decode(outputs), test.labels, data.classes)
     result_path = config.output
     manifest = Manifest(

@@ -53,5 +53,6 @@ TASK = TaskSpec(
     training="edgetl.tasks.classify.training",
     report_metrics=("top1", "top5", "per_class"),
     plots=_plots,
+    describe=render.describe,
     paired_drop=score.paired_drop,
 )

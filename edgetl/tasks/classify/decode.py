@@ -25,7 +25,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def decode(outputs: dict[str, np.ndarray]) -> np.ndarray:
+def decode(outputs: dict[str, np.ndarray], min_score: float | None = None) -> np.ndarray:
     """A batch's named outputs -> its logits (N, classes): a classifier's prediction per image is
     its row of scores (top-k and probabilities are taken from it)."""
     return np.asarray(outputs[OUTPUT])

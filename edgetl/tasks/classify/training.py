@@ -31,9 +31,9 @@ def head_module(kind: str, in_features: int, num_classes: int, hidden: int, drop
     raise ValueError(f"unknown head {kind!r}")
 
 
-def targets(labels) -> torch.Tensor:
+def targets(labels, device=None) -> torch.Tensor:
     """A batch's targets as the loss takes them: class indices."""
-    return torch.as_tensor(labels, dtype=torch.long)
+    return torch.as_tensor(labels, dtype=torch.long).to(device)
 
 
 def loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:

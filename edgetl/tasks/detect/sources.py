@@ -39,6 +39,8 @@ def detect_format(path: str | Path) -> str | None:
     spec = str(path)
     if spec.startswith(BUILTIN_PREFIX):
         return "builtin" if spec[len(BUILTIN_PREFIX) :] in builtin_names() else None
+    if spec in builtin_names() and not Path(spec).exists():  # a bare built-in name, as classification's
+        return "builtin"
     from edgetl.tasks.detect.formats import coco, voc, yolo
 
     p = Path(path)
@@ -50,6 +52,8 @@ def open_detection_source(spec: str | Path, *, skip_bad: bool = False) -> Detect
     """Open ``builtin:NAME``, a COCO JSON (file or folder), a YOLO data.yaml (file or folder),
     or a Pascal VOC folder (Annotations/ + JPEGImages/)."""
     s = str(spec)
+    if s in builtin_names() and not Path(s).exists():
+        s = BUILTIN_PREFIX + s
     if s.startswith(BUILTIN_PREFIX):
         name = s[len(BUILTIN_PREFIX) :]
         table = _builtins()
