@@ -136,7 +136,7 @@ def test_distill_output_equal_to_teacher_is_refused_before_training(tmp_path):
 def test_unavailable_device_fails_before_loading_data(tmp_path, device, expected, monkeypatch):
     import edgetl.train.finetune as ft
 
-    monkeypatch.setattr(ft, "load_data", lambda *a: pytest.fail("data loaded before the device check"))
+    monkeypatch.setattr(ft, "load_task_data", lambda *a: pytest.fail("data loaded before the device check"))
     cfg = _cfg(tmp_path, device=device)
     with pytest.raises(ConfigError, match=expected) as err:
         finetune(cfg, quiet=True)
@@ -317,7 +317,7 @@ def test_bad_weights_file_is_a_model_error_before_loading_data(tmp_path, case, m
     (d := tmp_path / "in").mkdir()
     weights = make(d)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(ft, "load_data", lambda *a: pytest.fail("data loaded before the weights check"))
+    monkeypatch.setattr(ft, "load_task_data", lambda *a: pytest.fail("data loaded before the weights check"))
     cfg = _cfg(tmp_path, weights=weights)
     with pytest.raises(ModelError) as err:
         finetune(cfg, quiet=True)
@@ -392,7 +392,7 @@ def test_corrupt_resume_state_is_refused_before_loading_data(tmp_path, case, mon
     monkeypatch.chdir(tmp_path)
     make(cfg)
     before = _resume_of(cfg).read_bytes()
-    monkeypatch.setattr(ft, "load_data", lambda *a: pytest.fail("data loaded before the resume check"))
+    monkeypatch.setattr(ft, "load_task_data", lambda *a: pytest.fail("data loaded before the resume check"))
     with pytest.raises(exc_type) as err:
         finetune(cfg, resume=True, quiet=True)
     text = str(err.value)
@@ -452,7 +452,7 @@ def test_unusable_output_path_fails_before_loading_data(tmp_path, case, monkeypa
 
     make, expected = OUTPUTS[case]
     out = make(tmp_path)
-    monkeypatch.setattr(ft, "load_data", lambda *a: pytest.fail("data loaded before the output check"))
+    monkeypatch.setattr(ft, "load_task_data", lambda *a: pytest.fail("data loaded before the output check"))
     cfg = _cfg(tmp_path).model_copy(update={"output": out})  # as a library caller may
     with pytest.raises(ConfigError) as err:
         finetune(cfg, quiet=True)
