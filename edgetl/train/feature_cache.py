@@ -35,9 +35,10 @@ def feature_key(config, contract, split_fingerprint: str, device: torch.device) 
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def cached_features(folder: Path | None, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """The features stored under ``key`` in ``folder``, computed (and stored) when absent.
-    ``folder`` None: always compute."""
+def cached_features(folder: Path | None, key: str, compute: Callable[[], torch.Tensor | tuple]):
+    """The features stored under ``key`` in ``folder`` (one tensor, or a tuple of them: a
+    detector's multi-scale maps), computed (and stored) when absent. ``folder`` None: always
+    compute."""
     if folder is None:
         return compute()
     from safetensors import SafetensorError
@@ -46,10 +47,17 @@ def cached_features(folder: Path | None, key: str, compute: Callable[[], torch.T
     path = Path(folder) / f"features-{key}.safetensors"
     if path.is_file():
         try:
-            return load_file(str(path))["features"]
+            stored = load_file(str(path))
+            if "features" in stored:
+                return stored["features"]
+            return tuple(stored[f"features.{i}"] for i in range(len(stored)))
         except (OSError, KeyError, ValueError, RuntimeError, SafetensorError):  # damaged: recompute
             pass
     features = compute()
+    if isinstance(features, tuple):
+        tensors = {f"features.{i}": f.contiguous() for i, f in enumerate(features)}
+    else:
+        tensors = {"features": features.contiguous()}
     with atomic_path(path) as tmp:
-        save_file({"features": features.contiguous()}, str(tmp))
+        save_file(tensors, str(tmp))
     return features

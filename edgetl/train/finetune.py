@@ -158,7 +158,8 @@ def batched_outputs(
             x = to_input(split_pixels[s : s + batch_size], contract, device, channels_last)
             with autocast():
                 y = net(x)
-            outs.append(tuple(t.float().cpu() for t in y) if isinstance(y, tuple) else y.float().cpu())
+            many = isinstance(y, tuple | list)  # a detector's boxes/scores, a backbone's maps
+            outs.append(tuple(t.float().cpu() for t in y) if many else y.float().cpu())
             progress.advance(task)
     if not outs:
         return torch.empty(0)
@@ -265,7 +266,7 @@ def _frozen_features(core, splits, config, contract, device, autocast, feature_c
     features = {}
     for name in ("train", "val"):
         key = feature_key(config, contract, splits[name].fingerprint, device)
-        features[name] = cached_features(
+        got = cached_features(
             feature_cache,
             key,
             lambda name=name: batched_outputs(
@@ -277,8 +278,14 @@ def _frozen_features(core, splits, config, contract, device, autocast, feature_c
                 autocast=autocast,
                 description=f"extracting {name} features once",
             ),
-        ).to(device)
+        )
+        features[name] = tuple(f.to(device) for f in got) if isinstance(got, tuple) else got.to(device)
     return features
+
+
+def _rows(features, idx):
+    """Rows ``idx`` of cached features: one tensor, or each map of a multi-scale tuple."""
+    return tuple(f[idx] for f in features) if isinstance(features, tuple) else features[idx]
 
 
 def _optimizer(core, extras, config) -> torch.optim.Optimizer:
@@ -349,9 +356,9 @@ def _finetune(
     if config.channels_last:
         core.to(memory_format=torch.channels_last)
     autocast = autocast_factory(config.amp, device)
-    # pooled features of a frozen backbone, cached: a head on them is all a linear probe trains
-    # (a detector's neck and head read multi-scale maps: it runs the frozen backbone each step)
-    use_features = config.strategy == "linear" and config.cache_features and hasattr(trainer, "make_head")
+    # a frozen backbone's features (pooled, or a detector's multi-scale maps), cached: the head
+    # on them is all a linear probe trains
+    use_features = config.strategy == "linear" and config.cache_features
     infer = trainer.inference_module(core, contract) if hasattr(trainer, "inference_module") else core
 
     extras = kd.setup(data, core, contract, data.augment, quiet) if kd else []
@@ -402,8 +409,11 @@ def _finetune(
         net = net_for(n_tr)
         note = f"{n_tr}/{core.num_stages} stages training"
         if use_features:
-            labels = trainer.targets(train.labels, device)
-            return EpochPlan(net, lambda idx, rng: (features["train"][idx], labels[idx]), note)
+            return EpochPlan(
+                net,
+                lambda idx, rng: (_rows(features["train"], idx), trainer.targets(train.labels[idx], device)),
+                note,
+            )
 
         def batch(idx, rng):
             params = draw_params(len(idx), rng) if data.augment != "none" else None
@@ -425,7 +435,7 @@ def _finetune(
         val = splits["val"]
         if use_features:
             with torch.no_grad():
-                out = core.head(features["val"])
+                out = getattr(infer, "forward_features", core.head)(features["val"])
         else:
             out = batched_outputs(
                 infer,

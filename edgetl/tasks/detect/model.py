@@ -183,8 +183,9 @@ class DetectHead(nn.Module):
         self.neck = neck
         self.pred = pred
 
-    def forward(self, feats: list[torch.Tensor]) -> dict[str, list[torch.Tensor]]:
-        return self.pred(self.neck(feats))
+    def forward(self, feats: list[torch.Tensor]) -> dict:
+        """Raw outputs from backbone maps (what a linear probe trains on cached features)."""
+        return {**self.pred(self.neck(list(feats))), "strides": STRIDES}
 
 
 class Detector(nn.Module):
@@ -211,8 +212,7 @@ class Detector(nn.Module):
     def forward(self, x: torch.Tensor) -> dict:
         """Raw outputs: ``cls`` and ``reg`` (and ``ctr`` for FCOS), one (N, ., H_l, W_l) tensor
         per level, plus ``strides``."""
-        out = self.head(self.backbone(x))
-        return {**out, "strides": self.strides}
+        return self.head(self.backbone(x))
 
     @property
     def num_stages(self) -> int:
@@ -293,7 +293,13 @@ class DetectorExport(nn.Module):
         }
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self.detector(x)
+        return self._decoded(self.detector(x))
+
+    def forward_features(self, feats) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same named outputs from the backbone's maps (cached linear-probe features)."""
+        return self._decoded(self.detector.head(feats))
+
+    def _decoded(self, raw: dict) -> tuple[torch.Tensor, torch.Tensor]:
         reg = flatten_levels(raw["reg"], self.static["reg"])
         return decode_boxes(reg, self.points, self.point_strides), scores_of(raw, self.static)
 

@@ -171,3 +171,37 @@ def test_a_tiny_detector_end_to_end(tmp_path):
     want = np.clip((boxes[0, a] - [0, 16, 0, 16]) / 0.32, 0, [200, 100, 200, 100])
     assert got[0]["class"] == c and abs(got[0]["score"] - scores[0, a, c]) < 1e-5
     np.testing.assert_allclose(got[0]["box"], want, atol=0.01)
+
+
+@pytest.mark.slow
+def test_a_detector_linear_probe_caches_its_multi_scale_features(tmp_path):
+    """strategy linear on a detector: the frozen backbone's three maps are extracted once, stored
+    as one safetensors file per split, and a second run trains on the stored maps to the same
+    weights."""
+    from safetensors import safe_open
+
+    from edgetl.data.dataset import DataConfig
+    from edgetl.train.config import FinetuneConfig
+    from edgetl.train.finetune import finetune
+
+    def run(out):
+        cfg = FinetuneConfig(
+            data=DataConfig(source=BUILTIN, limit_train=16, limit_val=8),
+            arch=TINY_ARCH, pretrained=False, image_size=64, strategy="linear", epochs=1, batch_size=8,
+            eval_test=False, threads=2, output=out,
+        )  # fmt: skip
+        return finetune(cfg, quiet=True, feature_cache=tmp_path / "cache")
+
+    first = run(tmp_path / "a.safetensors")
+    files = sorted((tmp_path / "cache").glob("features-*.safetensors"))
+    assert len(files) == 2  # train and val
+    with safe_open(str(files[0]), "pt") as f:
+        assert sorted(f.keys()) == ["features.0", "features.1", "features.2"]
+    stamp = [p.stat().st_mtime_ns for p in files]
+    second = run(tmp_path / "b.safetensors")
+    assert [p.stat().st_mtime_ns for p in files] == stamp  # read, not rewritten
+    assert first.manifest.metrics["val_map50_95"] == second.manifest.metrics["val_map50_95"]
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(first.path)), load_file(str(second.path))
+    assert all((a[k] == b[k]).all() for k in a)
