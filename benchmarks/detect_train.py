@@ -8,7 +8,7 @@ in Pascal VOC format.
   of 128 px; calibration/detect-synthetic.md), EfficientNet-Lite0 ImageNet weights (offline), 128 px.
 - deepforest: the four annotated images the ``deepforest`` wheel ships (951 "Tree" boxes; imagery
   licence unconfirmed, so it is fetched from PyPI into a temporary folder, never committed), cut
-  into 400x400 tiles written as a Pascal VOC folder, 320 px letterbox.
+  into 200x200 tiles written as a Pascal VOC folder, 320 px letterbox.
 
 Every number is what ``edgetl eval`` wrote; the commands are in the JSON.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
-TILE = 400
+TILE = 200  # trees are 20-60 px: 200-px tiles letterboxed to 320 px make them 1.6x larger
 
 
 def edgetl(*args: str, cwd: Path) -> float:
@@ -47,7 +47,9 @@ def train_and_eval(name: str, data: str, size: int, epochs: int, threads: int, w
         "-o", str(ckpt), *extra,
     ]  # fmt: skip
     seconds = edgetl(*train, cwd=work)
-    evaluate = ["eval", str(ckpt), "--data", data, "-o", str(work / f"eval_{name}")]
+    # the same split settings as training (``extra`` holds only data fractions), so that eval's
+    # test split is training's test split
+    evaluate = ["eval", str(ckpt), "--data", data, *extra, "-o", str(work / f"eval_{name}")]
     edgetl(*evaluate, cwd=work)
     ev = json.loads((work / f"eval_{name}" / "eval.json").read_text())
     manifest = json.loads(
@@ -73,7 +75,7 @@ def train_and_eval(name: str, data: str, size: int, epochs: int, threads: int, w
 
 
 def deepforest_voc(root: Path) -> Path:
-    """The deepforest wheel's annotated images as 400x400 tiles in a Pascal VOC folder (boxes
+    """The deepforest wheel's annotated images as 200x200 tiles in a Pascal VOC folder (boxes
     whose centre falls in a tile, clipped to it; tiles without trees dropped)."""
     from PIL import Image
 
@@ -126,27 +128,30 @@ def deepforest_voc(root: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=30, help="built-in set")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--deepforest", action="store_true", help="also the VOC tree tiles (fetched from PyPI)"
     )
+    parser.add_argument("--deepforest-only", action="store_true", help="only the VOC tree tiles")
+    parser.add_argument("--deepforest-epochs", type=int, default=60)
     args = parser.parse_args()
     os.environ.setdefault("EDGETL_QUIET", "1")
+    results = {}
     with tempfile.TemporaryDirectory(prefix="edgetl-detect-") as tmp:
         work = Path(tmp)
-        results = {
-            "builtin": train_and_eval(
+        if not args.deepforest_only:
+            results["builtin"] = train_and_eval(
                 "builtin", "builtin:fashion-on-photos", 128, args.epochs, args.threads, work
             )
-        }
-        if args.deepforest:
+        if args.deepforest or args.deepforest_only:
             voc = deepforest_voc(work)
-            results["deepforest_voc"] = train_and_eval(
-                "trees", str(voc), 320, args.epochs, args.threads, work, ("--set", "data.val_fraction=0.15",
-                "--set", "data.test_fraction=0.2")
-            )  # fmt: skip
-            results["deepforest_voc"]["tiles"] = len(list((voc / "Annotations").glob("*.xml")))
+            fractions = ("--set", "data.val_fraction=0.15", "--set", "data.test_fraction=0.2")
+            trees = train_and_eval(
+                "trees", str(voc), 320, args.deepforest_epochs, args.threads, work, fractions
+            )
+            trees["tiles"] = len(list((voc / "Annotations").glob("*.xml")))
+            results["deepforest_voc"] = trees
     write_result("detect_train", {"epochs": args.epochs, "results": results}, threads=args.threads)
 
 
