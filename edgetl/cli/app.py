@@ -26,9 +26,9 @@ app = typer.Typer(
 
 
 def _console():
-    from rich.console import Console
+    from edgetl.console import make_console
 
-    return Console()
+    return make_console()
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -401,7 +401,7 @@ def main() -> None:
                 f"internal error ({type(exc).__name__}: {exc}). This is a bug in edgetl: please report it "
                 "with the output of `edgetl --debug` and the same arguments."
             )
-        from rich.console import Console
+        from edgetl.console import make_console
 
-        Console(stderr=True).print("[bold red]error:[/] " + safe(message))
+        make_console(stderr=True).print("[bold red]error:[/] " + safe(message), soft_wrap=True)
         sys.exit(2)

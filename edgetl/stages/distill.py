@@ -108,8 +108,9 @@ def show(result: StageResult[TrainMetrics], console) -> None:
 
 
 def print_comparison(rows: dict, console=None) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from edgetl.console import make_console
 
     table = Table(title="teacher vs students (test split; PyTorch eager CPU, batch 1)")
     for col in ("model", "arch", "px", "test top-1", "params", "MMACs", "MB", "p50 ms"):
@@ -126,7 +127,7 @@ def print_comparison(rows: dict, console=None) -> None:
             f"{r['file_mb']:.2f}",
             f"{r['torch_cpu_p50_ms']:.2f}",
         )
-    (console or Console()).print(table)
+    (console or make_console()).print(table)
 
 
 STAGE = Stage(
