@@ -208,7 +208,7 @@ def inspect(
     show = _plain_printer(console)
     p = m.preprocessing
     show(f"{artifact}  ({artifact.stat().st_size / 1e6:.2f} MB, sha256 {sha256_file(artifact)[:16]}…)")
-    show(f"kind            {m.kind}, {m.precision} (schema v{m.schema_version})")
+    show(f"kind            {m.kind}, {_float_label(m)} (schema v{m.schema_version})")
     show(f"architecture    {m.model.architecture}, head {m.model.head}, {m.model.num_classes} classes")
     show(f"labels          {', '.join(m.labels[:12])}{' …' if len(m.labels) > 12 else ''}")
     show(f"input           {m.input.name} {list(m.input.shape)} {m.input.dtype} {m.input.layout}")
@@ -235,6 +235,13 @@ def inspect(
         show(f"test            {_test_line(m.metrics['test'])}")
     for d in m.decisions:
         show(f"decision        {d}")
+
+
+def _float_label(m) -> str:
+    """What the manifest's ``precision`` means for this kind: an INT8 model's float parts."""
+    if m.kind == "onnx-int8":
+        return f"float outside Q/DQ {m.precision}"
+    return f"float {m.precision}"
 
 
 def _test_line(t) -> str:
