@@ -25,6 +25,29 @@ app = typer.Typer(
 )
 
 
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the traceback of an error (first option: edgetl --debug CMD ...); or EDGETL_DEBUG=1.",
+        ),
+    ] = False,
+) -> None:
+    """Fine-tune, distil, export, quantize and benchmark vision models for edge devices."""
+    # main() reads --debug before the app runs; the option is declared here so --help shows it
+
+
+def _quiet(quiet: bool) -> None:
+    from edgetl.progress import set_quiet
+
+    set_quiet(quiet)
+
+
 def _console():
     from edgetl.console import make_console
 
@@ -105,8 +128,10 @@ def predict(
             help="Predict on these targets instead, repeatable: ssh://user@host[:port], @NAME, local.",
         ),
     ] = None,
+    quiet: Quiet = False,
 ) -> None:
     """Top-k labels with probabilities; preprocessing comes from the artifact's manifest."""
+    _quiet(quiet)
     if on:
         _predict_on_targets(on, artifact, images, top_k, backend, as_json)
         return
@@ -158,8 +183,10 @@ def targets_add(
         str,
         typer.Argument(help="ssh://[user@]host[:port][?dir=..&python=..&install=auto|never&extras=onnx,..]"),
     ],
+    quiet: Quiet = False,
 ) -> None:
     """Save a target; then `edgetl bench model.onnx --on @NAME`."""
+    _quiet(quiet)
     from edgetl.remote.targets import add_target
 
     path = add_target(name, url)
@@ -167,8 +194,9 @@ def targets_add(
 
 
 @targets_app.command("list")
-def targets_list() -> None:
+def targets_list(quiet: Quiet = False) -> None:
     """The saved targets."""
+    _quiet(quiet)
     from edgetl.remote.targets import load_targets, targets_file
 
     saved = load_targets()
@@ -183,8 +211,11 @@ def targets_list() -> None:
 
 
 @targets_app.command("remove")
-def targets_remove(name: Annotated[str, typer.Argument(help="The target to forget.")]) -> None:
+def targets_remove(
+    name: Annotated[str, typer.Argument(help="The target to forget.")], quiet: Quiet = False
+) -> None:
     """Forget a saved target."""
+    _quiet(quiet)
     from edgetl.remote.targets import remove_target
 
     path = remove_target(name)
@@ -195,8 +226,10 @@ def targets_remove(name: Annotated[str, typer.Argument(help="The target to forge
 def inspect(
     artifact: Annotated[Path, typer.Argument(help="A .safetensors, .onnx, or engine file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw manifest JSON.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Print an artifact's manifest: labels, input, preprocessing, provenance, metrics."""
+    _quiet(quiet)
     from edgetl.fileio import sha256_file
     from edgetl.manifest import read_manifest
 
@@ -260,8 +293,10 @@ def _test_line(t) -> str:
 def calib(
     recipe: Annotated[Path, typer.Argument(help="Calibration recipe YAML (source, count, seed).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest JSON to write.")],
+    quiet: Quiet = False,
 ) -> None:
     """Resolve a calibration recipe into an auditable manifest (sample ids + sha256)."""
+    _quiet(quiet)
     from edgetl.quantize.calibration import write_calibration_manifest
 
     m = write_calibration_manifest(recipe, output)
@@ -284,7 +319,7 @@ def pipeline(
     print_config: Annotated[
         bool, typer.Option("--print-config", help="Print the resolved config (every key) and exit.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """The whole chain from one config: finetune, distill, export, quantize, build, eval, bench, report."""
     from edgetl.cli.bind import parse_sets
@@ -314,8 +349,9 @@ def pipeline(
 
 
 @app.command()
-def backends() -> None:
+def backends(quiet: Quiet = False) -> None:
     """List inference backends and why any is unavailable."""
+    _quiet(quiet)
     from edgetl.runners.registry import available_backends, backend_details
 
     console = _console()
@@ -332,8 +368,10 @@ def data(
     seed: Annotated[int | None, typer.Option(help="Split seed.")] = None,
     calib_size: Annotated[int | None, typer.Option(help="Calibration split size.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Show a data set's classes, split sizes and split fingerprints."""
+    _quiet(quiet)
     from edgetl.data.dataset import DataConfig, load_data
     from edgetl.train.config import build_config
 

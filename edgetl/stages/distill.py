@@ -9,7 +9,19 @@ from pathlib import Path
 from pydantic import Field
 
 from edgetl.data.dataset import Augment
-from edgetl.stages.base import Cli, Context, Form, Job, Output, Stage, StageResult, pipeline_settings, role
+from edgetl.stages.base import (
+    DATA_FLAGS,
+    DATA_OPTIONS,
+    Cli,
+    Context,
+    Form,
+    Job,
+    Output,
+    Stage,
+    StageResult,
+    pipeline_settings,
+    role,
+)
 from edgetl.stages.metrics import TrainMetrics
 from edgetl.train.config import DistillConfig
 
@@ -151,9 +163,10 @@ STAGE = Stage(
     show=show,
     resolved=_with_teacher_data,
     cli=Cli(
-        nested=("data.source", "data.augment"),
-        flags={"arch": "--student", "data.source": "--data"},
+        nested=DATA_OPTIONS,
+        flags={"arch": "--student", **DATA_FLAGS},
         short={"data.source": "-d", "output": "-o"},
         run_flags={"resume": "Continue an interrupted run from its resume state."},
+        set_example=("temperature=2.0", "data.seed=1"),
     ),
 )
