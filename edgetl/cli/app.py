@@ -310,7 +310,11 @@ def pipeline(
     ] = None,
     preset: Annotated[str | None, typer.Option(help="Built-in config, e.g. fashion-mnist.")] = None,
     force: Annotated[
-        list[str] | None, typer.Option(help="Redo a stage even if unchanged (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="Redo this stage even if unchanged (repeatable); the stages after it rerun when its "
+            "outputs changed (their inputs did)."
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
