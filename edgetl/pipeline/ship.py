@@ -93,6 +93,6 @@ def speed_agreement(cpu: dict | None, bench_speedups: dict[str, float]) -> str |
         f"speed: the measurements disagree: the bench timed INT8 at {bench:.2f}x FP32 on onnxruntime, "
         f"outside {gate_text}; the ship decision used the speed gate's measurement (a paired 95% "
         "interval over its own rounds; the bench's ratio has no interval): this machine's noise is "
-        "larger than the difference, so rerun with more rounds (bench.rounds, quantize.threads) "
-        "before trusting either"
+        "larger than the difference: rerun on a quieter machine, or with more bench rounds "
+        "(bench.rounds), before trusting either"
     )
