@@ -313,7 +313,8 @@ def _stage_blocks(timings: dict, environment) -> list[tuple]:
     rows = [
         [
             s,
-            t.get("reason") or ("skipped (unchanged)" if t.get("skipped") else "ran"),
+            t.get("reason")
+            or ("skipped (unchanged)" if t.get("skipped") else f"ran ({t.get('why', 'ran')})"),
             f"{t.get('seconds', 0):.1f}",
         ]
         for s, t in timings.items()
