@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,8 +16,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from edgetl.console import make_console
+
 T = TypeVar("T")
-console = Console(stderr=True)
+console = make_console(stderr=True)
 _QUIET = os.environ.get("EDGETL_QUIET", "") not in ("", "0")
 
 

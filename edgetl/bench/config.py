@@ -38,9 +38,13 @@ class BenchConfig(BaseModel):
         description="time everything this many times, round-robin, so a slow phase of a busy machine "
         "hits every artifact alike; results pool all rounds and report their spread",
     )
-    compare: bool = Field(False, description="add accuracy and a latency-accuracy plot")
+    compare: bool = Field(
+        False,
+        description="add the accuracy each manifest records, labelled by split (test; an INT8 file's is "
+        "val), and a latency-accuracy plot",
+    )
     compare_data: str | None = Field(
-        None, description="with --compare: measure test top-1 on this data instead of the manifests'"
+        None, description="with --compare: measure test top-1 of every artifact on this data instead"
     )
     out: Path = Field(Path("bench"), description="folder for bench.json, bench.csv, latency_accuracy.png")
     soak: float = Field(

@@ -176,6 +176,11 @@ def jetson_clocks_state(
     return out
 
 
+def cores_visible() -> int | None:
+    """The cores this process may run on (its affinity mask, e.g. under taskset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def environment_stamp(threads: int | None = None) -> dict:
     """A dict to store beside every measured number."""
     model, flags = _cpu_model_and_flags()
@@ -183,7 +188,7 @@ def environment_stamp(threads: int | None = None) -> dict:
         "cpu": model,
         "cpu_flags": flags,
         "machine": platform.machine(),
-        "cores_visible": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores_visible": cores_visible(),
         "threads": threads,
         "os": platform.platform(),
         "versions": tool_versions(),

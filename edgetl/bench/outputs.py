@@ -11,23 +11,34 @@ from edgetl.fileio import atomic_path, write_text_atomic
 from edgetl.manifest import read_manifest
 
 
-def accuracy_of(artifact: Path) -> float | None:
-    """The task's primary metric (a classifier: top-1) on test, as recorded in the manifest
-    (checkpoints, exports), or on val for an INT8 model."""
+def accuracy_of(artifact: Path) -> tuple[float | None, str | None]:
+    """The task's primary metric (a classifier: top-1) as the manifest records it, and its split:
+    test for checkpoints and exports, val for an INT8 model (quantize measures val only)."""
     from edgetl.tasks.registry import task_of
 
     manifest = read_manifest(artifact)
     m, key = manifest.metrics, task_of(manifest).primary_metric
     if "test" in m:
-        return m["test"][key]
-    return m.get(f"test_{key}") or m.get(f"val_int8_{key}")
+        return m["test"][key], "test"
+    if m.get(f"test_{key}") is not None:
+        return m[f"test_{key}"], "test"
+    if m.get(f"val_int8_{key}") is not None:
+        return m[f"val_int8_{key}"], "val"
+    return None, None
 
 
-def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None] | None = None) -> dict:
-    """bench.json, bench.csv and (with accuracy) latency_accuracy.png in ``out_dir``."""
+def write_outputs(
+    report: dict,
+    out_dir: Path,
+    accuracy: dict[str, float | None] | None = None,
+    accuracy_split: dict[str, str | None] | None = None,
+) -> dict:
+    """bench.json, bench.csv and (with accuracy) latency_accuracy.png in ``out_dir``;
+    ``accuracy_split`` says per artifact which split its accuracy was measured on."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "bench.json", "csv": out_dir / "bench.csv"}
-    write_text_atomic(paths["json"], json.dumps({**report, "accuracy": accuracy}, indent=2))
+    shown = {**report, "accuracy": accuracy, "accuracy_split": accuracy_split}
+    write_text_atomic(paths["json"], json.dumps(shown, indent=2))
     fields = [
         "target",
         "artifact",
@@ -51,6 +62,7 @@ def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None]
         "peak_w",
         "energy_per_image_mj",
         "accuracy",
+        "accuracy_split",
     ]
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
@@ -77,6 +89,7 @@ def write_outputs(report: dict, out_dir: Path, accuracy: dict[str, float | None]
                     "speedup_paired": r.get("speedup", {}).get("paired_median"),
                     **{k: r.get("power", {}).get(k) for k in ("avg_w", "peak_w", "energy_per_image_mj")},
                     "accuracy": (accuracy or {}).get(r["artifact"]),
+                    "accuracy_split": (accuracy_split or {}).get(r["artifact"]),
                 }
             )
     points = latency_points(report["results"], accuracy or {})

@@ -14,6 +14,7 @@ from edgetl.bench.timing import (
     add_paired_speedups,
     default_image,
     set_torch_threads,
+    threads_warning,
     time_calls,
     warnings_for,
 )
@@ -93,12 +94,14 @@ def bench(config: BenchConfig) -> dict:
     from contextlib import ExitStack
 
     from edgetl.bench.contention import ContentionMeter
-    from edgetl.bench.envstamp import environment_stamp
+    from edgetl.bench.envstamp import cores_visible, environment_stamp
     from edgetl.bench.power.sampler import Sampler, clock_warnings, open_sampler
-    from edgetl.progress import make_progress, step
+    from edgetl.progress import log, make_progress, step
 
     if config.threads:
         set_torch_threads(config.threads)
+        if (too_many := threads_warning(config.threads, cores_visible())) is not None:
+            log(f"[yellow]warning:[/] {too_many}")  # now, before minutes of timing; again with the table
     plan, skipped, files, manifests = _plan(config)
     results = []
     with (
@@ -168,6 +171,8 @@ def bench(config: BenchConfig) -> dict:
     if soak is not None:
         warnings += soak.pop("warnings")
     environment = environment_stamp(config.threads)
+    if (too_many := threads_warning(config.threads, environment.get("cores_visible"))) is not None:
+        warnings.insert(0, too_many)
     if str(environment.get("jetson", {}).get("jetson_clocks", "")).startswith("off"):
         warnings.append(
             "jetson_clocks is off: CPU/GPU clocks scale with load, so latency and power depend on "

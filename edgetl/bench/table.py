@@ -13,9 +13,10 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
 
     env = report["environment"]
     targets = report.get("targets") or {}
-    title = f"{env['cpu']} | threads {env['threads']} | {env['cores_visible']} cores visible"
+    threads = env.get("threads") or "backend default"
+    title = f"{env['cpu']} | threads {threads} | {env['cores_visible']} cores visible"
     if targets:
-        title = "targets: " + ", ".join(targets) + f" | threads {env['threads']}"
+        title = "targets: " + ", ".join(targets) + f" | threads {threads}"
     table = Table(title=escape(title))
     cols = ["artifact", "backend", "batch", "p50 ms", "95% CI", "drift", "p90", "p99", "img/s", "e2e p50"]
     if targets:
@@ -29,8 +30,9 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
     paired = any("speedup" in r for r in report["results"])
     if paired:
         cols.append("speedup")
+    splits = report.get("accuracy_split") or {}
     if accuracy:
-        cols.append("top-1")
+        cols.append("top-1 (split)")
     for col in cols:
         table.add_column(col, justify="right")
     for r in report["results"]:
@@ -63,7 +65,8 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
             row.append(f"{sp['paired_median']:.2f}x" if sp else "ref")
         if accuracy:
             acc = accuracy.get(r["artifact"])
-            row.append("n/a" if acc is None else f"{acc:.4f}")
+            split = splits.get(r["artifact"])
+            row.append("n/a" if acc is None else f"{acc:.4f}" + (f" {split}" if split else ""))
         table.add_row(*row)
     console.print(table)
     for s in report["skipped"]:
@@ -73,7 +76,8 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
         )
     _print_power_and_targets(report, console)
     for w in report.get("warnings", []):
-        console.print("[yellow]unsteady[/] " + escape(w))
+        tag = "warning" if w.startswith("--threads") else "unsteady"
+        console.print(f"[yellow]{tag}[/] " + escape(w))
     cont = report.get("contention", {})
     if cont.get("others_cpu_pct") is not None:
         console.print(
@@ -97,11 +101,13 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
 
 def _print_power_and_targets(report: dict, console) -> None:
     """Where power came from (or why not), the soak, and per target what was sent or why it failed."""
+    from edgetl.remote.jobs import labelled
+
     sources = {"": report.get("power")} if not report.get("targets") else {}
     for label, t in (report.get("targets") or {}).items():
         sources[label] = t.get("power")
         if t.get("error"):
-            console.print("[bold red]failed[/] " + escape(f"{label}: {t['error']}"))
+            console.print("[bold red]failed[/] " + escape(labelled(label, t["error"])))
         elif t.get("runtime"):  # a remote target (not `local`)
             console.print(
                 "[green]target[/] "

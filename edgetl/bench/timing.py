@@ -302,6 +302,16 @@ def _spread(result: dict) -> float:
     return result["stability"]["spread"]
 
 
+def threads_warning(threads: int | None, cores: int | None) -> str | None:
+    """More threads than cores visible: they time-slice, so latency measures the scheduler."""
+    if not threads or not cores or threads <= cores:
+        return None
+    return (
+        f"--threads {threads} but only {cores} cores are visible here: threads share cores, so the "
+        f"numbers measure contention; use --threads {cores} or fewer."
+    )
+
+
 def warnings_for(results: list[dict], contention: dict) -> list[str]:
     """Plain-language flags for numbers that may not repeat."""
     out = []

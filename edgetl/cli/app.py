@@ -25,10 +25,33 @@ app = typer.Typer(
 )
 
 
-def _console():
-    from rich.console import Console
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
 
-    return Console()
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the traceback of an error (first option: edgetl --debug CMD ...); or EDGETL_DEBUG=1.",
+        ),
+    ] = False,
+) -> None:
+    """Fine-tune, distil, export, quantize and benchmark vision models for edge devices."""
+    # main() reads --debug before the app runs; the option is declared here so --help shows it
+
+
+def _quiet(quiet: bool) -> None:
+    from edgetl.progress import set_quiet
+
+    set_quiet(quiet)
+
+
+def _console():
+    from edgetl.console import make_console
+
+    return make_console()
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -120,9 +143,11 @@ def predict(
             help="Predict on these targets instead, repeatable: ssh://user@host[:port], @NAME, local.",
         ),
     ] = None,
+    quiet: Quiet = False,
 ) -> None:
     """What the model sees: top-k labels with probabilities, or a detector's boxes with labels and
     scores in the image's pixels; preprocessing comes from the artifact's manifest."""
+    _quiet(quiet)
     if on:
         if save is not None or score:
             raise typer.BadParameter("--save and --score run locally; drop them with --on.")
@@ -181,8 +206,10 @@ def targets_add(
         str,
         typer.Argument(help="ssh://[user@]host[:port][?dir=..&python=..&install=auto|never&extras=onnx,..]"),
     ],
+    quiet: Quiet = False,
 ) -> None:
     """Save a target; then `edgetl bench model.onnx --on @NAME`."""
+    _quiet(quiet)
     from edgetl.remote.targets import add_target
 
     path = add_target(name, url)
@@ -190,8 +217,9 @@ def targets_add(
 
 
 @targets_app.command("list")
-def targets_list() -> None:
+def targets_list(quiet: Quiet = False) -> None:
     """The saved targets."""
+    _quiet(quiet)
     from edgetl.remote.targets import load_targets, targets_file
 
     saved = load_targets()
@@ -206,8 +234,11 @@ def targets_list() -> None:
 
 
 @targets_app.command("remove")
-def targets_remove(name: Annotated[str, typer.Argument(help="The target to forget.")]) -> None:
+def targets_remove(
+    name: Annotated[str, typer.Argument(help="The target to forget.")], quiet: Quiet = False
+) -> None:
     """Forget a saved target."""
+    _quiet(quiet)
     from edgetl.remote.targets import remove_target
 
     path = remove_target(name)
@@ -218,8 +249,10 @@ def targets_remove(name: Annotated[str, typer.Argument(help="The target to forge
 def inspect(
     artifact: Annotated[Path, typer.Argument(help="A .safetensors, .onnx, or engine file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw manifest JSON.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Print an artifact's manifest: labels, input, preprocessing, provenance, metrics."""
+    _quiet(quiet)
     from edgetl.fileio import sha256_file
     from edgetl.manifest import read_manifest
 
@@ -231,7 +264,7 @@ def inspect(
     show = _plain_printer(console)
     p = m.preprocessing
     show(f"{artifact}  ({artifact.stat().st_size / 1e6:.2f} MB, sha256 {sha256_file(artifact)[:16]}…)")
-    show(f"kind            {m.kind}, {m.precision} (schema v{m.schema_version})")
+    show(f"kind            {m.kind}, {_float_label(m)} (schema v{m.schema_version})")
     show(f"architecture    {m.model.architecture}, head {m.model.head}, {m.model.num_classes} classes")
     show(f"labels          {', '.join(m.labels[:12])}{' …' if len(m.labels) > 12 else ''}")
     show(f"input           {m.input.name} {list(m.input.shape)} {m.input.dtype} {m.input.layout}")
@@ -265,6 +298,13 @@ def inspect(
         show(f"decision        {d}")
 
 
+def _float_label(m) -> str:
+    """What the manifest's ``precision`` means for this kind: an INT8 model's float parts."""
+    if m.kind == "onnx-int8":
+        return f"float outside Q/DQ {m.precision}"
+    return f"float {m.precision}"
+
+
 def _test_line(t) -> str:
     """The test metrics of a manifest in one line; as written when they are not edgetl's."""
     try:
@@ -281,8 +321,10 @@ def _test_line(t) -> str:
 def calib(
     recipe: Annotated[Path, typer.Argument(help="Calibration recipe YAML (source, count, seed).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest JSON to write.")],
+    quiet: Quiet = False,
 ) -> None:
     """Resolve a calibration recipe into an auditable manifest (sample ids + sha256)."""
+    _quiet(quiet)
     from edgetl.quantize.calibration import write_calibration_manifest
 
     m = write_calibration_manifest(recipe, output)
@@ -296,7 +338,11 @@ def pipeline(
     ] = None,
     preset: Annotated[str | None, typer.Option(help="Built-in config, e.g. fashion-mnist.")] = None,
     force: Annotated[
-        list[str] | None, typer.Option(help="Redo a stage even if unchanged (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="Redo this stage even if unchanged (repeatable); the stages after it rerun when its "
+            "outputs changed (their inputs did)."
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -305,7 +351,7 @@ def pipeline(
     print_config: Annotated[
         bool, typer.Option("--print-config", help="Print the resolved config (every key) and exit.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """The whole chain from one config: finetune, distill, export, quantize, build, eval, bench, report."""
     from edgetl.cli.bind import parse_sets
@@ -335,8 +381,9 @@ def pipeline(
 
 
 @app.command()
-def backends() -> None:
+def backends(quiet: Quiet = False) -> None:
     """List inference backends and why any is unavailable."""
+    _quiet(quiet)
     from edgetl.runners.registry import available_backends, backend_details
 
     console = _console()
@@ -353,8 +400,10 @@ def data(
     seed: Annotated[int | None, typer.Option(help="Split seed.")] = None,
     calib_size: Annotated[int | None, typer.Option(help="Calibration split size.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Show a data set's classes, split sizes and split fingerprints."""
+    _quiet(quiet)
     from edgetl.data.dataset import DataConfig, load_data
     from edgetl.train.config import build_config
 
@@ -429,7 +478,7 @@ def main() -> None:
                 f"internal error ({type(exc).__name__}: {exc}). This is a bug in edgetl: please report it "
                 "with the output of `edgetl --debug` and the same arguments."
             )
-        from rich.console import Console
+        from edgetl.console import make_console
 
-        Console(stderr=True).print("[bold red]error:[/] " + safe(message))
+        make_console(stderr=True).print("[bold red]error:[/] " + safe(message), soft_wrap=True)
         sys.exit(2)

@@ -85,6 +85,36 @@ def _simple_tuple(ann: Any) -> bool:
     return all(base(a) in (int, float, str, Path, Ellipsis) for a in get_args(ann))
 
 
+def _numeric_default(info: FieldInfo) -> str | None:
+    if info.is_required():
+        return None
+    default = info.get_default(call_default_factory=True)
+    if isinstance(default, bool) or not isinstance(default, int | float):
+        return None
+    return str(default)
+
+
+def set_example(stage: Stage) -> tuple[str, ...]:
+    """Valid ``--set`` pairs for this stage's --help: the declared ones, else its first numeric
+    key with its default (and a sub-config's, e.g. ``data.seed``)."""
+    if stage.cli.set_example:
+        return stage.cli.set_example
+    out: list[str] = []
+    for name, info in stage.config.model_fields.items():
+        if name in stage.cli.arguments or name in stage.cli.hidden:
+            continue
+        ann = _unwrap_optional(info.annotation)
+        if isinstance(ann, type) and issubclass(ann, BaseModel) and not info.is_required():
+            inner = next(
+                (f"{name}.{k}={v}" for k, f in ann.model_fields.items() if (v := _numeric_default(f))), None
+            )
+            if inner and not any("." in kv for kv in out):
+                out.append(inner)
+        elif (value := _numeric_default(info)) is not None and not any("." not in kv for kv in out):
+            out.append(f"{name}={value}")
+    return tuple(out)
+
+
 def _parameters(stage: Stage) -> tuple[list[inspect.Parameter], dict[str, str]]:
     params, names = [], {}
     cli = stage.cli
@@ -124,7 +154,13 @@ def _parameters(stage: Stage) -> tuple[list[inspect.Parameter], dict[str, str]]:
         (
             "set_",
             list[str] | None,
-            typer.Option(None, "--set", help="Any config key, repeatable: --set epochs=3 --set data.seed=1."),
+            typer.Option(
+                None,
+                "--set",
+                help="Any config key, nested with dots, repeatable: "
+                + " ".join(f"--set {kv}" for kv in set_example(stage))
+                + " (see --print-config).",
+            ),
         ),
         (
             "print_config",

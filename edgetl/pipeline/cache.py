@@ -44,6 +44,19 @@ class StageCache:
                 return None  # deleted, truncated or edited since: redo the stage
         return record["result"]
 
+    def miss_reason(self, stage: str, key: str) -> str:
+        """Why ``lookup`` found nothing to reuse, in words (for the log and the report)."""
+        path = self._record_path(stage)
+        if stage in self.force:
+            return f"forced (--force {stage})"
+        if not path.exists():
+            return "no earlier run"
+        try:
+            same = json.loads(path.read_text()).get("key") == key
+        except json.JSONDecodeError:
+            return "its cache record is unreadable"
+        return "an output was deleted or edited" if same else "its config or input files changed"
+
     def store(self, stage: str, key: str, outputs: list[Path], result: Any, seconds: float) -> None:
         write_text_atomic(
             self._record_path(stage),

@@ -137,6 +137,7 @@ def write_report(context, shipping, timings: dict) -> tuple[Path, Path]:
     from edgetl.manifest import read_manifest
     from edgetl.models.checkpoint import load_checkpoint
     from edgetl.models.complexity import count_macs, count_params
+    from edgetl.pipeline.ship import speed_agreement
     from edgetl.stages.base import Form, role
 
     cfg, run_dir, artifacts, results = context.config, context.run_dir, context.artifacts, context.results
@@ -200,10 +201,16 @@ def write_report(context, shipping, timings: dict) -> tuple[Path, Path]:
     pairs = _paired(bench.results, artifacts.get(fp32), artifacts.get(int8))
     if pairs:
         summary.append(
-            f"INT8 vs FP32 {model}, timed side by side (median of per-round ratios): "
+            f"INT8 vs FP32 {model}, timed side by side by the bench (median of per-round ratios): "
             + ", ".join(f"{x:.2f}x on {b}" for b, x in pairs.items())
         )
+    quantize = results.get("quantize")
+    agreement = speed_agreement(quantize.metrics.by_target.get("cpu") if quantize else None, pairs)
+    if agreement:
+        summary.append(agreement)
     decisions = _decision_lines(artifacts, results, shipping, timings)
+    if agreement:
+        decisions.append(agreement)
 
     blocks: list[tuple] = [
         ("h1", f"edgetl report: {cfg.name}"),
@@ -306,7 +313,8 @@ def _stage_blocks(timings: dict, environment) -> list[tuple]:
     rows = [
         [
             s,
-            t.get("reason") or ("skipped (unchanged)" if t.get("skipped") else "ran"),
+            t.get("reason")
+            or ("skipped (unchanged)" if t.get("skipped") else f"ran ({t.get('why', 'ran')})"),
             f"{t.get('seconds', 0):.1f}",
         ]
         for s, t in timings.items()

@@ -51,7 +51,7 @@ def _run_stage(stage: Stage, context: Context, cache: StageCache) -> None:
         log(f"stage {stage.name}: skipped ({escape(reason)})")  # reasons name extras: [tensorrt]
         timings[stage.name] = {"skipped": True, "seconds": 0.0, "reason": reason}
         return
-    key = None
+    key, why = None, "not cached"
     if stage.cached:
         configs = [j.config.model_dump(mode="json") for j in jobs]
         key = cache.key(stage.name, configs, [p for j in jobs for p in j.inputs])
@@ -63,7 +63,8 @@ def _run_stage(stage: Stage, context: Context, cache: StageCache) -> None:
             context.artifacts.update(result.artifacts)
             timings[stage.name] = {"skipped": True, "seconds": 0.0}
             return
-    log(f"stage {stage.name}: running {len(jobs)} job(s)")
+        why = cache.miss_reason(stage.name, key)
+    log(f"stage {stage.name}: running {len(jobs)} job(s) ({why})")
     t0 = time.perf_counter()
     result = merge(stage, [stage.run(j.config, **j.run_kwargs) for j in jobs])
     seconds = time.perf_counter() - t0
@@ -71,7 +72,7 @@ def _run_stage(stage: Stage, context: Context, cache: StageCache) -> None:
         cache.store(stage.name, key, list(result.artifacts.values()), result.model_dump(mode="json"), seconds)
     context.results[stage.name] = result
     context.artifacts.update(result.artifacts)
-    timings[stage.name] = {"skipped": False, "seconds": seconds}
+    timings[stage.name] = {"skipped": False, "seconds": seconds, "why": why}
     log(f"stage {stage.name}: done in {seconds:.1f} s")
 
 

@@ -31,7 +31,11 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
     cpu = quantize_reports.get("cpu")
     if int8 in artifacts and cpu is not None:
         speed, lo, hi = cpu["int8_speedup"], *cpu["int8_speedup_ci95"]
-        measured = f"INT8 {speed:.2f}x FP32 on ONNX Runtime CPU (paired, 95% CI {lo:.2f}-{hi:.2f}x)"
+        rounds = len(cpu.get("latency", {}).get("fp32", {}).get("rounds_ms", ()))
+        measured = (
+            f"the quantize speed gate measured INT8 {speed:.2f}x FP32 on ONNX Runtime CPU "
+            f"(paired over {rounds} rounds, 95% CI {lo:.2f}-{hi:.2f}x)"
+        )
         job = task(cpu.get("task", DEFAULT_TASK))  # reports written before tasks: classification
         key = job.primary_metric
         choice = decide(
@@ -48,11 +52,13 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
         accuracy = f"val drop {cpu['drop_pt']:+.2f} pt"
         if choice.ship_int8:
             shipped = int8
-            reasons[int8] = f"shipped: {measured}, {choice.pace}; {choice.reason}; {accuracy}"
+            rule = f"prefer: {prefer}: {choice.reason}"
+            reasons[int8] = f"shipped: {measured}, {choice.pace}; {rule}; {accuracy}"
             reasons[fp32] = f"not shipped: the INT8 model is the deployable one ({measured}, {choice.pace})"
         else:
-            reasons[int8] = f"not shipped: {measured}, {choice.pace}; {choice.reason}; {accuracy}"
-            reasons[fp32] = f"shipped: INT8 {choice.pace} vs FP32 here; {choice.reason}"
+            rule = f"prefer: {prefer}: {choice.reason}"
+            reasons[int8] = f"not shipped: {measured}, {choice.pace}; {rule}; {accuracy}"
+            reasons[fp32] = f"shipped: INT8 {choice.pace} vs FP32 here; {rule}"
     else:
         reasons[fp32] = "shipped: FP32 ONNX (no INT8 candidate)"
     for r in artifacts:
@@ -71,3 +77,22 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
         else:
             reasons[r] = "not shipped"
     return Shipping(shipped, reasons)
+
+
+def speed_agreement(cpu: dict | None, bench_speedups: dict[str, float]) -> str | None:
+    """Whether the bench's INT8/FP32 ratio on onnxruntime agrees with the speed gate's (the
+    measurement the ship rule used), in words; None when either is missing."""
+    bench = bench_speedups.get("onnxruntime")
+    if cpu is None or bench is None:
+        return None
+    gate, (lo, hi) = cpu["int8_speedup"], cpu["int8_speedup_ci95"]
+    gate_text = f"the quantize speed gate's {gate:.2f}x (95% CI {lo:.2f}-{hi:.2f}x, {cpu.get('speed', '')})"
+    if lo <= bench <= hi:
+        return f"speed: the bench's {bench:.2f}x on onnxruntime agrees with {gate_text}"
+    return (
+        f"speed: the measurements disagree: the bench timed INT8 at {bench:.2f}x FP32 on onnxruntime, "
+        f"outside {gate_text}; the ship decision used the speed gate's measurement (a paired 95% "
+        "interval over its own rounds; the bench's ratio has no interval): this machine's noise is "
+        "larger than the difference: rerun on a quieter machine, or with more bench rounds "
+        "(bench.rounds), before trusting either"
+    )

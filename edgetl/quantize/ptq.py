@@ -393,8 +393,10 @@ def _calibration_record(info: dict, config: QuantizeConfig, coverage: dict) -> d
     }
 
 
-def quantize(config: QuantizeConfig) -> QuantizeResult:
-    """Quantize ``config.model`` to INT8 QDQ within the accuracy budget; see QuantizeConfig."""
+def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
+    """Quantize ``config.model`` to INT8 QDQ within the accuracy budget; see QuantizeConfig.
+    ``keep_int8`` writes the INT8 model even where ``prefer`` would ship FP32: the pipeline's
+    candidate, which its report ships (or not) by the same rule."""
     import onnx
 
     from edgetl.data.labels import label_map
@@ -480,14 +482,20 @@ def quantize(config: QuantizeConfig) -> QuantizeResult:
 
         layer_path = layer_report_path(config.output) if layer_rows is not None else None
         report, decisions = run.report(chosen, gate, coverage, audit, layer_path)
-        shipped = chosen["path"] if gate.ship_int8 else fp32
+        write_int8 = gate.ship_int8 or keep_int8
+        shipped = chosen["path"] if write_int8 else fp32
+        if write_int8 and not gate.ship_int8:
+            decisions.append(
+                "INT8 written as the pipeline's candidate; the report ships by the same rule "
+                f"(prefer: {config.prefer})"
+            )
         calibration = _calibration_record(calib.info, config, coverage)
         final = onnx.load(str(shipped))
         prune_opset_imports(final)
         int8_metrics = chosen["metrics"]
         manifest = parent.model_copy(
             update={
-                "kind": "onnx-int8" if gate.ship_int8 else "onnx",
+                "kind": "onnx-int8" if write_int8 else "onnx",
                 "provenance": make_provenance(
                     "quantize",
                     config,

@@ -260,6 +260,8 @@ class QuantizeRun:
                 f"PTQ keeps {100 * ptq['float_mac_share']:.1f}% of the MACs in float (over "
                 f"{100 * c.qat_max_float_share:.0f}%): --qat would fine-tune with fake quantization instead"
             )
+        if audit is not None:
+            decisions.append(audit_line(audit, self.key, self.metric_label))
         decisions += gate.decisions
         labels = list(self.parent.labels)
         per_class_delta = (
@@ -307,6 +309,14 @@ class QuantizeRun:
             "decisions": decisions,
         }
         return report, decisions
+
+
+def audit_line(audit: dict, key: str, label: str) -> str:
+    """The calibration audit in words: how far INT8's val metric moves between calibration sets."""
+    return (
+        f"calibration audit: re-calibrated on {audit['seeds']} other subsets, INT8 val {label} "
+        f"mean {audit['mean']:.4f}, spread {audit['spread_pt']:.2f} pt (std {audit['std_pt']:.2f} pt)"
+    )
 
 
 def _summary(c: dict, key: str) -> dict:

@@ -92,6 +92,28 @@ def decide(
     )
 
 
+def verdict_text(
+    state: str,
+    speedup: float,
+    ci95: tuple[float, float],
+    *,
+    batch: int,
+    threads: int,
+    p50_ms: tuple[float, float],
+    rounds: int,
+) -> str:
+    """The gate's measurement in words, led by its verdict (faster / SLOWER / tied by the 95%
+    interval), so a ratio below 1x inside a tie does not read as "slower"."""
+    lead = {"faster": "INT8 is faster than FP32", "slower": "INT8 is SLOWER than FP32"}.get(
+        state, "INT8 and FP32 are tied"
+    )
+    return (
+        f"{lead} on ONNX Runtime CPU ({speedup:.2f}x, 95% CI {ci95[0]:.2f}-{ci95[1]:.2f}x; batch {batch}, "
+        f"{threads} threads: {p50_ms[0]:.3f} vs {p50_ms[1]:.3f} ms p50; speed-up paired over {rounds} "
+        "interleaved rounds)"
+    )
+
+
 def speed_gate(
     fp32: Path,
     int8: Path,
@@ -121,13 +143,14 @@ def speed_gate(
         cpu_timing_predicts=quantizer.cpu_timing_predicts,
         **({"metric_label": job.metric_label, "direction": job.direction} if job is not None else {}),
     )
-    verdict = (
-        f"INT8 is {speedup:.2f}x {'faster' if speedup > 1.0 else 'SLOWER'} than FP32 on "
-        f"ONNX Runtime CPU (batch {max(1, manifest.input.shape[0])}, {threads} threads: "
-        f"{speed['int8']['p50_ms']:.3f} vs {speed['fp32']['p50_ms']:.3f} ms p50; speed-up paired over "
-        f"{len(speed['fp32']['rounds_ms'])} interleaved rounds, 95% CI {ci[0]:.2f}-{ci[1]:.2f}x"
-        + (": tied, not clearly different on this machine" if choice.pace == "tied" else "")
-        + ")"
+    verdict = verdict_text(
+        choice.pace,
+        speedup,
+        ci,
+        batch=max(1, manifest.input.shape[0]),
+        threads=threads,
+        p50_ms=(speed["int8"]["p50_ms"], speed["fp32"]["p50_ms"]),
+        rounds=len(speed["fp32"]["rounds_ms"]),
     )
     decisions = [verdict]
     if choice.pace != "faster":

@@ -144,6 +144,11 @@ def run_everywhere(
     return [outcomes[label] for label in labels]
 
 
+def labelled(label: str, error: str) -> str:
+    """``label: error``, once: remote errors already name their target."""
+    return error if error.startswith(f"{label}:") else f"{label}: {error}"
+
+
 def failure_summary(outcomes: list[Outcome]) -> str | None:
     failed = [o for o in outcomes if o.error]
     if not failed:

@@ -114,6 +114,19 @@ class Cli(BaseModel):
     hidden: tuple[str, ...] = ()  # fields only reachable through --config/--set
     also: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # one option setting two keys
     run_flags: dict[str, str] = Field(default_factory=dict)  # run() keyword -> help (e.g. resume)
+    set_example: tuple[str, ...] = ()  # --set KEY=VALUE pairs shown in --help (default: derived)
+
+
+# the data options every training stage takes on its command line
+DATA_OPTIONS = (
+    "data.source",
+    "data.limit_train",
+    "data.limit_val",
+    "data.limit_test",
+    "data.skip_bad",
+    "data.augment",
+)
+DATA_FLAGS = {"data.source": "--data", "data.skip_bad": "--skip-bad"}
 
 
 @dataclass(frozen=True)

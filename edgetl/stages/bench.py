@@ -26,23 +26,26 @@ class BenchMetrics(BaseModel):
     contention: dict[str, Any]
     warnings: list[str]
     accuracy: dict[str, float | None] | None = None
+    accuracy_split: dict[str, str | None] | None = None  # test, or val (an INT8 file's manifest)
     power: dict[str, Any] | None = None  # the power source used (or why there is none)
     soak: dict[str, Any] | None = None  # p50 at the start vs the end of --soak
     targets: dict[str, dict] | None = None  # with --on: each target's environment, cost, error
 
 
-def _accuracy(config: BenchConfig) -> dict[str, float | None]:
+def _accuracy(config: BenchConfig) -> tuple[dict[str, float | None], dict[str, str | None]]:
+    """Per artifact: its accuracy and the split it was measured on (with --data: test for all)."""
     from edgetl.bench.outputs import accuracy_of
 
     if config.compare_data is None:
-        return {str(a): accuracy_of(a) for a in config.artifacts}
+        recorded = {str(a): accuracy_of(a) for a in config.artifacts}
+        return {a: v for a, (v, _) in recorded.items()}, {a: split for a, (_, split) in recorded.items()}
     from edgetl.data.dataset import DataConfig
     from edgetl.evaluate import evaluate
     from edgetl.tasks.registry import task
 
     data = DataConfig(source=config.compare_data)
     results = {str(a): evaluate(a, data, "test") for a in config.artifacts}
-    return {a: m[task(m["task"]).primary_metric] for a, m in results.items()}
+    return {a: m[task(m["task"]).primary_metric] for a, m in results.items()}, dict.fromkeys(results, "test")
 
 
 def run(config: BenchConfig) -> StageResult[BenchMetrics]:
@@ -52,19 +55,19 @@ def run(config: BenchConfig) -> StageResult[BenchMetrics]:
     check_writable_dir(config.out, "--out")
     if config.on:
         from edgetl.remote.bench import bench_on_targets
-        from edgetl.remote.jobs import TargetsFailed
+        from edgetl.remote.jobs import TargetsFailed, labelled
 
         measured = bench_on_targets(config)
-        failed = [f"{k}: {v['error']}" for k, v in measured["targets"].items() if v["error"]]
+        failed = [labelled(k, v["error"]) for k, v in measured["targets"].items() if v["error"]]
         if len(failed) == len(measured["targets"]):
             raise TargetsFailed(f"every target failed: {'; '.join(failed)}")
     else:
         measured, failed = bench(config), []
     report = {"command": "edgetl " + " ".join(sys.argv[1:]), **measured}
-    accuracy = _accuracy(config) if config.compare else None
-    paths = write_outputs(report, config.out, accuracy)
+    accuracy, split = _accuracy(config) if config.compare else (None, None)
+    paths = write_outputs(report, config.out, accuracy, split)
     result = StageResult[BenchMetrics](
-        metrics=BenchMetrics(**report, accuracy=accuracy),
+        metrics=BenchMetrics(**report, accuracy=accuracy, accuracy_split=split),
         notes=["wrote " + ", ".join(str(p) for p in paths.values())],
     )
     if failed:

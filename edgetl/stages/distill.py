@@ -9,7 +9,19 @@ from pathlib import Path
 from pydantic import Field
 
 from edgetl.data.dataset import Augment
-from edgetl.stages.base import Cli, Context, Form, Job, Output, Stage, StageResult, pipeline_settings, role
+from edgetl.stages.base import (
+    DATA_FLAGS,
+    DATA_OPTIONS,
+    Cli,
+    Context,
+    Form,
+    Job,
+    Output,
+    Stage,
+    StageResult,
+    pipeline_settings,
+    role,
+)
 from edgetl.stages.metrics import TrainMetrics
 from edgetl.train.config import DistillConfig
 
@@ -108,8 +120,9 @@ def show(result: StageResult[TrainMetrics], console) -> None:
 
 
 def print_comparison(rows: dict, console=None) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from edgetl.console import make_console
 
     table = Table(title="teacher vs students (test split; PyTorch eager CPU, batch 1)")
     for col in ("model", "arch", "px", "test top-1", "params", "MMACs", "MB", "p50 ms"):
@@ -126,7 +139,7 @@ def print_comparison(rows: dict, console=None) -> None:
             f"{r['file_mb']:.2f}",
             f"{r['torch_cpu_p50_ms']:.2f}",
         )
-    (console or Console()).print(table)
+    (console or make_console()).print(table)
 
 
 STAGE = Stage(
@@ -150,9 +163,10 @@ STAGE = Stage(
     show=show,
     resolved=_with_teacher_data,
     cli=Cli(
-        nested=("data.source", "data.augment"),
-        flags={"arch": "--student", "data.source": "--data"},
+        nested=DATA_OPTIONS,
+        flags={"arch": "--student", **DATA_FLAGS},
         short={"data.source": "-d", "output": "-o"},
         run_flags={"resume": "Continue an interrupted run from its resume state."},
+        set_example=("temperature=2.0", "data.seed=1"),
     ),
 )

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from edgetl.stages.base import Cli, Context, Form, Job, Output, Stage, StageResult, pipeline_settings, role
+from edgetl.stages.base import (
+    DATA_FLAGS,
+    DATA_OPTIONS,
+    Cli,
+    Context,
+    Form,
+    Job,
+    Output,
+    Stage,
+    StageResult,
+    pipeline_settings,
+    role,
+)
 from edgetl.stages.metrics import ClassMetrics, TrainMetrics
 from edgetl.train.config import FinetuneConfig
-
-DATA_OPTIONS = ("data.source", "data.limit_train", "data.limit_val", "data.limit_test", "data.skip_bad")
 
 
 def run(config: FinetuneConfig, resume: bool = False) -> StageResult[TrainMetrics]:
@@ -56,9 +66,10 @@ STAGE = Stage(
     show=show,
     cli=Cli(
         nested=DATA_OPTIONS,
-        flags={"data.source": "--data", "data.skip_bad": "--skip-bad"},
+        flags=DATA_FLAGS,
         short={"data.source": "-d", "output": "-o"},
         also={"seed": ("data.seed",)},
         run_flags={"resume": "Continue an interrupted run from its resume state."},
+        set_example=("epochs=3", "data.seed=1"),
     ),
 )

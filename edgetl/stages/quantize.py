@@ -32,12 +32,16 @@ class QuantizeMetrics(BaseModel):
     by_target: dict[str, dict]  # target -> the quantization report (accuracy, rounds, speed gate)
 
 
-def run(config: QuantizeConfig, model: ModelName = "teacher") -> StageResult[QuantizeMetrics]:
+def run(
+    config: QuantizeConfig, model: ModelName = "teacher", candidate: bool = False
+) -> StageResult[QuantizeMetrics]:
+    """``candidate``: the pipeline's INT8 candidate, written whatever ``prefer`` says (its report
+    applies ``prefer`` when it chooses what ships)."""
     from edgetl.quantize.ptq import quantize
 
     check_overwrite([config.model], config.output)
     check_output_file(config.output, "--output")
-    r = quantize(config)
+    r = quantize(config, keep_int8=candidate)
     form = TARGET_FORM[config.target] if r.manifest.kind == "onnx-int8" else Form.ONNX
     return StageResult[QuantizeMetrics](
         outputs=[Output(role=role(model, form), path=r.path)],
@@ -54,17 +58,18 @@ def jobs(context: Context, settings) -> list[Job]:
     values = pipeline_settings(settings, STAGE)
     targets = ["cpu"] + (["tensorrt"] if settings.tensorrt_flavour else [])
     out = {"cpu": f"{model}.int8.onnx", "tensorrt": f"{model}.trt-int8.onnx"}
-    # the INT8 candidate is always written; which model ships is the report's decision (prefer)
+    # the INT8 candidate is always written (candidate=True); the user's prefer stays in the config
+    # and is what the report applies when it chooses what ships
     return [
         Job(
             QuantizeConfig(
                 # QAT writes the cpu flavour only; the TensorRT flavour stays PTQ
-                **{**values, "prefer": "int8", "target": t, "qat": bool(values.get("qat")) and t == "cpu"},
+                **{**values, "target": t, "qat": bool(values.get("qat")) and t == "cpu"},
                 model=src,
                 output=context.run_dir / "quantize" / out[t],
             ),
             inputs=(src,),
-            run_kwargs={"model": model},
+            run_kwargs={"model": model, "candidate": True},
         )
         for t in targets
     ]
@@ -96,7 +101,8 @@ def show(result: StageResult[QuantizeMetrics], console) -> None:
             p50,
         )
     console.print(table)
-    for d in result.notes[-4:]:
+    audit = [d for d in result.notes if d.startswith("calibration audit:")]
+    for d in audit + [d for d in result.notes[-4:] if d not in audit]:
         console.print(f"- {d}")
 
 

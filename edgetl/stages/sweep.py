@@ -160,6 +160,7 @@ class SweepMetrics(BaseModel):
     pareto: list[int] = Field(default_factory=list)  # trial numbers on the accuracy-latency front
     ran_here: list[int] = Field(default_factory=list)
     best_config: Path
+    best_command: str = "finetune"  # the command best.yaml is for: finetune, or distill
     best_checkpoint: Path | None = None
     trials_json: Path
     plots: dict[str, Path] = Field(default_factory=dict)
@@ -312,6 +313,7 @@ def _results(config: SweepConfig, study, where: str, mine: list[int]) -> StageRe
         pareto=pareto,
         ran_here=mine,
         best_config=best_yaml,
+        best_command=results.command_for({**user, **best.params})[0],
         best_checkpoint=checkpoint if kept_ok else None,
         trials_json=trials_json,
         plots=plots,
@@ -367,7 +369,9 @@ def show(result: StageResult[SweepMetrics], console) -> None:
     console.print(f"[green]best: trial {b.trial}[/] " + escape(f"{b.params}  val top-1 {b.val_top1:.4f}"))
     if m.pareto:
         console.print(f"accuracy-latency Pareto front: trials {m.pareto}")
-    console.print(escape(f"wrote {m.best_config} (edgetl finetune -c {m.best_config}), {m.trials_json}"))
+    console.print(
+        escape(f"wrote {m.best_config} (edgetl {m.best_command} -c {m.best_config}), {m.trials_json}")
+    )
     if m.best_checkpoint:
         console.print(escape(f"best checkpoint kept: {m.best_checkpoint}"))
     for path in m.plots.values():

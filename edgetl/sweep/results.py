@@ -115,13 +115,19 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def command_for(values: dict[str, Any]) -> tuple[str, str]:
+    """(the edgetl command that reads best.yaml, the pipeline block it belongs in): trials with a
+    teacher distilled students."""
+    return ("distill", "student") if values.get("teacher") else ("finetune", "teacher")
+
+
 def best_config_yaml(base: dict[str, Any], best: TrialRow, study: str, epochs_note: str) -> str:
     """The base settings with the best trial's values, as YAML for ``edgetl finetune -c`` (or
     ``edgetl distill -c`` when the trials distilled from a teacher)."""
     import yaml
 
     values = {**base, **best.params}
-    command, block = ("distill", "student") if "teacher" in values else ("finetune", "teacher")
+    command, block = command_for(values)
     header = (
         f"# edgetl sweep, study {study}: best trial {best.trial} (val top-1 {best.val_top1:.4f}).\n"
         f"# {epochs_note}\n"

@@ -217,10 +217,17 @@ def same_path(a: Path, b: Path) -> bool:
         return Path(a).absolute() == Path(b).absolute()
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid config"]
-    for err in exc.errors():
+def format_validation_error(exc: ValidationError, source: str, source_of=None) -> str:
+    """One line per bad key; ``source_of(loc)`` names where a key came from when a config mixes a
+    file with command-line values (the header then names the one source, or none)."""
+    errors = exc.errors()
+    where = [source_of(err["loc"]) if source_of else source for err in errors]
+    mixed = len(set(where)) > 1
+    lines = ["invalid config" if mixed else f"{where[0] if where else source}: invalid config"]
+    for err, src in zip(errors, where, strict=True):
         key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        if mixed:
+            key = f"{key} (from {src})"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `--print-config` shows every key)"
@@ -260,9 +267,30 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def build_config(cls, file_values: dict[str, Any], cli_values: dict[str, Any], source: str):
-    """Merge file values with CLI overrides and validate, with errors that name keys."""
+def build_config(
+    cls,
+    file_values: dict[str, Any],
+    cli_values: dict[str, Any],
+    source: str,
+    cli_source: str = "command line",
+):
+    """Merge file values with CLI overrides and validate, with errors that name keys and where each
+    bad key came from (``source``: the file; ``cli_source``: options and --set)."""
     try:
         return cls.model_validate(deep_merge(file_values, cli_values))
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(
+            format_validation_error(
+                exc, source, lambda loc: cli_source if _given(cli_values, loc) else source
+            )
+        ) from None
+
+
+def _given(values: dict[str, Any], loc: tuple) -> bool:
+    """Whether the key at ``loc`` (or a section above it) was set in ``values``."""
+    node: Any = values
+    for i, part in enumerate(loc):
+        if not isinstance(node, dict) or part not in node:
+            return i > 0 and not isinstance(node, dict)
+        node = node[part]
+    return True

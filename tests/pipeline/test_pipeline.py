@@ -107,6 +107,19 @@ def test_force_and_changed_config_redo_only_what_changed(tiny_run):
     assert not stages["bench"]["skipped"] and stages["finetune"]["skipped"] and stages["quantize"]["skipped"]
 
 
+def test_force_reruns_the_stage_and_the_stages_whose_inputs_it_changed(tiny_run):
+    """--force quantize redoes quantize; eval and bench rerun too because the INT8 files they
+    read were rewritten (new speed-gate timings in the manifest), and the report says why."""
+    path, cfg, _ = tiny_run
+    run_pipeline(load_pipeline_config(path, None, {}), {"quantize"})
+    stages = json.loads((cfg.run_dir / "report" / "summary.json").read_text())["stages"]
+    assert stages["finetune"]["skipped"] and stages["distill"]["skipped"] and stages["export"]["skipped"]
+    assert stages["quantize"]["why"] == "forced (--force quantize)"
+    assert stages["eval"]["why"] == "its config or input files changed"
+    md = (cfg.run_dir / "report" / "report.md").read_text()
+    assert "ran (forced (--force quantize))" in md
+
+
 def test_config_errors_name_key_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nquantize:\n  calib_cout: 5\n")

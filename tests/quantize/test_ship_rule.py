@@ -77,3 +77,84 @@ def test_pipeline_ship_decision_says_tied(tmp_path):
     assert "tied" in s.reasons[role("student", Form.ONNX_INT8)]
     s2 = choose(artifacts, {"cpu": {**report, "int8": {"top1": 0.930}}}, "fastest")
     assert s2.shipped == role("student", Form.ONNX_INT8) and "smaller file" in s2.reasons[s2.shipped]
+
+
+def _ship_artifacts(tmp_path):
+    from edgetl.stages.base import Form, role
+
+    ckpt, fp32, int8 = tmp_path / "s.safetensors", tmp_path / "student.onnx", tmp_path / "student.int8.onnx"
+    for path, size in ((ckpt, 10), (fp32, 4000), (int8, 1000)):
+        path.write_bytes(b"x" * size)
+    return {
+        role("student", Form.CHECKPOINT): ckpt,
+        role("student", Form.ONNX): fp32,
+        role("student", Form.ONNX_INT8): int8,
+    }
+
+
+GATE = {
+    "int8_speedup": 1.06,
+    "int8_speedup_ci95": [1.01, 1.10],
+    "speed": "faster",
+    "fp32": {"top1": 0.930},
+    "int8": {"top1": 0.925},
+    "drop_pt": 0.5,
+    "within_budget": True,
+    "latency": {"fp32": {"rounds_ms": [[1.0]] * 6}},
+}
+
+
+def test_the_ship_reason_names_the_prefer_the_user_wrote_and_the_measurement(tmp_path):
+    from edgetl.pipeline.ship import choose
+    from edgetl.stages.base import Form, role
+
+    s = choose(_ship_artifacts(tmp_path), {"cpu": GATE}, "fastest")
+    why = s.reasons[role("student", Form.ONNX_INT8)]
+    assert s.shipped == role("student", Form.ONNX_INT8)
+    assert "prefer: fastest" in why and "prefer: int8" not in why
+    assert "speed gate measured INT8 1.06x" in why and "6 rounds" in why
+
+
+def test_the_report_says_when_gate_and_bench_disagree_and_which_decided():
+    from edgetl.pipeline.ship import speed_agreement
+
+    note = speed_agreement(GATE, {"onnxruntime": 0.90, "openvino": 1.2})
+    assert "disagree" in note and "0.90x" in note and "1.06x" in note
+    assert "ship decision used the speed gate's measurement" in note
+    assert "agrees" in speed_agreement(GATE, {"onnxruntime": 1.05})
+    assert (
+        speed_agreement(GATE, {"openvino": 1.2}) is None and speed_agreement(None, {"onnxruntime": 1}) is None
+    )
+
+
+def test_the_pipeline_quantize_job_keeps_the_users_prefer(tmp_path):
+    from types import SimpleNamespace
+
+    from edgetl.stages import quantize
+    from edgetl.stages.base import Form, role
+
+    src = tmp_path / "student.onnx"
+    context = SimpleNamespace(
+        deployable=lambda: "student", artifacts={role("student", Form.ONNX): src}, run_dir=tmp_path
+    )
+    settings = quantize.STAGE.settings_model()(prefer="fastest")
+    jobs = quantize.jobs(context, settings)
+    assert jobs and all(j.config.prefer == "fastest" for j in jobs)
+    assert all(j.run_kwargs["candidate"] for j in jobs)
+
+
+@pytest.mark.parametrize(
+    ("pace", "speedup", "lead"),
+    [
+        ("tied", 0.98, "INT8 and FP32 are tied"),
+        ("slower", 0.8, "INT8 is SLOWER"),
+        ("faster", 1.3, "INT8 is faster"),
+    ],
+)
+def test_the_verdict_leads_with_the_interval_not_the_ratio(pace, speedup, lead):
+    from edgetl.quantize.speed_gate import verdict_text
+
+    text = verdict_text(pace, speedup, (0.9, 1.1), batch=1, threads=2, p50_ms=(0.1, 0.1), rounds=6)
+    assert text.startswith(lead) and f"({speedup:.2f}x, 95% CI 0.90-1.10x" in text
+    if pace == "tied":
+        assert "SLOWER" not in text and "faster" not in text

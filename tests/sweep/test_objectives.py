@@ -71,7 +71,8 @@ def test_a_distillation_sweep_trains_students_from_the_teacher_and_writes_a_dist
         space={"temperature": [2.0, 6.0]},
         base={"teacher": str(tiny_checkpoint), "epochs": 1, "image_size": 32},
     )
-    m = run(cfg).metrics
+    result = run(cfg)
+    m = result.metrics
     assert [r.state for r in m.trials] == ["complete"] * 2
     assert sorted(r.params["temperature"] for r in m.trials) == [2.0, 6.0]
     assert all(r.epochs_run == 1 and 0.0 <= r.val_top1 <= 1.0 for r in m.trials)
@@ -81,3 +82,12 @@ def test_a_distillation_sweep_trains_students_from_the_teacher_and_writes_a_dist
     from edgetl.manifest import read_manifest
 
     assert read_manifest(m.best_checkpoint).provenance.stage == "distill"
+    import io
+
+    from rich.console import Console
+
+    from edgetl.stages.sweep import STAGE
+
+    out = io.StringIO()
+    STAGE.show(result, Console(file=out, width=400))  # what the CLI prints: the same command
+    assert f"edgetl distill -c {m.best_config}" in out.getvalue() and "finetune -c" not in out.getvalue()
