@@ -416,6 +416,12 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
     parent = _resolve_manifest(proto, config, fixed_batch)
     if parent.kind == "onnx-int8":
         raise ModelError(f"{config.model}: already INT8; quantize the FP32 ONNX model instead.")
+    if task_of(parent).open_data is not None:
+        raise ModelError(
+            f"{config.model}: a {parent.task!r} model; edgetl's INT8 calibration and accuracy budget read "
+            "image-label data for now (detector INT8, with the decode kept in float and an mAP budget, is on "
+            "the way). Ship the FP32 ONNX meanwhile."
+        )
     if parent.precision == "fp16":
         raise ModelError(
             f"{config.model}: an FP16 ONNX (export --precision fp16); INT8 calibration needs the FP32 "
