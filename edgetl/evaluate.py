@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetl.data.dataset import DataConfig, SplitData, load_task_data
+from edgetl.data.dataset import DataConfig, SplitData, load_task_data, with_recorded_splits
 from edgetl.data.labels import label_map
 from edgetl.data.preprocess import check_input_memory, normalize, to_uint8
 from edgetl.data.splits import fingerprint
@@ -42,8 +42,9 @@ def evaluate(
 ) -> dict:
     """The task's metrics (a classifier: top-1/top-5/per-class/confusion) of ``artifact`` on
     ``split`` of the data."""
-    task = task_of(read_manifest(artifact))  # which data reader: before the model is loaded
-    data = load_task_data(data_config, task)
+    recorded = read_manifest(artifact)  # which data reader and splits: before the model is loaded
+    task = task_of(recorded)
+    data = load_task_data(with_recorded_splits(data_config, recorded.provenance.data), task)
     idx = split_indices(data, split)
     sizes: list[tuple[int, int]] = []  # original (h, w): predictions map back to these pixels
     with make_runner(artifact, backend, **(runner_options or {})) as runner:

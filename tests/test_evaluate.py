@@ -63,3 +63,25 @@ def test_runner_checks_lifecycle_and_input(tiny_checkpoint):
             runner.infer(np.zeros((1, 3, 32, 32), np.float64))
     with pytest.raises(EdgetlError, match="unknown backend"):
         make_runner(tiny_checkpoint, "tflite")
+
+
+def test_eval_takes_the_split_settings_the_model_was_trained_with(tmp_path):
+    """A model trained with another test fraction is evaluated on its own test split (not one
+    that holds training images) when eval names the same data without the fraction."""
+    from edgetl.train.config import FinetuneConfig
+    from edgetl.train.finetune import finetune
+    from tests.conftest import TINY_ARCH
+
+    out = tmp_path / "m.safetensors"
+    cfg = FinetuneConfig(
+        data=DataConfig(source="digits", test_fraction=0.3, limit_train=64, limit_val=32),
+        arch=TINY_ARCH, pretrained=False, image_size=16, epochs=1, threads=2, output=out,
+    )  # fmt: skip
+    trained = finetune(cfg, quiet=True).manifest
+    m = evaluate(out, DataConfig(source="digits"), split="test")
+    assert m["num_samples"] == trained.metrics["test"]["num_samples"]
+    assert m["split_fingerprint"] == trained.provenance.data["fingerprints"]["test"]
+    other = evaluate(
+        out, DataConfig(source="digits", test_fraction=0.1), split="test"
+    )  # said explicitly: kept
+    assert other["num_samples"] < m["num_samples"]

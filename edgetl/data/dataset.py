@@ -151,6 +151,19 @@ def load_data(config: DataConfig) -> SplitData:
     return SplitData(source=src, splits=splits, augment=config.augment or src.default_augment)
 
 
+SPLIT_KEYS = ("seed", "val_fraction", "test_fraction")  # what decides which images are val and test
+
+
+def with_recorded_splits(config: DataConfig, provenance_data: dict) -> DataConfig:
+    """``config`` with the split settings an artifact was trained with, where it names the same
+    source and leaves them unset: the same test split, never training images."""
+    recorded = (provenance_data or {}).get("config") or {}
+    if recorded.get("source") != config.source:
+        return config
+    keep = {k: recorded[k] for k in SPLIT_KEYS if k in recorded and k not in config.model_fields_set}
+    return config.model_copy(update=keep) if keep else config
+
+
 def load_task_data(config: DataConfig, job):
     """The data of task ``job`` (a TaskSpec): its own reader where it has one (detection's boxes),
     else the image-label sources above."""
