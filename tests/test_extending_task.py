@@ -83,8 +83,8 @@ def make_head(spec, in_features):
     return nn.Sequential(nn.Linear(in_features, 1))
 
 
-def targets(labels):
-    return torch.as_tensor(labels, dtype=torch.float32)
+def targets(labels, device=None):
+    return torch.as_tensor(labels, dtype=torch.float32).to(device)
 
 
 def loss(outputs, targets, config):
