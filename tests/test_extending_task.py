@@ -132,8 +132,9 @@ def toy_task(tmp_path):
 def test_a_new_task_package_runs_through_finetune_export_quantize_eval_and_bench(toy_task, tmp_path):
     ckpt, onnx_path, int8 = tmp_path / "ord.safetensors", tmp_path / "ord.onnx", tmp_path / "ord.int8.onnx"
     data = ["--data", "digits"]
+    limits = ["--set", "data.limit_train=400", "--set", "data.limit_val=100"]
     toy_task(
-        "finetune", "--task", "ordinal", *data, "--arch", TINY_ARCH, "--no-pretrained",
+        "finetune", "--task", "ordinal", *data, *limits, "--arch", TINY_ARCH, "--no-pretrained",
         "--image-size", "32", "--epochs", "2", "--lr", "3e-3", "-o", ckpt,
     )  # fmt: skip
     manifest = json.loads(toy_task("inspect", ckpt, "--json").stdout)
