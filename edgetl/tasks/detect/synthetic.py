@@ -74,24 +74,18 @@ class Recipe:
 
 
 def _photos() -> list[tuple[str, np.ndarray]]:
-    photos = []
+    """Every background photo of the recipe: all of them or an error, so the set under this name
+    is the same set on every machine."""
     try:
         import skimage.data
-
-        photos += [(f"skimage:{n}", getattr(skimage.data, n)()) for n in SKIMAGE_PHOTOS]
-    except ImportError:
-        pass
-    try:
         from sklearn.datasets import load_sample_image
-
-        photos += [(f"sklearn:{n}", load_sample_image(n)) for n in SKLEARN_PHOTOS]
-    except ImportError:
-        pass
-    if not photos:
+    except ImportError as exc:
         raise DataError(
-            f"{NAME}: needs photos from scikit-image or scikit-learn, and neither is installed; "
-            "pip install scikit-image (or edgetl[dev]) or scikit-learn (edgetl[train])."
-        )
+            f"{NAME}: its backgrounds are the photos scikit-image and scikit-learn ship, and {exc.name} is "
+            "not installed; pip install 'edgetl[train]' (it brings both)."
+        ) from None
+    photos = [(f"skimage:{n}", getattr(skimage.data, n)()) for n in SKIMAGE_PHOTOS]
+    photos += [(f"sklearn:{n}", load_sample_image(n)) for n in SKLEARN_PHOTOS]
     return [(n, np.stack([p] * 3, -1) if p.ndim == 2 else p[..., :3]) for n, p in photos]
 
 
