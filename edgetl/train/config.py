@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from edgetl.data.dataset import DataConfig
-from edgetl.errors import ConfigError
+from edgetl.errors import ConfigError, EdgetlError
 
 Strategy = Literal["linear", "partial", "full", "gradual"]
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -157,6 +157,17 @@ class FinetuneConfig(BaseModel):
             raise ValueError(f"head {self.head}: task {self.task} takes the {want} head")
         if self.head_options and not detector:
             raise ValueError("head_options configure a detector's head; task classify has none")
+        if self.head_options:  # a typo here must fail now, not after the data is prepared
+            from edgetl.manifest import ModelSpec
+            from edgetl.tasks.detect.training import detector_config
+
+            spec = ModelSpec(
+                architecture=self.arch, num_classes=1, head="anchor-free", head_options=self.head_options
+            )
+            try:
+                detector_config(spec)
+            except EdgetlError as exc:
+                raise ValueError(str(exc)) from None
         if self.strategy == "linear" and self.cache_features and self.drop_rate > 0:
             raise ValueError(
                 "drop_rate acts inside the backbone; it has no effect with cached "

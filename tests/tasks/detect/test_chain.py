@@ -29,6 +29,8 @@ def test_detection_data_makes_the_task_detect_and_the_head_anchor_free():
         FinetuneConfig(data={"source": BUILTIN}, head="mlp")
     with pytest.raises(ValueError, match="head_options configure a detector"):
         FinetuneConfig(head_options={"width": 64})
+    with pytest.raises(ValueError, match="a detector takes"):  # before any data is read
+        FinetuneConfig(data={"source": BUILTIN}, head_options={"towr": "gn"})
 
 
 def test_boxes_move_with_the_flip_and_the_crop():
