@@ -57,8 +57,9 @@ STUDENTS = [
 ]
 
 
-class EdgeClassifier(nn.Module):
-    """backbone (image -> pooled features) + head (features -> logits)."""
+class StagedModel(nn.Module):
+    """backbone (grouped into stages, bottom -> top) + head: the shape every fine-tuning strategy
+    and discriminative learning rate works on (``edgetl.train.strategies``)."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module, stages: list[list[str]]):
         super().__init__()
@@ -85,6 +86,10 @@ class EdgeClassifier(nn.Module):
                     seen.add(id(p))
                     params.append(p)
         return params
+
+
+class EdgeClassifier(StagedModel):
+    """backbone (image -> pooled features) + head (features -> logits)."""
 
 
 def list_architectures() -> list[str]:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgetl.errors import ModelError
+from edgetl.models.registry import StagedModel
 
 STRIDES = (8, 16, 32)
 PRIOR = 0.01  # initial foreground probability (RetinaNet/FCOS): keeps the first focal losses sane
@@ -188,18 +189,17 @@ class DetectHead(nn.Module):
         return {**self.pred(self.neck(list(feats))), "strides": STRIDES}
 
 
-class Detector(nn.Module):
-    """backbone (image -> stride 8/16/32 maps) + head (neck + anchor-free prediction)."""
+class Detector(StagedModel):
+    """backbone (image -> stride 8/16/32 maps) + head (neck + anchor-free prediction). ``forward``
+    returns the raw outputs: ``cls`` and ``reg`` (and ``ctr`` for FCOS), one (N, ., H_l, W_l)
+    tensor per level, plus ``strides``."""
 
     def __init__(
         self, backbone: nn.Module, head: DetectHead, stages: list[list[str]], config: DetectorConfig
     ):
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
+        super().__init__(backbone, head, stages)
         self.config = config
         self.strides = STRIDES
-        self._stages = stages
 
     @property
     def neck(self) -> nn.Module:
@@ -208,28 +208,6 @@ class Detector(nn.Module):
     @property
     def num_classes(self) -> int:
         return self.config.num_classes
-
-    def forward(self, x: torch.Tensor) -> dict:
-        """Raw outputs: ``cls`` and ``reg`` (and ``ctr`` for FCOS), one (N, ., H_l, W_l) tensor
-        per level, plus ``strides``."""
-        return self.head(self.backbone(x))
-
-    @property
-    def num_stages(self) -> int:
-        return len(self._stages)
-
-    def stage_modules(self, stage: int) -> list[nn.Module]:
-        named = dict(self.backbone.named_modules())
-        return [named[n] for n in self._stages[stage]]
-
-    def stage_parameters(self, stage: int) -> list[nn.Parameter]:
-        seen, params = set(), []
-        for module in self.stage_modules(stage):
-            for p in module.parameters():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    params.append(p)
-        return params
 
 
 # ------------------------------------------------------------------ decode (export-friendly)
