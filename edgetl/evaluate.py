@@ -47,7 +47,7 @@ def evaluate(
     data = load_task_data(with_recorded_splits(data_config, recorded.provenance.data), task)
     idx = split_indices(data, split)
     sizes: list[tuple[int, int]] = []  # original (h, w): predictions map back to these pixels
-    with make_runner(artifact, backend, **(runner_options or {})) as runner:
+    with make_runner(artifact, backend, manifest=recorded, **(runner_options or {})) as runner:
         manifest = runner.manifest
         remap = label_map(data.classes, list(manifest.labels), data.source.name)
         contract = manifest.preprocessing
