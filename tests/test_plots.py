@@ -35,7 +35,7 @@ def test_pareto_ties():
 def test_point_validation():
     with pytest.raises(ValueError, match="p50_ms"):
         P("a", 0.0, 0.9)
-    with pytest.raises(ValueError, match="top1"):
+    with pytest.raises(ValueError, match=r"fraction in \[0, 1\]"):
         P("a", 1.0, 93.5)  # a percentage, not a fraction
 
 
@@ -98,3 +98,26 @@ def test_plot_needs_points(tmp_path):
     with pytest.raises(ValueError, match="at least one point"):
         plot_latency_accuracy([], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_pareto_front_follows_the_metric_direction():
+    from edgetl.bench.plots import Metric
+
+    lower = Metric("error", "error", "min")
+    fast, slow_low, mid_high = P("fast", 0.5, 0.30), P("slow", 5.0, 0.10), P("mid", 1.0, 0.35)
+    assert pareto_front([mid_high, slow_low, fast], lower) == [fast, slow_low]  # mid: slower and worse
+    assert pareto_front([mid_high, slow_low, fast]) == [fast, mid_high]  # slow: slower and worse
+
+
+def test_plot_names_the_tasks_metric_and_its_direction(tmp_path):
+    from edgetl.bench.plots import Metric
+    from edgetl.tasks.registry import task
+
+    metric = Metric.of(task("detect"))
+    assert (metric.key, metric.label, metric.direction) == ("map50_95", "mAP", "max")
+    points = [P("det (torch)", 3.0, 0.31, backend="torch"), P("det (onnx fp32)", 1.2, 0.31, shipped=True)]
+    info = plot_latency_accuracy(points, tmp_path / "map.png", title="t", metric=metric)
+    assert info.ylabel == "mAP, % (higher is better)" and info.key_header[4] == "mAP %"
+    assert [p.label for p in info.front] == ["det (onnx fp32)"]
+    classify = plot_latency_accuracy(points, tmp_path / "top1.png")
+    assert classify.ylabel == "top-1, % (higher is better)" and classify.key_header[4] == "top-1 %"

@@ -44,7 +44,9 @@ class BenchConfig(BaseModel):
         "val), and a latency-accuracy plot",
     )
     compare_data: str | None = Field(
-        None, description="with --compare: measure test top-1 of every artifact on this data instead"
+        None,
+        description="with --compare: measure every artifact's primary metric (top-1, mAP) on the test "
+        "split of this data instead",
     )
     out: Path = Field(Path("bench"), description="folder for bench.json, bench.csv, latency_accuracy.png")
     soak: float = Field(

@@ -32,12 +32,21 @@ def write_outputs(
     out_dir: Path,
     accuracy: dict[str, float | None] | None = None,
     accuracy_split: dict[str, str | None] | None = None,
+    metric=None,
 ) -> dict:
     """bench.json, bench.csv and (with accuracy) latency_accuracy.png in ``out_dir``;
-    ``accuracy_split`` says per artifact which split its accuracy was measured on."""
+    ``accuracy_split`` says per artifact which split its accuracy was measured on, ``metric``
+    (a bench.plots.Metric; default: the artifacts' task's) what that accuracy is."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "bench.json", "csv": out_dir / "bench.csv"}
-    shown = {**report, "accuracy": accuracy, "accuracy_split": accuracy_split}
+    if accuracy and metric is None:
+        metric = metric_of([r["artifact"] for r in report["results"]])
+    shown = {
+        **report,
+        "accuracy": accuracy,
+        "accuracy_split": accuracy_split,
+        "accuracy_metric": metric.__dict__ if metric else None,
+    }
     write_text_atomic(paths["json"], json.dumps(shown, indent=2))
     fields = [
         "target",
@@ -97,8 +106,34 @@ def write_outputs(
         from edgetl.bench.plots import plot_latency_accuracy
 
         paths["png"] = out_dir / "latency_accuracy.png"
-        plot_latency_accuracy(points, paths["png"], title="latency vs accuracy (smallest batch)")
+        plot_latency_accuracy(
+            points, paths["png"], title=f"latency vs {metric.label} (smallest batch)", metric=metric
+        )
     return paths
+
+
+def metric_of(artifacts: list[str | Path]):
+    """The plots' Metric: the primary metric of the artifacts' task (top-1 when none is readable
+    here); an error when the artifacts are of different tasks, whose metrics share no axis."""
+    from edgetl.bench.plots import TOP1, Metric
+    from edgetl.errors import EdgetlError
+    from edgetl.tasks.registry import task_of
+
+    found: dict[str, list[str]] = {}
+    for a in dict.fromkeys(str(x) for x in artifacts):
+        if Path(a).exists():
+            found.setdefault(task_of(read_manifest(a)).name, []).append(Path(a).name)
+    if len(found) > 1:
+        raise EdgetlError(
+            "artifacts of different tasks ("
+            + "; ".join(f"{t}: {', '.join(names)}" for t, names in found.items())
+            + ") have no common metric to compare: bench each task's artifacts in their own run."
+        )
+    if not found:
+        return TOP1
+    from edgetl.tasks.registry import task
+
+    return Metric.of(task(next(iter(found))))
 
 
 def latency_points(results: list[dict], accuracy: dict, labels: dict | None = None, shipped=None) -> list:
@@ -114,7 +149,7 @@ def latency_points(results: list[dict], accuracy: dict, labels: dict | None = No
             + (f" @ {r['target']}" if r.get("target") else ""),
             backend=r["backend"],
             p50_ms=r["compute"]["p50_ms"],
-            top1=accuracy[r["artifact"]],
+            value=accuracy[r["artifact"]],
             shipped=shipped is not None and r["artifact"] == str(shipped),
         )
         for r in results

@@ -1,8 +1,10 @@
-"""Report plots: the latency-accuracy chart with its Pareto front, drawn so that no text overlaps.
+"""Report plots: the latency-metric chart with its Pareto front, drawn so that no text overlaps.
 
-Each point is drawn as a marker with a small number beside it; a key table under the plot maps
-each number to its artifact and backend, so long labels never collide on the plot. The y axis
-spans at least ``min_span_pt`` percentage points so that run-to-run noise does not fill it.
+The y axis is a task's primary metric, a fraction in [0, 1] (top-1, mAP, ...), read as higher-
+or lower-is-better by its direction. Each point is drawn as a marker with a small number beside
+it; a key table under the plot maps each number to its artifact and backend, so long labels
+never collide on the plot. The y axis spans at least ``min_span_pt`` percentage points so that
+run-to-run noise does not fill it.
 """
 
 from __future__ import annotations
@@ -10,55 +12,89 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from edgetl.fileio import atomic_path
 
 
 @dataclass(frozen=True)
+class Metric:
+    """What the y axis shows: a metric key, how a person reads it, and which way is better."""
+
+    key: str = "top1"
+    label: str = "top-1"
+    direction: Literal["max", "min"] = "max"
+
+    @classmethod
+    def of(cls, task) -> Metric:
+        """A task's primary metric (``task``: a TaskSpec)."""
+        return cls(task.primary_metric, task.metric_label, task.direction)
+
+    @property
+    def better(self) -> str:
+        return "higher is better" if self.direction == "max" else "lower is better"
+
+    def at_least_as_good(self, a: float, b: float) -> bool:
+        return a >= b if self.direction == "max" else a <= b
+
+
+TOP1 = Metric()
+
+
+@dataclass(frozen=True)
 class LatencyPoint:
-    """One (artifact, backend) measurement: median latency in ms and top-1 accuracy in [0, 1]."""
+    """One (artifact, backend) measurement: median latency in ms and the metric, in [0, 1]."""
 
     label: str
     backend: str
     p50_ms: float
-    top1: float
+    value: float
     shipped: bool = False
     note: str = ""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.p50_ms) and self.p50_ms > 0):
             raise ValueError(f"{self.label} on {self.backend}: p50_ms must be > 0, got {self.p50_ms}")
-        if not (math.isfinite(self.top1) and 0.0 <= self.top1 <= 1.0):
-            raise ValueError(f"{self.label} on {self.backend}: top1 must be in [0, 1], got {self.top1}")
+        if not (math.isfinite(self.value) and 0.0 <= self.value <= 1.0):
+            raise ValueError(
+                f"{self.label} on {self.backend}: the metric must be a fraction in [0, 1], got {self.value}"
+            )
 
 
 @dataclass(frozen=True)
 class PlotInfo:
-    """What was drawn: y limits in %, Pareto-front points, and number-label boxes in pixels."""
+    """What was drawn: y limits in %, Pareto-front points, number-label boxes in pixels, and the
+    y axis' label and the key table's header (which name the metric)."""
 
     ylim: tuple[float, float]
     front: tuple[LatencyPoint, ...]
     label_boxes: tuple[tuple[float, float, float, float], ...]
+    ylabel: str = ""
+    key_header: tuple[str, ...] = ()
 
 
-def pareto_front(points: list[LatencyPoint]) -> list[LatencyPoint]:
-    """Points no other point dominates (as fast or faster AND as accurate or more, one strictly).
+def pareto_front(points: list[LatencyPoint], metric: Metric = TOP1) -> list[LatencyPoint]:
+    """Points no other point dominates (as fast or faster AND as good or better by ``metric``'s
+    direction, one strictly).
 
-    Exact duplicates dominate neither each other, so both stay. Sorted by latency, then accuracy.
+    Exact duplicates dominate neither each other, so both stay. Sorted by latency, then best first.
     """
 
     def dominated(p: LatencyPoint) -> bool:
         return any(
-            q.p50_ms <= p.p50_ms and q.top1 >= p.top1 and (q.p50_ms < p.p50_ms or q.top1 > p.top1)
+            q.p50_ms <= p.p50_ms
+            and metric.at_least_as_good(q.value, p.value)
+            and (q.p50_ms < p.p50_ms or q.value != p.value)
             for q in points
         )
 
-    return sorted((p for p in points if not dominated(p)), key=lambda p: (p.p50_ms, -p.top1))
+    sign = -1 if metric.direction == "max" else 1
+    return sorted((p for p in points if not dominated(p)), key=lambda p: (p.p50_ms, sign * p.value))
 
 
-def accuracy_limits(top1_pct: list[float], min_span_pt: float = 2.0) -> tuple[float, float]:
+def accuracy_limits(values_pct: list[float], min_span_pt: float = 2.0) -> tuple[float, float]:
     """y limits (in %) around the data: at least ``min_span_pt`` wide, padded, kept inside [0, 100]."""
-    lo, hi = min(top1_pct), max(top1_pct)
+    lo, hi = min(values_pct), max(values_pct)
     span = max(min_span_pt, 1.3 * (hi - lo))
     mid = (lo + hi) / 2
     y0, y1 = mid - span / 2, mid + span / 2
@@ -79,7 +115,7 @@ def _place_labels(ax, renderer, points, numbers, marker_r_px) -> list:
     fig = ax.figure
     scale = fig.dpi / 72  # pixels per point
     frame = ax.get_window_extent(renderer)
-    xy_px = [tuple(ax.transData.transform((p.p50_ms, 100 * p.top1))) for p in points]
+    xy_px = [tuple(ax.transData.transform((p.p50_ms, 100 * p.value))) for p in points]
     taken = [(x - r, y - r, x + r, y + r) for (x, y), r in zip(xy_px, marker_r_px, strict=True)]
     placed = []
     for p, n, (x, y), r in zip(points, numbers, xy_px, marker_r_px, strict=True):
@@ -97,7 +133,7 @@ def _place_labels(ax, renderer, points, numbers, marker_r_px) -> list:
         inside = [s for s in inside if s[1][3] <= frame.y1] or spots
         ring, box = next((s for s in inside if not any(_overlap(s[1], t) for t in taken)), inside[0])
         dx, dy = (box[0] + box[2]) / 2 - x, (box[1] + box[3]) / 2 - y
-        xy, off = (p.p50_ms, 100 * p.top1), (dx / scale, dy / scale)
+        xy, off = (p.p50_ms, 100 * p.value), (dx / scale, dy / scale)
         if ring > 0:  # a leader line from the marker's edge to the label
             line = {"arrowstyle": "-", "lw": 0.6, "color": "0.45", "shrinkA": 0, "shrinkB": r / scale}
             ax.annotate("", xy, xytext=off, textcoords="offset points", arrowprops=line)
@@ -125,38 +161,60 @@ def plot_latency_accuracy(
     path: str | Path,
     title: str = "latency vs accuracy",
     min_span_pt: float = 2.0,
+    metric: Metric = TOP1,
 ) -> PlotInfo:
-    """Write a PNG: log-latency vs top-1 with the Pareto front, numbered points and a key table.
+    """Write a PNG: log-latency vs ``metric`` (top-1 unless given) with the Pareto front, numbered
+    points and a key table.
 
     Colours are backends; points on the Pareto front have a black edge and are joined by a step
     line; the shipped model has a red ring. Written atomically. Returns what was drawn.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter
 
     if not points:
         raise ValueError("plot_latency_accuracy needs at least one point")
-    points = sorted(points, key=lambda p: (p.p50_ms, -p.top1, p.label, p.backend))
-    front = pareto_front(points)
-    backends = sorted({p.backend for p in points})
-    colour = {b: f"C{i % 10}" for i, b in enumerate(backends)}
+    sign = -1 if metric.direction == "max" else 1
+    points = sorted(points, key=lambda p: (p.p50_ms, sign * p.value, p.label, p.backend))
+    front = pareto_front(points, metric)
+    fig, ax, key = _layout(len(points))
+    canvas = FigureCanvasAgg(fig)
+    _draw_axes(ax, points, min_span_pt, metric, title)
+    radius = _draw_points(ax, points, front)
+    renderer = canvas.get_renderer()
+    numbers = list(range(1, len(points) + 1))
+    labels = _place_labels(ax, renderer, points, numbers, radius)
+    header = _key_table(key, points, numbers, front, metric)
+    canvas.draw()
+    boxes = tuple(tuple(float(v) for v in t.get_window_extent(renderer).extents) for t in labels)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=fig.dpi)
+    y0, y1 = ax.get_ylim()
+    return PlotInfo((float(y0), float(y1)), tuple(front), boxes, ax.get_ylabel(), tuple(header))
 
-    # fixed layout in inches: plot on top, legend on its right, key table below
+
+def _layout(n_points: int):
+    """A figure in fixed inches: plot on top, legend on its right, the key table (one row per
+    point) below; returns (figure, plot axes, table axes)."""
+    from matplotlib.figure import Figure
+
     row_in, plot_in, top_in, gap_in, width_in = 0.22, 3.6, 0.7, 0.75, 9.0
-    table_in = row_in * (len(points) + 1)
+    table_in = row_in * (n_points + 1)
     height_in = top_in + plot_in + gap_in + table_in + 0.2
     fig = Figure(figsize=(width_in, height_in), dpi=110)
-    canvas = FigureCanvasAgg(fig)
     ax = fig.add_axes(
         (0.8 / width_in, (0.2 + table_in + gap_in) / height_in, 6.0 / width_in, plot_in / height_in)
     )
     key = fig.add_axes((0.3 / width_in, 0.2 / height_in, 8.4 / width_in, table_in / height_in))
+    return fig, ax, key
+
+
+def _draw_axes(ax, points, min_span_pt: float, metric: Metric, title: str) -> None:
+    """Log-latency x axis with readable ticks, y limits around the metric, labels and title."""
+    from matplotlib.ticker import FuncFormatter
 
     lat = [p.p50_ms for p in points]
-    acc = [100 * p.top1 for p in points]
-    ylim = accuracy_limits(acc, min_span_pt)
+    val = [100 * p.value for p in points]
+    ylim = accuracy_limits(val, min_span_pt)
     ax.set_xscale("log")
     ax.set_xlim(min(lat) / 1.8, max(lat) * 1.8)
     ax.set_ylim(*ylim)
@@ -164,72 +222,58 @@ def plot_latency_accuracy(
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     minor = (2, 3, 4, 5, 6, 8) if decades < 1 else (2, 5) if decades <= 2.5 else ()
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if _mantissa(v) in minor else ""))
-    ax.axhspan(min(acc), max(acc), color="0.5", alpha=0.08, lw=0)
-    ax.step([p.p50_ms for p in front], [100 * p.top1 for p in front], where="post", color="k", lw=1.2)
+    ax.axhspan(min(val), max(val), color="0.5", alpha=0.08, lw=0)
+    ax.set_xlabel("p50 latency, ms (log scale)")
+    ax.set_ylabel(f"{metric.label}, % ({metric.better})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(
+        f"{title}\n{metric.label} of the {len(points)} points spans {min(val):.2f}-{max(val):.2f} % "
+        f"({max(val) - min(val):.2f} pt, shaded); y axis at least {min_span_pt:g} pt",
+        fontsize=10,
+    )
+
+
+def _draw_points(ax, points, front) -> list[float]:
+    """Markers coloured by backend (front points edged, the shipped one ringed), the front's step
+    line and the legend; returns each marker's radius in pixels."""
+    from matplotlib.lines import Line2D
+
+    backends = sorted({p.backend for p in points})
+    colour = {b: f"C{i % 10}" for i, b in enumerate(backends)}
+    ax.step([p.p50_ms for p in front], [100 * p.value for p in front], where="post", color="k", lw=1.2)
     on_front = {id(p) for p in front}
     radius = []
     for p in points:
         good = id(p) in on_front
         ax.scatter(
-            p.p50_ms,
-            100 * p.top1,
-            s=60,
-            color=colour[p.backend],
-            alpha=1.0 if good else 0.5,
-            edgecolors="k" if good else "none",
-            linewidths=1.2,
-            zorder=3,
-            clip_on=False,
-        )
+            p.p50_ms, 100 * p.value, s=60, color=colour[p.backend], alpha=1.0 if good else 0.5,
+            edgecolors="k" if good else "none", linewidths=1.2, zorder=3, clip_on=False,
+        )  # fmt: skip
         if p.shipped:
-            ax.scatter(p.p50_ms, 100 * p.top1, s=260, facecolors="none", edgecolors="red", lw=2, zorder=4)
-        radius.append((8 if p.shipped else 4.5) * fig.dpi / 72)
-    ax.set_xlabel("p50 latency, ms (log scale)")
-    ax.set_ylabel("top-1 accuracy, %")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(
-        f"{title}\ntop-1 of the {len(points)} points spans {min(acc):.2f}-{max(acc):.2f} % "
-        f"({max(acc) - min(acc):.2f} pt, shaded); y axis at least {min_span_pt:g} pt",
-        fontsize=10,
-    )
+            ax.scatter(p.p50_ms, 100 * p.value, s=260, facecolors="none", edgecolors="red", lw=2, zorder=4)
+        radius.append((8 if p.shipped else 4.5) * ax.figure.dpi / 72)
     dot = {"marker": "o", "linestyle": "none", "markersize": 7}
+    ring = {**dot, "markersize": 12, "markerfacecolor": "none", "markeredgecolor": "red", "mew": 2}
     handles = [Line2D([], [], color=colour[b], label=b, **dot) for b in backends] + [
         Line2D([], [], color="k", lw=1.2, label="Pareto front"),
-        Line2D(
-            [],
-            [],
-            markerfacecolor="none",
-            markeredgecolor="red",
-            mew=2,
-            label="shipped",
-            **dot | {"markersize": 12},
-        ),
+        Line2D([], [], label="shipped", **ring),
     ]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    return radius
 
-    renderer = canvas.get_renderer()
-    numbers = list(range(1, len(points) + 1))
-    labels = _place_labels(ax, renderer, points, numbers, radius)
 
+def _key_table(key, points, numbers, front, metric: Metric) -> list[str]:
+    """The table under the plot: number, artifact, backend, p50, the metric in %, remarks."""
     key.axis("off")
-    rows = [
-        [
-            str(n),
-            _short(p.label),
-            p.backend,
-            f"{p.p50_ms:.3f}",
-            f"{100 * p.top1:.2f}",
-            _short(
-                ", ".join(
-                    x
-                    for x in ("shipped" if p.shipped else "", "front" if id(p) in on_front else "", p.note)
-                    if x
-                )
-            ),
-        ]
-        for n, p in zip(numbers, points, strict=True)
-    ]
-    header = ["#", "artifact", "backend", "p50 ms", "top-1 %", "remarks"]
+    on_front = {id(p) for p in front}
+    rows = []
+    for n, p in zip(numbers, points, strict=True):
+        remarks = ("shipped" if p.shipped else "", "front" if id(p) in on_front else "", p.note)
+        rows.append(
+            [str(n), _short(p.label), p.backend, f"{p.p50_ms:.3f}", f"{100 * p.value:.2f}",
+             _short(", ".join(x for x in remarks if x))]
+        )  # fmt: skip
+    header = ["#", "artifact", "backend", "p50 ms", f"{metric.label} %", "remarks"]
     widths = [max(len(r[j]) for r in [header, *rows]) + 2 for j in range(len(header))]
     table = key.table(
         cellText=rows,
@@ -245,10 +289,4 @@ def plot_latency_accuracy(
         cell.PAD = 0.03  # matplotlib's default pads 10 % of the column width
         if r == 0:
             cell.set_facecolor("0.93")
-
-    canvas.draw()
-    boxes = tuple(tuple(float(v) for v in t.get_window_extent(renderer).extents) for t in labels)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=fig.dpi)
-    y0, y1 = ax.get_ylim()
-    return PlotInfo(ylim=(float(y0), float(y1)), front=tuple(front), label_boxes=boxes)
+    return header

@@ -32,7 +32,7 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
         cols.append("speedup")
     splits = report.get("accuracy_split") or {}
     if accuracy:
-        cols.append("top-1 (split)")
+        cols.append(f"{(report.get('accuracy_metric') or {}).get('label', 'top-1')} (split)")
     for col in cols:
         table.add_column(col, justify="right")
     for r in report["results"]:

@@ -27,6 +27,7 @@ class BenchMetrics(BaseModel):
     warnings: list[str]
     accuracy: dict[str, float | None] | None = None
     accuracy_split: dict[str, str | None] | None = None  # test, or val (an INT8 file's manifest)
+    accuracy_metric: dict[str, str] | None = None  # key, label, direction of what accuracy holds
     power: dict[str, Any] | None = None  # the power source used (or why there is none)
     soak: dict[str, Any] | None = None  # p50 at the start vs the end of --soak
     targets: dict[str, dict] | None = None  # with --on: each target's environment, cost, error
@@ -49,10 +50,11 @@ def _accuracy(config: BenchConfig) -> tuple[dict[str, float | None], dict[str, s
 
 
 def run(config: BenchConfig) -> StageResult[BenchMetrics]:
-    from edgetl.bench.outputs import write_outputs
+    from edgetl.bench.outputs import metric_of, write_outputs
     from edgetl.bench.run import bench
 
     check_writable_dir(config.out, "--out")
+    metric = metric_of(config.artifacts) if config.compare else None  # one task: before any timing
     if config.on:
         from edgetl.remote.bench import bench_on_targets
         from edgetl.remote.jobs import TargetsFailed, labelled
@@ -65,9 +67,14 @@ def run(config: BenchConfig) -> StageResult[BenchMetrics]:
         measured, failed = bench(config), []
     report = {"command": "edgetl " + " ".join(sys.argv[1:]), **measured}
     accuracy, split = _accuracy(config) if config.compare else (None, None)
-    paths = write_outputs(report, config.out, accuracy, split)
+    paths = write_outputs(report, config.out, accuracy, split, metric)
     result = StageResult[BenchMetrics](
-        metrics=BenchMetrics(**report, accuracy=accuracy, accuracy_split=split),
+        metrics=BenchMetrics(
+            **report,
+            accuracy=accuracy,
+            accuracy_split=split,
+            accuracy_metric=metric.__dict__ if metric else None,
+        ),
         notes=["wrote " + ", ".join(str(p) for p in paths.values())],
     )
     if failed:
