@@ -17,6 +17,7 @@ from edgetl.data.preprocess import check_input_memory, normalize, to_uint8
 from edgetl.data.splits import fingerprint
 from edgetl.errors import DataError
 from edgetl.fileio import write_text_atomic
+from edgetl.gallery import eval_samples
 from edgetl.manifest import read_manifest
 from edgetl.progress import make_progress, step
 from edgetl.runners.batching import batch_size_for, chunks, padded
@@ -71,9 +72,13 @@ def evaluate(
     predictions = task.decode({name: np.concatenate(ys) for name, ys in parts.items()})
     if task.to_original is not None:  # boxes back into the pixels the targets are in
         predictions = [task.to_original(p, contract, hw) for p, hw in zip(predictions, sizes, strict=True)]
-    metrics = task.metrics(predictions, targets, list(manifest.labels))
+    labels = list(manifest.labels)
+    metrics = task.metrics(predictions, targets, labels)
     if task.curves is not None:
-        metrics["curves"] = task.curves(predictions, targets, list(manifest.labels))
+        metrics["curves"] = task.curves(predictions, targets, labels)
+    samples = eval_samples(task, predictions, targets, idx, data.source.ids, labels)
+    if samples is not None:  # a few images' predictions and truths, for a report's gallery
+        metrics["samples"] = samples
     metrics.update(
         task=task.name,
         artifact=str(artifact),

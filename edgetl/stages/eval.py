@@ -54,7 +54,14 @@ def _entry(m: dict, artifact, files: dict) -> EvalEntry:
     from edgetl.tasks.registry import DEFAULT_TASK, task
 
     job = task(m.get("task", DEFAULT_TASK))
-    keys = (*(job.report_metrics or (job.primary_metric,)), "num_samples", "backend", "split", "task")
+    keys = (
+        *(job.report_metrics or (job.primary_metric,)),
+        "num_samples",
+        "backend",
+        "split",
+        "task",
+        "samples",
+    )
     return EvalEntry(
         **{k: m[k] for k in keys if k in m},
         path=str(artifact),

@@ -57,6 +57,7 @@ class EvalEntry(SplitMetrics):
     top1: float | None = None
     top5: float | None = None
     per_class: dict[str, float | None] | None = None
+    samples: dict | None = None  # a few images' predictions and truths (tasks that draw results)
 
 
 class EvalMetrics(_Metrics):

@@ -1,5 +1,6 @@
-"""Stage ``sweep``: hyper-parameter search over finetune settings on Optuna, scored on val top-1
-(never test), optionally against p50 latency. ``edgetl sweep CONFIG`` and the pipeline's
+"""Stage ``sweep``: hyper-parameter search over finetune settings on Optuna, scored on the trained
+task's primary val metric (top-1, mAP; never test) in its direction, optionally against p50
+latency. ``edgetl sweep CONFIG`` and the pipeline's
 ``sweep:`` block run the same code; the pipeline's finetune then trains with the best trial's
 settings. The search itself lives in edgetl/sweep/."""
 
@@ -52,7 +53,7 @@ class SweepConfig(BaseModel):
     timeout: float | None = Field(None, gt=0, description="seconds after which this worker starts no trial")
     sampler: Literal["grid", "random", "tpe"] = Field("tpe", description="how trials are chosen")
     pruner: Literal["none", "median", "halving"] = Field(
-        "median", description="stop hopeless trials early on their per-epoch val top-1"
+        "median", description="stop hopeless trials early on their per-epoch val metric (top-1, mAP)"
     )
     pruner_startup: int = Field(2, ge=0, description="median: trials that finish before any is pruned")
     epochs: int | None = Field(None, ge=1, description="epochs per trial (default: the base config's)")
@@ -60,7 +61,8 @@ class SweepConfig(BaseModel):
         5000, ge=1, description="training images per trial (null: the base config's)"
     )
     objective: Literal["accuracy", "accuracy-latency"] = Field(
-        "accuracy", description="val top-1, or val top-1 vs p50 latency (a Pareto front)"
+        "accuracy",
+        description="the task's val metric (top-1, mAP), or it vs p50 latency (a Pareto front)",
     )
     latency_backend: str = Field("onnxruntime", description="accuracy-latency: backend timed at batch 1")
     latency_threads: int | None = Field(None, ge=1, description="accuracy-latency: CPU threads")
@@ -91,11 +93,6 @@ class SweepConfig(BaseModel):
         from edgetl.sweep.space import grid_values, validate_space
 
         base, trained = self.trial_base(), self.trial_config_cls()
-        if base.get("task", "classify") != "classify":
-            raise ConfigError(
-                f"base task {base['task']!r}: edgetl sweep tunes classifiers by val top-1 for now; "
-                "train other tasks with edgetl finetune."
-            )
         validate_space(self.space, base, trained)
         if self.sampler == "grid":
             grid_values(self.space, trained)
@@ -140,6 +137,15 @@ class SweepConfig(BaseModel):
             raise ConfigError(format_validation_error(exc, where)) from None
         return checked.model_dump(exclude={"output", "eval_test"})
 
+    def trial_task(self) -> str:
+        """What the trials train: the base's task, or (distilling) the teacher's."""
+        base = self.trial_base()
+        if "teacher" in base:
+            from edgetl.manifest import read_manifest
+
+            return read_manifest(base["teacher"]).task
+        return base.get("task", "classify")
+
     def signature(self) -> dict[str, Any]:
         """What must match for a second worker (or a resumed run) to share the study."""
         return {
@@ -165,17 +171,20 @@ class SweepMetrics(BaseModel):
     trials_json: Path
     plots: dict[str, Path] = Field(default_factory=dict)
     plots_skipped: list[str] = Field(default_factory=list)
+    metric: str = "top1"  # the trials' task's primary metric: TrialRow.val holds val_<metric>
+    metric_label: str = "top-1"
+    direction: Literal["max", "min"] = "max"
 
 
-def _describe(t) -> str:
-    from edgetl.sweep.results import state_of
+def _describe(t, label: str = "val top-1") -> str:
+    from edgetl.sweep.results import state_of, trial_value
 
     state = state_of(t)
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
-    val = t.user_attrs.get("val_top1")
+    val = trial_value(t)
     if val is None and t.intermediate_values:
         val = t.intermediate_values[max(t.intermediate_values)]
-    tail = f"val top-1 {val:.4f}" if val is not None else ""
+    tail = f"{label} {val:.4f}" if val is not None else ""
     epochs = t.user_attrs.get("epochs_run")
     return f"trial {t.number} {state}: {params}; {tail}" + (f" after {epochs} epoch(s)" if epochs else "")
 
@@ -221,8 +230,8 @@ def run(config: SweepConfig) -> StageResult[SweepMetrics]:
     _check_backend(config)
     check_writable_dir(config.out_dir, "out_dir")
     study, plan, where = _open(config)
-    mine = run_worker(study, plan, config.timeout, _describe)
-    return _results(config, study, where, mine)
+    mine = run_worker(study, plan, config.timeout, lambda t: _describe(t, plan.val_label))
+    return _results(config, study, where, mine, plan)
 
 
 def _open(config: SweepConfig):
@@ -234,10 +243,12 @@ def _open(config: SweepConfig):
     from edgetl.sweep.storage import describe, open_storage, open_study
     from edgetl.sweep.trial import TrialPlan
     from edgetl.sweep.worker import make_pruner, make_sampler
+    from edgetl.tasks.registry import task
 
-    trained = config.trial_config_cls()
+    trained, trial_task = config.trial_config_cls(), config.trial_task()
     multi = config.objective == "accuracy-latency"
-    directions = ["maximize", "minimize"] if multi else ["maximize"]
+    directions = ["maximize" if task(trial_task).direction == "max" else "minimize"]
+    directions += ["minimize"] if multi else []
     grid = grid_values(config.space, trained) if config.sampler == "grid" else None
     budget = min(config.trials, grid_size(config.space, trained)) if grid else config.trials
     storage = open_storage(config.storage, config.out_dir)
@@ -266,11 +277,12 @@ def _open(config: SweepConfig):
         prune=not multi and config.pruner != "none",
         latency_backend=config.latency_backend if multi else None,
         latency_threads=config.latency_threads,
+        task=trial_task,
     )
     return study, plan, where
 
 
-def _results(config: SweepConfig, study, where: str, mine: list[int]) -> StageResult[SweepMetrics]:
+def _results(config: SweepConfig, study, where: str, mine: list[int], plan) -> StageResult[SweepMetrics]:
     """The study's table, best config, plots and kept checkpoint, written to the out folder."""
     from edgetl.fileio import write_text_atomic
     from edgetl.sweep import results
@@ -278,7 +290,8 @@ def _results(config: SweepConfig, study, where: str, mine: list[int]) -> StageRe
 
     multi = config.objective == "accuracy-latency"
     rows = results.trial_rows(study)
-    best = results.best_row(rows)
+    job, label = plan.job, plan.val_label
+    best = results.best_row(rows, job.direction)
     if best is None:
         states = {s: sum(r.state == s for r in rows) for s in {r.state for r in rows}}
         raise EdgetlError(
@@ -298,9 +311,9 @@ def _results(config: SweepConfig, study, where: str, mine: list[int]) -> StageRe
     )
     user = {k: v for k, v in config.user_base().items() if k != "output"}
     best_yaml = out / "best.yaml"
-    write_text_atomic(best_yaml, results.best_config_yaml(user, best, config.study, epochs_note))
-    pareto = [r.trial for r in results.pareto_rows(rows)] if multi else []
-    plots, skipped = results.write_plots(study, rows, out, multi)
+    write_text_atomic(best_yaml, results.best_config_yaml(user, best, config.study, epochs_note, label))
+    pareto = [r.trial for r in results.pareto_rows(rows, job.direction)] if multi else []
+    plots, skipped = results.write_plots(study, rows, out, multi, label)
     trials_json = out / "trials.json"
     checkpoint = out / BEST_CHECKPOINT
     kept = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else {}
@@ -318,12 +331,15 @@ def _results(config: SweepConfig, study, where: str, mine: list[int]) -> StageRe
         trials_json=trials_json,
         plots=plots,
         plots_skipped=skipped,
+        metric=job.primary_metric,
+        metric_label=job.metric_label,
+        direction=job.direction,
     )
     results.write_json(
         trials_json,
         {**metrics.model_dump(mode="json"), "config": {**config.model_dump(mode="json"), "storage": where}},
     )
-    notes = [f"sweep: best trial {best.trial} {best.params} (val top-1 {best.val_top1:.4f})"]
+    notes = [f"sweep: best trial {best.trial} {best.params} ({label} {best.val:.4f})"]
     if kept_ok and kept.get("trial") != best.trial:
         notes.append(
             f"best.safetensors holds trial {kept.get('trial')}: the best this machine had trained when "
@@ -358,7 +374,8 @@ def show(result: StageResult[SweepMetrics], console) -> None:
     from edgetl.sweep.results import table_text
 
     m = result.metrics
-    header, *rows = table_text(m.trials)
+    label = f"val {m.metric_label}"
+    header, *rows = table_text(m.trials, label)
     table = Table(title=escape(f"study {m.study} ({m.storage})"))
     for h in header:
         table.add_column(escape(h), justify="left" if h in ("state",) else "right")
@@ -366,7 +383,7 @@ def show(result: StageResult[SweepMetrics], console) -> None:
         table.add_row(*map(escape, r))
     console.print(table)
     b = m.best
-    console.print(f"[green]best: trial {b.trial}[/] " + escape(f"{b.params}  val top-1 {b.val_top1:.4f}"))
+    console.print(f"[green]best: trial {b.trial}[/] " + escape(f"{b.params}  {label} {b.val:.4f}"))
     if m.pareto:
         console.print(f"accuracy-latency Pareto front: trials {m.pareto}")
     console.print(
@@ -382,7 +399,8 @@ def show(result: StageResult[SweepMetrics], console) -> None:
 
 STAGE = Stage(
     name="sweep",
-    help="Hyper-parameter search over finetune settings (Optuna): val top-1, pruning, resumable, "
+    help="Hyper-parameter search over finetune settings (Optuna): the task's val metric (top-1, mAP), "
+    "pruning, resumable, "
     "several workers on one study.",
     config=SweepConfig,
     run=run,

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from edgetl.fileio import atomic_path, write_text_atomic
 
@@ -20,7 +20,9 @@ class TrialRow(BaseModel):
     trial: int
     state: TrialState
     params: dict[str, Any]
-    val_top1: float | None  # complete: the best epoch's; pruned: the last epoch's before the stop
+    # the task's primary val metric (top-1, mAP); complete: the best epoch's; pruned: the last
+    # epoch's before the stop (read as ``val_top1`` too, as studies before tasks recorded it)
+    val: float | None = Field(validation_alias=AliasChoices("val", "val_top1"))
     epochs_run: int | None
     seconds: float | None
     p50_ms: float | None = None
@@ -44,7 +46,7 @@ def trial_rows(study) -> list[TrialRow]:
         if t.user_attrs.get("surplus"):
             continue
         state = state_of(t)
-        val = t.user_attrs.get("val_top1")
+        val = trial_value(t)
         if val is None and t.intermediate_values:
             val = t.intermediate_values[max(t.intermediate_values)]
         seconds = None
@@ -55,7 +57,7 @@ def trial_rows(study) -> list[TrialRow]:
                 trial=t.number,
                 state=state,
                 params=dict(t.params),
-                val_top1=val,
+                val=val,
                 epochs_run=t.user_attrs.get("epochs_run"),
                 seconds=seconds,
                 p50_ms=t.user_attrs.get("p50_ms"),
@@ -66,39 +68,44 @@ def trial_rows(study) -> list[TrialRow]:
     return rows
 
 
-def best_row(rows: list[TrialRow]) -> TrialRow | None:
-    """The complete trial with the highest val top-1 (ties: the earlier trial)."""
-    done = [r for r in rows if r.state == "complete" and r.val_top1 is not None]
-    return max(done, key=lambda r: (r.val_top1, -r.trial)) if done else None
+def trial_value(t) -> float | None:
+    """The val metric a finished trial recorded (``val_top1`` in studies from before tasks)."""
+    return t.user_attrs.get("val", t.user_attrs.get("val_top1"))
 
 
-def pareto_rows(rows: list[TrialRow]) -> list[TrialRow]:
-    """Complete trials no other beats on both val top-1 (higher) and p50 ms (lower)."""
-    done = [r for r in rows if r.state == "complete" and r.val_top1 is not None and r.p50_ms is not None]
+def best_row(rows: list[TrialRow], direction: str = "max") -> TrialRow | None:
+    """The complete trial with the best val metric by ``direction`` (ties: the earlier trial)."""
+    done = [r for r in rows if r.state == "complete" and r.val is not None]
+    sign = 1 if direction == "max" else -1
+    return max(done, key=lambda r: (sign * r.val, -r.trial)) if done else None
+
+
+def pareto_rows(rows: list[TrialRow], direction: str = "max") -> list[TrialRow]:
+    """Complete trials no other beats on both the val metric (by ``direction``) and p50 ms (lower)."""
+    done = [r for r in rows if r.state == "complete" and r.val is not None and r.p50_ms is not None]
+    sign = 1 if direction == "max" else -1
 
     def dominated(r: TrialRow) -> bool:
         return any(
-            o.val_top1 >= r.val_top1
-            and o.p50_ms <= r.p50_ms
-            and (o.val_top1, o.p50_ms) != (r.val_top1, r.p50_ms)
+            sign * o.val >= sign * r.val and o.p50_ms <= r.p50_ms and (o.val, o.p50_ms) != (r.val, r.p50_ms)
             for o in done
         )
 
     return [r for r in done if not dominated(r)]
 
 
-def table_text(rows: list[TrialRow]) -> list[list[str]]:
-    """Header + rows as strings, for the terminal and the report."""
+def table_text(rows: list[TrialRow], label: str = "val top-1") -> list[list[str]]:
+    """Header + rows as strings, for the terminal and the report (``label``: the val metric's)."""
     keys = sorted({k for r in rows for k in r.params})
     latency = any(r.p50_ms is not None for r in rows)
-    out = [["trial", "state", *keys, "val top-1", "epochs", "seconds", *(["p50 ms"] if latency else [])]]
+    out = [["trial", "state", *keys, label, "epochs", "seconds", *(["p50 ms"] if latency else [])]]
     for r in rows:
         out.append(
             [
                 str(r.trial),
                 r.state,
                 *[_fmt(r.params.get(k)) for k in keys],
-                "-" if r.val_top1 is None else f"{r.val_top1:.4f}",
+                "-" if r.val is None else f"{r.val:.4f}",
                 "-" if r.epochs_run is None else str(r.epochs_run),
                 "-" if r.seconds is None else f"{r.seconds:.1f}",
                 *([("-" if r.p50_ms is None else f"{r.p50_ms:.3f}")] if latency else []),
@@ -121,7 +128,9 @@ def command_for(values: dict[str, Any]) -> tuple[str, str]:
     return ("distill", "student") if values.get("teacher") else ("finetune", "teacher")
 
 
-def best_config_yaml(base: dict[str, Any], best: TrialRow, study: str, epochs_note: str) -> str:
+def best_config_yaml(
+    base: dict[str, Any], best: TrialRow, study: str, epochs_note: str, label: str = "val top-1"
+) -> str:
     """The base settings with the best trial's values, as YAML for ``edgetl finetune -c`` (or
     ``edgetl distill -c`` when the trials distilled from a teacher)."""
     import yaml
@@ -129,7 +138,7 @@ def best_config_yaml(base: dict[str, Any], best: TrialRow, study: str, epochs_no
     values = {**base, **best.params}
     command, block = command_for(values)
     header = (
-        f"# edgetl sweep, study {study}: best trial {best.trial} (val top-1 {best.val_top1:.4f}).\n"
+        f"# edgetl sweep, study {study}: best trial {best.trial} ({label} {best.val:.4f}).\n"
         f"# {epochs_note}\n"
         f"# Use: edgetl {command} -c best.yaml   (or paste into a pipeline's {block}: block)\n"
     )
@@ -145,9 +154,12 @@ def _save(fig, path: Path) -> None:
         fig.savefig(tmp, dpi=100, format="png")
 
 
-def write_plots(study, rows: list[TrialRow], out_dir: Path, multi: bool) -> tuple[dict[str, Path], list[str]]:
+def write_plots(
+    study, rows: list[TrialRow], out_dir: Path, multi: bool, label: str = "val top-1"
+) -> tuple[dict[str, Path], list[str]]:
     """Optimisation history, parameter importance and (two objectives) the Pareto front as PNG,
-    drawn by optuna.visualization.matplotlib; returns the files and why any plot was left out."""
+    drawn by optuna.visualization.matplotlib (``label``: the val metric's); returns the files and
+    why any plot was left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -157,11 +169,7 @@ def write_plots(study, rows: list[TrialRow], out_dir: Path, multi: bool) -> tupl
     complete = [r for r in rows if r.state == "complete"]
     plots: dict[str, Path] = {}
     skipped: list[str] = []
-    val = (
-        {"target": (lambda t: t.values[0]), "target_name": "val top-1"}
-        if multi
-        else {"target_name": "val top-1"}
-    )
+    val = {"target": (lambda t: t.values[0]), "target_name": label} if multi else {"target_name": label}
     wanted = [("history", lambda: vis.matplotlib.plot_optimization_history(study, **val))]
     varied = [
         k
@@ -177,7 +185,7 @@ def write_plots(study, rows: list[TrialRow], out_dir: Path, multi: bool) -> tupl
             wanted.append(
                 (
                     "pareto",
-                    lambda: vis.matplotlib.plot_pareto_front(study, target_names=["val top-1", "p50 ms"]),
+                    lambda: vis.matplotlib.plot_pareto_front(study, target_names=[label, "p50 ms"]),
                 )
             )
         else:

@@ -1,5 +1,5 @@
-"""One trial: finetune with the trial's settings, report val top-1 each epoch to the pruner,
-keep the checkpoint only while it is the study's best on this machine."""
+"""One trial: finetune with the trial's settings, report the task's val metric (top-1, mAP) each
+epoch to the pruner, keep the checkpoint only while it is the study's best on this machine."""
 
 from __future__ import annotations
 
@@ -36,6 +36,22 @@ class TrialPlan:
     prune: bool
     latency_backend: str | None  # set: a second objective, p50 ms on this backend
     latency_threads: int | None
+    task: str = "classify"  # what the trials train: its primary val metric is the objective
+
+    @property
+    def job(self):
+        """The trained task's TaskSpec (primary metric, label, direction)."""
+        from edgetl.tasks.registry import task
+
+        return task(self.task)
+
+    @property
+    def metric(self) -> str:
+        return self.job.primary_metric
+
+    @property
+    def val_label(self) -> str:
+        return f"val {self.job.metric_label}"
 
 
 def trial_dir(plan: TrialPlan, number: int) -> Path:
@@ -88,7 +104,7 @@ def _check_budget(trial, plan: TrialPlan) -> None:
 
 
 def objective(trial, plan: TrialPlan):
-    """Optuna objective: val top-1 (and p50 ms when the plan asks for latency)."""
+    """Optuna objective: the task's val metric (and p50 ms when the plan asks for latency)."""
     import optuna
 
     from edgetl.sweep.space import suggest
@@ -105,18 +121,18 @@ def objective(trial, plan: TrialPlan):
     make_trial_dir(plan, trial.number)
 
     def on_epoch(record: dict) -> None:
-        epoch, val = int(record["epoch"]), float(record["val_top1"])
+        epoch, val = int(record["epoch"]), float(record[f"val_{plan.metric}"])
         trial.set_user_attr("epochs_run", epoch)
         if not plan.prune:
             return
         trial.report(val, step=epoch)
         if epoch < config.epochs and trial.should_prune():
-            raise optuna.TrialPruned(f"val top-1 {val:.4f} after epoch {epoch}/{config.epochs}")
+            raise optuna.TrialPruned(f"{plan.val_label} {val:.4f} after epoch {epoch}/{config.epochs}")
 
     try:
         result = train(config, plan, on_epoch)
-        val = float(result.manifest.metrics["val_top1"])
-        trial.set_user_attr("val_top1", val)
+        val = float(result.manifest.metrics[f"val_{plan.metric}"])
+        trial.set_user_attr("val", val)
         trial.set_user_attr("best_epoch", int(result.manifest.metrics["best_epoch"]))
         values: Any = val
         if plan.latency_backend is not None:
@@ -148,9 +164,8 @@ def train(config, plan: TrialPlan, on_epoch):
 
 def _signature(config) -> str:
     """What decides a model's latency: its graph (architecture, input size, head)."""
-    return json.dumps(
-        [config.arch, config.image_size, config.head, config.head_hidden if config.head == "mlp" else None]
-    )
+    hidden = config.head_hidden if config.head == "mlp" else None
+    return json.dumps([config.arch, config.image_size, config.head, hidden, config.head_options or None])
 
 
 def latency_ms(study, checkpoint: Path, config, plan: TrialPlan, folder: Path) -> float:
@@ -185,21 +200,22 @@ def _locked(folder: Path):
 
 
 def keep_if_best(plan: TrialPlan, number: int, val: float, checkpoint: Path) -> bool:
-    """Move the trial's checkpoint to ``best.safetensors`` when it beats the best kept so far
-    for this study in this folder; the lock keeps two workers from racing on it."""
+    """Move the trial's checkpoint to ``best.safetensors`` when it beats (by the plan's direction)
+    the best kept so far for this study in this folder; the lock keeps two workers from racing on it."""
     record = plan.out_dir / "best.json"
     with _locked(plan.out_dir):
         try:
             kept = json.loads(record.read_text())
         except (OSError, ValueError):
             kept = None
+        known = kept.get("val", kept.get("val_top1")) if kept is not None else None
         if (
-            kept is not None
+            known is not None
             and kept.get("study") == plan.study_name
-            and float(kept.get("val_top1", -1)) >= val
+            and not plan.job.better(float(val), float(known))
             and (plan.out_dir / BEST_CHECKPOINT).exists()
         ):
             return False
         os.replace(checkpoint, plan.out_dir / BEST_CHECKPOINT)
-        write_text_atomic(record, json.dumps({"study": plan.study_name, "trial": number, "val_top1": val}))
+        write_text_atomic(record, json.dumps({"study": plan.study_name, "trial": number, "val": val}))
         return True

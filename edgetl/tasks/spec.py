@@ -80,6 +80,11 @@ class TaskSpec:
     describe: Callable[[dict], list[str]] | None = None
     # a PIL image + its rendered result + the labels -> the image with the result drawn on it
     draw: Callable[[Any, dict, Sequence[str]], Any] | None = None
+    # one image's target (original-image coordinates) + the labels -> the same JSON as render
+    # (without scores), so reports can draw the truth beside the prediction (needs draw)
+    render_target: Callable[[Any, Sequence[str]], dict] | None = None
+    # the report's section title for the figures ``plots`` writes, and what one of them shows
+    figures: tuple[str, str] = ("Figures", "figures")
     # an exact paired interval where the score allows one (a mean of per-image booleans); else
     # confidence.paired_metric_drop bootstraps the score over images
     paired_drop: Callable[[Any, Any], Any] | None = None

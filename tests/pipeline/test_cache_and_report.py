@@ -3,8 +3,8 @@ from labels and file names cannot break the markdown."""
 
 from __future__ import annotations
 
+from edgetl.pipeline.blocks import blocks_to_md as _blocks_to_md
 from edgetl.pipeline.cache import StageCache
-from edgetl.pipeline.report import _blocks_to_md
 
 
 def test_cache_redoes_a_stage_whose_output_was_truncated_or_deleted(tmp_path):

@@ -15,7 +15,7 @@ from PIL import Image
 
 from edgetl.bench.plots import LatencyPoint, plot_latency_accuracy
 from edgetl.fileio import write_text_atomic
-from edgetl.pipeline.report import _blocks_to_html
+from edgetl.pipeline.blocks import blocks_to_html as _blocks_to_html
 from tests.browser import browser_missing, check_html_renders, headless_chromium
 
 

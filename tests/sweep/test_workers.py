@@ -84,7 +84,7 @@ def test_a_worker_killed_by_sigkill_loses_only_its_running_trial(tmp_path):
     lost = rows[victim.number]
     assert lost.state == "lost" and "died" in lost.note and lost.epochs_run < 4
     for number, value in before.items():  # finished trials kept, not run again
-        assert rows[number].state == "complete" and rows[number].val_top1 == value
+        assert rows[number].state == "complete" and rows[number].val == value
         assert number not in result.metrics.ran_here
     assert sum(r.state == "complete" for r in rows.values()) == 3  # the budget, lost trial excluded
     assert not (out / "trials").exists()  # the killed trial's half-written files are gone
@@ -123,12 +123,12 @@ def test_pruning_stops_a_hopeless_trial_after_its_first_epoch(tmp_path, pruner):
     good, bad = m.trials
     assert (good.state, good.epochs_run) == ("complete", 4)
     assert bad.state == "pruned" and bad.epochs_run == 1  # stopped after 1 of its 4 epochs
-    assert bad.val_top1 < good.val_top1
+    assert bad.val < good.val
 
     # results: only the best trial's checkpoint, a ready finetune config, plots
     assert m.best.trial == good.trial and m.best_checkpoint == out / "best.safetensors"
     _, manifest = load_checkpoint(m.best_checkpoint)
-    assert manifest.metrics["val_top1"] == pytest.approx(good.val_top1)
+    assert manifest.metrics["val_top1"] == pytest.approx(good.val)
     from edgetl.train.config import FinetuneConfig
 
     ready = build_config(FinetuneConfig, load_yaml(m.best_config), {}, str(m.best_config))

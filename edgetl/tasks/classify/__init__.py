@@ -53,6 +53,7 @@ TASK = TaskSpec(
     training="edgetl.tasks.classify.training",
     report_metrics=("top1", "top5", "per_class"),
     plots=_plots,
+    figures=("Confusion matrices", "confusion"),
     describe=render.describe,
     paired_drop=score.paired_drop,
 )

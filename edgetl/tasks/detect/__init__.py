@@ -141,4 +141,6 @@ TASK = TaskSpec(
     to_original=_to_original,
     describe=render.describe,
     draw=render.draw,
+    render_target=render.render_target,
+    figures=("Precision-recall curves at IoU 0.5", "precision-recall"),
 )

@@ -26,6 +26,16 @@ def render(prediction, labels, k: int, min_score: float = 0.0) -> dict:
     }
 
 
+def render_target(target, labels) -> dict:
+    """One image's true boxes (original-image pixels) in ``render``'s form, without scores."""
+    return {
+        "detections": [
+            {"label": labels[int(k)], "class": int(k), "box": [round(float(v), 2) for v in box]}
+            for box, k in zip(target.boxes, target.classes, strict=True)
+        ]
+    }
+
+
 def describe(result: dict) -> list[str]:
     """The lines predict prints under an image: score, label and box, best first."""
     if not result["detections"]:
@@ -44,7 +54,8 @@ def colour(k: int) -> tuple[int, int, int]:
 
 def draw(image, result: dict, labels) -> object:
     """A copy of the PIL ``image`` with each detection's box in its class colour and a filled
-    label tag (label and score, dark or light text by the colour's brightness)."""
+    label tag (label and score, or the label alone for a true box without one; dark or light text
+    by the colour's brightness)."""
     from PIL import ImageDraw, ImageFont
 
     out = image.convert("RGB").copy()
@@ -55,7 +66,7 @@ def draw(image, result: dict, labels) -> object:
         x1, y1, x2, y2 = d["box"]
         rgb = colour(d["class"])
         canvas.rectangle((x1, y1, x2, y2), outline=rgb, width=width)
-        text = f"{d['label']} {d['score']:.2f}"
+        text = d["label"] if d.get("score") is None else f"{d['label']} {d['score']:.2f}"
         left, top, right, bottom = canvas.textbbox((0, 0), text, font=font)
         tw, th = right - left, bottom - top
         ty = y1 - th - 2 if y1 - th - 2 >= 0 else y1
