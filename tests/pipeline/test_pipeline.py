@@ -152,3 +152,39 @@ def test_report_lists_every_candidate_and_renders_in_a_browser(tiny_run):
     if missing:
         pytest.skip(missing)
     assert check_html_renders(result.report_html) == []
+
+
+def test_classification_report_keeps_its_sections_and_numbers(tiny_run):
+    """The task-generic report reads a classifier as it always did: the same sections in the same
+    order, top-1 in the summary, the artifact table and summary.json, per-class accuracy."""
+    import re
+
+    _, cfg, result = tiny_run
+    md = result.report_md.read_text()
+    assert re.findall(r"^## (.+)$", md, flags=re.M) == [
+        "Artifacts",
+        "Per-class test accuracy: teacher (%) and deltas (pt)",
+        "Latency vs accuracy",
+        "Training curves",
+        "Confusion matrices",
+        "Decisions",
+        "Hyper-parameter sweep (val top-1)",
+        "Stages",
+        "Environment",
+    ]
+    evals = result.stages["eval"].metrics.by_role
+    teacher, shipped = evals["teacher/checkpoint"], evals[result.stages["report"].metrics.shipped_role]
+    assert f"test top-1 {shipped.top1:.4f} vs teacher {teacher.top1:.4f}" in md
+    table = md.split("## Artifacts")[1].split("##")[0]
+    assert "| artifact | kind | test top-1 | Δ vs teacher (pt) |" in table
+    summary = json.loads((cfg.run_dir / "report" / "summary.json").read_text())
+    assert summary["test_top1"] == {k: e.top1 for k, e in evals.items()}
+    assert summary["metric"] == {"key": "top1", "label": "top-1", "direction": "max"}
+    for key, e in evals.items():
+        label = next(line for line in table.splitlines() if f"| {e.top1:.4f} |" in line)
+        assert f"| {100 * (e.top1 - teacher.top1):+.2f} |" in label, key
+    per_class = md.split("## Per-class")[1].split("##")[0]
+    for c, acc in teacher.per_class.items():
+        assert f"| {c} | {100 * acc:.1f} |" in per_class
+    assert "![teacher confusion](../eval/teacher_checkpoint/confusion.png)" in md
+    assert "Test images" not in md  # a classifier draws no results: no gallery
