@@ -91,3 +91,43 @@ def test_a_distillation_sweep_trains_students_from_the_teacher_and_writes_a_dist
     out = io.StringIO()
     STAGE.show(result, Console(file=out, width=400))  # what the CLI prints: the same command
     assert f"edgetl distill -c {m.best_config}" in out.getvalue() and "finetune -c" not in out.getvalue()
+
+
+def test_a_detector_sweep_maximises_val_map_and_writes_its_best_config(tmp_path):
+    """A detection base is swept like a classifier: the study maximises val mAP (the detector's
+    primary metric), each trial records it, best.yaml and the table name it, and the kept
+    checkpoint is the best trial's."""
+    from edgetl.manifest import read_manifest
+    from tests.conftest import TINY_ARCH
+
+    cfg = _config(
+        tmp_path,
+        trials=2,
+        sampler="grid",
+        limit_train=48,
+        space={"lr": [0.001, 0.01]},
+        base={
+            "data": {"source": "builtin:fashion-on-photos", "limit_val": 16},
+            "arch": TINY_ARCH,
+            "image_size": 64,
+            "batch_size": 8,
+            "epochs": 1,
+        },
+    )
+    assert cfg.trial_task() == "detect"
+    m = run(cfg).metrics
+    assert (m.metric, m.metric_label, m.direction) == ("map50_95", "mAP", "max")
+    assert [r.state for r in m.trials] == ["complete"] * 2 and all(0.0 <= r.val <= 1.0 for r in m.trials)
+    best = max(m.trials, key=lambda r: (r.val, -r.trial))
+    assert m.best.trial == best.trial
+    from tests.sweep.helpers import load_study
+
+    study = load_study(None, tmp_path / "out")
+    assert [d.name for d in study.directions] == ["MAXIMIZE"]
+    assert [t.user_attrs["val"] for t in study.get_trials()] == [r.val for r in m.trials]
+    text = m.best_config.read_text()
+    assert f"(val mAP {best.val:.4f})" in text.splitlines()[0]
+    from edgetl.sweep.results import table_text
+
+    assert "val mAP" in table_text(m.trials, "val mAP")[0]
+    assert read_manifest(m.best_checkpoint).metrics["val_map50_95"] == pytest.approx(best.val)
