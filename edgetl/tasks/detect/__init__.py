@@ -141,4 +141,5 @@ TASK = TaskSpec(
     to_original=_to_original,
     describe=render.describe,
     draw=render.draw,
+    rendered="detections",
 )
