@@ -39,10 +39,11 @@ def predict(
         check_input_memory(contract, max(fixed, 1), artifact)
         for path, img in zip(images, decoded, strict=True):
             x = padded(preprocess([img], contract), fixed)
-            prediction = task.decode({n: y[:1] for n, y in runner.infer(x).items()}, min_score)[0]
-            if task.to_original is not None:
-                prediction = task.to_original(prediction, contract, (img.height, img.width))
-            results.append({"image": str(path), **task.render(prediction, labels, top_k, min_score)})
+            outputs = {n: y[:1] for n, y in runner.infer(x).items()}
+            rendered = task.postprocess(
+                outputs, contract, [(img.height, img.width)], labels, top_k, min_score
+            )
+            results.append({"image": str(path), **rendered[0]})
     if targets is not None:
         for img, result, out in zip(decoded, results, targets, strict=True):
             with atomic_path(out) as tmp:

@@ -70,6 +70,28 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_detector_onnx(tmp_path_factory) -> Path:
+    """test_efficientnet as a detector, 1 epoch on 48 images of builtin:fashion-on-photos at 64 px,
+    exported to ONNX (outputs boxes, scores; letterbox preprocessing): ~10 s on a CPU."""
+    if not fashion_mnist_available():
+        pytest.skip("builtin:fashion-on-photos needs fashion-mnist (apt-get install dataset-fashion-mnist)")
+    from edgetl.data.dataset import DataConfig
+    from edgetl.export import ExportConfig, export
+    from edgetl.train.config import FinetuneConfig
+    from edgetl.train.finetune import finetune
+
+    folder = tmp_path_factory.mktemp("detector")
+    cfg = FinetuneConfig(
+        data=DataConfig(source="builtin:fashion-on-photos", limit_train=48, limit_val=8),
+        arch=TINY_ARCH, pretrained=False, image_size=64, epochs=1, batch_size=8, eval_test=False,
+        threads=2, output=folder / "det.safetensors",
+    )  # fmt: skip
+    finetune(cfg, quiet=True)
+    export(ExportConfig(artifact=folder / "det.safetensors", output=folder / "det.onnx"))
+    return folder / "det.onnx"
+
+
 def fashion_mnist_available() -> bool:
     from edgetl.data.sources import FASHION_MNIST_DIRS
 

@@ -23,8 +23,14 @@ class BenchConfig(BaseModel):
     min_runs: int = Field(50, ge=1, description="at least this many timed calls ...")
     min_seconds: float = Field(2.0, ge=0, description="... and at least this many seconds")
     max_seconds: float = Field(60.0, gt=0, description="stop timing one result after this long")
-    end_to_end: bool = Field(True, description="also time decode + preprocess + infer from an image file")
-    image: Path | None = Field(None, description="image file for end-to-end timing (default: a test image)")
+    end_to_end: bool = Field(
+        True,
+        description="also time an image file end to end, in stages: decode, preprocess, infer, postprocess "
+        "(top-k; a detector's NMS and boxes in the image's pixels)",
+    )
+    image: Path | None = Field(
+        None, description="image file for end-to-end timing (default: a test image of the model's own data)"
+    )
     precision: Literal["fp32", "fp16", "bf16"] = Field(
         "fp32", description="fp32 | fp16 | bf16 for torch and openvino; fp16 also for onnxruntime-tensorrt"
     )

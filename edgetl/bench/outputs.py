@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+from edgetl.bench.end_to_end import STAGES
 from edgetl.fileio import atomic_path, write_text_atomic
 from edgetl.manifest import read_manifest
 
@@ -63,6 +64,7 @@ def write_outputs(
         "p50_ci95_lo",
         "p50_ci95_hi",
         "throughput_img_s",
+        *(f"e2e_{stage}_p50_ms" for stage in STAGES),
         "e2e_p50_ms",
         "p50_spread",
         "backend_p50_ms",
@@ -78,6 +80,7 @@ def write_outputs(
         writer.writeheader()
         for r in report["results"]:
             c = r["compute"]
+            stages = r.get("end_to_end", {}).get("stages")
             writer.writerow(
                 {
                     "target": r.get("target"),
@@ -92,6 +95,9 @@ def write_outputs(
                     },
                     "p50_ci95_lo": c["p50_ci95_ms"][0],
                     "p50_ci95_hi": c["p50_ci95_ms"][1],
+                    **{
+                        f"e2e_{stage}_p50_ms": stages[stage]["p50_ms"] if stages else None for stage in STAGES
+                    },
                     "e2e_p50_ms": r.get("end_to_end", {}).get("p50_ms"),
                     "p50_spread": r["stability"]["spread"],
                     "backend_p50_ms": r.get("backend_reported", {}).get("p50_ms"),

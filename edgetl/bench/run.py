@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.bench.config import BenchConfig
+from edgetl.bench.end_to_end import default_image
 from edgetl.bench.timing import (
     Timed,
     add_paired_speedups,
-    default_image,
     set_torch_threads,
     threads_warning,
     time_calls,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from edgetl.bench.end_to_end import STAGES
+
 
 def print_bench(report: dict, accuracy: dict | None, console) -> None:
     """The bench table, skipped backends, warnings and what the columns mean."""
@@ -18,7 +20,9 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
     if targets:
         title = "targets: " + ", ".join(targets) + f" | threads {threads}"
     table = Table(title=escape(title))
-    cols = ["artifact", "backend", "batch", "p50 ms", "95% CI", "drift", "p90", "p99", "img/s", "e2e p50"]
+    cols = ["artifact", "backend", "batch", "p50 ms", "95% CI", "drift", "p90", "p99", "img/s"]
+    staged = any("stages" in r.get("end_to_end", {}) for r in report["results"])
+    cols += [*STAGE_COLUMNS.values(), "e2e p50"] if staged else ["e2e p50"]
     if targets:
         cols.insert(0, "target")
     powered = any("avg_w" in r.get("power", {}) for r in report["results"])
@@ -47,6 +51,7 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
             f"{c['p90_ms']:.3f}",
             f"{c['p99_ms']:.3f}",
             f"{c['throughput_img_s']:.0f}",
+            *(_stage_cells(r) if staged else []),
             f"{r['end_to_end']['p50_ms']:.3f}" if "end_to_end" in r else "-",
         ]
         if targets:
@@ -78,6 +83,11 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
     for w in report.get("warnings", []):
         tag = "warning" if w.startswith("--threads") else "unsteady"
         console.print(f"[yellow]{tag}[/] " + escape(w))
+    if staged:
+        console.print(
+            "end to end (p50 ms): decode = image file -> RGB, pre = preprocess, infer, post = the task's "
+            "decode (top-k; a detector's NMS and boxes in the image's pixels); e2e is measured, not summed."
+        )
     cont = report.get("contention", {})
     if cont.get("others_cpu_pct") is not None:
         console.print(
@@ -97,6 +107,15 @@ def print_bench(report: dict, accuracy: dict | None, console) -> None:
             f"processes used {cont['others_cpu_pct']:.0f}% of the CPUs, steal {cont['steal_pct']:.0f}%, "
             f"load average {report['environment'].get('loadavg_1m', float('nan')):.2f}."
         )
+
+
+STAGE_COLUMNS = dict(zip(STAGES, ("decode", "pre", "infer", "post"), strict=True))
+
+
+def _stage_cells(result: dict) -> list[str]:
+    """p50 of each end-to-end stage, or '-' where the result has no staged end-to-end timing."""
+    stages = result.get("end_to_end", {}).get("stages")
+    return [f"{stages[k]['p50_ms']:.3f}" if stages else "-" for k in STAGE_COLUMNS]
 
 
 def _print_power_and_targets(report: dict, console) -> None:

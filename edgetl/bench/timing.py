@@ -1,18 +1,18 @@
 """Latency that can be trusted: warm-up, then timed runs until both a minimum count and a
 minimum time; p50/p90/p99/mean/std, throughput, a bootstrap CI for p50, interleaved rounds and
-paired speed-ups; compute-only and end-to-end (decode + preprocess + infer) timings."""
+paired speed-ups; compute-only and end-to-end timings (decode, preprocess, infer, postprocess
+measured in one loop, each call's stages read off the same clock as its total)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from edgetl.bench.config import BenchConfig
 from edgetl.errors import EdgetlError
-from edgetl.manifest import read_manifest
 
 
 def time_calls(
@@ -29,11 +29,7 @@ def time_calls(
     min_seconds (capped by max_seconds). Returns milliseconds per call. ``after`` runs after
     each timed call, outside the timed span; ``window(start, end, calls)`` gets the timed window
     (perf_counter seconds), e.g. for the power sampler."""
-    start = time.perf_counter()
-    done = 0
-    while done < warmup or time.perf_counter() - start < warmup_seconds:
-        fn()
-        done += 1
+    _warm_up(fn, warmup, warmup_seconds)
     times: list[float] = []
     clock = time.perf_counter
     start = clock()
@@ -44,12 +40,66 @@ def time_calls(
         times.append(t1 - t0)
         if after is not None:
             after()
-        elapsed = t1 - start
-        if (len(times) >= min_runs and elapsed >= min_seconds) or elapsed >= max_seconds:
+        if _enough(len(times), t1 - start, min_runs, min_seconds, max_seconds):
             break
     if window is not None:
         window(start, t1, len(times))
     return np.asarray(times) * 1e3
+
+
+def _warm_up(fn: Callable[[], object], warmup: int, warmup_seconds: float) -> None:
+    start = time.perf_counter()
+    done = 0
+    while done < warmup or time.perf_counter() - start < warmup_seconds:
+        fn()
+        done += 1
+
+
+def _enough(runs: int, elapsed: float, min_runs: int, min_seconds: float, max_seconds: float) -> bool:
+    return (runs >= min_runs and elapsed >= min_seconds) or elapsed >= max_seconds
+
+
+def time_stages(
+    stages: Sequence[Callable[[object], object]],
+    warmup: int,
+    min_runs: int,
+    min_seconds: float,
+    max_seconds: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A pipeline timed stage by stage: each stage takes the previous one's result (the first
+    gets None). Returns (total ms per call, ms per call and stage (calls, stages)); the clock is
+    read once between stages, so each call's stages add up to its total exactly."""
+
+    def whole() -> None:
+        value = None
+        for stage in stages:
+            value = stage(value)
+
+    _warm_up(whole, warmup, 0.0)
+    clock = time.perf_counter
+    stamps: list[list[float]] = []
+    start = clock()
+    while True:
+        marks = [clock()]
+        value = None
+        for stage in stages:
+            value = stage(value)
+            marks.append(clock())
+        stamps.append(marks)
+        if _enough(len(stamps), marks[-1] - start, min_runs, min_seconds, max_seconds):
+            break
+    t = np.asarray(stamps)
+    return (t[:, -1] - t[:, 0]) * 1e3, np.diff(t, axis=1) * 1e3
+
+
+def percentiles(ms: np.ndarray) -> dict:
+    """p50/p90/p99 and the mean of a latency sample, in ms."""
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+    }
 
 
 def latency_stats(ms: np.ndarray, batch: int, seed: int = 0) -> dict:
@@ -58,10 +108,7 @@ def latency_stats(ms: np.ndarray, batch: int, seed: int = 0) -> dict:
     boots = np.median(rng.choice(ms, size=(1000, len(ms)), replace=True), axis=1)
     return {
         "runs": int(len(ms)),
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p90_ms": float(np.percentile(ms, 90)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "mean_ms": float(ms.mean()),
+        **percentiles(ms),
         "std_ms": float(ms.std(ddof=1)) if len(ms) > 1 else 0.0,
         "min_ms": float(ms.min()),
         "p50_ci95_ms": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
@@ -80,20 +127,6 @@ def runner_options(backend: str, config: BenchConfig, batch: int) -> dict:
         "batch": batch,
     }
     return make_options(backend, common).model_dump()
-
-
-def default_image(artifact: Path, workdir: Path, manifest=None) -> Path:
-    """A real test image of the artifact's data set, written to a PNG file for decoding."""
-    from edgetl.data.dataset import load_data, recorded_data_config
-
-    manifest = manifest or read_manifest(artifact)
-    try:
-        data = load_data(recorded_data_config(manifest.provenance.data))
-    except EdgetlError as exc:
-        raise EdgetlError(f"end-to-end timing needs an image: pass --image FILE ({exc})") from None
-    path = workdir / f"{artifact.stem}_input.png"
-    data.source.load(int(data.splits["test"][0])).save(path)
-    return path
 
 
 DRIFT_WARN = 0.10  # spread of round/segment p50s above which a result is flagged as unstable
@@ -172,8 +205,6 @@ class Timed:
 
     def result(self) -> dict:
         """Stats over every round's samples, the drift between rounds, and end-to-end timing."""
-        from edgetl.data.preprocess import load_image, preprocess
-
         m, cfg = self.runner.manifest, self.config
         result = {
             "artifact": str(self.artifact),
@@ -197,21 +228,9 @@ class Timed:
                 "what": "the backend's own timing of each call, without the Python call around it",
             }
         if self.image is not None:
-            image, batch = self.image, self.batch
+            from edgetl.bench.end_to_end import time_end_to_end
 
-            def end_to_end():
-                return self.runner.infer(
-                    preprocess([load_image(image) for _ in range(batch)], m.preprocessing)
-                )
-
-            e2e = time_calls(
-                end_to_end,
-                max(1, cfg.warmup // 2),
-                max(10, cfg.min_runs // 2),
-                cfg.min_seconds / 2,
-                cfg.max_seconds / 2,
-            )
-            result["end_to_end"] = {**latency_stats(e2e, batch), "image": str(image)}
+            result["end_to_end"] = time_end_to_end(self.runner, self.image, self.batch, cfg)
         return result
 
 

@@ -183,12 +183,16 @@ def _predict_on_targets(on, artifact, images, top_k, backend, as_json) -> None:
             )
         )
     else:
+        from edgetl.manifest import read_manifest
+        from edgetl.tasks.registry import task_of
+
+        describe = task_of(read_manifest(artifact)).describe or (lambda r: [json.dumps(r)])
         console = _console()
         for o in outcomes:
             for r in o.data or []:
                 console.print(f"[bold]{safe(o.label)}[/] {safe(r['image'], inline=True)}")
-                for t in r["top"]:
-                    console.print(f"  {t['probability']:7.2%}  {safe(clip(t['label']), inline=True)}")
+                for line in describe(r):
+                    console.print(f"  {safe(clip(line), inline=True)}")
     if (summary := failure_summary(outcomes)) is not None:
         raise TargetsFailed(summary)
 

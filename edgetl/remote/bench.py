@@ -20,7 +20,7 @@ def _end_to_end_image(config: BenchConfig, workdir: Path) -> Path | None:
         return None
     if config.image is not None:
         return Path(config.image)
-    from edgetl.bench.timing import default_image
+    from edgetl.bench.end_to_end import default_image
 
     return default_image(Path(config.artifacts[0]), workdir)
 

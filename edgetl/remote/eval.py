@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from edgetl.artifact_io import sidecar_path
+from edgetl.manifest import read_manifest
 from edgetl.remote.jobs import Outcome, RemoteCall, placement, run_everywhere
 from edgetl.remote.results import EVAL
 from edgetl.remote.targets import Target, resolve_all
@@ -23,12 +24,19 @@ def remote_call(config, workdir: Path) -> RemoteCall:
     values = config.model_dump(mode="json")
     values.update(artifact=where[artifact], out="out", on=[])
     cfg_file.write_text(yaml.safe_dump(values, sort_keys=False))
+    task = read_manifest(artifact).task
+
+    def of_this_task(report: dict) -> None:
+        if (got := report.get("task", "classify")) != task:
+            raise ValueError(f"it is a {got} evaluation, and {artifact.name} is a {task} model")
+
     return RemoteCall(
         inputs=tuple(files),
         argv=("eval", "--config", where[cfg_file], "--quiet"),
         result="out/eval.json",
         what=f"evaluating {artifact.name} on {config.split}",
         schema=EVAL,
+        check=of_this_task,
     )
 
 

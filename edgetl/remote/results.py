@@ -7,11 +7,24 @@ else is a BoardResultError naming the target, and nothing of that result is used
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    FiniteFloat,
+    StrictInt,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from edgetl.errors import EdgetlError
 
@@ -56,7 +69,9 @@ def read_result(
         tail = neutral(stdout.strip()[-200:]) or "nothing"
         raise BoardResultError(f"{label}: {what} returned no JSON (it printed: {tail}).") from None
     try:
-        data = schema.dump_python(schema.validate_python(_cleaned(raw)), mode="json", exclude_unset=True)
+        data = schema.dump_python(
+            schema.validate_python(_cleaned(raw)), mode="json", exclude_unset=True, by_alias=True
+        )
         if check is not None:
             check(data)
     except ValidationError as exc:
@@ -104,6 +119,16 @@ class P50(_Open):
     p50_ms: float
 
 
+class EndToEnd(P50):
+    stages: dict[Literal["decode", "preprocess", "infer", "postprocess"], P50] = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _every_stage(self) -> EndToEnd:
+        if self.stages is not None and len(self.stages) != 4:
+            raise ValueError("stages needs decode, preprocess, infer and postprocess together")
+        return self
+
+
 class Speedup(_Open):
     paired_median: float
 
@@ -129,7 +154,7 @@ class BenchRow(_Open):
     threads: int | None
     compute: Compute
     stability: Stability
-    end_to_end: P50 = None  # type: ignore[assignment]
+    end_to_end: EndToEnd = None  # type: ignore[assignment]
     backend_reported: P50 = None  # type: ignore[assignment]
     speedup: Speedup | None = None
     power: Power = None  # type: ignore[assignment]
@@ -180,7 +205,17 @@ class BenchReport(_Closed):
     soak: Soak | None = None
 
 
-class EvalReport(_Open):
+def _fraction(v: float) -> float:
+    if not (math.isnan(v) or 0 <= v <= 1):
+        raise ValueError(f"{v} is not a fraction in [0, 1]")
+    return v
+
+
+Fraction = Annotated[float, AfterValidator(_fraction)]  # NaN where the task leaves it undefined
+
+
+class ClassifyEval(_Open):
+    task: Literal["classify"] = "classify"
     artifact: str
     num_samples: int = Field(ge=1)
     top1: float = Field(ge=0, le=1)
@@ -191,11 +226,54 @@ class EvalReport(_Open):
     split: str
 
     @model_validator(mode="after")
-    def _square(self) -> EvalReport:
+    def _square(self) -> ClassifyEval:
         n = len(self.per_class)
         if len(self.confusion) != n or any(len(row) != n for row in self.confusion):
             raise ValueError(f"confusion is not {n} x {n} (one row and column per class)")
         return self
+
+
+class PrCurve(_Open):
+    recall: list[FiniteFloat]
+    precision: list[Fraction]
+    ap50: Fraction
+
+    @model_validator(mode="after")
+    def _paired(self) -> PrCurve:
+        if len(self.recall) != len(self.precision):
+            raise ValueError("recall and precision differ in length")
+        return self
+
+
+class DetectCurves(_Open):
+    pr_iou50: dict[str, PrCurve | None]
+
+
+class DetectEval(_Open):
+    task: Literal["detect"]
+    artifact: str
+    num_images: int = Field(ge=1)
+    num_objects: int = Field(ge=0)
+    map50_95: Fraction
+    map50: Fraction
+    map75: Fraction
+    ar100: Fraction
+    per_class: dict[str, Fraction | None]
+    per_class_ap50: dict[str, Fraction | None]
+    curves: DetectCurves = None  # type: ignore[assignment]
+    backend: str
+    split: str
+
+
+def _task_of(value: Any) -> str:
+    """The eval's task: its ``task`` key (a dict from a board, or a validated report), else classify."""
+    return value.get("task", "classify") if isinstance(value, dict) else getattr(value, "task", "classify")
+
+
+EvalReport = Annotated[
+    Annotated[ClassifyEval, Tag("classify")] | Annotated[DetectEval, Tag("detect")],
+    Discriminator(_task_of),
+]
 
 
 class Label(_Open):
@@ -203,9 +281,25 @@ class Label(_Open):
     probability: float = Field(ge=0, le=1)
 
 
+class Detection(_Open):
+    label: str
+    class_: StrictInt = Field(alias="class", ge=0)
+    score: float = Field(ge=0, le=1)
+    box: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat]
+
+
 class Prediction(_Open):
+    """One image: a classifier's ``top`` labels or a detector's ``detections``, never both."""
+
     image: str
-    top: list[Label]
+    top: list[Label] = None  # type: ignore[assignment]
+    detections: list[Detection] = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Prediction:
+        if len({"top", "detections"} & self.model_fields_set) != 1:
+            raise ValueError("a prediction holds either top (a classifier) or detections (a detector)")
+        return self
 
 
 BENCH = TypeAdapter(BenchReport)

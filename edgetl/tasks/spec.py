@@ -88,11 +88,31 @@ class TaskSpec:
     # an exact paired interval where the score allows one (a mean of per-image booleans); else
     # confidence.paired_metric_drop bootstraps the score over images
     paired_drop: Callable[[Any, Any], Any] | None = None
+    # the key of the list render returns, one entry per label or box (a board's answer is checked by it)
+    rendered: str = "top"
     module: str = field(default="", compare=False)
 
     @property
     def output_names(self) -> tuple[str, ...]:
         return tuple(o.name for o in self.outputs)
+
+    def postprocess(
+        self,
+        outputs: dict[str, np.ndarray],
+        contract: Any,
+        original_hw: Sequence[tuple[int, int]],
+        labels: Sequence[str],
+        top_k: int,
+        min_score: float | None = None,
+    ) -> list[dict]:
+        """Named outputs of a batch -> what predict returns per image: decode (``min_score`` None:
+        the task's own threshold), back into each original (h, w), rendered (at most ``top_k``)."""
+        predictions = self.decode(outputs, min_score)
+        if self.to_original is not None:
+            predictions = [
+                self.to_original(p, contract, hw) for p, hw in zip(predictions, original_hw, strict=True)
+            ]
+        return [self.render(p, labels, top_k, min_score or 0.0) for p in predictions]
 
     def trainer(self) -> ModuleType:
         """The task's torch side (imports torch)."""

@@ -12,6 +12,7 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgetl.errors import ConfigError
@@ -377,3 +378,107 @@ def test_the_reader_alone(tmp_path):
     deep = "[" * 100000 + "]" * 100000
     with pytest.raises(BoardResultError, match=r"^b: benchmarking returned no JSON"):
         read_result("b", "benchmarking", deep, BENCH)
+
+
+# --- a detector's answers -------------------------------------------------------------------
+
+_BOX = {"label": "Trouser", "class": 1, "score": 0.5, "box": [1.0, 2.0, 30.0, 40.0]}
+
+BAD_DETECTIONS = {
+    "box-3-numbers": ({"box": [1, 2, 3]}, "detections.0.box"),
+    "box-infinite": ({"box": [1, 2, 3, float("inf")]}, "finite number"),
+    "box-nan": ({"box": [float("nan"), 2, 3, 4]}, "finite number"),
+    "box-a-string": ({"box": "1,2,3,4"}, "detections.0.box"),
+    "class-out-of-range": ({"class": 10, "label": "Trouser"}, "class 10 is out of range"),
+    "class-negative": ({"class": -1}, "detections.0.class"),
+    "class-a-float": ({"class": 1.5}, "detections.0.class"),
+    "class-a-bool": ({"class": True}, "detections.0.class"),
+    "class-missing": ({"class": None}, "detections.0.class"),
+    "score-above-1": ({"score": 1.5}, "detections.0.score"),
+    "score-nan": ({"score": float("nan")}, "detections.0.score"),
+    "label-of-another-class": ({"label": "Dress"}, "is not class 1's ('Trouser')"),
+}
+
+
+def _answer(rows) -> str:
+    return json.dumps(rows)  # NaN and Infinity as Python's json writes them (and reads them back)
+
+
+@pytest.mark.parametrize("change, needle", BAD_DETECTIONS.values(), ids=BAD_DETECTIONS.keys())
+def test_a_bad_detection_is_refused(tiny_detector_onnx, tmp_path, change, needle):
+    from edgetl.remote.predict import remote_call
+    from edgetl.remote.results import BoardResultError, read_result
+
+    call = remote_call(tiny_detector_onnx, [tmp_path / "a.png"], 5, None)
+    box = {k: v for k, v in {**_BOX, **change}.items() if v is not None}
+    with pytest.raises(BoardResultError, match=r"^b: predicting returned a result edgetl cannot use") as err:
+        read_result(
+            "b", "predicting", _answer([{"image": "a", "detections": [box]}]), call.schema, call.check
+        )
+    assert needle in str(err.value), str(err.value)
+
+
+def test_a_detectors_answer_must_be_detections_and_no_more_than_asked(tiny_detector_onnx, tmp_path):
+    from edgetl.remote.predict import remote_call
+    from edgetl.remote.results import BoardResultError, read_result
+
+    call = remote_call(tiny_detector_onnx, [tmp_path / "a.png"], 2, None)
+    good = read_result(
+        "b", "predicting", _answer([{"image": "a", "detections": [_BOX]}]), call.schema, call.check
+    )
+    assert good == [{"image": "a", "detections": [_BOX]}]
+    for rows, needle in (
+        ([{"image": "a", "top": [{"label": "Trouser", "probability": 0.5}]}], "renders 'detections'"),
+        ([{"image": "a", "detections": [_BOX], "top": []}], "either top"),
+        ([{"image": "a", "detections": [_BOX] * 3}], "more than the 2 results asked for"),
+        ([{"image": "a", "detections": []}] * 2, "2 result(s) for 1 image(s)"),
+    ):
+        with pytest.raises(BoardResultError, match="predicting returned") as err:
+            read_result("b", "predicting", _answer(rows), call.schema, call.check)
+        assert needle in str(err.value), (needle, str(err.value))
+
+
+def test_a_detectors_eval_is_checked(tiny_detector_onnx, tmp_path):
+    from edgetl.remote.eval import remote_call
+    from edgetl.remote.results import BoardResultError, read_result
+    from edgetl.stages.eval import EvalConfig
+
+    call = remote_call(EvalConfig(artifact=tiny_detector_onnx, data={"source": "x"}), tmp_path)
+    ok = {"task": "detect", "artifact": "x", "num_images": 3, "num_objects": 4, "map50_95": 0.25,
+          "map50": 0.5, "map75": float("nan"), "ar100": 0.3, "per_class": {"a": None, "b": 0.2},
+          "per_class_ap50": {"a": None, "b": 0.3}, "backend": "onnxruntime", "split": "test",
+          "curves": {"pr_iou50": {"a": None, "b": {"recall": [0, 1], "precision": [1, 0.5],
+                                                    "ap50": 0.7}}}}  # fmt: skip
+    got = read_result("b", "evaluating", _answer(ok), call.schema, call.check)
+    assert got["map50"] == 0.5 and np.isnan(got["map75"]) and got["curves"]["pr_iou50"]["b"]["ap50"] == 0.7
+    classify = {"artifact": "x", "num_samples": 4, "top1": 0.5, "top5": 1.0, "per_class": {"a": 0.5},
+                "confusion": [[4]], "backend": "onnxruntime", "split": "test"}  # fmt: skip
+    for bad, needle in (
+        ({**ok, "map50": 2}, "2.0 is not a fraction"),
+        ({**ok, "per_class": {"a": -0.1}}, "is not a fraction"),
+        ({**ok, "num_images": 0}, "num_images"),
+        (
+            {**ok, "curves": {"pr_iou50": {"b": {"recall": [0], "precision": [1, 0.5], "ap50": 0.7}}}},
+            "differ",
+        ),
+        ({k: v for k, v in ok.items() if k != "map50_95"}, "map50_95"),
+        ({**ok, "task": "segment"}, "does not match any of the expected tags"),
+        (classify, "it is a classify evaluation, and det.onnx is a detect model"),
+    ):
+        with pytest.raises(BoardResultError, match="evaluating det.onnx") as err:
+            read_result("b", "evaluating det.onnx", _answer(bad), call.schema, call.check)
+        assert needle in str(err.value), (needle, str(err.value))
+
+
+@pytest.mark.slow
+@needs_sshd
+def test_a_hostile_boards_detections_are_refused_through_ssh(sshd, board, tiny_detector_onnx, tmp_path):  # noqa: F811
+    from PIL import Image
+
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(image)
+    bad = [{"image": "x", "detections": [{**_BOX, "box": [0, 0, 1, float("inf")]}]}]
+    (board / "payload.json").write_text(_answer(bad))
+    r = edgetl("predict", str(tiny_detector_onnx), str(image), "--on", sshd.url(dir=board), env=sshd.env(),
+               cwd=tmp_path, timeout=120)  # fmt: skip
+    _one_line_error(r, f"127.0.0.1:{sshd.ports[0]}: predicting with det.onnx returned", "finite number")

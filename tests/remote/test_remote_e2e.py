@@ -5,34 +5,12 @@ the JSON back and merged, parallel targets, and targets that fail alone with a c
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from tests.remote.conftest import edgetl, needs_sshd
+from tests.remote.conftest import FAST, edgetl, needs_sshd
 
 pytestmark = [pytest.mark.slow, needs_sshd]
-
-FAST = ["--backend", "onnxruntime", "--compute-only", "--warmup", "1", "--warmup-seconds", "0",
-        "--min-runs", "5", "--min-seconds", "0.05"]  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def remote_dir(tmp_path_factory) -> Path:
-    """edgetl's folder on the 'board' (its venv, blobs and run folders)."""
-    return tmp_path_factory.mktemp("board") / "edgetl"
-
-
-@pytest.fixture(scope="session")
-def first_run(sshd, remote_dir, tiny_onnx, tmp_path_factory):
-    """The first `bench --on` of the session: installs edgetl on the target, then benches there."""
-    from edgetl.remote.fingerprint import fingerprint
-
-    cwd = tmp_path_factory.mktemp("first")
-    code = fingerprint()
-    proc = edgetl("bench", str(tiny_onnx), *FAST, "--on", sshd.url(dir=remote_dir), "-o", "out",
-                  env=sshd.env(), cwd=cwd, timeout=900)  # fmt: skip
-    return proc, cwd, code
 
 
 def test_first_bench_installs_its_own_edgetl_there_and_merges_the_json(

@@ -143,4 +143,5 @@ TASK = TaskSpec(
     draw=render.draw,
     render_target=render.render_target,
     figures=("Precision-recall curves at IoU 0.5", "precision-recall"),
+    rendered="detections",
 )
