@@ -154,6 +154,7 @@ int main(int argc, char** argv) {
             {{"label", labels[d.cls]}, {"class", d.cls}, {"score", d.score}, {"box", d.box}});
       std::cout << result.dump() << "\n";
     } else {
+      if (dets.empty()) std::cerr << "(no detections scoring over " << args.decode.score_thr << ")\n";
       // label, score, x1 y1 x2 y2: rounded as `edgetl predict --json` rounds them
       for (const auto& d : dets)
         std::cout << labels[d.cls] << "\t" << std::fixed << std::setprecision(6) << d.score << "\t"
