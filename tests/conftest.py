@@ -102,3 +102,39 @@ needs_fashion_mnist = pytest.mark.skipif(
     not fashion_mnist_available(),
     reason="fashion-mnist is not installed (apt-get install dataset-fashion-mnist; ./run setup does it)",
 )
+
+
+def cpp_toolchain_missing() -> str | None:
+    """Why deploy/cpp cannot be built here (None: it can): compiler, cmake, headers, OpenVINO."""
+    import shutil
+
+    if not (shutil.which("cmake") and (shutil.which("c++") or shutil.which("g++"))):
+        return "cmake and a C++ compiler are not installed"
+    for header in ("/usr/include/nlohmann/json.hpp", "/usr/include/stb/stb_image.h"):
+        if not Path(header).exists():
+            return f"{header} is missing (apt install nlohmann-json3-dev libstb-dev)"
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "openvino is not installed"
+    return None
+
+
+@pytest.fixture(scope="session")
+def cpp_build(tmp_path_factory) -> Path:
+    """deploy/cpp built once with cmake (edgetl_classify, edgetl_detect inside); tests using it
+    skip on cpp_toolchain_missing()."""
+    import subprocess
+
+    import openvino
+
+    build = tmp_path_factory.mktemp("cppbuild")
+    ov_cmake = Path(openvino.__file__).parent / "cmake"
+    root = Path(__file__).resolve().parent.parent
+    for cmd in (
+        ["cmake", "-S", str(root / "deploy/cpp"), "-B", str(build), f"-DOpenVINO_DIR={ov_cmake}"],
+        ["cmake", "--build", str(build), "-j", "2"],
+    ):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return build

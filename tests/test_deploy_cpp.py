@@ -4,7 +4,6 @@ like Python (Pillow's resampling re-implemented), then agrees with the Python Op
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,42 +14,17 @@ from PIL import Image
 from edgetl.data.preprocess import load_image, preprocess
 from edgetl.manifest import read_manifest
 from edgetl.onnx_manifest import embed_manifest, load_onnx, save_onnx_atomic
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _missing_toolchain() -> str | None:
-    if not (shutil.which("cmake") and (shutil.which("c++") or shutil.which("g++"))):
-        return "cmake and a C++ compiler are not installed"
-    for header in ("/usr/include/nlohmann/json.hpp", "/usr/include/stb/stb_image.h"):
-        if not Path(header).exists():
-            return f"{header} is missing (apt install nlohmann-json3-dev libstb-dev)"
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return "openvino is not installed"
-    return None
-
+from tests.conftest import cpp_toolchain_missing
 
 pytestmark = [
-    pytest.mark.skipif(_missing_toolchain() is not None, reason=str(_missing_toolchain())),
+    pytest.mark.skipif(cpp_toolchain_missing() is not None, reason=str(cpp_toolchain_missing())),
     pytest.mark.slow,  # builds the C++ example with cmake (deploy/, not the package)
 ]
 
 
 @pytest.fixture(scope="module")
-def classify_bin(tmp_path_factory) -> Path:
-    import openvino
-
-    build = tmp_path_factory.mktemp("cppbuild")
-    ov_cmake = Path(openvino.__file__).parent / "cmake"
-    for cmd in (
-        ["cmake", "-S", str(ROOT / "deploy/cpp"), "-B", str(build), f"-DOpenVINO_DIR={ov_cmake}"],
-        ["cmake", "--build", str(build), "-j", "2"],
-    ):
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return build / "edgetl_classify"
+def classify_bin(cpp_build) -> Path:
+    return cpp_build / "edgetl_classify"
 
 
 @pytest.fixture(scope="module")

@@ -10,33 +10,22 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <numeric>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-#include <openvino/openvino.hpp>
-
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_FAILURE_USERMSG
-#include <stb/stb_image.h>
-
-#include "preprocess.hpp"
+#include "app.hpp"
 
 namespace {
+
+using edgetl::fail;
 
 struct Args {
   std::string model, image, device = "CPU", dump_input;
   int threads = 0, top_k = 3, bench = 0;
   bool json = false;
 };
-
-[[noreturn]] void fail(const std::string& message) {
-  std::cerr << "error: " << message << "\n";
-  std::exit(2);
-}
 
 Args parse_args(int argc, char** argv) {
   Args a;
@@ -48,9 +37,9 @@ Args parse_args(int argc, char** argv) {
       return argv[++i];
     };
     if (arg == "--device") a.device = value();
-    else if (arg == "--threads") a.threads = std::stoi(value());
-    else if (arg == "--top-k") a.top_k = std::stoi(value());
-    else if (arg == "--bench") a.bench = std::stoi(value());
+    else if (arg == "--threads") a.threads = edgetl::parse_int(arg, value());
+    else if (arg == "--top-k") a.top_k = edgetl::parse_int(arg, value());
+    else if (arg == "--bench") a.bench = edgetl::parse_int(arg, value());
     else if (arg == "--dump-input") a.dump_input = value();
     else if (arg == "--json") a.json = true;
     else if (arg == "-h" || arg == "--help") {
@@ -66,42 +55,6 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-nlohmann::json read_manifest(const std::shared_ptr<ov::Model>& model, const std::string& path) {
-  if (!model->has_rt_info("framework", "edgetl.manifest"))
-    fail(path + " carries no edgetl manifest; write it with `edgetl export` or `edgetl quantize`");
-  return nlohmann::json::parse(model->get_rt_info<std::string>("framework", "edgetl.manifest"));
-}
-
-edgetl::Contract contract_from(const nlohmann::json& m) {
-  const auto& p = m.at("preprocessing");
-  edgetl::Contract c;
-  c.height = p.at("input_size")[0];
-  c.width = p.at("input_size")[1];
-  c.resize = p.at("resize");
-  c.interpolation = p.at("interpolation");
-  c.crop = p.at("crop");
-  if (p.contains("fit")) c.fit = p.at("fit");  // version-1 manifests: shorter-side
-  if (c.fit != "shorter-side" && c.fit != "stretch" && c.fit != "letterbox")
-    fail("preprocessing.fit " + c.fit + " is not known to this runtime (shorter-side, stretch, letterbox)");
-  if (p.contains("pad_value")) c.pad_value = p.at("pad_value");
-  for (int i = 0; i < 3; ++i) {
-    c.mean[i] = p.at("mean")[i].get<float>();
-    c.std[i] = p.at("std")[i].get<float>();
-  }
-  c.pixel_scale = p.at("pixel_scale").get<float>();
-  c.channel_order = p.at("channel_order");
-  return c;
-}
-
-edgetl::RgbImage load_rgb(const std::string& path) {
-  int w = 0, h = 0, n = 0;
-  unsigned char* data = stbi_load(path.c_str(), &w, &h, &n, 3);  // grey, palette, alpha -> RGB
-  if (!data) fail(path + ": cannot read image (" + stbi_failure_reason() + ")");
-  edgetl::RgbImage img{w, h, std::vector<uint8_t>(data, data + static_cast<size_t>(w) * h * 3)};
-  stbi_image_free(data);
-  return img;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,28 +62,19 @@ int main(int argc, char** argv) {
   try {
     ov::Core core;
     auto model = core.read_model(args.model);
-    const nlohmann::json manifest = read_manifest(model, args.model);
-    const edgetl::Contract contract = contract_from(manifest);
+    const nlohmann::json manifest = edgetl::read_manifest(model, args.model);
+    edgetl::require_task(manifest, "classify", args.model);
+    const edgetl::Contract contract = edgetl::contract_from(manifest);
     const auto labels = manifest.at("labels").get<std::vector<std::string>>();
 
     const std::vector<float> input =
-        edgetl::normalize(edgetl::to_uint8_chw(load_rgb(args.image), contract), contract);
-    if (!args.dump_input.empty()) {
-      std::ofstream(args.dump_input, std::ios::binary)
-          .write(reinterpret_cast<const char*>(input.data()), input.size() * sizeof(float));
-    }
+        edgetl::normalize(edgetl::to_uint8_chw(edgetl::load_rgb(args.image), contract), contract);
+    if (!args.dump_input.empty()) edgetl::write_floats(args.dump_input, input);
 
-    const ov::Shape shape{1, 3, static_cast<size_t>(contract.height), static_cast<size_t>(contract.width)};
-    model->reshape({{model->input().get_any_name(), ov::PartialShape(shape)}});
-    ov::AnyMap config{ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
-    if (args.device == "CPU") {
-      // OpenVINO's CPU plugin would run FP32 layers in bf16 on AMX/AVX512-BF16 hosts
-      config.emplace(ov::hint::inference_precision(ov::element::f32));
-      if (args.threads > 0) config.emplace(ov::inference_num_threads(args.threads));
-    }
-    ov::CompiledModel compiled = core.compile_model(model, args.device, config);
+    ov::CompiledModel compiled = edgetl::compile(core, model, contract, args.device, args.threads);
     ov::InferRequest request = compiled.create_infer_request();
-    request.set_input_tensor(ov::Tensor(ov::element::f32, shape, const_cast<float*>(input.data())));
+    request.set_input_tensor(
+        ov::Tensor(ov::element::f32, compiled.input().get_shape(), const_cast<float*>(input.data())));
     request.infer();
     const ov::Tensor out = request.get_output_tensor(0);
     const float* logits = out.data<const float>();

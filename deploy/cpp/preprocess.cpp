@@ -145,35 +145,36 @@ RgbImage resize(const RgbImage& in, int out_w, int out_h, const std::string& int
   return img;
 }
 
+Geometry geometry(const Contract& c, int width, int height) {
+  if (c.fit == "stretch" || (c.fit == "shorter-side" && c.crop == "none")) return {c.width, c.height, 0, 0};
+  // Python's round(): half to even, which nearbyint does in the default rounding mode
+  if (c.fit == "letterbox") {  // the whole image inside input_size, centred, padded
+    const double scale = std::min(static_cast<double>(c.width) / width, static_cast<double>(c.height) / height);
+    const int new_w = std::min(c.width, std::max(1, static_cast<int>(std::nearbyint(width * scale))));
+    const int new_h = std::min(c.height, std::max(1, static_cast<int>(std::nearbyint(height * scale))));
+    return {new_w, new_h, (c.width - new_w) / 2, (c.height - new_h) / 2};
+  }
+  const double scale = static_cast<double>(c.resize) / std::min(width, height);
+  const int new_w = std::max(c.width, static_cast<int>(std::nearbyint(width * scale)));
+  const int new_h = std::max(c.height, static_cast<int>(std::nearbyint(height * scale)));
+  return {new_w, new_h, -((new_w - c.width) / 2), -((new_h - c.height) / 2)};
+}
+
 std::vector<uint8_t> to_uint8_chw(const RgbImage& src, const Contract& c) {
-  RgbImage img;
+  const Geometry g = geometry(c, src.width, src.height);
+  RgbImage img = resize(src, g.resized_w, g.resized_h, c.interpolation);
   int left = 0, top = 0;
   if (c.fit == "letterbox") {
-    // edgetl.data.preprocess.geometry: the whole image inside input_size, centred, padded
-    const double scale = std::min(static_cast<double>(c.width) / src.width,
-                                  static_cast<double>(c.height) / src.height);
-    const int new_w = std::min(c.width, std::max(1, static_cast<int>(std::nearbyint(src.width * scale))));
-    const int new_h = std::min(c.height, std::max(1, static_cast<int>(std::nearbyint(src.height * scale))));
-    const RgbImage inner = (new_w == src.width && new_h == src.height)
-                               ? src
-                               : resize(src, new_w, new_h, c.interpolation);
-    img = RgbImage{c.width, c.height,
-                   std::vector<uint8_t>(static_cast<size_t>(c.width) * c.height * 3,
-                                        static_cast<uint8_t>(c.pad_value))};
-    const int ox = (c.width - new_w) / 2, oy = (c.height - new_h) / 2;
-    for (int y = 0; y < new_h; ++y)
-      std::copy_n(inner.pixels.begin() + static_cast<size_t>(y) * new_w * 3, static_cast<size_t>(new_w) * 3,
-                  img.pixels.begin() + (static_cast<size_t>(y + oy) * c.width + ox) * 3);
-  } else if (c.crop == "none") {  // also fit stretch (a stretch contract has crop none)
-    img = resize(src, c.width, c.height, c.interpolation);
-  } else {
-    const double scale = static_cast<double>(c.resize) / std::min(src.width, src.height);
-    // Python's round(): half to even, which nearbyint does in the default rounding mode
-    const int new_w = std::max(c.width, static_cast<int>(std::nearbyint(src.width * scale)));
-    const int new_h = std::max(c.height, static_cast<int>(std::nearbyint(src.height * scale)));
-    img = resize(src, new_w, new_h, c.interpolation);
-    left = (new_w - c.width) / 2;
-    top = (new_h - c.height) / 2;
+    RgbImage canvas{c.width, c.height,
+                    std::vector<uint8_t>(static_cast<size_t>(c.width) * c.height * 3,
+                                         static_cast<uint8_t>(c.pad_value))};
+    for (int y = 0; y < img.height; ++y)
+      std::copy_n(img.pixels.begin() + static_cast<size_t>(y) * img.width * 3, static_cast<size_t>(img.width) * 3,
+                  canvas.pixels.begin() + (static_cast<size_t>(y + g.offset_y) * c.width + g.offset_x) * 3);
+    img = std::move(canvas);
+  } else {  // a crop (negative offset) or nothing
+    left = -g.offset_x;
+    top = -g.offset_y;
   }
   const bool bgr = c.channel_order == "BGR";
   std::vector<uint8_t> chw(static_cast<size_t>(3) * c.height * c.width);

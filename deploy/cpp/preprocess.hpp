@@ -31,6 +31,16 @@ struct RgbImage {
   std::vector<uint8_t> pixels;  // width * height * 3
 };
 
+// Where an image of width x height lands in the input (edgetl.data.preprocess.geometry): it is
+// resized to resized_w x resized_h and its top-left corner put at (offset_x, offset_y) of the
+// input; a negative offset is a crop, a positive one letterbox padding.
+struct Geometry {
+  int resized_w = 0, resized_h = 0;
+  int offset_x = 0, offset_y = 0;
+};
+
+Geometry geometry(const Contract& c, int width, int height);
+
 // Pillow's Image.resize(..., resample) for an RGB image.
 RgbImage resize(const RgbImage& in, int out_w, int out_h, const std::string& interpolation);
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import colorsys
 
+import numpy as np
+
 from edgetl.tasks.detect.metrics import as_prediction
 
 
@@ -12,7 +14,8 @@ def render(prediction, labels, k: int, min_score: float = 0.0) -> dict:
     """One image's detections (original-image pixels) -> ``{"detections": [{"label", "class",
     "score", "box": [x1, y1, x2, y2]}, ...]}``, best first, at most ``k``, none below ``min_score``."""
     boxes, scores, classes = as_prediction(prediction)
-    order = [i for i in scores.argsort(kind="stable")[::-1] if scores[i] >= min_score][:k]
+    # decode's order (stable descending: tied scores keep theirs), which deploy/cpp prints too
+    order = [i for i in np.argsort(-scores, kind="stable") if scores[i] >= min_score][:k]
     return {
         "detections": [
             {

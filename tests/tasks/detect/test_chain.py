@@ -83,6 +83,16 @@ def test_render_describe_and_draw_a_detection():
     assert np.asarray(img).max() == 0  # the input image is not drawn on
 
 
+def test_render_keeps_the_decode_order_of_tied_scores():
+    """Tied scores (letterbox padding gives identical locations) stay in decode's order, the
+    order deploy/cpp's edgetl_detect prints, not reversed."""
+    from edgetl.tasks.detect.render import render
+
+    boxes = np.array([[0, 0, 1, 1], [0, 0, 2, 2], [0, 0, 3, 3]], np.float32)
+    pred = (boxes, np.array([0.5, 0.5, 0.7], np.float32), np.array([0, 1, 0]))
+    assert [d["box"][2] for d in render(pred, ["a", "b"], k=5)["detections"]] == [3.0, 1.0, 2.0]
+
+
 def test_predict_save_refuses_an_input_image_and_a_non_png(tmp_path):
     from edgetl.errors import EdgetlError
     from edgetl.predict import _save_paths
