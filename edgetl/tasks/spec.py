@@ -83,6 +83,9 @@ class TaskSpec:
     # an exact paired interval where the score allows one (a mean of per-image booleans); else
     # confidence.paired_metric_drop bootstraps the score over images
     paired_drop: Callable[[Any, Any], Any] | None = None
+    # an ONNX graph (onnx.ModelProto) -> the nodes INT8 keeps in float unless told otherwise
+    # (a detector's box decode and output concat); None: quantize every node the quantizer can
+    float_nodes: Callable[[Any], list[str]] | None = None
     module: str = field(default="", compare=False)
 
     @property
