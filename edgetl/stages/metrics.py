@@ -57,6 +57,8 @@ class EvalEntry(SplitMetrics):
     top1: float | None = None
     top5: float | None = None
     per_class: dict[str, float | None] | None = None
+    # against the first artifact of a paired eval: drop_pt, ci95_pt, images, method (confidence.py)
+    paired: dict | None = None
 
 
 class EvalMetrics(_Metrics):
