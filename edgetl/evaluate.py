@@ -7,6 +7,7 @@ deployment that honours the manifest will see.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,20 +34,45 @@ def split_indices(data: SplitData, split: str) -> np.ndarray:
     return data.splits[split]
 
 
-def evaluate(
+@dataclass
+class SplitPredictions:
+    """What one artifact predicted on a split: per image, in original-image coordinates."""
+
+    artifact: Path
+    backend: str
+    task: object  # TaskSpec
+    labels: list[str]
+    indices: np.ndarray  # into the data source
+    ids: list[str]
+    predictions: list
+    targets: object
+    data_name: str
+    split: str
+    split_fingerprint: str
+
+
+def _data_for(recorded, data_config: DataConfig, task):
+    """The data an artifact is measured on: ``data_config``, its source defaulting to the one the
+    artifact was trained on (a detector's is no image-label set), with the recorded splits."""
+    source = ((recorded.provenance.data or {}).get("config") or {}).get("source")
+    if "source" not in data_config.model_fields_set and source:
+        data_config = data_config.model_copy(update={"source": source})
+    return load_task_data(with_recorded_splits(data_config, recorded.provenance.data), task)
+
+
+def predict_split(
     artifact: str | Path,
-    data_config: DataConfig,
-    split: str = "test",
+    data,
+    idx: np.ndarray,
+    split: str,
     backend: str | None = None,
     batch_size: int = 64,
     runner_options: dict | None = None,
-) -> dict:
-    """The task's metrics (a classifier: top-1/top-5/per-class/confusion) of ``artifact`` on
-    ``split`` of the data."""
-    recorded = read_manifest(artifact)  # which data reader and splits: before the model is loaded
+    recorded=None,
+) -> SplitPredictions:
+    """Run ``artifact`` over images ``idx`` of ``data`` (the task's data) and decode them."""
+    recorded = recorded or read_manifest(artifact)
     task = task_of(recorded)
-    data = load_task_data(with_recorded_splits(data_config, recorded.provenance.data), task)
-    idx = split_indices(data, split)
     sizes: list[tuple[int, int]] = []  # original (h, w): predictions map back to these pixels
     with make_runner(artifact, backend, manifest=recorded, **(runner_options or {})) as runner:
         manifest = runner.manifest
@@ -68,26 +94,113 @@ def evaluate(
                 progress.advance(bar, len(chunk))
         backend_name = runner.backend
     step(f"eval {Path(artifact).name} on {backend_name}: {split} split, {len(idx)} images")
-    targets = data.targets(idx, remap)
     predictions = task.decode({name: np.concatenate(ys) for name, ys in parts.items()})
     if task.to_original is not None:  # boxes back into the pixels the targets are in
         predictions = [task.to_original(p, contract, hw) for p, hw in zip(predictions, sizes, strict=True)]
-    labels = list(manifest.labels)
-    metrics = task.metrics(predictions, targets, labels)
+    return SplitPredictions(
+        artifact=Path(artifact),
+        backend=backend_name,
+        task=task,
+        labels=list(manifest.labels),
+        indices=np.asarray(idx),
+        ids=[data.source.ids[int(i)] for i in idx],
+        predictions=list(predictions),
+        targets=data.targets(idx, remap),
+        data_name=data.source.name,
+        split=split,
+        split_fingerprint=fingerprint(data.source.name, data.source.ids, idx),
+    )
+
+
+def metrics_of(p: SplitPredictions) -> dict:
+    """The task's metrics of one artifact's predictions, with where they were measured."""
+    task = p.task
+    metrics = task.metrics(p.predictions, p.targets, p.labels)
     if task.curves is not None:
-        metrics["curves"] = task.curves(predictions, targets, labels)
-    samples = eval_samples(task, predictions, targets, idx, data.source.ids, labels)
+        metrics["curves"] = task.curves(p.predictions, p.targets, p.labels)
+    ids = dict(zip(p.indices.tolist(), p.ids, strict=True))
+    samples = eval_samples(task, p.predictions, p.targets, p.indices, ids, p.labels)
     if samples is not None:  # a few images' predictions and truths, for a report's gallery
         metrics["samples"] = samples
     metrics.update(
         task=task.name,
-        artifact=str(artifact),
-        backend=backend_name,
-        split=split,
-        data=data.source.name,
-        split_fingerprint=fingerprint(data.source.name, data.source.ids, idx),
+        artifact=str(p.artifact),
+        backend=p.backend,
+        split=p.split,
+        data=p.data_name,
+        split_fingerprint=p.split_fingerprint,
     )
     return metrics
+
+
+def evaluate(
+    artifact: str | Path,
+    data_config: DataConfig,
+    split: str = "test",
+    backend: str | None = None,
+    batch_size: int = 64,
+    runner_options: dict | None = None,
+) -> dict:
+    """The task's metrics (a classifier: top-1/top-5/per-class/confusion) of ``artifact`` on
+    ``split`` of the data."""
+    recorded = read_manifest(artifact)  # which data reader and splits: before the model is loaded
+    data = _data_for(recorded, data_config, task_of(recorded))
+    idx = split_indices(data, split)
+    p = predict_split(artifact, data, idx, split, backend, batch_size, runner_options, recorded)
+    return metrics_of(p)
+
+
+def evaluate_paired(
+    artifacts: list[str | Path],
+    data_config: DataConfig,
+    split: str = "test",
+    backend: str | None = None,
+    batch_size: int = 64,
+) -> list[tuple[dict, SplitPredictions]]:
+    """Every artifact on the same images (the first one's split), each after the first with its
+    paired drop of the task's primary metric and the 95% interval (as quantize judges INT8):
+    ``metrics["paired"]``. Returns (metrics, predictions) per artifact, in order."""
+    from edgetl.errors import ModelError
+
+    manifests = [read_manifest(a) for a in artifacts]
+    tasks = [task_of(m) for m in manifests]
+    if len({t.name for t in tasks}) > 1:
+        raise ModelError(
+            "paired eval needs one task: "
+            + ", ".join(f"{a} is {t.name!r}" for a, t in zip(artifacts, tasks, strict=True))
+        )
+    task = tasks[0]
+    data = _data_for(manifests[0], data_config, task)
+    idx = split_indices(data, split)
+    out: list[tuple[dict, SplitPredictions]] = []
+    reference = None
+    for artifact, recorded in zip(artifacts, manifests, strict=True):
+        p = predict_split(artifact, data, idx, split, backend, batch_size, recorded=recorded)
+        metrics = metrics_of(p)
+        records = task.records(p.predictions, p.targets)
+        if reference is None:
+            reference = (artifact, records)
+        else:
+            interval = task.paired(reference[1], records)
+            against = {"against": str(reference[0]), "metric": task.primary_metric}
+            metrics["paired"] = {**against, **interval.as_dict()}
+        out.append((metrics, p))
+    return out
+
+
+PREDICTIONS_TOP = 100  # per image: at most this many classes or boxes ...
+PREDICTIONS_MIN_SCORE = 0.001  # ... scoring at least this (a probability or a box score)
+
+
+def write_predictions(p: SplitPredictions, path: Path) -> Path:
+    """One JSON line per image: its id and its prediction as ``edgetl predict --json`` renders
+    it (at most 100 classes or boxes, none under 0.001)."""
+    lines = [
+        json.dumps({"id": i, **p.task.render(pred, p.labels, PREDICTIONS_TOP, PREDICTIONS_MIN_SCORE)})
+        for i, pred in zip(p.ids, p.predictions, strict=True)
+    ]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path
 
 
 def write_eval_outputs(metrics: dict, out_dir: str | Path) -> dict[str, Path]:

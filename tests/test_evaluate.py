@@ -85,3 +85,25 @@ def test_eval_takes_the_split_settings_the_model_was_trained_with(tmp_path):
         out, DataConfig(source="digits", test_fraction=0.1), split="test"
     )  # said explicitly: kept
     assert other["num_samples"] < m["num_samples"]
+
+
+def test_paired_eval_measures_every_artifact_on_the_same_images(tiny_checkpoint, tiny_onnx, tmp_path):
+    """``edgetl eval A B``: one data set (A's split), per-image predictions for each, and B's
+    paired drop against A with the exact interval quantize uses; the source defaults to A's."""
+    from edgetl.stages.eval import EvalConfig, run
+
+    result = run(EvalConfig(artifact=tiny_checkpoint, compare=(tiny_onnx,), out=tmp_path / "ev"))
+    a, b = result.metrics.by_role[str(tiny_checkpoint)], result.metrics.by_role[str(tiny_onnx)]
+    alone = evaluate(tiny_checkpoint, DataConfig(source="digits"), split="test")
+    assert a.top1 == alone["top1"] and a.paired is None  # no --data: the checkpoint's own digits
+    assert b.paired["against"] == str(tiny_checkpoint) and b.paired["images"] == alone["num_samples"]
+    assert b.paired["drop_pt"] == round(100 * (a.top1 - b.top1), 9) == 0.0  # the ONNX is its parity twin
+    lo, hi = b.paired["ci95_pt"]
+    assert lo <= 0.0 <= hi < 3.0
+    for n, path in enumerate((tiny_checkpoint, tiny_onnx)):
+        folder = tmp_path / "ev" / f"{n}-{path.stem}"
+        rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+        assert len(rows) == alone["num_samples"] and all(r["top"] for r in rows)
+        assert json.loads((folder / "eval.json").read_text())["top1"] == alone["top1"]
+    first = [json.loads(line) for line in (tmp_path / "ev" / "0-tiny" / "predictions.jsonl").open()]
+    assert len({r["id"] for r in first}) == len(first)  # one line per test image

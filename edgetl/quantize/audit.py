@@ -1,4 +1,5 @@
-"""Calibration audit: which classes the calibration set covers, and how much INT8 top-1 moves
+"""Calibration audit: which classes the calibration set covers, and how much the INT8 model's
+primary metric (top-1, mAP) moves
 when the same model is re-calibrated on other subsets (a lucky calibration vs a robust one).
 
 The audit subsets are drawn, stratified by class, from the training pool the calib split itself
@@ -15,9 +16,16 @@ import numpy as np
 from edgetl.progress import log
 
 
-def class_coverage(labels: np.ndarray, classes: list[str]) -> dict:
-    """Images per class in the calibration set, the classes it misses, and the smallest share."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
+def class_coverage(labels, classes: list[str], key=None) -> dict:
+    """Images per class in the calibration set, the classes it misses, and the smallest share.
+    ``labels``: one class index per image; or, with ``key`` (a target -> the classes it holds, the
+    task's ``stratify_key``), one target per image, counted once in each class it holds."""
+    if key is None:
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
+    else:
+        counts = np.zeros(len(classes), np.int64)
+        for target in labels:
+            counts[list(key(target))] += 1
     total = int(counts.sum())
     return {
         "per_class": {c: int(n) for c, n in zip(classes, counts, strict=True)},
@@ -50,13 +58,18 @@ def stratified_draw(labels: np.ndarray, pool: np.ndarray, count: int, rng: np.ra
     return np.sort(np.concatenate(picked))[:count]
 
 
-def audit_subsets(data_config, contract, count: int, seeds: int):
-    """``seeds`` calibration sets of ``count`` images drawn from the training pool."""
-    from edgetl.data.dataset import load_data
+def audit_subsets(data_config, contract, count: int, seeds: int, job=None):
+    """``seeds`` calibration sets of ``count`` images drawn from the training pool, stratified by
+    the task's key (``job``: a TaskSpec; default: one class label per image)."""
+    from edgetl.data.dataset import load_data, load_task_data
     from edgetl.quantize.calibration import StreamedImages
 
-    data = load_data(data_config)
-    labels = data.source.labels
+    data = load_task_data(data_config, job) if job is not None else load_data(data_config)
+    if job is None or job.open_data is None:
+        labels = np.asarray(data.source.labels)
+    else:  # one stratum per distinct set of classes present (the detection splits do the same)
+        keys = [job.stratify_key(t) for t in data.targets(np.arange(len(data.source)))]
+        labels = np.unique(np.array([",".join(map(str, k)) for k in keys]), return_inverse=True)[1]
     for k in range(seeds):
         rng = np.random.default_rng([data_config.seed, 15, k])
         idx = stratified_draw(labels, data.splits["train"], count, rng)

@@ -76,18 +76,42 @@ class StreamedImages:
 
 @dataclass
 class ImageSet:
-    """A split's preprocessed images (streamed, see StreamedImages) and labels, with where they
-    came from."""
+    """A split's preprocessed images (streamed, see StreamedImages) and per-image targets (class
+    indices, or a detector's boxes), with where they came from."""
 
     x: StreamedImages
-    y: np.ndarray
+    data: object  # the task's data (load_task_data): targets(idx, remap), source
+    indices: np.ndarray
     info: dict
 
+    @property
+    def y(self):
+        """The targets as the data set numbers its classes (no remapping)."""
+        return self.targets()
 
-def load_split_images(data_config: DataConfig, split: str, contract: PreprocessContract) -> ImageSet:
-    """The images of ``split`` per ``contract`` (limits come from the data config), streamed:
-    nothing is decoded here, so memory does not grow with the split's size."""
-    data = load_data(data_config)
+    def targets(self, remap: np.ndarray | None = None):
+        """Per-image targets, classes through ``remap`` (data class -> model class) when given;
+        a detector's boxes in original-image pixels."""
+        return self.data.targets(self.indices, remap)
+
+    def original_hw(self) -> list[tuple[int, int]]:
+        """Each image's original (h, w), from the source's recorded sizes where it keeps them
+        (detection sources read them from the image headers), else by decoding the image."""
+        sizes = getattr(self.data.source, "sizes", None)
+        if sizes:
+            return [(int(sizes[i][1]), int(sizes[i][0])) for i in self.indices]
+        return [(img.height, img.width) for img in (self.data.source.load(int(i)) for i in self.indices)]
+
+
+def load_split_images(
+    data_config: DataConfig, split: str, contract: PreprocessContract, job=None
+) -> ImageSet:
+    """The images of ``split`` per ``contract`` (limits come from the data config), read by the
+    data reader of task ``job`` (default: image-label data), streamed: nothing is decoded here,
+    so memory does not grow with the split's size."""
+    from edgetl.data.dataset import load_task_data
+
+    data = load_task_data(data_config, job) if job is not None else load_data(data_config)
     idx = data.splits[split]
     info = {
         "source": data.source.name,
@@ -97,13 +121,15 @@ def load_split_images(data_config: DataConfig, split: str, contract: PreprocessC
         "fingerprint": fingerprint(data.source.name, data.source.ids, idx),
         "classes": data.classes,
     }
-    return ImageSet(StreamedImages(data.source, idx, contract), data.source.labels[idx], info)
+    return ImageSet(StreamedImages(data.source, idx, contract), data, np.asarray(idx), info)
 
 
-def calibration_images(data_config: DataConfig, contract: PreprocessContract, count: int) -> ImageSet:
+def calibration_images(
+    data_config: DataConfig, contract: PreprocessContract, count: int, job=None
+) -> ImageSet:
     """``count`` images of the calib split (stratified, disjoint from val and test)."""
     cfg = data_config.model_copy(update={"calib_size": count})
-    images = load_split_images(cfg, "calib", contract)
+    images = load_split_images(cfg, "calib", contract, job)
     if images.info["count"] < count:
         raise DataError(
             f"calibration set too small: the calib split of {images.info['source']} holds "

@@ -45,7 +45,14 @@ class QuantizeConfig(BaseModel):
         "cpu",
         description="quantizer: cpu (ORT uint8 activations), tensorrt (symmetric int8, TensorRT Q/DQ rules)",
     )
-    max_drop: float = Field(1.0, ge=0, description="allowed val top-1 drop in points")
+    max_drop: float = Field(
+        1.0, ge=0, description="allowed val drop of the task's metric in points (top-1 %, mAP x 100)"
+    )
+    quantize_decode: bool = Field(
+        False,
+        description="a detector: quantize its box decode and output concat too (default: kept in float, "
+        "as NNCF and ModelOpt do)",
+    )
     val_count: int | None = Field(2000, ge=1, description="val images for the accuracy checks")
     prefer: Literal["int8", "fastest"] = Field(
         "int8", description="int8, or fastest: ship FP32 unless INT8 is measurably faster here"
@@ -357,14 +364,17 @@ def _pre_processed(proto, work: Path, config: QuantizeConfig) -> Path:
     return fp32
 
 
-def _evaluator(config: QuantizeConfig, fp32: Path, x_val, y_val, fixed_batch: int, parent, task):
+def _evaluator(config: QuantizeConfig, fp32: Path, val, remap, fixed_batch: int, parent, task):
     """path -> the task's val metrics of that ONNX file, plus its per-image ``records`` (what the
-    paired interval resamples); an INT8 file ONNX Runtime cannot run is a ModelError with the fix."""
+    paired interval resamples); a detector's boxes are mapped back to the original images first,
+    as ``edgetl eval`` does. An INT8 file ONNX Runtime cannot run is a ModelError with the fix."""
     labels = list(parent.labels)
+    targets = val.targets(remap)
+    sizes = val.original_hw() if task.to_original is not None else None
 
     def evaluate(path: Path) -> dict:
         try:
-            outputs = run_onnx(path, x_val, config.threads, fixed_batch, parent.outputs)
+            outputs = run_onnx(path, val.x, config.threads, fixed_batch, parent.outputs)
         except Exception as exc:  # noqa: BLE001 - ORT's errors have no common base class
             if path == fp32:
                 raise
@@ -375,9 +385,27 @@ def _evaluator(config: QuantizeConfig, fp32: Path, x_val, y_val, fixed_batch: in
                 "EfficientNet-Lite at small input sizes, where --exclude of the named Conv did not help."
             ) from None
         predictions = task.decode(outputs)
-        return {**task.metrics(predictions, y_val, labels), "records": task.records(predictions, y_val)}
+        if sizes is not None:
+            contract = parent.preprocessing
+            predictions = [
+                task.to_original(p, contract, hw) for p, hw in zip(predictions, sizes, strict=True)
+            ]
+        return {**task.metrics(predictions, targets, labels), "records": task.records(predictions, targets)}
 
     return evaluate
+
+
+def _task_float_nodes(task, fp32: Path, config: QuantizeConfig) -> list[str]:
+    """The nodes the task keeps in float by default (a detector's decode), unless
+    --quantize-decode asks for every node."""
+    import onnx
+
+    if task.float_nodes is None or config.quantize_decode:
+        return []
+    names = task.float_nodes(onnx.load(str(fp32)))
+    if names:
+        log(f"keeping the {task.name} decode in float: {len(names)} nodes after the last convolution")
+    return names
 
 
 def _calibration_record(info: dict, config: QuantizeConfig, coverage: dict) -> dict:
@@ -416,11 +444,12 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
     parent = _resolve_manifest(proto, config, fixed_batch)
     if parent.kind == "onnx-int8":
         raise ModelError(f"{config.model}: already INT8; quantize the FP32 ONNX model instead.")
-    if task_of(parent).open_data is not None:
-        raise ModelError(
-            f"{config.model}: a {parent.task!r} model; edgetl's INT8 calibration and accuracy budget read "
-            "image-label data for now (detector INT8, with the decode kept in float and an mAP budget, is on "
-            "the way). Ship the FP32 ONNX meanwhile."
+    task = task_of(parent)
+    if config.qat and task.name != "classify":
+        raise ConfigError(
+            f"--qat: quantization-aware training fine-tunes classifiers only for now; {config.model} is a "
+            f"{task.name!r} model. Drop --qat (PTQ keeps the decode in float and fits the "
+            f"{task.metric_label} budget by keeping sensitive layers in float too)."
         )
     if parent.precision == "fp16":
         raise ModelError(
@@ -432,23 +461,22 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
 
         resolve_checkpoint(config, parent)  # before any work: QAT needs the checkpoint
     contract = parent.preprocessing
-    calib = calibration_images(_data_config(parent, config), contract, config.calib_count)
-    val = load_split_images(_data_config(parent, config, limit_val=config.val_count), "val", contract)
+    calib = calibration_images(_data_config(parent, config), contract, config.calib_count, task)
+    val = load_split_images(_data_config(parent, config, limit_val=config.val_count), "val", contract, task)
     remap = label_map(val.info["classes"], list(parent.labels), val.info["source"])
-    task = task_of(parent)
-    y_val = remap[val.y]
     labels = list(parent.labels)
-    coverage = class_coverage(remap[calib.y], labels)
+    coverage = class_coverage(calib.targets(remap), labels, task.stratify_key)
 
     clean_stale_work_dirs()
     work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
     try:
         fp32 = _pre_processed(proto, work, config)
-        evaluate = _evaluator(config, fp32, val.x, y_val, fixed_batch, parent, task)
+        evaluate = _evaluator(config, fp32, val, remap, fixed_batch, parent, task)
+        task_float = _task_float_nodes(task, fp32, config)
 
         fp32_metrics = evaluate(fp32)
         key = task.primary_metric
-        log(f"FP32 val {task.metric_label} {fp32_metrics[key]:.4f} on {len(y_val)} images")
+        log(f"FP32 val {task.metric_label} {fp32_metrics[key]:.4f} on {len(val.indices)} images")
         run = QuantizeRun(
             config,
             parent,
@@ -461,6 +489,7 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
             work,
             quantize_once=quantize_once,
             data_config=lambda **limits: _data_config(parent, config, **limits),
+            task_float=task_float,
         )
         chosen = run.choose()
         quantizer = get_quantizer(config.target)

@@ -38,6 +38,7 @@ class QuantizeRun:
         work: Path,
         quantize_once: Callable,
         data_config: Callable[..., object],
+        task_float: list[str] | None = None,
     ):
         from edgetl.quantize.macs import node_macs
 
@@ -45,6 +46,7 @@ class QuantizeRun:
         self.input_name, self.fixed_batch, self.calib = input_name, fixed_batch, calib
         self.evaluate, self.fp32_metrics = evaluate, fp32_metrics
         self._quantize_once, self.data_config = quantize_once, data_config
+        self.task_float = list(task_float or [])  # kept in float in every candidate (a detector's decode)
         h, w = parent.preprocessing.input_size
         self.macs = node_macs(fp32, (max(1, fixed_batch), 3, h, w))
         from edgetl.tasks.registry import task_of
@@ -61,9 +63,11 @@ class QuantizeRun:
             self.calib.x if images is None else images,
             self.input_name,
             self.config,
-            exclude,
+            [*self.task_float, *exclude],
             self.fixed_batch,
         )
+        if self.task_float:
+            _release_float_tail(out, set(self.task_float))
 
     def _judged(self, kind: str, path: Path, metrics: dict, kept_float: list[str], **extra) -> dict:
         from edgetl.quantize.macs import float_share
@@ -199,7 +203,9 @@ class QuantizeRun:
         from edgetl.quantize.audit import audit_subsets, stability
 
         c = self.config
-        subsets = audit_subsets(self.data_config(), self.parent.preprocessing, c.calib_count, c.audit_seeds)
+        subsets = audit_subsets(
+            self.data_config(), self.parent.preprocessing, c.calib_count, c.audit_seeds, self.task
+        )
         kept = self.candidates["ptq"]["kept_float"]
         result = stability(
             subsets,
@@ -233,11 +239,22 @@ class QuantizeRun:
                 if needed is not None
                 else "no number of val images would confirm it: the drop itself is at the budget"
             )
+            floor = (  # an exact bound on per-image booleans (top-1) has a floor; a bootstrap has none
+                f" (with no disagreement at all it would be "
+                f"{smallest_resolvable_budget_pt(self.val_images):.2f} pt)"
+                if interval.per_image_variance is None
+                else ""
+            )
             decisions.append(
                 f"the val set is too small to confirm the {c.max_drop}-pt budget: on {self.val_images} "
-                f"images the drop's 95% upper bound is {hi:+.2f} pt (with no disagreement at all it "
-                f"would be {smallest_resolvable_budget_pt(self.val_images):.2f} pt); {more}; kept on the "
+                f"images the drop's 95% upper bound is {hi:+.2f} pt{floor}; {more}; kept on the "
                 f"point estimate ({interval.drop_pt:+.2f} pt)"
+            )
+        if self.task_float:
+            decisions.append(
+                f"kept the {self.task.name} decode in float ({len(self.task_float)} nodes after the last "
+                "convolution: box decoding, score products and the output concat; no MACs), as NNCF and "
+                "ModelOpt do for detectors; --quantize-decode quantizes them too"
             )
         if chosen["kept_float"]:
             decisions.append(
@@ -295,6 +312,7 @@ class QuantizeRun:
             "bias_correction": c.bias_correction_mode,
             "rounds": ptq.get("rounds", []),
             "kept_float": chosen["kept_float"],
+            "decode_in_float": self.task_float,
             "float_mac_share": chosen["float_mac_share"],
             "candidates": {k: _summary(v, self.key) for k, v in self.candidates.items()},
             "sensitivity_top10": (ptq.get("ranking") or [])[:10],
@@ -309,6 +327,17 @@ class QuantizeRun:
             "decisions": decisions,
         }
         return report, decisions
+
+
+def _release_float_tail(path: Path, names: set[str]) -> None:
+    """The task's float nodes read float values (no Q/DQ on their inputs), rewritten in place."""
+    import onnx
+
+    from edgetl.quantize.float_tail import release_float_inputs
+
+    model = onnx.load(str(path))
+    if release_float_inputs(model, names):
+        onnx.save(model, str(path))
 
 
 def audit_line(audit: dict, key: str, label: str) -> str:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgetl.data.dataset import DataConfig
+from edgetl.errors import ConfigError
 from edgetl.paths import check_writable_dir
 from edgetl.stages.base import Cli, Context, Job, Role, Stage, StageResult
 from edgetl.stages.metrics import EvalEntry, EvalMetrics
@@ -17,6 +18,11 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     artifact: Path = Field(description="a .safetensors checkpoint, an .onnx model or an engine")
+    compare: tuple[Path, ...] = Field(
+        (),
+        description="more artifacts, measured on the same images; each gets its paired drop against the "
+        "first with the 95% interval (as quantize judges INT8)",
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     split: Literal["train", "val", "test", "calib", "all"] = Field(
         "test", description="which split to measure"
@@ -32,20 +38,30 @@ class EvalConfig(BaseModel):
 
 
 def run(config: EvalConfig, role: Role | None = None) -> StageResult[EvalMetrics]:
-    from edgetl.evaluate import evaluate, write_eval_outputs
+    from edgetl.evaluate import evaluate_paired, write_eval_outputs, write_predictions
 
     if config.out is not None:
         check_writable_dir(config.out, "--out")
     if config.on:
+        if config.compare:
+            raise ConfigError(
+                "eval --on measures one artifact per target; compare artifacts locally (drop --on), or run "
+                "one eval --on per artifact."
+            )
         return _run_on_targets(config, role)
-    m = evaluate(config.artifact, config.data, config.split, config.backend, config.batch_size)
-    files = write_eval_outputs(m, config.out) if config.out is not None else {}
-    key = role.key if role is not None else str(config.artifact)
-    entry = _entry(m, config.artifact, files)
-    return StageResult[EvalMetrics](
-        metrics=EvalMetrics(by_role={key: entry}),
-        notes=[f"wrote {' and '.join(map(str, files.values()))}"] if files else [],
-    )
+    artifacts = [config.artifact, *config.compare]
+    results = evaluate_paired(artifacts, config.data, config.split, config.backend, config.batch_size)
+    entries, notes = {}, []
+    for n, (m, predictions) in enumerate(results):
+        files = {}
+        if config.out is not None:
+            folder = config.out if len(artifacts) == 1 else config.out / f"{n}-{Path(m['artifact']).stem}"
+            files = write_eval_outputs(m, folder)
+            files["predictions"] = write_predictions(predictions, folder / "predictions.jsonl")
+        key = role.key if role is not None and n == 0 else str(artifacts[n])
+        entries[key] = _entry(m, artifacts[n], files)
+        notes += [f"wrote {' and '.join(map(str, files.values()))}"] if files else []
+    return StageResult[EvalMetrics](metrics=EvalMetrics(by_role=entries), notes=notes)
 
 
 def _entry(m: dict, artifact, files: dict) -> EvalEntry:
@@ -61,6 +77,7 @@ def _entry(m: dict, artifact, files: dict) -> EvalEntry:
         "split",
         "task",
         "samples",
+        "paired",
     )
     return EvalEntry(
         **{k: m[k] for k in keys if k in m},
@@ -128,6 +145,13 @@ def show(result: StageResult[EvalMetrics], console) -> None:
         for name, value in (m.model_extra or {}).items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 table.add_row(f"[bold]{escape(name)}", f"[bold]{value:.4f}")
+        if m.paired is not None:
+            p = m.paired
+            lo, hi = p["ci95_pt"]
+            table.add_row(
+                escape(f"drop vs {Path(p['against']).name}"),
+                f"{p['drop_pt']:+.2f} pt (95% CI {lo:+.2f} to {hi:+.2f}, paired on {p['images']} images)",
+            )
         console.print(table)
     for note in result.notes:
         console.print(escape(note))
@@ -144,7 +168,7 @@ STAGE = Stage(
     jobs=jobs,
     show=show,
     cli=Cli(
-        arguments=("artifact",),
+        arguments=("artifact", "compare"),
         nested=("data.source", "data.seed", "data.limit_test", "data.skip_bad"),
         flags={"data.source": "--data", "data.skip_bad": "--skip-bad"},
         short={"data.source": "-d", "out": "-o"},

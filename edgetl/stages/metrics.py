@@ -58,6 +58,8 @@ class EvalEntry(SplitMetrics):
     top5: float | None = None
     per_class: dict[str, float | None] | None = None
     samples: dict | None = None  # a few images' predictions and truths (tasks that draw results)
+    # against the first artifact of a paired eval: drop_pt, ci95_pt, images, method (confidence.py)
+    paired: dict | None = None
 
 
 class EvalMetrics(_Metrics):

@@ -90,6 +90,9 @@ class TaskSpec:
     paired_drop: Callable[[Any, Any], Any] | None = None
     # the key of the list render returns, one entry per label or box (a board's answer is checked by it)
     rendered: str = "top"
+    # an ONNX graph (onnx.ModelProto) -> the nodes INT8 keeps in float unless told otherwise
+    # (a detector's box decode and output concat); None: quantize every node the quantizer can
+    float_nodes: Callable[[Any], list[str]] | None = None
     module: str = field(default="", compare=False)
 
     @property

@@ -102,6 +102,12 @@ def _plots(metrics, out_dir):
     return {"png": path}
 
 
+def _float_nodes(model) -> list[str]:
+    from edgetl.tasks.detect.graph import decode_nodes
+
+    return decode_nodes(model)
+
+
 def _open_data(config):
     from edgetl.tasks.detect.data import load_detection_data
 
@@ -138,6 +144,7 @@ TASK = TaskSpec(
     curves=_curves,
     plots=_plots,
     open_data=_open_data,
+    float_nodes=_float_nodes,
     to_original=_to_original,
     describe=render.describe,
     draw=render.draw,

@@ -154,15 +154,7 @@ def test_a_tiny_detector_end_to_end(tmp_path):
     onnx_path = tmp_path / "det.onnx"
     _edgetl("export", ckpt, "-o", onnx_path, cwd=tmp_path)
     parity = json.loads(_edgetl("inspect", onnx_path, "--json", cwd=tmp_path).stdout)["metrics"]["parity"]
-    assert parity["max_abs_diff"] <= 1e-4 and parity["detection_agreement"] == 1.0
-    refused = subprocess.run(
-        [sys.executable, "-m", "edgetl", "quantize", onnx_path, "-o", tmp_path / "det.int8.onnx"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
-    )  # fmt: skip
-    assert (
-        refused.returncode == 2 and "'detect' model" in refused.stderr and "Traceback" not in refused.stderr
-    )
-    assert not (tmp_path / "det.int8.onnx").exists()
+    assert parity["max_scaled_diff"] <= 1e-4 and parity["detection_agreement"] == 1.0
     _edgetl(
         "eval", onnx_path, "--data", BUILTIN, "--limit-test", "24", "-o", tmp_path / "ev_onnx", cwd=tmp_path
     )
