@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result  # noqa: E402
 
 from edgetl.bench.config import BenchConfig  # noqa: E402
+from edgetl.bench.measure import latency_stats, time_calls  # noqa: E402
 from edgetl.bench.run import bench  # noqa: E402
-from edgetl.bench.timing import latency_stats, time_calls  # noqa: E402
 from edgetl.manifest import read_manifest  # noqa: E402
 from edgetl.progress import set_quiet  # noqa: E402
 from edgetl.quantize.latency import cpu_session  # noqa: E402

@@ -9,9 +9,10 @@ import pytest
 
 from edgetl.bench.config import BenchConfig
 from edgetl.bench.contention import ContentionMeter
+from edgetl.bench.measure import latency_stats, time_calls
 from edgetl.bench.outputs import write_outputs
 from edgetl.bench.run import bench
-from edgetl.bench.timing import add_paired_speedups, latency_stats, stability, time_calls, warnings_for
+from edgetl.bench.timing import add_paired_speedups, stability, warnings_for
 from edgetl.runners.registry import available_backends, make_runner
 
 

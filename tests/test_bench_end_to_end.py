@@ -12,9 +12,9 @@ import numpy as np
 
 from edgetl.bench.config import BenchConfig
 from edgetl.bench.end_to_end import STAGES, default_image
+from edgetl.bench.measure import time_stages
 from edgetl.bench.outputs import write_outputs
 from edgetl.bench.run import bench
-from edgetl.bench.timing import time_stages
 
 FAST = {"warmup": 1, "warmup_seconds": 0, "min_runs": 6, "min_seconds": 0.01, "threads": 1}
 

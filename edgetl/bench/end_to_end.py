@@ -43,7 +43,7 @@ def default_image(artifact: Path, workdir: Path, manifest=None) -> Path:
 def time_end_to_end(runner, image: Path, batch: int, config) -> dict:
     """``batch`` copies of ``image`` through the whole pipeline on an open runner: the total's
     latency stats and each stage's percentiles."""
-    from edgetl.bench.timing import latency_stats, percentiles, time_stages
+    from edgetl.bench.measure import latency_stats, percentiles, time_stages
     from edgetl.data.preprocess import load_image, preprocess
     from edgetl.tasks.registry import task_of
 

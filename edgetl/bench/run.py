@@ -10,14 +10,8 @@ import numpy as np
 
 from edgetl.bench.config import BenchConfig
 from edgetl.bench.end_to_end import default_image
-from edgetl.bench.timing import (
-    Timed,
-    add_paired_speedups,
-    set_torch_threads,
-    threads_warning,
-    time_calls,
-    warnings_for,
-)
+from edgetl.bench.measure import time_calls
+from edgetl.bench.timing import Timed, add_paired_speedups, set_torch_threads, threads_warning, warnings_for
 from edgetl.errors import BackendUnavailable, EdgetlError
 from edgetl.manifest import read_manifest
 
