@@ -64,7 +64,7 @@ class ExportConfig(BaseModel):
         given = [k for k in ("nms_iou", "nms_score", "max_det") if getattr(self, k) is not None]
         if given and not self.nms:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise ValueError(f"{flags} configure in-graph NMS: add --nms, or drop {flags}")
+            raise ValueError(f"{flags}: options of in-graph NMS; add --nms, or drop them")
         return self
 
 

@@ -130,7 +130,7 @@ def test_nms_options_are_checked_before_any_work(tmp_path):
 
     from edgetl.export import ExportConfig
 
-    with pytest.raises(ValidationError, match="--nms-iou, --max-det configure in-graph NMS: add --nms"):
+    with pytest.raises(ValidationError, match="--nms-iou, --max-det: options of in-graph NMS; add --nms"):
         ExportConfig(artifact=tmp_path / "m.safetensors", nms_iou=0.5, max_det=10)
     bad_values = ({"nms_iou": 0.0}, {"nms_iou": 1.5}, {"nms_score": 1.0}, {"nms_score": -0.1}, {"max_det": 0})
     for bad in (*bad_values, {"max_det": 1001}):
