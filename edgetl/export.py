@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgetl.artifact_io import sniff_model_format
 from edgetl.errors import EdgetlError, ModelError
@@ -49,6 +49,28 @@ class ExportConfig(BaseModel):
         description="--precision fp16: max abs logit difference allowed against PyTorch FP32, as a fraction "
         f"of the largest |logit| (FP16 keeps ~3 digits), and top-1 agreement >= {FP16_MIN_TOP1:.0%}",
     )
+    nms: bool = Field(
+        False,
+        description="detectors: put ONNX NonMaxSuppression in the graph, which then outputs det_boxes, "
+        "det_scores, det_classes and num_dets (padded to --max-det); default: NMS on the host",
+    )
+    nms_iou: float | None = Field(
+        None, gt=0, le=1, description="with --nms: suppress a box whose IoU exceeds this (default 0.6)"
+    )
+    nms_score: float | None = Field(
+        None, ge=0, lt=1, description="with --nms: a detection's score must exceed this (default 0.05)"
+    )
+    max_det: int | None = Field(
+        None, ge=1, le=1000, description="with --nms: detections kept per image (default 100, at most 1000)"
+    )
+
+    @model_validator(mode="after")
+    def _nms_options_need_nms(self) -> ExportConfig:
+        given = [k for k in ("nms_iou", "nms_score", "max_det") if getattr(self, k) is not None]
+        if given and not self.nms:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ValueError(f"{flags}: options of in-graph NMS; add --nms, or drop them")
+        return self
 
 
 @dataclass
@@ -111,8 +133,19 @@ def locate_unexportable(model, example, opset: int) -> str:
     return "no single module fails on its own; the failure comes from the model's own forward code"
 
 
-def _parity_images(manifest: Manifest, data: str | None, n: int) -> np.ndarray:
+@dataclass(frozen=True)
+class ParitySet:
+    """The val images parity runs on: model inputs, and each image's target and original size
+    (so a check can score predictions, e.g. mAP, where it needs to)."""
+
+    x: np.ndarray
+    targets: list
+    sizes: list[tuple[int, int]]
+
+
+def _parity_images(manifest: Manifest, data: str | None, n: int) -> ParitySet:
     from edgetl.data.dataset import load_task_data, recorded_data_config
+    from edgetl.data.labels import label_map
     from edgetl.data.preprocess import normalize, to_uint8
     from edgetl.tasks.registry import task_of
 
@@ -121,34 +154,61 @@ def _parity_images(manifest: Manifest, data: str | None, n: int) -> np.ndarray:
     except EdgetlError as exc:
         raise EdgetlError(f"parity check needs the val images: {exc} Pass --data, or --no-verify.") from None
     idx = split_data.splits["val"][:n]
-    px = np.stack([to_uint8(split_data.source.load(int(i)), manifest.preprocessing) for i in idx])
-    return normalize(px, manifest.preprocessing)
+    images = [split_data.source.load(int(i)) for i in idx]
+    px = np.stack([to_uint8(img, manifest.preprocessing) for img in images])
+    remap = label_map(split_data.classes, list(manifest.labels), split_data.source.name)
+    return ParitySet(
+        normalize(px, manifest.preprocessing),
+        list(split_data.targets(idx, remap)),
+        [(img.height, img.width) for img in images],
+    )
+
+
+def _chunks(x: np.ndarray, batch: int | None):
+    """Batches of ``x``: ``batch`` at a time for a fixed-batch graph (the remainder left out),
+    else 16."""
+    step = batch or 16
+    for s in range(0, len(x) - (len(x) % step if batch else 0), step):
+        yield x[s : s + step]
+
+
+def _torch_outputs(model, x: np.ndarray, batch: int | None, job) -> dict[str, np.ndarray]:
+    import torch
+
+    from edgetl.train.finetune import named_outputs
+
+    parts: dict[str, list] = {n: [] for n in job.output_names}
+    for chunk in _chunks(x, batch):
+        with torch.no_grad():
+            for n, y in named_outputs(model(torch.from_numpy(chunk)), job.output_names).items():
+                parts[n].append(y)
+    return {n: np.concatenate(v) for n, v in parts.items()}
+
+
+def _onnx_outputs(onnx_bytes: bytes, x: np.ndarray, batch: int | None) -> dict[str, np.ndarray]:
+    """Every output of the graph by name, ONNX Runtime on CPU."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    parts: dict[str, list] = {n: [] for n in names}
+    for chunk in _chunks(x, batch):
+        for n, y in zip(names, sess.run(names, {"input": chunk}), strict=True):
+            parts[n].append(y)
+    return {n: np.concatenate(v) for n, v in parts.items()}
 
 
 def parity(onnx_bytes: bytes, model, x: np.ndarray, batch: int | None, job=None) -> dict:
     """Max abs difference over every named output and the task's agreement (a classifier: top-1
     agreement), ONNX Runtime vs PyTorch on the same images."""
-    import onnxruntime as ort
-    import torch
-
     from edgetl.tasks.registry import DEFAULT_TASK, task
-    from edgetl.train.finetune import named_outputs
 
     job = job or task(DEFAULT_TASK)
+    return _compare(_torch_outputs(model, x, batch, job), _onnx_outputs(onnx_bytes, x, batch), job)
+
+
+def _compare(ref_a: dict[str, np.ndarray], got_a: dict[str, np.ndarray], job) -> dict:
     names = list(job.output_names)
-    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    step = batch or 16
-    ref: dict[str, list] = {n: [] for n in names}
-    got: dict[str, list] = {n: [] for n in names}
-    for s in range(0, len(x) - (len(x) % step if batch else 0), step):
-        chunk = x[s : s + step]
-        with torch.no_grad():
-            for n, y in named_outputs(model(torch.from_numpy(chunk)), job.output_names).items():
-                ref[n].append(y)
-        for n, y in zip(names, sess.run(names, {"input": chunk}), strict=True):
-            got[n].append(y)
-    ref_a = {n: np.concatenate(v) for n, v in ref.items()}
-    got_a = {n: np.concatenate(v) for n, v in got.items()}
     diffs = {n: float(np.abs(ref_a[n] - got_a[n]).max()) for n in names}
     scales = {n: max(1.0, float(np.abs(ref_a[n]).max())) for n in names}
     return {
@@ -169,36 +229,70 @@ def _passes(result: dict, config: ExportConfig, job) -> bool:
     return result["max_scaled_diff"] <= config.tolerance and result[job.agreement_key] == 1.0
 
 
-def _fp16(proto, model, x: np.ndarray | None, config: ExportConfig, job):
+def val_metric(job, outputs: dict, val: ParitySet, manifest: Manifest, nms=None) -> float:
+    """The task's primary metric of named ``outputs`` on the val images (``nms``: host NMS
+    settings for raw detector outputs; in-graph NMS outputs are read as they are)."""
+    predictions = job.decode(outputs, nms=nms) if nms is not None else job.decode(outputs)
+    n = len(predictions)  # a fixed-batch graph leaves the last partial batch out
+    if job.to_original is not None:
+        contract = manifest.preprocessing
+        predictions = [
+            job.to_original(p, contract, hw) for p, hw in zip(predictions, val.sizes[:n], strict=True)
+        ]
+    return float(job.metrics(predictions, val.targets[:n], list(manifest.labels))[job.primary_metric])
+
+
+def _fp16(proto, model, val: ParitySet | None, config: ExportConfig, job, manifest: Manifest):
     """The FP16 copy of the checked FP32 graph, parity-checked against PyTorch FP32 (ONNX Runtime
-    CPU runs FP16 graphs); a ModelError when it drifts past the stated tolerance."""
+    CPU runs FP16 graphs); a ModelError when it drifts past the stated tolerance. The gate is the
+    task's agreement (a classifier: top-1 agreement >= 98%), or for a task that declares
+    ``fp16_metric_tolerance`` (a detector) its primary metric on the val images within that."""
     import onnx
 
     from edgetl.gpu.fp16 import convert_to_fp16
     from edgetl.progress import log
 
-    half, kept = convert_to_fp16(proto)
+    keep = job.fp16_keep(proto) if job.fp16_keep is not None else []
+    half, kept = convert_to_fp16(proto, keep)
     onnx.checker.check_model(half, full_check=True)
     note = "FP16 weights/activations by onnxconverter-common, float32 I/O; kept FP32: " + (
         ", ".join(f"{op} x{n}" for op, n in kept.items()) or "nothing"
     )
-    if x is None:
+    if keep:
+        note += f" (the {len(keep)} nodes of the {job.name} decode after the last convolutions among them)"
+    if val is None:
         return half, None, note
-    result = parity(half.SerializeToString(), model, x, config.batch, job)
-    log(
-        f"FP16 parity on {result['images']} val images: max |diff| {result['max_abs_diff']:.2e}, "
-        f"{agreement_text(result, job)}"
+    ref, got = (
+        _torch_outputs(model, val.x, config.batch, job),
+        _onnx_outputs(half.SerializeToString(), val.x, config.batch),
     )
+    result = _compare(ref, got, job)
+    gate = {"min_top1": FP16_MIN_TOP1}
+    metric_ok = result[job.agreement_key] >= FP16_MIN_TOP1
+    shown = f"{agreement_text(result, job)} (at least {FP16_MIN_TOP1:.0%})"
+    if job.fp16_metric_tolerance is not None:
+        key, tol = job.primary_metric, job.fp16_metric_tolerance
+        gate = {
+            key: val_metric(job, got, val, manifest),
+            f"reference_{key}": val_metric(job, ref, val, manifest),
+        }
+        gate["metric_tolerance"] = tol
+        metric_ok = abs(gate[key] - gate[f"reference_{key}"]) <= tol
+        shown = (
+            f"{agreement_text(result, job)}, {job.metric_label} {gate[key]:.4f} vs "
+            f"{gate[f'reference_{key}']:.4f} in FP32 (allowed difference {tol:g})"
+        )
+    log(f"FP16 parity on {result['images']} val images: max |diff| {result['max_abs_diff']:.2e}, {shown}")
     allowed = config.fp16_tolerance * result["max_abs_reference"]
-    if result["max_abs_diff"] > allowed or result[job.agreement_key] < FP16_MIN_TOP1:
+    if result["max_abs_diff"] > allowed or not metric_ok:
         raise ModelError(
             f"FP16 parity check failed: max abs output difference {result['max_abs_diff']:.3e} (allowed "
             f"{allowed:.3e}: --fp16-tolerance {config.fp16_tolerance:g} of the largest |output| "
-            f"{result['max_abs_reference']:.3g}), {agreement_text(result, job)} "
-            f"(at least {FP16_MIN_TOP1:.0%}). Nothing was written. This model loses accuracy in FP16: "
-            "ship the FP32 export (TensorRT 10 can still pick FP16 per layer), or raise --fp16-tolerance."
+            f"{result['max_abs_reference']:.3g}), {shown}. Nothing was written. This model loses accuracy "
+            "in FP16: ship the FP32 export (TensorRT 10 can still pick FP16 per layer), or raise "
+            "--fp16-tolerance."
         )
-    return half, {**result, "tolerance": allowed, "min_top1": FP16_MIN_TOP1}, note
+    return half, {**result, "tolerance": allowed, **gate}, note
 
 
 def _require_checkpoint(config: ExportConfig) -> None:
@@ -235,6 +329,10 @@ def export(config: ExportConfig) -> ExportResult:
     if config.output.suffix != ".onnx":
         raise EdgetlError(f"--output {config.output}: must end in .onnx.")
     _require_checkpoint(config)
+    if config.nms:
+        from edgetl.export_nms import require_nms_task
+
+        require_nms_task(config)
     model, parent = load_checkpoint(config.artifact)
     model = model.float().eval()
     job = task_of(parent)
@@ -253,7 +351,8 @@ def export(config: ExportConfig) -> ExportResult:
     onnx.checker.check_model(proto, full_check=True)
     nodes_before = len(proto.graph.node)
     notes: list[str] = []  # decisions this export took
-    x = _parity_images(parent, config.data, config.verify_images) if config.verify else None
+    val = _parity_images(parent, config.data, config.verify_images) if config.verify else None
+    x = val.x if val is not None else None
     result_parity = None
     if config.simplify:
         import onnxslim
@@ -290,11 +389,19 @@ def export(config: ExportConfig) -> ExportResult:
             )
     precision_note = None
     if config.precision == "fp16":
-        proto, result_parity, precision_note = _fp16(proto, model, x, config, job)
+        proto, result_parity, precision_note = _fp16(proto, model, val, config, job, parent)
+    nms, nms_check = None, None
+    if config.nms:
+        from edgetl.export_nms import with_nms
+
+        proto, nms, nms_check, nms_notes = with_nms(proto, model, val, config, job, parent)
+        notes += nms_notes
     manifest = parent.model_copy(
         update={
             "kind": "onnx",
             "precision": config.precision,
+            "nms": nms,
+            "outputs": job.outputs_for(nms is not None),
             "input": InputSpec(shape=(config.batch or -1, 3, h, w)),
             "provenance": make_provenance(
                 "export", config, parent=config.artifact, data=parent.provenance.data
@@ -302,12 +409,22 @@ def export(config: ExportConfig) -> ExportResult:
             "metrics": {
                 **{k: v for k, v in parent.metrics.items() if k in ("test", f"val_{job.primary_metric}")},
                 "parity": result_parity,
+                **({"nms_parity": nms_check} if config.nms else {}),
             },
             "history": [],
             "decisions": [
                 *parent.decisions,
                 *notes,
                 *([precision_note] if precision_note else []),
+                *(
+                    [
+                        f"NMS in the graph (ONNX NonMaxSuppression): IoU > {nms.iou_threshold:g} suppresses, "
+                        f"score > {nms.score_threshold:g}, top {nms.pre_nms_topk} candidates, at most "
+                        f"{nms.max_detections} detections"
+                    ]
+                    if nms
+                    else []
+                ),
                 "accuracy metrics inherited from the parent checkpoint"
                 + (" (parity verified)" if result_parity else " (parity NOT verified)"),
             ],

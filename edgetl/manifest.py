@@ -314,6 +314,28 @@ class ModelSpec(_Frozen):
     )
 
 
+class NmsSpec(_Frozen):
+    """NMS inside the graph (``edgetl export --nms``): the settings it was built with. The graph
+    outputs at most ``max_detections`` detections per image, padded (see the task's NMS outputs)."""
+
+    iou_threshold: float = Field(gt=0, le=1, description="a box is suppressed when its IoU exceeds this")
+    score_threshold: float = Field(ge=0, lt=1, description="a detection's score must exceed this")
+    max_detections: int = Field(ge=1, description="K: detections per image after NMS, by score")
+    pre_nms_topk: int = Field(ge=1, description="candidates (location, class) that enter NMS, by score")
+
+    @model_validator(mode="after")
+    def _k_within_candidates(self) -> NmsSpec:
+        if self.max_detections > self.pre_nms_topk:
+            raise ManifestValueError(
+                (
+                    "max_detections",
+                    self.max_detections,
+                    f"at most pre_nms_topk ({self.pre_nms_topk}): NMS cannot keep more than enter it",
+                )
+            )
+        return self
+
+
 class Provenance(_Frozen):
     stage: str
     created_utc: str = Field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat())
@@ -351,6 +373,9 @@ class Manifest(_Frozen):
     precision: Literal["fp32", "fp16"] = Field(
         "fp32", description="float type of the weights and activations outside Q/DQ (older files: fp32)"
     )
+    nms: NmsSpec | None = Field(
+        None, description="NMS inside the graph and its settings (None: the host runs NMS)"
+    )
     model: ModelSpec
     labels: tuple[str, ...]
     input: InputSpec
@@ -363,13 +388,14 @@ class Manifest(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _task_outputs(cls, data: Any) -> Any:
-        """``outputs`` left out (code that builds a manifest): the task's own output names."""
+        """``outputs`` left out (code that builds a manifest): the task's own output names (its
+        in-graph NMS ones where ``nms`` is set)."""
         from edgetl.tasks.registry import tasks
 
         if isinstance(data, dict) and not data.get("outputs"):
             spec = tasks().get(data.get("task", "classify"))
             if spec is not None:
-                data = {**data, "outputs": list(spec.output_names)}
+                data = {**data, "outputs": list(spec.outputs_for(data.get("nms") is not None))}
         return data
 
     @field_validator("task")
@@ -390,13 +416,17 @@ class Manifest(_Frozen):
 
         spec = task(self.task)
         issues = []
-        missing = [n for n in spec.output_names if n not in self.outputs]
+        if self.nms is not None and spec.nms is None:
+            issues.append(("nms", self.nms.model_dump(), f"a {self.task} model has no in-graph NMS"))
+        expected = spec.outputs_for(self.nms is not None)
+        missing = [n for n in expected if n not in self.outputs]
         if missing:
             issues.append(
                 (
                     "outputs",
                     list(self.outputs),
-                    f"a {self.task} model names the outputs {list(spec.output_names)}",
+                    f"a {self.task} model names the outputs {list(expected)}"
+                    + (" (NMS in the graph)" if self.nms is not None and spec.nms is not None else ""),
                 )
             )
         labels = list(self.labels)

@@ -272,6 +272,13 @@ def inspect(
     show(f"architecture    {m.model.architecture}, head {m.model.head}, {m.model.num_classes} classes")
     show(f"labels          {', '.join(m.labels[:12])}{' …' if len(m.labels) > 12 else ''}")
     show(f"input           {m.input.name} {list(m.input.shape)} {m.input.dtype} {m.input.layout}")
+    show(f"outputs         {', '.join(m.outputs)}")
+    if m.nms is not None:
+        n = m.nms
+        show(
+            f"nms             in the graph: IoU > {n.iou_threshold:g} suppresses, score > "
+            f"{n.score_threshold:g}, top {n.pre_nms_topk} candidates, at most {n.max_detections} detections"
+        )
     show(
         f"preprocessing   {p.channel_order}, grey->RGB {p.grey_to_rgb}, "
         + (

@@ -103,6 +103,26 @@ def _configure(trt, builder, network, cfg, plan: BuildPlan, opts: BuildOptions, 
         cfg.add_optimization_profile(profile)
 
 
+def check_network_outputs(names: list[str], manifest, onnx_path: Path) -> None:
+    """The parsed network's outputs are the manifest's named outputs (any task, NMS in the graph
+    or not); a ModelError naming both otherwise, before the build spends minutes."""
+    if sorted(names) != sorted(manifest.outputs):
+        raise ModelError(
+            f"{onnx_path}: TensorRT's parser gives the outputs {names}, but the manifest names "
+            f"{list(manifest.outputs)}; re-export the model with `edgetl export`."
+        )
+
+
+def io_record(manifest) -> dict[str, Any]:
+    """What the engine's sidecar build info says about its I/O: the task, the named outputs in
+    graph order, and the in-graph NMS settings (None: the host runs NMS)."""
+    return {
+        "task": manifest.task,
+        "outputs": list(manifest.outputs),
+        "nms": manifest.nms.model_dump() if manifest.nms is not None else None,
+    }
+
+
 def _inspect(trt, plan_bytes: bytes, logger) -> dict[str, Any]:
     runtime = trt.Runtime(logger)
     engine = runtime.deserialize_cuda_engine(plan_bytes)
@@ -157,6 +177,7 @@ def build_engine(
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise ModelError(f"{onnx_path}: TensorRT's ONNX parser failed:\n  " + "\n  ".join(errors[:10]))
+    check_network_outputs([network.get_output(i).name for i in range(network.num_outputs)], parent, onnx_path)
     cfg = builder.create_builder_config()
     _configure(trt, builder, network, cfg, plan, opts, parent.input.shape)
     tc_path = timing_cache or timing_cache_path(output)
@@ -211,6 +232,7 @@ def build_engine(
         "cache_key": key,
         "timing_cache": str(tc_path),
         "notes": list(plan.notes),
+        **io_record(parent),
     }
     with atomic_path(output) as tmp:
         tmp.write_bytes(plan_bytes)

@@ -402,7 +402,9 @@ def _task_float_nodes(task, fp32: Path, config: QuantizeConfig) -> list[str]:
 
     if task.float_nodes is None or config.quantize_decode:
         return []
-    names = task.float_nodes(onnx.load(str(fp32)))
+    model = onnx.load(str(fp32))
+    names = task.float_nodes(model)
+    onnx.save(model, str(fp32))  # the hook may name unnamed nodes, so that they can be excluded
     if names:
         log(f"keeping the {task.name} decode in float: {len(names)} nodes after the last convolution")
     return names

@@ -30,6 +30,20 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class GraphNms:
+    """A task whose predictions go through NMS can put it inside the exported graph
+    (``edgetl export --nms``): what such a graph outputs, the settings it is built with by
+    default, and the two steps export takes."""
+
+    outputs: tuple[OutputSpec, ...]
+    defaults: dict[str, float | int]  # the manifest's NmsSpec fields, the host NMS's own values
+    # ONNX proto with the task's outputs + NmsSpec -> (proto with NMS, the NmsSpec it holds, notes)
+    append: Callable[[Any, Any], tuple[Any, Any, list[str]]]
+    # reference named outputs (host NMS by the NmsSpec) vs the graph's -> agreement and differences
+    compare: Callable[[dict[str, np.ndarray], dict[str, np.ndarray], Any], dict]
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
     summary: str
@@ -41,8 +55,9 @@ class TaskSpec:
     direction: Literal["max", "min"]
     # target of one image -> the classes it carries (splits and calibration coverage stratify by them)
     stratify_key: Callable[[Any], tuple[int, ...]]
-    # named outputs of a batch (, min_score: keep candidates down to it) -> one prediction per
-    # image (the one prediction function)
+    # named outputs of a batch (, min_score: keep candidates down to it; nms: a manifest NmsSpec
+    # for the host NMS instead of the task's defaults) -> one prediction per image (the one
+    # prediction function; it reads in-graph NMS outputs as they are)
     decode: Callable[..., list[Any]]
     # predictions + targets of N images -> per-image records the score can be resampled over
     records: Callable[[Sequence[Any], Sequence[Any]], Any]
@@ -93,6 +108,15 @@ class TaskSpec:
     # an ONNX graph (onnx.ModelProto) -> the nodes INT8 keeps in float unless told otherwise
     # (a detector's box decode and output concat); None: quantize every node the quantizer can
     float_nodes: Callable[[Any], list[str]] | None = None
+    # in-graph NMS (None: the task's graphs end at its outputs)
+    nms: GraphNms | None = None
+    # an exported FP32 ONNX proto -> names of nodes FP16 conversion keeps in FP32 (a detector: its
+    # box and score decode, whose pixel coordinates FP16 would round)
+    fp16_keep: Callable[[Any], list[str]] | None = None
+    # FP16 export gates on the primary metric on the val images within this (None: on agreement
+    # >= 98%, as a classifier's top-1): a detector's score drifting across its threshold changes
+    # that image's whole detection list, so agreement says little there
+    fp16_metric_tolerance: float | None = None
     module: str = field(default="", compare=False)
 
     @property
@@ -116,6 +140,13 @@ class TaskSpec:
                 self.to_original(p, contract, hw) for p, hw in zip(predictions, original_hw, strict=True)
             ]
         return [self.render(p, labels, top_k, min_score or 0.0) for p in predictions]
+
+    def outputs_for(self, graph_nms: bool) -> tuple[str, ...]:
+        """The named outputs of this task's graphs: the in-graph NMS ones for a graph that holds
+        NMS (its manifest's ``nms`` is set), else the task's own."""
+        if graph_nms and self.nms is not None:
+            return tuple(o.name for o in self.nms.outputs)
+        return self.output_names
 
     def trainer(self) -> ModuleType:
         """The task's torch side (imports torch)."""

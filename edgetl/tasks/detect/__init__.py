@@ -11,19 +11,26 @@ image coordinates through the preprocessing contract).
 from __future__ import annotations
 
 from edgetl.tasks.detect import checks, render
-from edgetl.tasks.spec import OutputSpec, TaskSpec
+from edgetl.tasks.spec import GraphNms, OutputSpec, TaskSpec
 
 SCORE_THRESHOLD = 0.05  # candidates below this never reach NMS (COCO evaluation practice)
 IOU_THRESHOLD = 0.6
 MAX_DETECTIONS = 100  # COCO's maxDets
+PRE_NMS_TOPK = 1000  # candidates entering NMS per image (TensorRT's INMSLayer takes up to 5000)
 
 
-def _decode(outputs, min_score=None):
-    """Per-class NMS of every candidate scoring over 0.05 (or over ``min_score`` when it is lower)."""
+def _decode(outputs, min_score=None, nms=None):
+    """Per-class NMS of every candidate scoring over 0.05 (or over ``min_score`` when it is lower);
+    ``nms`` (a manifest NmsSpec): its thresholds instead. In-graph NMS outputs are read as they
+    are: that graph already dropped what scored under its own threshold."""
     from edgetl.tasks.detect.postprocess import decode_predictions
 
+    if nms is not None:
+        return decode_predictions(
+            outputs, nms.score_threshold, nms.iou_threshold, nms.max_detections, nms.pre_nms_topk
+        )
     threshold = SCORE_THRESHOLD if min_score is None else min(SCORE_THRESHOLD, min_score)
-    return decode_predictions(outputs, threshold, IOU_THRESHOLD, MAX_DETECTIONS)
+    return decode_predictions(outputs, threshold, IOU_THRESHOLD, MAX_DETECTIONS, PRE_NMS_TOPK)
 
 
 def _to_original(prediction, contract, original_hw):
@@ -72,16 +79,30 @@ def _curves(predictions, targets, classes):
 
 def _agreement(reference, candidate) -> float:
     """Share of images whose detections are the same: count, classes, and boxes within 0.5 px."""
-    import numpy as np
+    from edgetl.tasks.detect.postprocess import compare_detections
 
-    a, b = _decode(reference), _decode(candidate)
-    same = [
-        len(x[0]) == len(y[0])
-        and np.array_equal(x[2], y[2])
-        and (len(x[0]) == 0 or np.abs(x[0] - y[0]).max() <= 0.5)
-        for x, y in zip(a, b, strict=True)
-    ]
-    return float(np.mean(same)) if same else 1.0
+    return compare_detections(_decode(reference), _decode(candidate))["agreement"]
+
+
+def _append_nms(proto, settings):
+    from edgetl.tasks.detect.nms_graph import append_nms
+
+    return append_nms(proto, settings)
+
+
+def _compare_nms(reference, graph, settings) -> dict:
+    """Host NMS (``settings``) on ``reference``'s boxes and scores vs the graph's detections."""
+    from edgetl.tasks.detect.postprocess import compare_detections
+
+    result = compare_detections(_decode(reference, nms=settings), _decode(graph))
+    return {"detection_agreement": result.pop("agreement"), **result}
+
+
+def _decode_nodes(proto) -> list[str]:
+    """The decode after the head's last convolutions: FP16 and INT8 keep it in float."""
+    from edgetl.tasks.detect.graph import decode_nodes
+
+    return decode_nodes(proto)
 
 
 def _plots(metrics, out_dir):
@@ -100,12 +121,6 @@ def _plots(metrics, out_dir):
     path = Path(out_dir) / "pr_curves.png"
     write_pr_plot(path, curves, title=f"{Path(metrics['artifact']).name}: precision-recall at IoU 0.5")
     return {"png": path}
-
-
-def _float_nodes(model) -> list[str]:
-    from edgetl.tasks.detect.graph import decode_nodes
-
-    return decode_nodes(model)
 
 
 def _open_data(config):
@@ -144,11 +159,29 @@ TASK = TaskSpec(
     curves=_curves,
     plots=_plots,
     open_data=_open_data,
-    float_nodes=_float_nodes,
+    float_nodes=_decode_nodes,
     to_original=_to_original,
     describe=render.describe,
     draw=render.draw,
     render_target=render.render_target,
     figures=("Precision-recall curves at IoU 0.5", "precision-recall"),
     rendered="detections",
+    nms=GraphNms(
+        outputs=(
+            OutputSpec("det_boxes", ("N", "K", "4"), "x1, y1, x2, y2 per detection, in model-input pixels"),
+            OutputSpec("det_scores", ("N", "K"), "by decreasing score; 0 past num_dets"),
+            OutputSpec("det_classes", ("N", "K"), "int32 class index; -1 past num_dets"),
+            OutputSpec("num_dets", ("N",), "int32: how many of the K rows are detections"),
+        ),
+        defaults={
+            "iou_threshold": IOU_THRESHOLD,
+            "score_threshold": SCORE_THRESHOLD,
+            "max_detections": MAX_DETECTIONS,
+            "pre_nms_topk": PRE_NMS_TOPK,
+        },
+        append=_append_nms,
+        compare=_compare_nms,
+    ),
+    fp16_keep=_decode_nodes,
+    fp16_metric_tolerance=0.01,  # one mAP point
 )

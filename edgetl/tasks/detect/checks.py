@@ -22,7 +22,10 @@ def check_manifest(m) -> list[tuple[str, Any, str]]:
 
 
 def check_graph(m, outputs: dict[str, tuple[int | None, ...]]) -> list[tuple[str, Any, str]]:
-    """``scores`` (N, A, classes) and ``boxes`` (N, A, 4), where the graph says the sizes."""
+    """``scores`` (N, A, classes) and ``boxes`` (N, A, 4), or with NMS in the graph ``det_boxes``
+    (N, K, 4) with K the manifest's max detections, where the graph says the sizes."""
+    if getattr(m, "nms", None) is not None:
+        return _check_nms_graph(m, outputs)
     issues = []
     scores, boxes = outputs.get("scores", ()), outputs.get("boxes", ())
     width = scores[-1] if len(scores) == 3 else None
@@ -32,6 +35,21 @@ def check_graph(m, outputs: dict[str, tuple[int | None, ...]]) -> list[tuple[str
         )
     if len(boxes) == 3 and boxes[-1] is not None and boxes[-1] != 4:
         issues.append(("outputs", list(m.outputs), f"the graph's boxes have {boxes[-1]} coordinates, not 4"))
+    return issues
+
+
+def _check_nms_graph(m, outputs: dict[str, tuple[int | None, ...]]) -> list[tuple[str, Any, str]]:
+    boxes, scores = outputs.get("det_boxes", ()), outputs.get("det_scores", ())
+    issues = []
+    if len(boxes) == 3 and boxes[-1] is not None and boxes[-1] != 4:
+        issues.append(
+            ("outputs", list(m.outputs), f"the graph's det_boxes have {boxes[-1]} coordinates, not 4")
+        )
+    k = next((d[1] for d in (boxes, scores) if len(d) >= 2 and d[1] is not None), None)
+    if k is not None and k != m.nms.max_detections:
+        issues.append(
+            ("nms.max_detections", m.nms.max_detections, f"the graph outputs {k} detections per image")
+        )
     return issues
 
 

@@ -69,6 +69,42 @@ def decode_image(
     return cand_boxes[keep], cand[keep], cls[keep].astype(np.int64)
 
 
+def graph_detections(named_outputs: dict[str, np.ndarray]) -> list[Detections]:
+    """In-graph NMS outputs of a batch (``det_boxes`` (N, K, 4), ``det_scores`` (N, K),
+    ``det_classes`` (N, K), ``num_dets`` (N,)) -> per-image (boxes, scores, classes): the first
+    ``num_dets`` rows, already in score order."""
+    boxes = np.asarray(named_outputs["det_boxes"], np.float32)
+    scores = np.asarray(named_outputs["det_scores"], np.float32)
+    classes = np.asarray(named_outputs["det_classes"])
+    counts = np.asarray(named_outputs["num_dets"]).reshape(-1).astype(np.int64)
+    return [
+        (b[:n], s[:n], c[:n].astype(np.int64))
+        for b, s, c, n in zip(boxes, scores, classes, counts, strict=True)
+    ]
+
+
+def compare_detections(a: list[Detections], b: list[Detections], box_tol: float = 0.5) -> dict:
+    """Per image, whether two detection lists are the same (count, classes in order, boxes within
+    ``box_tol`` px); the share that are, and the largest box and score differences where the
+    counts match."""
+    same, box_diff, score_diff = [], 0.0, 0.0
+    for (ba, sa, ca), (bb, sb, cb) in zip(a, b, strict=True):
+        if len(ba) != len(bb):
+            same.append(False)
+            continue
+        d = float(np.abs(ba - bb).max()) if len(ba) else 0.0
+        box_diff = max(box_diff, d)
+        score_diff = max(score_diff, float(np.abs(sa - sb).max()) if len(sa) else 0.0)
+        same.append(bool(np.array_equal(ca, cb) and d <= box_tol))
+    return {
+        "agreement": float(np.mean(same)) if same else 1.0,
+        "detections": int(sum(len(x[0]) for x in a)),
+        "max_box_diff": box_diff,
+        "max_score_diff": score_diff,
+        "box_tolerance": box_tol,
+    }
+
+
 def decode_predictions(
     named_outputs: dict[str, np.ndarray],
     score_thr: float = 0.05,
@@ -78,7 +114,10 @@ def decode_predictions(
 ) -> list[Detections]:
     """Named outputs of a batch (``boxes`` (N, A, 4), ``scores`` (N, A, C)) -> per-image
     (boxes, scores, classes), boxes in model-input pixels (map them back with
-    ``boxes.to_original``)."""
+    ``boxes.to_original``). In-graph NMS outputs (``num_dets`` among them) are read as they are
+    (``graph_detections``): the graph applied its own thresholds."""
+    if "num_dets" in named_outputs:
+        return graph_detections(named_outputs)
     boxes, scores = np.asarray(named_outputs["boxes"]), np.asarray(named_outputs["scores"])
     return [
         decode_image(b, s, score_thr, iou_thr, max_det, pre_nms_topk)
