@@ -9,11 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgetl.artifact_io import sniff_model_format
 from edgetl.errors import EdgetlError, ModelError
+from edgetl.export_parity import (
+    ParitySet,
+    agreement_text,
+    compare_outputs,
+    onnx_outputs,
+    parity,
+    parity_images,
+    torch_outputs,
+    val_metric,
+)
 from edgetl.manifest import InputSpec, Manifest, read_manifest
 from edgetl.provenance import make_provenance
 
@@ -133,113 +142,8 @@ def locate_unexportable(model, example, opset: int) -> str:
     return "no single module fails on its own; the failure comes from the model's own forward code"
 
 
-@dataclass(frozen=True)
-class ParitySet:
-    """The val images parity runs on: model inputs, and each image's target and original size
-    (so a check can score predictions, e.g. mAP, where it needs to)."""
-
-    x: np.ndarray
-    targets: list
-    sizes: list[tuple[int, int]]
-
-
-def _parity_images(manifest: Manifest, data: str | None, n: int) -> ParitySet:
-    from edgetl.data.dataset import load_task_data, recorded_data_config
-    from edgetl.data.labels import label_map
-    from edgetl.data.preprocess import normalize, to_uint8
-    from edgetl.tasks.registry import task_of
-
-    try:
-        split_data = load_task_data(recorded_data_config(manifest.provenance.data, data), task_of(manifest))
-    except EdgetlError as exc:
-        raise EdgetlError(f"parity check needs the val images: {exc} Pass --data, or --no-verify.") from None
-    idx = split_data.splits["val"][:n]
-    images = [split_data.source.load(int(i)) for i in idx]
-    px = np.stack([to_uint8(img, manifest.preprocessing) for img in images])
-    remap = label_map(split_data.classes, list(manifest.labels), split_data.source.name)
-    return ParitySet(
-        normalize(px, manifest.preprocessing),
-        list(split_data.targets(idx, remap)),
-        [(img.height, img.width) for img in images],
-    )
-
-
-def _chunks(x: np.ndarray, batch: int | None):
-    """Batches of ``x``: ``batch`` at a time for a fixed-batch graph (the remainder left out),
-    else 16."""
-    step = batch or 16
-    for s in range(0, len(x) - (len(x) % step if batch else 0), step):
-        yield x[s : s + step]
-
-
-def _torch_outputs(model, x: np.ndarray, batch: int | None, job) -> dict[str, np.ndarray]:
-    import torch
-
-    from edgetl.train.finetune import named_outputs
-
-    parts: dict[str, list] = {n: [] for n in job.output_names}
-    for chunk in _chunks(x, batch):
-        with torch.no_grad():
-            for n, y in named_outputs(model(torch.from_numpy(chunk)), job.output_names).items():
-                parts[n].append(y)
-    return {n: np.concatenate(v) for n, v in parts.items()}
-
-
-def _onnx_outputs(onnx_bytes: bytes, x: np.ndarray, batch: int | None) -> dict[str, np.ndarray]:
-    """Every output of the graph by name, ONNX Runtime on CPU."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    parts: dict[str, list] = {n: [] for n in names}
-    for chunk in _chunks(x, batch):
-        for n, y in zip(names, sess.run(names, {"input": chunk}), strict=True):
-            parts[n].append(y)
-    return {n: np.concatenate(v) for n, v in parts.items()}
-
-
-def parity(onnx_bytes: bytes, model, x: np.ndarray, batch: int | None, job=None) -> dict:
-    """Max abs difference over every named output and the task's agreement (a classifier: top-1
-    agreement), ONNX Runtime vs PyTorch on the same images."""
-    from edgetl.tasks.registry import DEFAULT_TASK, task
-
-    job = job or task(DEFAULT_TASK)
-    return _compare(_torch_outputs(model, x, batch, job), _onnx_outputs(onnx_bytes, x, batch), job)
-
-
-def _compare(ref_a: dict[str, np.ndarray], got_a: dict[str, np.ndarray], job) -> dict:
-    names = list(job.output_names)
-    diffs = {n: float(np.abs(ref_a[n] - got_a[n]).max()) for n in names}
-    scales = {n: max(1.0, float(np.abs(ref_a[n]).max())) for n in names}
-    return {
-        "images": int(len(ref_a[names[0]])),
-        "max_abs_diff": max(diffs.values()),
-        # float32 rounding grows with magnitude: a detector's boxes (pixels) are judged relative
-        "max_scaled_diff": max(diffs[n] / scales[n] for n in names),
-        job.agreement_key: job.agreement(ref_a, got_a),
-        "max_abs_reference": max(float(np.abs(ref_a[n]).max()) for n in names),
-    }
-
-
-def agreement_text(result: dict, job) -> str:
-    return f"{job.agreement_label} {result[job.agreement_key]:.2%}"
-
-
 def _passes(result: dict, config: ExportConfig, job) -> bool:
     return result["max_scaled_diff"] <= config.tolerance and result[job.agreement_key] == 1.0
-
-
-def val_metric(job, outputs: dict, val: ParitySet, manifest: Manifest, nms=None) -> float:
-    """The task's primary metric of named ``outputs`` on the val images (``nms``: host NMS
-    settings for raw detector outputs; in-graph NMS outputs are read as they are)."""
-    predictions = job.decode(outputs, nms=nms) if nms is not None else job.decode(outputs)
-    n = len(predictions)  # a fixed-batch graph leaves the last partial batch out
-    if job.to_original is not None:
-        contract = manifest.preprocessing
-        predictions = [
-            job.to_original(p, contract, hw) for p, hw in zip(predictions, val.sizes[:n], strict=True)
-        ]
-    return float(job.metrics(predictions, val.targets[:n], list(manifest.labels))[job.primary_metric])
 
 
 def _fp16(proto, model, val: ParitySet | None, config: ExportConfig, job, manifest: Manifest):
@@ -263,10 +167,10 @@ def _fp16(proto, model, val: ParitySet | None, config: ExportConfig, job, manife
     if val is None:
         return half, None, note
     ref, got = (
-        _torch_outputs(model, val.x, config.batch, job),
-        _onnx_outputs(half.SerializeToString(), val.x, config.batch),
+        torch_outputs(model, val.x, config.batch, job),
+        onnx_outputs(half.SerializeToString(), val.x, config.batch),
     )
-    result = _compare(ref, got, job)
+    result = compare_outputs(ref, got, job)
     gate = {"min_top1": FP16_MIN_TOP1}
     metric_ok = result[job.agreement_key] >= FP16_MIN_TOP1
     shown = f"{agreement_text(result, job)} (at least {FP16_MIN_TOP1:.0%})"
@@ -351,7 +255,7 @@ def export(config: ExportConfig) -> ExportResult:
     onnx.checker.check_model(proto, full_check=True)
     nodes_before = len(proto.graph.node)
     notes: list[str] = []  # decisions this export took
-    val = _parity_images(parent, config.data, config.verify_images) if config.verify else None
+    val = parity_images(parent, config.data, config.verify_images) if config.verify else None
     x = val.x if val is not None else None
     result_parity = None
     if config.simplify:

@@ -14,21 +14,14 @@ Two checks, both on the val images parity runs on:
 from __future__ import annotations
 
 from edgetl.errors import ConfigError, ModelError
-from edgetl.export import (
-    ExportConfig,
-    ParitySet,
-    _onnx_outputs,
-    _torch_outputs,
-    agreement_text,
-    val_metric,
-)
+from edgetl.export_parity import ParitySet, agreement_text, onnx_outputs, torch_outputs, val_metric
 from edgetl.manifest import Manifest, NmsSpec, read_manifest
 
 # largest |graph - PyTorch| of the primary metric (mAP in [0, 1]) on the val images
 METRIC_TOLERANCE = {"fp32": 0.001, "fp16": 0.01}
 
 
-def require_nms_task(config: ExportConfig) -> None:
+def require_nms_task(config) -> None:
     """A ConfigError, before the model is loaded, when --nms is asked of a task without NMS."""
     from edgetl.tasks.registry import task_of
 
@@ -40,7 +33,7 @@ def require_nms_task(config: ExportConfig) -> None:
         )
 
 
-def nms_settings(config: ExportConfig, job) -> NmsSpec:
+def nms_settings(config, job) -> NmsSpec:
     """The in-graph NMS settings: the options given, the task's host NMS values for the rest."""
     d = job.nms.defaults
     return NmsSpec(
@@ -54,10 +47,10 @@ def nms_settings(config: ExportConfig, job) -> NmsSpec:
 def nms_parity(graph: bytes, before: bytes, model, val: ParitySet, batch, job, settings, manifest) -> dict:
     """In-graph NMS vs the host NMS (same ``settings``) on the same images: on PyTorch's boxes and
     scores (the whole export) and on the graph's own before NMS (``before``: the NMS alone)."""
-    got = _onnx_outputs(graph, val.x, batch)
-    ref = _torch_outputs(model, val.x, batch, job)
+    got = onnx_outputs(graph, val.x, batch)
+    ref = torch_outputs(model, val.x, batch, job)
     whole = job.nms.compare(ref, got, settings)
-    alone = job.nms.compare(_onnx_outputs(before, val.x, batch), got, settings)
+    alone = job.nms.compare(onnx_outputs(before, val.x, batch), got, settings)
     return {
         "images": int(len(next(iter(got.values())))),
         **whole,
@@ -68,7 +61,7 @@ def nms_parity(graph: bytes, before: bytes, model, val: ParitySet, batch, job, s
     }
 
 
-def with_nms(proto, model, val: ParitySet | None, config: ExportConfig, job, manifest: Manifest):
+def with_nms(proto, model, val: ParitySet | None, config, job, manifest: Manifest):
     """``proto`` followed by the task's in-graph NMS, checked (unless ``val`` is None); a
     ModelError when a check fails. Returns the graph, the NmsSpec it holds, the check and notes."""
     import onnx

@@ -66,7 +66,7 @@ def show(result: StageResult[ExportMetrics], console) -> None:
     msg = f"[green]wrote {result.outputs[0].path}[/]"
     p = next(iter(result.metrics.parity.values()))
     if p:
-        from edgetl.export import agreement_text
+        from edgetl.export_parity import agreement_text
         from edgetl.manifest import read_manifest
         from edgetl.tasks.registry import task_of
 

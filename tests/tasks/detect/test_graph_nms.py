@@ -244,7 +244,7 @@ def exports(spread_detector):
 def test_nms_export_gives_the_host_nms_boxes_and_the_same_map(exports):
     from edgetl.data.dataset import DataConfig
     from edgetl.evaluate import evaluate
-    from edgetl.export import _parity_images
+    from edgetl.export_parity import parity_images
     from edgetl.manifest import read_manifest
     from edgetl.runners.registry import make_runner
 
@@ -258,7 +258,7 @@ def test_nms_export_gives_the_host_nms_boxes_and_the_same_map(exports):
     assert check["detections"] > 100 and check["max_box_diff"] < 1e-3
     assert check["map50_95"] == pytest.approx(check["reference_map50_95"], abs=1e-3)
     job_nms = m.nms
-    x = _parity_images(m, None, 16).x
+    x = parity_images(m, None, 16).x
     with make_runner(plain, "onnxruntime") as r:
         raw = r.infer(x)
     from edgetl.tasks.registry import task_of
