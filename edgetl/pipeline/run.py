@@ -79,17 +79,8 @@ def _run_stage(stage: Stage, context: Context, cache: StageCache) -> None:
 def run_pipeline(cfg, force: set[str] | None = None) -> PipelineResult:
     """Every stage in order; unchanged ones (same configs, same input bytes, outputs intact) are
     skipped and their recorded results reused."""
-    from edgetl.errors import ConfigError
     from edgetl.paths import check_writable_dir
 
-    blocks = {name: getattr(cfg, name, None) for name in ("teacher", "student")}
-    for name, block in blocks.items():
-        chosen = getattr(block, "task", "classify") if block is not None else "classify"
-        if chosen != "classify":
-            raise ConfigError(
-                f"{name}.task {chosen!r}: the pipeline and its report run classifiers for now; run the "
-                "other task's stages one by one (edgetl finetune --task ..., export, quantize, eval, bench)."
-            )
     check_writable_dir(cfg.run_dir, "runs_dir/name")
     context = Context(config=cfg, run_dir=cfg.run_dir)
     cache = StageCache(cfg.run_dir, set(force or ()))

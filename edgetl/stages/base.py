@@ -169,6 +169,9 @@ class Stage:
     block: str = ""  # key of this stage's settings in the pipeline config (default: name)
     block_default: Literal["on", "off"] = "on"  # off: the block must be given to run the stage
     extras: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # pipeline-only settings
+    # Config fields it derives from other values when they are not given (finetune: the task and
+    # head from the data); the pipeline passes them only where a block sets them
+    inferred: tuple[str, ...] = ()
     jobs: Callable[[Context, BaseModel], list[Job]] | None = None
     unavailable: Callable[[], str | None] = lambda: None  # why it cannot run here, if it cannot
     show: Callable[[StageResult, Any], None] | None = None  # print a result on the CLI
@@ -204,8 +207,10 @@ class Stage:
 
 
 def pipeline_settings(settings: BaseModel, stage: Stage) -> dict[str, Any]:
-    """Settings values that belong to the stage's Config (without pipeline extras)."""
-    return {k: v for k, v in settings.model_dump().items() if k not in stage.extras}
+    """Settings values that belong to the stage's Config (without pipeline extras, and without
+    the fields the Config infers where the block leaves them unset)."""
+    unset = set(stage.inferred) - settings.model_fields_set
+    return {k: v for k, v in settings.model_dump().items() if k not in stage.extras and k not in unset}
 
 
 def paths_of(context: Context, forms: tuple[Form, ...]) -> dict[Role, Path]:

@@ -61,6 +61,7 @@ STAGE = Stage(
     metrics=TrainMetrics,
     produces=(Form.CHECKPOINT,),
     wiring=("data", "output"),
+    inferred=("task", "head"),  # a detection set makes a detector with the anchor-free head
     block="teacher",
     jobs=jobs,
     show=show,
