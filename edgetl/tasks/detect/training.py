@@ -20,6 +20,8 @@ DEFAULT_SIZE = 320  # NanoDet's and SSDLite's input for Lite0-class backbones
 BUILTIN_SIZE = 128  # the built-in synthetic set is composed at 128 px: no resampling
 OPTION_KEYS = tuple(f.name for f in fields(DetectorConfig) if f.name not in ("architecture", "num_classes"))
 MIN_BOX_PX = 2.0  # a box cropped to less than this by the augmentation is no longer an object
+# the KD settings a detector teacher takes and their defaults (``edgetl.tasks.detect.distill``)
+DISTILL_OPTIONS = {"temperature": 1.0, "alpha": 1.0, "score_kd_weight": 1.0, "imitation_weight": 1.0}
 
 
 def detector_config(spec: ModelSpec) -> DetectorConfig:
@@ -93,3 +95,18 @@ def loss(outputs: dict, labels: list, config) -> torch.Tensor:
 def inference_module(core, contract: PreprocessContract) -> torch.nn.Module:
     """The detector with its box decoding: named ``boxes``/``scores`` for a fixed input size."""
     return DetectorExport(core, tuple(contract.input_size))
+
+
+def distillation(teacher, student, config):
+    """Score KD + masked neck imitation + the detection loss (``edgetl.tasks.detect.distill``):
+    teacher targets per batch, the adapters to train, the loss."""
+    from edgetl.tasks.detect.distill import Distillation
+
+    return Distillation(teacher, student, config)
+
+
+def distill_updates(config, teacher_manifest) -> dict:
+    """What the student's config takes from a detector teacher (its class-score kind)."""
+    from edgetl.tasks.detect.distill import student_updates
+
+    return student_updates(config, teacher_manifest)
