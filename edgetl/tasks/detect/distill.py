@@ -31,6 +31,8 @@ from edgetl.tasks.detect.loss import detection_loss, quality_focal_loss
 from edgetl.tasks.detect.model import flatten_levels
 
 MASK_ENLARGE = 1.5
+# the KD settings a detector teacher takes and their defaults (the others are refused by name)
+DISTILL_OPTIONS = {"temperature": 1.0, "alpha": 1.0, "score_kd_weight": 1.0, "imitation_weight": 1.0}
 
 
 def to_grid(maps: list[torch.Tensor], sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
@@ -112,8 +114,6 @@ class NeckAdapters(nn.Module):
 
 
 def _weights(config) -> dict[str, float]:
-    from edgetl.tasks.detect.training import DISTILL_OPTIONS
-
     return {k: float(getattr(config, k)) for k in DISTILL_OPTIONS}
 
 
@@ -182,19 +182,17 @@ class Distillation:
         )
 
 
-def student_updates(config, teacher_manifest) -> dict:
+def student_updates(config, teacher_quality: str) -> dict:
     """Config updates a detector student needs from its teacher: the class-score kind
     (``head_options.quality``) must match for score KD to compare like with like; unset, it is
     the teacher's."""
-    from edgetl.tasks.detect.training import detector_config
-
-    theirs = detector_config(teacher_manifest.model).quality
     mine = config.head_options.get("quality")
     if mine is None:
-        return {"head_options": {**config.head_options, "quality": theirs}}
-    if mine != theirs:
+        return {"head_options": {**config.head_options, "quality": teacher_quality}}
+    if mine != teacher_quality:
         raise ConfigError(
             f"head_options.quality {mine!r}: the teacher {config.teacher} scores classes with quality "
-            f"{theirs!r}; score KD needs the same kind (drop head_options.quality, or set it to {theirs!r})."
+            f"{teacher_quality!r}; score KD needs the same kind (drop head_options.quality, or set it "
+            f"to {teacher_quality!r})."
         )
     return {}

@@ -12,6 +12,7 @@ import torch
 
 from edgetl.errors import ConfigError
 from edgetl.manifest import ModelSpec, PreprocessContract
+from edgetl.tasks.detect.distill import DISTILL_OPTIONS  # noqa: F401 (the task's KD settings)
 from edgetl.tasks.detect.model import DetectorConfig, DetectorExport, build_detector
 from edgetl.tasks.detect.targets import BoxTarget
 
@@ -20,8 +21,6 @@ DEFAULT_SIZE = 320  # NanoDet's and SSDLite's input for Lite0-class backbones
 BUILTIN_SIZE = 128  # the built-in synthetic set is composed at 128 px: no resampling
 OPTION_KEYS = tuple(f.name for f in fields(DetectorConfig) if f.name not in ("architecture", "num_classes"))
 MIN_BOX_PX = 2.0  # a box cropped to less than this by the augmentation is no longer an object
-# the KD settings a detector teacher takes and their defaults (``edgetl.tasks.detect.distill``)
-DISTILL_OPTIONS = {"temperature": 1.0, "alpha": 1.0, "score_kd_weight": 1.0, "imitation_weight": 1.0}
 
 
 def detector_config(spec: ModelSpec) -> DetectorConfig:
@@ -109,4 +108,4 @@ def distill_updates(config, teacher_manifest) -> dict:
     """What the student's config takes from a detector teacher (its class-score kind)."""
     from edgetl.tasks.detect.distill import student_updates
 
-    return student_updates(config, teacher_manifest)
+    return student_updates(config, detector_config(teacher_manifest.model).quality)

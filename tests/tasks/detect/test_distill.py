@@ -216,7 +216,7 @@ def test_a_tiny_detector_distilled_at_a_lower_resolution_with_a_baseline(tmp_pat
     from edgetl.train.finetune import finetune
 
     teacher = tmp_path / "det.safetensors"
-    data = DataConfig(source=BUILTIN, limit_train=32, limit_val=8, limit_test=8)
+    data = DataConfig(source=BUILTIN, limit_train=16, limit_val=8, limit_test=8)
     finetune(
         FinetuneConfig(
             data=data, arch=TINY_ARCH, pretrained=False, image_size=64, head_options={"width": 32}, epochs=1,
@@ -228,7 +228,7 @@ def test_a_tiny_detector_distilled_at_a_lower_resolution_with_a_baseline(tmp_pat
     _edgetl(
         "distill", "--teacher", teacher, "--student", TINY_ARCH, "--pretrained", "false",
         "--image-size", "32",
-        "--set", "head_options.width=16", "--limit-train", "32", "--limit-val", "8", "--limit-test", "8",
+        "--set", "head_options.width=16", "--limit-train", "16", "--limit-val", "8", "--limit-test", "8",
         "--epochs", "1", "--batch-size", "8", "--threads", "2", "--baseline", "-o", student, cwd=tmp_path,
     )  # fmt: skip
     m = read_manifest(student)
