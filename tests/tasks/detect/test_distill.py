@@ -254,6 +254,6 @@ def test_a_tiny_detector_distilled_at_a_lower_resolution_with_a_baseline(tmp_pat
     assert report["student (KD)"]["val_map50_95"] == metrics["val_map50_95"]
 
     onnx_path = tmp_path / "s.onnx"
-    _edgetl("export", student, "-o", onnx_path, cwd=tmp_path)
+    _edgetl("export", student, "-o", onnx_path, "--set", "verify_images=8", cwd=tmp_path)
     parity = read_manifest(onnx_path).metrics["parity"]
     assert parity["detection_agreement"] == 1.0
