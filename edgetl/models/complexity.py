@@ -32,8 +32,9 @@ def count_macs(model: nn.Module, input_size: tuple[int, int]) -> int:
             hooks.append(m.register_forward_hook(linear_hook))
     was_training = model.training
     model.eval()
+    first = next(model.parameters(), None)
     try:
-        model(torch.zeros(1, 3, *input_size))
+        model(torch.zeros(1, 3, *input_size, device=first.device if first is not None else "cpu"))
     finally:
         for h in hooks:
             h.remove()

@@ -26,37 +26,29 @@ from edgetl.stages.metrics import TrainMetrics
 from edgetl.train.config import DistillConfig
 
 
-def no_kd_twin(config: DistillConfig) -> DistillConfig:
-    """The same student, data and schedule, trained on labels only."""
-    return config.model_copy(
-        update={
-            "kd_weight": 0.0,
-            "alpha": 1.0,
-            "hint_teacher_layer": None,
-            "hint_student_layer": None,
-            "baseline": False,
-            "output": config.output.with_name(config.output.stem + ".no-kd.safetensors"),
-        }
-    )
-
-
 def compare(artifacts: dict[str, Path], threads: int) -> dict:
-    """test top-1, params, MACs, size, and PyTorch CPU batch-1 p50 timed by the bench's loop,
-    interleaved, so every checkpoint gets the number `edgetl bench` would give it."""
+    """val and test values of the task's primary metric (``val_top1``/``test_top1`` for a
+    classifier, ``val_map50_95``/``test_map50_95`` for a detector), params, MACs, size, and
+    PyTorch CPU batch-1 p50 timed by the bench's loop, interleaved, so every checkpoint gets the
+    number `edgetl bench` would give it."""
     from edgetl.bench.timing import interleaved_p50
     from edgetl.models.checkpoint import load_checkpoint
     from edgetl.models.complexity import count_macs, count_params
+    from edgetl.tasks.registry import task_of
 
     p50 = interleaved_p50(list(artifacts.values()), "torch", threads=threads)
     rows = {}
     for name, path in artifacts.items():
         model, manifest = load_checkpoint(path)
         size = manifest.preprocessing.input_size
+        key = task_of(manifest).primary_metric
         rows[name] = {
             "artifact": str(path),
+            "task": manifest.task,
             "architecture": manifest.model.architecture,
             "input_size": list(size),
-            "test_top1": manifest.metrics.get("test", {}).get("top1"),
+            f"val_{key}": manifest.metrics.get(f"val_{key}"),
+            f"test_{key}": (manifest.metrics.get("test") or {}).get(key),
             "params": count_params(model),
             "macs": count_macs(model, size),
             "file_mb": Path(path).stat().st_size / 1e6,
@@ -74,16 +66,16 @@ def _with_teacher_data(config: DistillConfig) -> DistillConfig:
 
 def run(config: DistillConfig, resume: bool = False) -> StageResult[TrainMetrics]:
     from edgetl.fileio import write_text_atomic
-    from edgetl.train.distill import distill
+    from edgetl.train.distill import baseline_output, distill
 
-    result = distill(config, resume=resume)
+    result = distill(config, resume=resume)  # with config.baseline, the no-KD twin too
     outputs = [Output(role=role("student", Form.CHECKPOINT), path=result.path)]
     notes = list(result.manifest.decisions)
     if config.baseline:
-        plain = distill(no_kd_twin(config))
-        outputs.append(Output(role=role("baseline", Form.CHECKPOINT), path=plain.path))
+        plain = baseline_output(config.output)
+        outputs.append(Output(role=role("baseline", Form.CHECKPOINT), path=plain))
         rows = compare(
-            {"teacher": config.teacher, "student (KD)": result.path, "student (no KD)": plain.path},
+            {"teacher": config.teacher, "student (KD)": result.path, "student (no KD)": plain},
             threads=config.threads or 2,
         )
         report = config.output.with_name(config.output.stem + ".report.json")
@@ -123,17 +115,25 @@ def print_comparison(rows: dict, console=None) -> None:
     from rich.table import Table
 
     from edgetl.console import make_console
+    from edgetl.tasks.registry import task
 
-    table = Table(title="teacher vs students (test split; PyTorch eager CPU, batch 1)")
-    for col in ("model", "arch", "px", "test top-1", "params", "MMACs", "MB", "p50 ms"):
+    job = task(next(iter(rows.values())).get("task", "classify"))
+    key, label = job.primary_metric, job.metric_label
+
+    def value(r: dict, split: str) -> str:
+        v = r.get(f"{split}_{key}")
+        return "n/a" if v is None else f"{v:.4f}"
+
+    table = Table(title="teacher vs students (PyTorch eager CPU, batch 1)")
+    for col in ("model", "arch", "px", f"val {label}", f"test {label}", "params", "MMACs", "MB", "p50 ms"):
         table.add_column(col, justify="right")
     for name, r in rows.items():
-        top1 = "n/a" if r["test_top1"] is None else f"{r['test_top1']:.4f}"
         table.add_row(
             name,
             r["architecture"],
             str(r["input_size"][0]),
-            top1,
+            value(r, "val"),
+            value(r, "test"),
             f"{r['params'] / 1e6:.2f}M",
             f"{r['macs'] / 1e6:.1f}",
             f"{r['file_mb']:.2f}",
@@ -144,7 +144,8 @@ def print_comparison(rows: dict, console=None) -> None:
 
 STAGE = Stage(
     name="distill",
-    help="Distil a fine-tuned teacher into a lightweight student (Hinton KD, optional hints).",
+    help="Distil a fine-tuned teacher into a lightweight student (a classifier: Hinton KD, optional "
+    "hints; a detector: score KD + neck imitation near objects).",
     config=DistillConfig,
     run=run,
     metrics=TrainMetrics,

@@ -78,7 +78,9 @@ class TaskSpec:
     agreement: Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], float]
     agreement_key: str
     agreement_label: str
-    training: str  # module with make_head(spec, width), loss(outputs, targets, config), distill_loss(...)
+    # module with make_head(spec, width), loss(outputs, targets, config), DISTILL_OPTIONS (the KD
+    # settings a teacher of the task takes, with defaults) and distill_loss(...) or distillation(...)
+    training: str
     report_metrics: tuple[str, ...] = ()  # metrics() keys a quantize report carries per model
     per_class_label: str = "accuracy"  # what metrics()["per_class"] holds, as a table header
     # predictions + targets + labels -> curves eval keeps in eval.json (``curves``) for its figures

@@ -89,23 +89,7 @@ class FinetuneConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _task_from_data(cls, values: Any) -> Any:
-        """No task given: detection when the data is a detection set (COCO JSON, YOLO data.yaml,
-        Pascal VOC, a built-in detection set), else classification. A detector's head defaults
-        to anchor-free."""
-        if not isinstance(values, dict):
-            return values
-        values = dict(values)
-        if "task" not in values:
-            data = values.get("data")
-            source = data.get("source") if isinstance(data, dict) else getattr(data, "source", None)
-            if isinstance(source, str) and source.strip():
-                from edgetl.tasks.detect.sources import detect_format
-
-                if detect_format(source) is not None:
-                    values["task"] = "detect"
-        if values.get("task") == "detect" and "head" not in values:
-            values["head"] = "anchor-free"
-        return values
+        return infer_task(values)
 
     @field_validator("task")
     @classmethod
@@ -176,6 +160,41 @@ class FinetuneConfig(BaseModel):
         return self
 
 
+def infer_task(values: Any, teacher_task: str | None = None) -> Any:
+    """No task given: the teacher's (``teacher_task``), else detection when the data is a
+    detection set (COCO JSON, YOLO data.yaml, Pascal VOC, a built-in detection set), else
+    classification. A detector's head defaults to anchor-free."""
+    if not isinstance(values, dict):
+        return values
+    values = dict(values)
+    if "task" not in values and teacher_task is not None:
+        values["task"] = teacher_task
+    if "task" not in values:
+        data = values.get("data")
+        source = data.get("source") if isinstance(data, dict) else getattr(data, "source", None)
+        if isinstance(source, str) and source.strip():
+            from edgetl.tasks.detect.sources import detect_format
+
+            if detect_format(source) is not None:
+                values["task"] = "detect"
+    if values.get("task") == "detect" and "head" not in values:
+        values["head"] = "anchor-free"
+    return values
+
+
+def _teacher_task(teacher: Any) -> str | None:
+    """The task a teacher checkpoint's manifest names; None where it cannot be read yet (a
+    missing or broken teacher is reported by ``distill``, before any work, with its own error)."""
+    if not isinstance(teacher, str | Path) or not Path(teacher).is_file():
+        return None
+    try:
+        from edgetl.manifest import read_manifest
+
+        return read_manifest(Path(teacher)).task
+    except (EdgetlError, OSError, ValueError):
+        return None
+
+
 class DistillConfig(FinetuneConfig):
     """FinetuneConfig for the student (``arch``) plus the teacher and the KD settings."""
 
@@ -186,17 +205,54 @@ class DistillConfig(FinetuneConfig):
         "timm/mobilenetv3_small_100)",
     )
     pretrained: bool | Literal["auto"] = Field("auto", description="auto: pretrained where weights exist")
-    temperature: float = Field(4.0, gt=0, description="KD temperature T")
-    alpha: float = Field(0.5, ge=0, description="weight of the cross-entropy on labels")
-    kd_weight: float = Field(1.0, ge=0, description="weight of the T^2-scaled KL term (0 = no KD)")
-    hint_teacher_layer: str | None = Field(None, description="teacher module name, e.g. backbone.blocks.4")
-    hint_student_layer: str | None = Field(None, description="student module name, e.g. backbone.stages.2")
-    hint_weight: float = Field(1.0, ge=0, description="weight of the hint (feature) loss")
-    cache_teacher: bool = Field(True, description="compute teacher logits once when augment is none")
+    temperature: float | None = Field(
+        None, gt=0, description="KD temperature T (default: 4 for a classifier, 1 for a detector's scores)"
+    )
+    alpha: float | None = Field(
+        None,
+        ge=0,
+        description="weight of the loss on labels: cross-entropy (default 0.5), a detector's loss on "
+        "its boxes (default 1)",
+    )
+    kd_weight: float | None = Field(
+        None, ge=0, description="classify: weight of the T^2-scaled KL term (default 1; 0 = no KD)"
+    )
+    score_kd_weight: float | None = Field(
+        None,
+        ge=0,
+        description="detect: weight of the quality-focal KD on the teacher's per-location class scores "
+        "(default 1; 0 = none)",
+    )
+    imitation_weight: float | None = Field(
+        None,
+        ge=0,
+        description="detect: weight of the neck imitation near objects (L2 through 1x1 adapters; default "
+        "1; 0 = none)",
+    )
+    hint_teacher_layer: str | None = Field(
+        None, description="classify: teacher module name, e.g. backbone.blocks.4"
+    )
+    hint_student_layer: str | None = Field(
+        None, description="classify: student module name, e.g. backbone.stages.2"
+    )
+    hint_weight: float = Field(1.0, ge=0, description="classify: weight of the hint (feature) loss")
+    cache_teacher: bool = Field(
+        True, description="classify: compute teacher logits once when augment is none"
+    )
     baseline: bool = Field(
-        False, description="also train the same student without KD and report teacher vs both"
+        False,
+        description="also train the same student (same init, data, epochs, seed) without KD first, and "
+        "report teacher vs both",
     )
     output: Path = Path("student.safetensors")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_from_data(cls, values: Any) -> Any:
+        """As finetune's, with the teacher's task first: a detector teacher makes the student a
+        detector (so its head_options validate) without ``task: detect``."""
+        teacher = values.get("teacher") if isinstance(values, dict) else None
+        return infer_task(values, _teacher_task(teacher))
 
     @field_validator("teacher")
     @classmethod

@@ -67,10 +67,10 @@ class KDHook(Protocol):
 
     def check_labels(self, classes: list[str]) -> None: ...
     def setup(self, data, student, student_contract, augment: str, quiet) -> list[torch.nn.Module]: ...
-    def targets(self, idx: np.ndarray, params, augment: str) -> torch.Tensor: ...
-    def loss(
-        self, logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor
-    ) -> torch.Tensor: ...
+    def targets(self, idx: np.ndarray, params, augment: str): ...  # the teacher's, for the batch
+    def loss(self, outputs, labels, teacher_outputs) -> torch.Tensor: ...
+    def metrics(self, student, student_contract, metrics: dict) -> dict: ...  # added to the manifest's
+    def decisions(self, metrics: dict) -> list[str]: ...  # the manifest's lines on the distillation
 
 
 def resolve_device(name: str) -> torch.device:
@@ -301,20 +301,9 @@ def _optimizer(core, extras, config) -> torch.optim.Optimizer:
     )
 
 
-def _decisions(config, kd, origin: str, state, metric_label: str) -> list[str]:
+def _decisions(kd, metrics: dict, origin: str, state, metric_label: str) -> list[str]:
     """What the manifest says this training decided, in words."""
-    out = []
-    if kd:
-        hint = (
-            f", hint {config.hint_student_layer} -> {config.hint_teacher_layer}"
-            if config.hint_student_layer
-            else ""
-        )
-        out.append(
-            f"distilled from teacher {config.teacher} (sha256 {kd.teacher_sha256[:16]}…, "
-            f"{kd.manifest.model.architecture} at {kd.contract.input_size[0]} px), "
-            f"T={config.temperature}, alpha={config.alpha}, kd_weight={config.kd_weight}" + hint
-        )
+    out = kd.decisions(metrics) if kd else []
     out.append(f"backbone weights: {origin}")
     out.append(f"best epoch {state.best_epoch} by val {metric_label} {state.best_val:.4f}")
     return out
@@ -363,7 +352,10 @@ def _finetune(
 
     extras = kd.setup(data, core, contract, data.augment, quiet) if kd else []
     if extras and dist.enabled:
-        raise EdgetlError("hint distillation under torchrun is not supported yet; drop the hint layers.")
+        raise EdgetlError(
+            "distillation with trained adapters (hint layers, a detector's neck imitation) under "
+            "torchrun is not supported yet; drop the hint layers (or set imitation_weight 0)."
+        )
     # what the loop checkpoints: the model plus any training-only modules (hint projection)
     state_module = torch.nn.ModuleDict({"model": core, **{f"extra{i}": m for i, m in enumerate(extras)}})
 
@@ -493,6 +485,8 @@ def _finetune(
         )
         outputs = named_outputs(out, job.output_names)
         metrics["test"] = job.metrics(job.decode(outputs), test.labels, data.classes)
+    if kd is not None:
+        metrics.update(kd.metrics(core, contract, metrics))
     result_path = config.output
     manifest = Manifest(
         kind="checkpoint",
@@ -509,7 +503,7 @@ def _finetune(
         ),
         metrics=metrics,
         history=state.history,
-        decisions=_decisions(config, kd, origin, state, metric_label),
+        decisions=_decisions(kd, metrics, origin, state, metric_label),
     )
     if dist.is_main:
         core.to("cpu", memory_format=torch.contiguous_format)

@@ -7,6 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# the KD settings a classifier teacher takes and their defaults (the others are refused by name)
+DISTILL_OPTIONS = {
+    "temperature": 4.0,
+    "alpha": 0.5,
+    "kd_weight": 1.0,
+    "hint_teacher_layer": None,
+    "hint_student_layer": None,
+}
+
 
 def make_head(spec, in_features: int) -> nn.Module:
     """The head a ``ModelSpec`` names on a backbone's ``in_features`` pooled features."""

@@ -12,6 +12,7 @@ import torch
 
 from edgetl.errors import ConfigError
 from edgetl.manifest import ModelSpec, PreprocessContract
+from edgetl.tasks.detect.distill import DISTILL_OPTIONS  # noqa: F401 (the task's KD settings)
 from edgetl.tasks.detect.model import DetectorConfig, DetectorExport, build_detector
 from edgetl.tasks.detect.targets import BoxTarget
 
@@ -93,3 +94,18 @@ def loss(outputs: dict, labels: list, config) -> torch.Tensor:
 def inference_module(core, contract: PreprocessContract) -> torch.nn.Module:
     """The detector with its box decoding: named ``boxes``/``scores`` for a fixed input size."""
     return DetectorExport(core, tuple(contract.input_size))
+
+
+def distillation(teacher, student, config):
+    """Score KD + masked neck imitation + the detection loss (``edgetl.tasks.detect.distill``):
+    teacher targets per batch, the adapters to train, the loss."""
+    from edgetl.tasks.detect.distill import Distillation
+
+    return Distillation(teacher, student, config)
+
+
+def distill_updates(config, teacher_manifest) -> dict:
+    """What the student's config takes from a detector teacher (its class-score kind)."""
+    from edgetl.tasks.detect.distill import student_updates
+
+    return student_updates(config, detector_config(teacher_manifest.model).quality)
