@@ -152,6 +152,7 @@ STAGE = Stage(
     consumes=(Form.CHECKPOINT,),
     produces=(Form.CHECKPOINT,),
     wiring=("teacher", "data", "output"),
+    inferred=("task", "head"),  # the student learns its teacher's task
     placeholders={"teacher": Path("teacher.safetensors")},
     block="student",
     extras={

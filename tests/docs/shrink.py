@@ -22,6 +22,7 @@ SHRINK: dict[str, list[str]] = {
         "teacher.epochs=1",
         *(f"teacher.{kv}" for kv in TINY),
         "student.epochs=1",
+        "student.arch=timm/test_efficientnet",  # the detection preset's student is Lite0
         *DATA,
         "quantize.calib_count=32",
         "quantize.val_count=80",
