@@ -74,7 +74,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgetl-detect2-") as tmp:
         runs = (args.keep or Path(tmp)).resolve()
         runs.mkdir(parents=True, exist_ok=True)
-        pipeline = ["pipeline", "--preset", PRESET, "--set", f"runs_dir={runs}"]
+        # the no-KD twin is trained in the same distill stage: the fresh time includes it
+        pipeline = [
+            "pipeline",
+            "--preset",
+            PRESET,
+            "--set",
+            f"runs_dir={runs}",
+            "--set",
+            "student.baseline=true",
+        ]
         fresh = edgetl(*pipeline, cwd=runs)
         cached = edgetl(*pipeline, cwd=runs)
         run = runs / PRESET
@@ -101,18 +110,24 @@ def main() -> None:
             }
         edgetl("eval", str(student_onnx), str(student_int8), "-o", str(runs / "int8"), cwd=runs)
         int8 = json.loads((runs / "int8" / f"1-{student_int8.stem}" / "eval.json").read_text())["paired"]
+        no_kd, kd = run / "distill" / "student.no-kd.safetensors", run / "distill" / "student.safetensors"
+        edgetl("eval", str(no_kd), str(kd), "-o", str(runs / "kd"), cwd=runs)
+        kd_vs_no_kd = json.loads((runs / "kd" / f"1-{kd.stem}" / "eval.json").read_text())["paired"]
         teacher_m, student_m = (
             manifest(run / "finetune" / "teacher.safetensors"),
             manifest(run / "distill" / "student.safetensors"),
         )
         result = {
             "preset": PRESET,
-            "seconds": {"fresh": fresh, "cached": cached},
+            "seconds": {"fresh": fresh, "cached": cached, "stages": summary.get("stages")},
+            "pipeline_command": "edgetl " + " ".join(pipeline),
             "teacher": {"arch": teacher_m["model"]["architecture"], "metrics": teacher_m["metrics"]},
             "student": {"arch": student_m["model"]["architecture"], "metrics": student_m["metrics"]},
             "test_map50_95": summary.get("test_map50_95"),
             "paired_test_vs_teacher_onnx": paired,
             "int8_vs_student_fp32_test": int8,
+            # drop of the KD student against its no-KD twin on test: negative = KD is better
+            "kd_vs_no_kd_test": kd_vs_no_kd,
             "shipped": {k: summary.get(k) for k in ("shipped", "shipped_role", "shipped_kind")},
             "bench": bench_rows(bench),
             "summary": summary.get("summary"),
