@@ -188,15 +188,14 @@ def evaluate_paired(
     return out
 
 
-PREDICTIONS_TOP = 100  # per image: at most this many classes or boxes ...
-PREDICTIONS_MIN_SCORE = 0.001  # ... scoring at least this (a probability or a box score)
+PREDICTIONS_TOP = 100  # per image: at most this many classes or boxes
 
 
 def write_predictions(p: SplitPredictions, path: Path) -> Path:
     """One JSON line per image: its id and its prediction as ``edgetl predict --json`` renders
-    it (at most 100 classes or boxes, none under 0.001)."""
+    it (at most 100 classes or boxes; a detector's are those over its decode threshold)."""
     lines = [
-        json.dumps({"id": i, **p.task.render(pred, p.labels, PREDICTIONS_TOP, PREDICTIONS_MIN_SCORE)})
+        json.dumps({"id": i, **p.task.render(pred, p.labels, PREDICTIONS_TOP)})
         for i, pred in zip(p.ids, p.predictions, strict=True)
     ]
     write_text_atomic(path, "\n".join(lines) + "\n")
