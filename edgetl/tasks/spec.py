@@ -136,12 +136,15 @@ class TaskSpec:
     ) -> list[dict]:
         """Named outputs of a batch -> what predict returns per image: decode (``min_score`` None:
         the task's own threshold), back into each original (h, w), rendered (at most ``top_k``)."""
-        predictions = self.decode(outputs, min_score)
+        # min_score is optional in the decode contract: a task without a threshold takes outputs only
+        predictions = self.decode(outputs) if min_score is None else self.decode(outputs, min_score)
         if self.to_original is not None:
             predictions = [
                 self.to_original(p, contract, hw) for p, hw in zip(predictions, original_hw, strict=True)
             ]
-        return [self.render(p, labels, top_k, min_score or 0.0) for p in predictions]
+        if min_score is None:
+            return [self.render(p, labels, top_k) for p in predictions]
+        return [self.render(p, labels, top_k, min_score) for p in predictions]
 
     def outputs_for(self, graph_nms: bool) -> tuple[str, ...]:
         """The named outputs of this task's graphs: the in-graph NMS ones for a graph that holds
