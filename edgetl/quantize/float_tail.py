@@ -37,4 +37,8 @@ def release_float_inputs(model, float_nodes: set[str]) -> int:
         drop += [q, dq]
     for node in drop:
         graph.node.remove(node)
+    if drop:  # the removed pairs' scales and zero points are read by nothing now
+        used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+        for init in [t for t in graph.initializer if t.name not in used]:
+            graph.initializer.remove(init)
     return len(drop) // 2

@@ -56,10 +56,10 @@ def test_a_classifier_keeps_nothing_in_float_by_default():
     assert task("classify").float_nodes is None and task("detect").float_nodes is not None
 
 
-def _qdq(name: str, x: str) -> list:
+def _qdq(name: str, x: str, s: str = "s", z: str = "z") -> list:
     return [
-        helper.make_node("QuantizeLinear", [x, "s", "z"], [f"{name}_q"], name=f"{name}_Q"),
-        helper.make_node("DequantizeLinear", [f"{name}_q", "s", "z"], [f"{name}_dq"], name=f"{name}_DQ"),
+        helper.make_node("QuantizeLinear", [x, s, z], [f"{name}_q"], name=f"{name}_Q"),
+        helper.make_node("DequantizeLinear", [f"{name}_q", s, z], [f"{name}_dq"], name=f"{name}_DQ"),
     ]
 
 
@@ -72,7 +72,7 @@ def test_release_float_inputs_removes_only_the_pairs_read_by_float_nodes():
     w = numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "w")
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["conv_out"], name="conv_a"),
-        *_qdq("a", "conv_out"),
+        *_qdq("a", "conv_out", "sa", "za"),
         helper.make_node("Sigmoid", ["a_dq"], ["y"], name="decode_sigmoid"),
         helper.make_node("Conv", ["x", "w"], ["conv_out2"], name="conv_b"),
         *_qdq("b", "conv_out2"),
@@ -82,11 +82,13 @@ def test_release_float_inputs_removes_only_the_pairs_read_by_float_nodes():
         nodes, "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, 2, 2]) for n in ("y", "z_out")],
-        [w, numpy_helper.from_array(np.float32(0.5), "s"), numpy_helper.from_array(np.uint8(0), "z")],
+        [w, *(numpy_helper.from_array(np.float32(0.5), n) for n in ("s", "sa"))]
+        + [numpy_helper.from_array(np.uint8(0), n) for n in ("z", "za")],
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     assert release_float_inputs(model, {"decode_sigmoid"}) == 1
     onnx.checker.check_model(model, full_check=True)
+    assert {t.name for t in model.graph.initializer} == {"w", "s", "z"}  # a's scale and zero point went
     kinds = [n.name for n in model.graph.node]
     assert "a_Q" not in kinds and "a_DQ" not in kinds and {"b_Q", "b_DQ"} <= set(kinds)
     x = np.full((1, 1, 2, 2), 0.3, np.float32)  # 0.3 is not a multiple of the 0.5 scale
