@@ -123,17 +123,11 @@ def _edgetl(*args, cwd, ok=True):
 
 
 @pytest.mark.slow
-def test_a_tiny_detector_quantizes_with_the_decode_in_float_on_both_flavours(tmp_path):
+def test_a_tiny_detector_quantizes_with_the_decode_in_float_on_both_flavours(tiny_detector_onnx, tmp_path):
     from edgetl.manifest import read_manifest
     from edgetl.quantize.trt_rules import check_tensorrt_qdq
 
-    ckpt, fp32 = tmp_path / "det.safetensors", tmp_path / "det.onnx"
-    _edgetl(
-        "finetune", "--data", BUILTIN, "--set", "data.limit_train=48", "--set", "data.limit_val=16",
-        "--arch", TINY_ARCH, "--no-pretrained", "--image-size", "64", "--batch-size", "8", "--epochs", "1",
-        "-o", ckpt, cwd=tmp_path,
-    )  # fmt: skip
-    _edgetl("export", ckpt, "-o", fp32, cwd=tmp_path)
+    fp32 = tiny_detector_onnx
     decode = set(decode_nodes(onnx.load(str(fp32))))
 
     refused = _edgetl("quantize", fp32, "--qat", "-o", tmp_path / "q.onnx", cwd=tmp_path, ok=False)
