@@ -95,8 +95,7 @@ def predict_split(
         backend_name = runner.backend
     step(f"eval {Path(artifact).name} on {backend_name}: {split} split, {len(idx)} images")
     predictions = task.decode({name: np.concatenate(ys) for name, ys in parts.items()})
-    if task.to_original is not None:  # boxes back into the pixels the targets are in
-        predictions = [task.to_original(p, contract, hw) for p, hw in zip(predictions, sizes, strict=True)]
+    predictions = task.in_original(predictions, contract, sizes)  # into the pixels the targets are in
     return SplitPredictions(
         artifact=Path(artifact),
         backend=backend_name,

@@ -109,9 +109,5 @@ def val_metric(job, outputs: dict, val: ParitySet, manifest: Manifest, nms=None)
     settings for raw detector outputs; in-graph NMS outputs are read as they are)."""
     predictions = job.decode(outputs, nms=nms) if nms is not None else job.decode(outputs)
     n = len(predictions)  # a fixed-batch graph leaves the last partial batch out
-    if job.to_original is not None:
-        contract = manifest.preprocessing
-        predictions = [
-            job.to_original(p, contract, hw) for p, hw in zip(predictions, val.sizes[:n], strict=True)
-        ]
+    predictions = job.in_original(predictions, manifest.preprocessing, val.sizes[:n])
     return float(job.metrics(predictions, val.targets[:n], list(manifest.labels))[job.primary_metric])

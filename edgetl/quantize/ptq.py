@@ -386,10 +386,7 @@ def _evaluator(config: QuantizeConfig, fp32: Path, val, remap, fixed_batch: int,
             ) from None
         predictions = task.decode(outputs)
         if sizes is not None:
-            contract = parent.preprocessing
-            predictions = [
-                task.to_original(p, contract, hw) for p, hw in zip(predictions, sizes, strict=True)
-            ]
+            predictions = task.in_original(predictions, parent.preprocessing, sizes)
         return {**task.metrics(predictions, targets, labels), "records": task.records(predictions, targets)}
 
     return evaluate

@@ -138,13 +138,19 @@ class TaskSpec:
         the task's own threshold), back into each original (h, w), rendered (at most ``top_k``)."""
         # min_score is optional in the decode contract: a task without a threshold takes outputs only
         predictions = self.decode(outputs) if min_score is None else self.decode(outputs, min_score)
-        if self.to_original is not None:
-            predictions = [
-                self.to_original(p, contract, hw) for p, hw in zip(predictions, original_hw, strict=True)
-            ]
+        predictions = self.in_original(predictions, contract, original_hw)
         if min_score is None:
             return [self.render(p, labels, top_k) for p in predictions]
         return [self.render(p, labels, top_k, min_score) for p in predictions]
+
+    def in_original(
+        self, predictions: Sequence, contract: Any, original_hw: Sequence[tuple[int, int]]
+    ) -> Sequence:
+        """Predictions in model-input coordinates -> in each image's original (h, w), where the
+        task's predictions carry geometry (a detector's boxes); else ``predictions`` themselves."""
+        if self.to_original is None:
+            return predictions
+        return [self.to_original(p, contract, hw) for p, hw in zip(predictions, original_hw, strict=True)]
 
     def outputs_for(self, graph_nms: bool) -> tuple[str, ...]:
         """The named outputs of this task's graphs: the in-graph NMS ones for a graph that holds

@@ -5,9 +5,6 @@ detector is fine-tuned, resumed, evaluated, exported and predicted with end to e
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +12,7 @@ import pytest
 from edgetl.data.augment import AugmentParams
 from edgetl.tasks.detect.targets import BoxTarget
 from tests.conftest import TINY_ARCH
+from tests.tasks.detect.cli import run_edgetl
 
 BUILTIN = "builtin:fashion-on-photos"
 
@@ -122,16 +120,6 @@ def test_detector_manifest_checks_name_the_mismatch():
     assert "scores 3 classes" in checks.check_weights(m, {"head.pred.pred.0.weight": (8, 96, 1, 1)})[0][2]
 
 
-def _edgetl(*args, cwd):
-    env = {**os.environ, "EDGETL_QUIET": "1", "COLUMNS": "200"}
-    r = subprocess.run(
-        [sys.executable, "-m", "edgetl", *map(str, args)], env=env, capture_output=True, text=True, cwd=cwd,
-        timeout=900,
-    )  # fmt: skip
-    assert r.returncode == 0, f"edgetl {' '.join(map(str, args))}:\n{r.stdout}\n{r.stderr}"
-    return r
-
-
 @pytest.mark.slow
 def test_a_tiny_detector_end_to_end(tmp_path):
     """finetune (resumed after one epoch), eval (mAP keys, PR plot), export (parity), eval of the
@@ -139,23 +127,25 @@ def test_a_tiny_detector_end_to_end(tmp_path):
     ckpt = tmp_path / "det.safetensors"
     data = ["--data", BUILTIN, "--set", "data.limit_train=48", "--set", "data.limit_val=16"]
     common = [*data, "--arch", TINY_ARCH, "--no-pretrained", "--image-size", "64", "--batch-size", "8"]
-    _edgetl("finetune", *common, "--epochs", "1", "-o", ckpt, cwd=tmp_path)
-    _edgetl("finetune", *common, "--epochs", "2", "--resume", "-o", ckpt, cwd=tmp_path)
-    m = json.loads(_edgetl("inspect", ckpt, "--json", cwd=tmp_path).stdout)
+    run_edgetl("finetune", *common, "--epochs", "1", "-o", ckpt, cwd=tmp_path)
+    run_edgetl("finetune", *common, "--epochs", "2", "--resume", "-o", ckpt, cwd=tmp_path)
+    m = json.loads(run_edgetl("inspect", ckpt, "--json", cwd=tmp_path).stdout)
     assert m["task"] == "detect" and m["outputs"] == ["boxes", "scores"]
     assert m["preprocessing"]["fit"] == "letterbox" and m["model"]["head"] == "anchor-free"
     assert [h["epoch"] for h in m["history"]] == [1, 2] and "val_map50_95" in m["metrics"]
 
-    _edgetl("eval", ckpt, "--data", BUILTIN, "--limit-test", "24", "-o", tmp_path / "ev_ckpt", cwd=tmp_path)
+    run_edgetl(
+        "eval", ckpt, "--data", BUILTIN, "--limit-test", "24", "-o", tmp_path / "ev_ckpt", cwd=tmp_path
+    )
     ev = json.loads((tmp_path / "ev_ckpt" / "eval.json").read_text())
     assert {"map50_95", "map50", "ar100", "per_class"} <= set(ev) and ev["num_images"] == 24
     assert (tmp_path / "ev_ckpt" / "pr_curves.png").read_bytes()[:4] == b"\x89PNG"
 
     onnx_path = tmp_path / "det.onnx"
-    _edgetl("export", ckpt, "-o", onnx_path, cwd=tmp_path)
-    parity = json.loads(_edgetl("inspect", onnx_path, "--json", cwd=tmp_path).stdout)["metrics"]["parity"]
+    run_edgetl("export", ckpt, "-o", onnx_path, cwd=tmp_path)
+    parity = json.loads(run_edgetl("inspect", onnx_path, "--json", cwd=tmp_path).stdout)["metrics"]["parity"]
     assert parity["max_scaled_diff"] <= 1e-4 and parity["detection_agreement"] == 1.0
-    _edgetl(
+    run_edgetl(
         "eval", onnx_path, "--data", BUILTIN, "--limit-test", "24", "-o", tmp_path / "ev_onnx", cwd=tmp_path
     )
     ev_onnx = json.loads((tmp_path / "ev_onnx" / "eval.json").read_text())
@@ -166,7 +156,7 @@ def test_a_tiny_detector_end_to_end(tmp_path):
     source = open_detection_source(BUILTIN)
     image = tmp_path / "img.png"
     source.load(0).resize((200, 100)).save(image)  # not square: letterboxed, boxes map back
-    r = _edgetl(
+    r = run_edgetl(
         "predict", onnx_path, image, "--json", "--score", "0", "--save", tmp_path / "drawn.png", cwd=tmp_path
     )
     got = json.loads(r.stdout)[0]["detections"]

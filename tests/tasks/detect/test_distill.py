@@ -6,9 +6,6 @@ resolution with --baseline, then exported."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -24,6 +21,7 @@ from edgetl.tasks.detect.distill import (
 )
 from edgetl.tasks.detect.model import STRIDES, DetectorConfig, build_detector
 from tests.conftest import TINY_ARCH
+from tests.tasks.detect.cli import run_edgetl
 
 BUILTIN = "builtin:fashion-on-photos"
 SIZES = [(8, 8), (4, 4), (2, 2)]  # a 64 px input at strides 8/16/32
@@ -194,16 +192,6 @@ def test_bad_kd_weights_and_head_options_fail_when_the_config_is_built(tmp_path)
         build_config(DistillConfig, base, {"head_options": {"widht": 16}}, "file")
 
 
-def _edgetl(*args, cwd):
-    env = {**os.environ, "EDGETL_QUIET": "1", "COLUMNS": "200"}
-    r = subprocess.run(
-        [sys.executable, "-m", "edgetl", *map(str, args)], env=env, capture_output=True, text=True, cwd=cwd,
-        timeout=900,
-    )  # fmt: skip
-    assert r.returncode == 0, f"edgetl {' '.join(map(str, args))}:\n{r.stdout}\n{r.stderr}"
-    return r
-
-
 @pytest.mark.slow
 def test_a_tiny_detector_distilled_at_a_lower_resolution_with_a_baseline(tmp_path):
     """teacher (64 px, neck 32) -> student (32 px, neck 16) with --baseline: the student's
@@ -225,7 +213,7 @@ def test_a_tiny_detector_distilled_at_a_lower_resolution_with_a_baseline(tmp_pat
         quiet=True,
     )  # fmt: skip
     student = tmp_path / "s.safetensors"
-    _edgetl(
+    run_edgetl(
         "distill", "--teacher", teacher, "--student", TINY_ARCH, "--pretrained", "false",
         "--image-size", "32",
         "--set", "head_options.width=16", "--limit-train", "16", "--limit-val", "8", "--limit-test", "8",
@@ -254,6 +242,6 @@ def test_a_tiny_detector_distilled_at_a_lower_resolution_with_a_baseline(tmp_pat
     assert report["student (KD)"]["val_map50_95"] == metrics["val_map50_95"]
 
     onnx_path = tmp_path / "s.onnx"
-    _edgetl("export", student, "-o", onnx_path, "--set", "verify_images=8", cwd=tmp_path)
+    run_edgetl("export", student, "-o", onnx_path, "--set", "verify_images=8", cwd=tmp_path)
     parity = read_manifest(onnx_path).metrics["parity"]
     assert parity["detection_agreement"] == 1.0

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -17,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgetl.tasks.detect.graph import COMPUTE_OPS, decode_nodes
 from edgetl.tasks.detect.targets import BoxTarget
 from tests.conftest import TINY_ARCH
+from tests.tasks.detect.cli import run_edgetl
 
 BUILTIN = "builtin:fashion-on-photos"
 
@@ -109,19 +108,6 @@ def test_calibration_coverage_counts_each_class_an_image_holds():
     assert class_coverage(np.array([0, 1, 1]), ["a", "b"])["per_class"] == {"a": 1, "b": 2}
 
 
-def _edgetl(*args, cwd, ok=True):
-    env = {"EDGETL_QUIET": "1", "COLUMNS": "200"}
-    import os
-
-    r = subprocess.run(
-        [sys.executable, "-m", "edgetl", *map(str, args)], env={**os.environ, **env}, capture_output=True,
-        text=True, cwd=cwd, timeout=900,
-    )  # fmt: skip
-    if ok:
-        assert r.returncode == 0, f"edgetl {' '.join(map(str, args))}:\n{r.stdout}\n{r.stderr}"
-    return r
-
-
 @pytest.mark.slow
 def test_a_tiny_detector_quantizes_with_the_decode_in_float_on_both_flavours(tiny_detector_onnx, tmp_path):
     from edgetl.manifest import read_manifest
@@ -130,14 +116,14 @@ def test_a_tiny_detector_quantizes_with_the_decode_in_float_on_both_flavours(tin
     fp32 = tiny_detector_onnx
     decode = set(decode_nodes(onnx.load(str(fp32))))
 
-    refused = _edgetl("quantize", fp32, "--qat", "-o", tmp_path / "q.onnx", cwd=tmp_path, ok=False)
+    refused = run_edgetl("quantize", fp32, "--qat", "-o", tmp_path / "q.onnx", cwd=tmp_path, ok=False)
     assert refused.returncode == 2 and "--qat" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "q.onnx").exists()
 
     common = ["--calib-count", "32", "--max-rounds", "1", "--val-count", "16"]
     for target in ("cpu", "tensorrt"):
         out = tmp_path / f"det.{target}.int8.onnx"
-        _edgetl("quantize", fp32, "-o", out, "--target", target, "--prefer", "int8", *common, cwd=tmp_path)
+        run_edgetl("quantize", fp32, "-o", out, "--target", target, "--prefer", "int8", *common, cwd=tmp_path)
         m = read_manifest(out)
         assert m.kind == "onnx-int8" and m.task == "detect" and m.outputs == ("boxes", "scores")
         report = m.metrics["quantization"]
@@ -164,7 +150,7 @@ def test_a_tiny_detector_quantizes_with_the_decode_in_float_on_both_flavours(tin
         layer = json.loads(out.with_name(out.stem + ".layer_error.json").read_text())
         assert layer  # the per-layer table was written beside it
 
-    _edgetl(
+    run_edgetl(
         "eval", tmp_path / "det.cpu.int8.onnx", "--data", BUILTIN, "--split", "val",
         "--set", "data.limit_val=16", "-o", tmp_path / "ev", cwd=tmp_path,
     )  # fmt: skip
