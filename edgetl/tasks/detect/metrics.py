@@ -8,13 +8,15 @@ A metric that no ground truth defines (no objects at all, or none of a class) is
 and None per class, as COCO's -1 means.
 
 ``records`` + ``score`` make mAP resampleable by image (the bootstrap behind every confidence
-interval): a resample may repeat an image, and each repeat is a new COCO image.
+interval): a resample may repeat an image, and each repeat is a new COCO image. ``score`` matches
+once and accumulates per resample (edgetl/tasks/detect/resample.py), equal to COCOeval's result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +58,13 @@ class DetectionRecords:
 
     def __len__(self) -> int:
         return len(self.gts)
+
+    @cached_property
+    def matched(self):
+        """The per-image matches every resample's score reuses (edgetl.tasks.detect.resample)."""
+        from edgetl.tasks.detect.resample import MatchedSet
+
+        return MatchedSet(self.gts, self.dts, self.num_classes)
 
 
 def records(predictions: Sequence, targets: Sequence[BoxTarget], num_classes: int | None = None):
@@ -180,8 +189,9 @@ def detection_metrics(predictions: Sequence, targets: Sequence[BoxTarget], class
 
 
 def score(rec: DetectionRecords, indices: np.ndarray | None = None) -> float:
-    """mAP@[.5:.95] of the images ``indices`` (all when None; repeats allowed)."""
-    return _nan(coco_eval(rec, indices).stats[0])
+    """mAP@[.5:.95] of the images ``indices`` (all when None; repeats allowed), as COCO computes it,
+    from matches made once per set."""
+    return rec.matched.map50_95(indices)
 
 
 def pr_curves(predictions: Sequence, targets: Sequence[BoxTarget], classes: Sequence[str]) -> dict:

@@ -104,3 +104,22 @@ def test_pr_curves_and_plot(tmp_path):
     out = tmp_path / "pr.png"
     metrics.write_pr_plot(out, curves)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("seed", [0, 4, 5])
+def test_fast_resampled_score_equals_coco_on_every_draw(seed):
+    """The matched-once score (what every bootstrap draw uses) is COCOeval's mAP, also with tied
+    scores (INT8 outputs take few distinct values) and repeated images."""
+    preds, targets = random_set(n=40, seed=seed)
+    rng = np.random.default_rng(seed)
+    for p in preds[::2]:
+        p["scores"] = np.round(p["scores"] * 4) / 4  # ties within and across images
+    rec = metrics.records(preds, targets, len(CLASSES))
+    draws = [None, *rng.integers(0, 40, (6, 40)), np.array([3, 3, 3]), np.array([0])]
+    for idx in draws:
+        reference = metrics.coco_eval(rec, idx).stats[0]
+        fast = metrics.score(rec, idx)
+        if reference < 0:
+            assert np.isnan(fast)
+        else:
+            assert fast == pytest.approx(reference, abs=1e-9)
