@@ -111,6 +111,15 @@ def _paired(results: list[dict], slow: Path | None, fast: Path | None) -> dict[s
     return out
 
 
+def paired_text(entry) -> str:
+    """An eval entry's paired drop against the reference, with its 95% interval, in points."""
+    p = entry.paired
+    if not p:
+        return "-"
+    lo, hi = p["ci95_pt"]
+    return f"{p['drop_pt']:+.2f} ({lo:+.2f} to {hi:+.2f})"
+
+
 def summary_lines(inputs, facts: Facts) -> list[str]:
     """The shipped model against the teacher: the metric, file size, latency, INT8 speed-up."""
     from edgetl.manifest import read_manifest
@@ -122,18 +131,13 @@ def summary_lines(inputs, facts: Facts) -> list[str]:
     size, teacher_size = Path(shipped_path).stat().st_size, Path(teacher_path).stat().st_size
     lines = [
         f"shipped model: {shipped_path} ({read_manifest(shipped_path).kind}), test {label} {value:.4f} "
-        f"vs teacher {reference:.4f} ({100 * (value - reference):+.2f} pt)",
+        f"vs teacher {reference:.4f} ({100 * (value - reference):+.2f} pt"
+        + _interval_words(inputs.evals[shipped.key])
+        + ")",
         f"file size: {size / 1e6:.2f} MB vs teacher checkpoint {teacher_size / 1e6:.2f} MB "
         f"({teacher_size / size:.1f}x smaller)",
     ]
-    teacher_lat = facts.latency.get(str(teacher_path), {}).get("torch", {}).get("p50_ms")
-    best_shipped = min((v["p50_ms"] for v in facts.latency.get(str(shipped_path), {}).values()), default=None)
-    if teacher_lat and best_shipped:
-        lines.append(
-            f"latency (batch {facts.smallest}, {inputs.bench.config.get('threads')} threads): "
-            f"{best_shipped:.3f} ms on the best backend vs {teacher_lat:.3f} ms for the teacher in "
-            f"PyTorch eager ({teacher_lat / best_shipped:.1f}x lower)"
-        )
+    lines += _latency_lines(inputs, facts, shipped_path)
     if facts.pairs:
         lines.append(
             f"INT8 vs FP32 {shipped.model}, timed side by side by the bench (median of per-round ratios): "
@@ -144,6 +148,39 @@ def summary_lines(inputs, facts: Facts) -> list[str]:
     return lines
 
 
+def fastest(latency: dict[str, dict[str, dict]], paths) -> tuple[float, str, str] | None:
+    """(p50 ms, artifact path, backend) of the fastest measured run among ``paths``."""
+    runs = [(v["p50_ms"], str(p), b) for p in paths for b, v in latency.get(str(p), {}).items()]
+    return min(runs, default=None)
+
+
+def _latency_lines(inputs, facts: Facts, shipped_path) -> list[str]:
+    """The shipped model's latency against the teacher on the teacher's fastest measured runtime
+    first (its own ONNX on the best CPU runtime, say), then against the teacher in PyTorch eager."""
+    shipped = fastest(facts.latency, [shipped_path])
+    teacher_paths = [p for r, p in inputs.artifacts.items() if r.model == facts.teacher.model]
+    teacher = fastest(facts.latency, teacher_paths)
+    if shipped is None or teacher is None:
+        return []
+    eager = facts.latency.get(str(inputs.artifacts[facts.teacher]), {}).get("torch", {}).get("p50_ms")
+    line = (
+        f"latency (batch {facts.smallest}, {inputs.bench.config.get('threads')} threads): "
+        f"{shipped[0]:.3f} ms on {shipped[2]} vs {teacher[0]:.3f} ms for the teacher on its fastest "
+        f"measured runtime ({Path(teacher[1]).name} on {teacher[2]}): {teacher[0] / shipped[0]:.1f}x lower"
+    )
+    if eager and teacher[2] != "torch":
+        line += f"; {eager / shipped[0]:.1f}x against the teacher in PyTorch eager ({eager:.3f} ms)"
+    return [line]
+
+
+def _interval_words(entry) -> str:
+    p = entry.paired
+    if not p:
+        return ""
+    lo, hi = p["ci95_pt"]
+    return f"; paired drop 95% CI {lo:+.2f} to {hi:+.2f} pt on {p['images']} images"
+
+
 def artifact_section(inputs, facts: Facts) -> list[tuple]:
     """Every candidate: kind, the test metric and its delta to the teacher, size, params, MACs,
     latency per backend, and why it was or was not shipped."""
@@ -151,7 +188,8 @@ def artifact_section(inputs, facts: Facts) -> list[tuple]:
 
     label, reference = facts.metric.label, facts.value(inputs, facts.teacher)
     headers = (
-        ["artifact", "kind", f"test {label}", "Δ vs teacher (pt)", "MB", "params", "MMACs"]
+        ["artifact", "kind", f"test {label}", "Δ vs teacher (pt)", "paired drop, 95% CI (pt)"]
+        + ["MB", "params", "MMACs"]
         + [f"{b} p50/p99 ms" for b in facts.backends]
         + ["shipped?"]
     )
@@ -166,6 +204,7 @@ def artifact_section(inputs, facts: Facts) -> list[tuple]:
                 read_manifest(path).kind,
                 f"{value:.4f}",
                 f"{100 * (value - reference):+.2f}",
+                paired_text(inputs.evals[r.key]),
                 f"{Path(path).stat().st_size / 1e6:.2f}",
                 f"{params / 1e6:.2f}M" if params else "-",
                 f"{macs / 1e6:.1f}" if macs else "-",
@@ -180,8 +219,9 @@ def artifact_section(inputs, facts: Facts) -> list[tuple]:
         ("h2", "Artifacts"),
         (
             "p",
-            "Every candidate the pipeline made, with why it was or was not shipped. Sizes are files on "
-            f"disk; latency at batch {facts.smallest}.",
+            "Every candidate the pipeline made, with why it was or was not shipped. The paired drop is "
+            "each candidate's against the teacher on the same test images, with its 95% interval (as "
+            f"quantize judges INT8). Sizes are files on disk; latency at batch {facts.smallest}.",
         ),
         ("table", headers, rows),
     ]

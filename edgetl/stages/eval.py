@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from edgetl.data.dataset import DataConfig
 from edgetl.errors import ConfigError
 from edgetl.paths import check_writable_dir
-from edgetl.stages.base import Cli, Context, Job, Role, Stage, StageResult
+from edgetl.stages.base import Cli, Context, Form, Job, Role, Stage, StageResult
 from edgetl.stages.metrics import EvalEntry, EvalMetrics
 
 
@@ -37,7 +37,11 @@ class EvalConfig(BaseModel):
     )
 
 
-def run(config: EvalConfig, role: Role | None = None) -> StageResult[EvalMetrics]:
+def run(
+    config: EvalConfig, role: Role | None = None, roles: tuple[Role, ...] = ()
+) -> StageResult[EvalMetrics]:
+    """Every artifact (``artifact``, then ``compare``) on the same images. ``roles``, one per
+    artifact (the pipeline's), key the entries and name their folders under ``out``."""
     from edgetl.evaluate import evaluate_paired, write_eval_outputs, write_predictions
 
     if config.out is not None:
@@ -55,10 +59,16 @@ def run(config: EvalConfig, role: Role | None = None) -> StageResult[EvalMetrics
     for n, (m, predictions) in enumerate(results):
         files = {}
         if config.out is not None:
-            folder = config.out if len(artifacts) == 1 else config.out / f"{n}-{Path(m['artifact']).stem}"
+            folder = (
+                config.out / roles[n].slug
+                if roles
+                else config.out
+                if len(artifacts) == 1
+                else config.out / f"{n}-{Path(m['artifact']).stem}"
+            )
             files = write_eval_outputs(m, folder)
             files["predictions"] = write_predictions(predictions, folder / "predictions.jsonl")
-        key = role.key if role is not None and n == 0 else str(artifacts[n])
+        key = roles[n].key if roles else role.key if role is not None and n == 0 else str(artifacts[n])
         entries[key] = _entry(m, artifacts[n], files)
         notes += [f"wrote {' and '.join(map(str, files.values()))}"] if files else []
     return StageResult[EvalMetrics](metrics=EvalMetrics(by_role=entries), notes=notes)
@@ -111,17 +121,19 @@ def _run_on_targets(config: EvalConfig, role: Role | None) -> StageResult[EvalMe
 
 
 def jobs(context: Context, settings) -> list[Job]:
+    """One job: every artifact on the same test images, each paired against the teacher's
+    checkpoint (the reference every delta in the report is taken to), with its 95% interval."""
     data = context.config.data.model_copy(update={"limit_train": None})  # test split is all there is
-    return [
-        Job(
-            EvalConfig(
-                **settings.model_dump(), artifact=path, data=data, out=context.run_dir / "eval" / r.slug
-            ),
-            inputs=(path,),
-            run_kwargs={"role": r},
-        )
-        for r, path in context.artifacts.items()
-    ]
+    reference = Role(model="teacher", form=Form.CHECKPOINT)
+    roles = sorted(context.artifacts, key=lambda r: r != reference)  # the reference first, else in order
+    if not roles:
+        return []
+    paths = [context.artifacts[r] for r in roles]
+    out = context.run_dir / "eval"
+    config = EvalConfig(
+        **settings.model_dump(), artifact=paths[0], compare=tuple(paths[1:]), data=data, out=out
+    )
+    return [Job(config, inputs=tuple(paths), run_kwargs={"roles": tuple(roles)})]
 
 
 def show(result: StageResult[EvalMetrics], console) -> None:
@@ -163,7 +175,7 @@ STAGE = Stage(
     config=EvalConfig,
     run=run,
     metrics=EvalMetrics,
-    wiring=("artifact", "data", "out"),
+    wiring=("artifact", "compare", "data", "out"),
     placeholders={"artifact": Path("model.onnx")},
     jobs=jobs,
     show=show,

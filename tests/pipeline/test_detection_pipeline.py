@@ -57,6 +57,9 @@ def test_a_tiny_detection_pipeline_runs_and_reruns_from_its_cache(tmp_path):
         assert report["task"] == "detect" and report["decode_in_float"]
     ev = json.loads((run / "eval" / "student_onnx" / "eval.json").read_text())
     assert ev["task"] == "detect" and "map50_95" in ev
+    lo, hi = ev["paired"]["ci95_pt"]  # paired against the teacher's checkpoint, by bootstrap over images
+    assert ev["paired"]["metric"] == "map50_95" and lo <= ev["paired"]["drop_pt"] <= hi
+    assert "bootstrap" in ev["paired"]["method"]
     md = result.report_md.read_text()
     for section in ("Precision-recall curves at IoU 0.5", "Test images: predicted and true", "Decisions"):
         assert section in md, section

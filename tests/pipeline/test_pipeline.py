@@ -7,6 +7,7 @@ import yaml
 from edgetl.errors import ConfigError
 from edgetl.pipeline.config import load_pipeline_config
 from edgetl.pipeline.run import run_pipeline
+from edgetl.stages.base import Role
 
 TINY = {
     "name": "tiny",
@@ -181,8 +182,17 @@ def test_classification_report_keeps_its_sections_and_numbers(tiny_run):
     assert summary["test_top1"] == {k: e.top1 for k, e in evals.items()}
     assert summary["metric"] == {"key": "top1", "label": "top-1", "direction": "max"}
     for key, e in evals.items():
-        label = next(line for line in table.splitlines() if f"| {e.top1:.4f} |" in line)
-        assert f"| {100 * (e.top1 - teacher.top1):+.2f} |" in label, key
+        label = next(line for line in table.splitlines() if line.startswith(f"| {Role.parse(key).label} |"))
+        assert f"| {e.top1:.4f} | {100 * (e.top1 - teacher.top1):+.2f} |" in label, key
+        if key == "teacher/checkpoint":
+            assert e.paired is None  # the reference
+            continue
+        # every candidate paired against the teacher on the same images, with its interval
+        assert e.paired["against"] == teacher.path, key
+        lo, hi = e.paired["ci95_pt"]
+        assert e.paired["images"] == teacher.num_samples and lo <= e.paired["drop_pt"] <= hi, key
+        assert f"| {e.paired['drop_pt']:+.2f} ({lo:+.2f} to {hi:+.2f}) |" in label, key
+    assert "for the teacher on its fastest measured runtime (teacher.onnx on " in md
     per_class = md.split("## Per-class")[1].split("##")[0]
     for c, acc in teacher.per_class.items():
         assert f"| {c} | {100 * acc:.1f} |" in per_class
