@@ -122,6 +122,16 @@ def test_the_report_says_when_gate_and_bench_disagree_and_which_decided():
     assert "disagree" in note and "0.90x" in note and "1.06x" in note
     assert "ship decision used the speed gate's measurement" in note
     assert "agrees" in speed_agreement(GATE, {"onnxruntime": 1.05})
+    # outside the gate's interval but a few percent off and on the same side of 1x: one verdict
+    near = speed_agreement(
+        {**GATE, "int8_speedup": 1.39, "int8_speedup_ci95": [1.39, 1.40]}, {"onnxruntime": 1.37}
+    )
+    assert "within 10%" in near and "disagree" not in near
+    # a gap across 1x is a disagreement however small
+    across = speed_agreement(
+        {**GATE, "int8_speedup": 1.02, "int8_speedup_ci95": [1.01, 1.03]}, {"onnxruntime": 0.99}
+    )
+    assert "disagree" in across
     assert (
         speed_agreement(GATE, {"openvino": 1.2}) is None and speed_agreement(None, {"onnxruntime": 1}) is None
     )
