@@ -131,8 +131,8 @@ def repeatability(model: Path, fp32: Path, threads: int) -> dict:
         end_to_end=False,
     )
     runs = [bench(cfg), bench(cfg)]
-    p50 = [{(r["artifact"], r["backend"]): r["compute"]["p50_ms"] for r in run["results"]} for run in runs]
-    out = {"per_result": {}, "fp32_over_int8": {}, "warnings": [run["warnings"] for run in runs]}
+    p50 = [{(r.artifact, r.backend): r.compute.p50_ms for r in run.results} for run in runs]
+    out = {"per_result": {}, "fp32_over_int8": {}, "warnings": [list(run.warnings) for run in runs]}
     for key in p50[0]:
         a, b = p50[0][key], p50[1][key]
         out["per_result"][f"{Path(key[0]).name} on {key[1]}"] = {
@@ -143,9 +143,9 @@ def repeatability(model: Path, fp32: Path, threads: int) -> dict:
     for backend in sorted({k[1] for k in p50[0]}):
         ratios = [p[(str(fp32), backend)] / p[(str(model), backend)] for p in p50]
         paired = [
-            next(r for r in run["results"] if r["artifact"] == str(model) and r["backend"] == backend)[
-                "speedup"
-            ]["paired_median"]
+            next(
+                r for r in run.results if r.artifact == str(model) and r.backend == backend
+            ).speedup.paired_median
             for run in runs
         ]
         out["fp32_over_int8"][backend] = {
@@ -213,11 +213,11 @@ def peers(model: Path, shape: tuple, threads: int, rounds: int = 11) -> dict:
     rows: dict[str, list[float]] = {}
     bapp_precision = {}
     for _ in range(rounds):
-        for r in bench(cfg)["results"]:
-            rows.setdefault(f"edgetl_{r['backend']}_p50", []).append(r["compute"]["p50_ms"])
-            rows.setdefault(f"edgetl_{r['backend']}_mean", []).append(r["compute"]["mean_ms"])
-            if "backend_reported" in r:
-                rows.setdefault(f"edgetl_{r['backend']}_own_p50", []).append(r["backend_reported"]["p50_ms"])
+        for r in bench(cfg).results:
+            rows.setdefault(f"edgetl_{r.backend}_p50", []).append(r.compute.p50_ms)
+            rows.setdefault(f"edgetl_{r.backend}_mean", []).append(r.compute.mean_ms)
+            if r.backend_reported is not None:
+                rows.setdefault(f"edgetl_{r.backend}_own_p50", []).append(r.backend_reported.p50_ms)
         rows.setdefault("ort_bare_loop_p50", []).append(bare_p50(lambda: sess.run(None, feed), 1.0))
         for name, matched in (("benchmark_app_matched", True), ("benchmark_app_defaults", False)):
             app = benchmark_app(model, shape, threads, 1, matched)

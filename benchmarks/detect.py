@@ -45,27 +45,30 @@ def manifest(path: Path) -> dict:
     return json.loads(out.stdout)
 
 
-def bench_rows(bench: dict) -> list[dict]:
-    """Per artifact and backend: compute p50, end-to-end p50 and its stages, and the paired
-    speed-up the bench measured against its reference."""
+def bench_rows(bench) -> list[dict]:
+    """Per artifact and backend (``bench``: a BenchReport): compute p50, end-to-end p50 and its
+    stages, and the paired speed-up the bench measured against its reference."""
     rows = []
-    for r in bench["results"]:
-        e2e = r.get("end_to_end") or {}
+    for r in bench.results:
+        e2e = r.end_to_end
         rows.append(
             {
-                "artifact": Path(r["artifact"]).name,
-                "kind": r.get("kind"),
-                "backend": r["backend"],
-                "compute_p50_ms": r["compute"]["p50_ms"],
-                "end_to_end_p50_ms": e2e.get("p50_ms"),
-                "stages_p50_ms": {k: v["p50_ms"] for k, v in (e2e.get("stages") or {}).items()},
-                "speedup": r.get("speedup"),  # paired median over rounds, against its reference
+                "artifact": Path(r.artifact).name,
+                "kind": r.kind,
+                "backend": r.backend,
+                "compute_p50_ms": r.compute.p50_ms,
+                "end_to_end_p50_ms": e2e.p50_ms if e2e else None,
+                "stages_p50_ms": {k: v.p50_ms for k, v in (e2e.stages or {}).items()} if e2e else {},
+                # paired median over rounds, against its reference
+                "speedup": r.speedup.model_dump() if r.speedup else None,
             }
         )
     return rows
 
 
 def main() -> None:
+    from edgetl.bench.results import load_bench
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="run folder to keep (default: a temporary one)")
@@ -88,7 +91,7 @@ def main() -> None:
         cached = edgetl(*pipeline, cwd=runs)
         run = runs / PRESET
         summary = json.loads((run / "report" / "summary.json").read_text())
-        bench = json.loads((run / "bench" / "bench.json").read_text())
+        bench = load_bench(run / "bench" / "bench.json")
         teacher_onnx, student_onnx = run / "export" / "teacher.onnx", run / "export" / "student.onnx"
         student_int8 = run / "quantize" / "student.int8.onnx"
         edgetl(

@@ -286,7 +286,7 @@ def runner_parity(ckpt: Path, device: str) -> dict:
 
 def bench_device(ckpt: Path, device: str, out_dir: Path) -> dict:
     from edgetl.bench.config import BenchConfig
-    from edgetl.bench.outputs import write_outputs
+    from edgetl.bench.outputs import bench_report, write_outputs
     from edgetl.bench.run import bench
 
     gpu = device.startswith("cuda")
@@ -298,17 +298,17 @@ def bench_device(ckpt: Path, device: str, out_dir: Path) -> dict:
         rounds=3 if gpu else 2,
         min_seconds=0.5 if gpu else 0.1,
     )
-    report = bench(cfg)
-    write_outputs(report, out_dir)
+    run = bench(cfg)
+    write_outputs(bench_report(run, "benchmarks/gpu_check.py"), out_dir)
     rows = {
-        f"batch {r['batch']}": {
-            "p50_ms": r["compute"]["p50_ms"],
-            "own_p50_ms": r.get("backend_reported", {}).get("p50_ms"),
-            "drift": r["stability"]["spread"],
+        f"batch {r.batch}": {
+            "p50_ms": r.compute.p50_ms,
+            "own_p50_ms": r.backend_reported.p50_ms if r.backend_reported else None,
+            "drift": r.stability.spread,
         }
-        for r in report["results"]
+        for r in run.results
     }
-    return {"device": device, "results": rows, "environment_gpu": report["environment"].get("nvidia_smi")}
+    return {"device": device, "results": rows, "environment_gpu": run.environment.nvidia_smi}
 
 
 def onnx_files(ckpt: Path, work: Path) -> dict[str, Path]:

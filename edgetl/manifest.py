@@ -39,6 +39,9 @@ from edgetl.errors import ModelError
 # classification with today's resize-shorter-side geometry
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, SCHEMA_VERSION)
+# the file kinds a manifest stores, which backends dispatch on: a subset of the artifact kinds
+# (edgetl.stages.base.Form), which also tell FP16 ONNX and TensorRT-flavour INT8 ONNX apart
+# (``Manifest.form`` reads them off the precision and the quantize target)
 ArtifactKind = Literal["checkpoint", "onnx", "onnx-int8", "trt-engine"]
 Interpolation = Literal["nearest", "bilinear", "bicubic"]
 # how an image's geometry becomes input_size: "shorter-side" resizes the shorter side to ``resize``
@@ -478,6 +481,18 @@ class Manifest(_Frozen):
         """``Manifest(**fields)`` for values that come from a user (flags, a foreign model):
         a ModelError naming ``source``, the key and the value instead of a ValidationError."""
         return cls._validated(fields, source, reading=False)
+
+    @property
+    def form(self):
+        """The artifact's kind by its one name (an ``edgetl.stages.base.Form``): the stored kind,
+        or for ONNX the float precision and the quantize target tell onnx-fp16 and onnx-trt-int8."""
+        from edgetl.stages.base import Form
+
+        if self.kind == "onnx" and self.precision == "fp16":
+            return Form.ONNX_FP16
+        if self.kind == "onnx-int8" and self.provenance.config.get("target") == "tensorrt":
+            return Form.ONNX_TRT_INT8
+        return Form(self.kind)
 
     def revalidated(self, source: str) -> Manifest:
         """This manifest checked again (``model_copy(update=...)`` skips validation): a stage

@@ -10,7 +10,8 @@ import pytest
 from edgetl.bench.config import BenchConfig
 from edgetl.bench.contention import ContentionMeter
 from edgetl.bench.measure import latency_stats, time_calls
-from edgetl.bench.outputs import write_outputs
+from edgetl.bench.outputs import bench_report, write_outputs
+from edgetl.bench.results import BenchResult, Contention
 from edgetl.bench.run import bench
 from edgetl.bench.timing import add_paired_speedups, stability, warnings_for
 from edgetl.runners.registry import available_backends, make_runner
@@ -40,21 +41,30 @@ def test_stability_by_segments_and_rounds():
     assert three["spread"] == pytest.approx(0.1)
 
 
+def _result(artifact="a/m.onnx", backend="onnxruntime", rounds=(np.ones(9),), **over) -> BenchResult:
+    """A BenchResult with real stats of the given rounds' samples."""
+    return BenchResult(
+        artifact=artifact,
+        kind="onnx",
+        backend=backend,
+        batch=1,
+        threads=None,
+        compute=latency_stats(np.concatenate(rounds), 1),
+        stability=stability(list(rounds)),
+        **over,
+    )
+
+
 def test_warnings_name_the_unsteady_result_and_the_contention():
-    steady = {
-        "artifact": "a/m.onnx",
-        "backend": "onnxruntime",
-        "batch": 1,
-        "stability": stability([np.ones(9)]),
-    }
-    drifted = {**steady, "stability": stability([np.full(5, 1.0), np.full(5, 1.5)])}
-    assert warnings_for([steady], {"others_cpu_pct": 0.0, "steal_pct": 0.0}) == []
-    (w,) = warnings_for([steady, drifted], {"others_cpu_pct": None, "steal_pct": None})
+    steady = _result()
+    drifted = _result(rounds=(np.full(5, 1.0), np.full(5, 1.5)))
+    assert warnings_for([steady], Contention(others_cpu_pct=0.0, steal_pct=0.0)) == []
+    (w,) = warnings_for([steady, drifted], Contention())
     assert "m.onnx on onnxruntime" in w and "40%" in w and "interleaved" in w
-    worse = {**steady, "backend": "openvino", "stability": stability([np.full(5, 1.0), np.full(5, 2.0)])}
-    (w,) = warnings_for([steady, drifted, worse], {})  # several: one line, the worst named
+    worse = _result(backend="openvino", rounds=(np.full(5, 1.0), np.full(5, 2.0)))
+    (w,) = warnings_for([steady, drifted, worse], Contention())  # several: one line, the worst named
     assert "2 of 3 results moved more than 10%" in w and "up to 67% (m.onnx on openvino" in w
-    got = warnings_for([steady], {"others_cpu_pct": 48.0, "steal_pct": 7.0})
+    got = warnings_for([steady], Contention(others_cpu_pct=48.0, steal_pct=7.0))
     assert "48%" in got[0] and "stole 7%" in got[1]
 
 
@@ -102,18 +112,16 @@ def test_contention_meter_counts_others_not_our_own_work(tmp_path):
 
 
 def test_paired_speedup_cancels_drift_shared_by_a_round():
-    res = [
-        {"artifact": f"x/{a}.onnx", "backend": b, "batch": 1} for a in ("fp32", "int8") for b in ("ort", "ov")
-    ]
+    res = [_result(f"x/{a}.onnx", b) for a in ("fp32", "int8") for b in ("ort", "ov")]
     # round 2 is twice as slow for everyone (machine drift); int8 is 2x (ort) / 4x (ov) faster
     rounds = [[1.0, 2.0, 8.0], [1.2, 2.4, 9.6], [0.5, 1.0, 4.0], [0.3, 0.6, 2.4]]
-    add_paired_speedups(res, rounds)
-    assert "speedup" not in res[0]
-    assert res[1]["speedup"]["reference"] == "fp32.onnx on ort"  # first on its backend: vs the first
-    assert res[1]["speedup"]["paired_median"] == pytest.approx(1 / 1.2)
-    assert res[2]["speedup"] == {"reference": "fp32.onnx on ort", "paired_median": 2.0, "rounds": 3}
-    assert res[3]["speedup"]["reference"] == "fp32.onnx on ov"
-    assert res[3]["speedup"]["paired_median"] == pytest.approx(4.0)
+    res = add_paired_speedups(res, rounds)
+    assert res[0].speedup is None
+    assert res[1].speedup.reference == "fp32.onnx on ort"  # first on its backend: vs the first
+    assert res[1].speedup.paired_median == pytest.approx(1 / 1.2)
+    assert res[2].speedup.model_dump() == {"reference": "fp32.onnx on ort", "paired_median": 2.0, "rounds": 3}
+    assert res[3].speedup.reference == "fp32.onnx on ov"
+    assert res[3].speedup.paired_median == pytest.approx(4.0)
 
 
 def test_rounds_interleave_and_pool_every_sample(tiny_checkpoint, tiny_onnx):
@@ -128,12 +136,12 @@ def test_rounds_interleave_and_pool_every_sample(tiny_checkpoint, tiny_onnx):
         rounds=3,
         end_to_end=False,
     )
-    ref, r = bench(cfg)["results"]
-    assert r["stability"]["by"] == "round" and len(r["stability"]["p50_ms"]) == 3
-    assert r["compute"]["runs"] == 21
+    ref, r = bench(cfg).results
+    assert r.stability.by == "round" and len(r.stability.p50_ms) == 3
+    assert r.compute.runs == 21
     # no onnx artifact on torch, so the reference is the first result at this batch
-    assert r["speedup"]["reference"] == f"{tiny_checkpoint.name} on torch" and r["speedup"]["rounds"] == 3
-    assert r["speedup"]["paired_median"] > 0 and "speedup" not in ref
+    assert r.speedup.reference == f"{tiny_checkpoint.name} on torch" and r.speedup.rounds == 3
+    assert r.speedup.paired_median > 0 and ref.speedup is None
 
 
 def test_bench_every_backend_and_outputs(tiny_checkpoint, tiny_onnx, tmp_path):
@@ -145,28 +153,30 @@ def test_bench_every_backend_and_outputs(tiny_checkpoint, tiny_onnx, tmp_path):
         min_seconds=0.05,
         warmup=2,
     )
-    report = bench(cfg)
-    got = {(r["kind"], r["backend"], r["batch"]) for r in report["results"]}
+    run = bench(cfg)
+    got = {(r.kind, r.backend, r.batch) for r in run.results}
     assert ("checkpoint", "torch", 4) in got and ("onnx", "onnxruntime", 1) in got
     if available_backends()["openvino"] is None:
         assert ("onnx", "openvino", 4) in got
-        ov = next(r for r in report["results"] if r["backend"] == "openvino")
+        ov = next(r for r in run.results if r.backend == "openvino")
         # OpenVINO's own per-call timing excludes the Python call, so it is never above ours
-        assert 0 < ov["backend_reported"]["p50_ms"] <= ov["compute"]["p50_ms"]
-    assert all("backend_reported" not in r for r in report["results"] if r["backend"] != "openvino")
-    r = report["results"][0]
-    assert r["end_to_end"]["p50_ms"] > 0 and r["compute"]["runs"] >= 5
-    env = report["environment"]
-    assert env["threads"] == 1 and "torch" in env["versions"] and env["cpu"]
-    paths = write_outputs(report, tmp_path, {str(tiny_checkpoint): 0.9, str(tiny_onnx): 0.9})
+        assert 0 < ov.backend_reported.p50_ms <= ov.compute.p50_ms
+    assert all(r.backend_reported is None for r in run.results if r.backend != "openvino")
+    r = run.results[0]
+    assert r.end_to_end.p50_ms > 0 and r.compute.runs >= 5
+    env = run.environment
+    assert env.threads == 1 and "torch" in env.versions and env.cpu
+    report = bench_report(run, "edgetl bench", {str(tiny_checkpoint): 0.9, str(tiny_onnx): 0.9})
+    paths = write_outputs(report, tmp_path)
     rows = list(csv.DictReader(paths["csv"].read_text().splitlines()))
-    assert len(rows) == len(report["results"]) and float(rows[0]["p50_ms"]) > 0
-    assert json.loads(paths["json"].read_text())["accuracy"][str(tiny_onnx)] == 0.9
+    assert len(rows) == len(run.results) and float(rows[0]["p50_ms"]) > 0
+    saved = json.loads(paths["json"].read_text())
+    assert saved["accuracy"][str(tiny_onnx)] == 0.9 and saved["accuracy_metric"]["key"] == "top1"
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
-    assert float(rows[0]["p50_spread"]) >= 0 and r["stability"]["by"] == "segment"
-    assert set(report["contention"]) == {"others_cpu_pct", "steal_pct"} and isinstance(
-        report["warnings"], list
-    )
+    assert float(rows[0]["p50_spread"]) >= 0 and r.stability.by == "segment"
+    assert set(saved["contention"]) == {"others_cpu_pct", "steal_pct"} and isinstance(saved["warnings"], list)
+    # unset fields stay out of the file: a compute-only key is absent, not null
+    assert all("speedup" not in row for row in saved["results"]) and saved["results"][0]["threads"] == 1
 
 
 def test_backend_that_cannot_run_a_kind_is_skipped_with_reason(tiny_onnx):
@@ -180,10 +190,8 @@ def test_backend_that_cannot_run_a_kind_is_skipped_with_reason(tiny_onnx):
             end_to_end=False,
         )
     )
-    assert [r["backend"] for r in report["results"]] == ["onnxruntime"]
-    assert (
-        report["skipped"][0]["backend"] == "torch" and "does not run onnx" in report["skipped"][0]["reason"]
-    )
+    assert [r.backend for r in report.results] == ["onnxruntime"]
+    assert report.skipped[0].backend == "torch" and "does not run onnx" in report.skipped[0].reason
 
 
 @pytest.mark.skipif(available_backends()["openvino"] is not None, reason="openvino is not installed")
@@ -288,8 +296,8 @@ def test_silent_cpu_fallback_of_a_gpu_provider_is_refused(tiny_onnx, monkeypatch
         warmup_seconds=0,
     )
     report = bench(cfg)  # the failing backend is skipped with its reason; the others still run
-    assert [r["backend"] for r in report["results"]] == ["onnxruntime"]
-    assert "fell back to" in report["skipped"][0]["reason"]
+    assert [r.backend for r in report.results] == ["onnxruntime"]
+    assert "fell back to" in report.skipped[0].reason
 
 
 def test_torch_on_a_missing_gpu_is_a_clear_error(tiny_checkpoint):

@@ -13,7 +13,7 @@ import numpy as np
 from edgetl.bench.config import BenchConfig
 from edgetl.bench.end_to_end import STAGES, default_image
 from edgetl.bench.measure import time_stages
-from edgetl.bench.outputs import write_outputs
+from edgetl.bench.outputs import bench_report, write_outputs
 from edgetl.bench.run import bench
 
 FAST = {"warmup": 1, "warmup_seconds": 0, "min_runs": 6, "min_seconds": 0.01, "threads": 1}
@@ -53,38 +53,43 @@ def test_end_to_end_is_timed_in_stages_for_a_classifier_and_a_detector(
 
     from edgetl.bench.table import print_bench
 
-    report = bench(BenchConfig(artifacts=(tiny_onnx, tiny_detector_onnx), backends=("onnxruntime",), **FAST))
-    rows = {r["artifact"]: r for r in report["results"]}
+    run = bench(BenchConfig(artifacts=(tiny_onnx, tiny_detector_onnx), backends=("onnxruntime",), **FAST))
+    rows = {r.artifact: r for r in run.results}
     for artifact in (tiny_onnx, tiny_detector_onnx):
-        e2e = rows[str(artifact)]["end_to_end"]
-        assert list(e2e["stages"]) == list(STAGES) and e2e["runs"] >= 10
-        for s in e2e["stages"].values():
-            assert 0 <= s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"]
-        assert e2e["total"].startswith("measured") and e2e["p50_ms"] > 0
-        assert e2e["image"].endswith(f"{artifact.stem}_input.png")  # each model its own data's image
+        e2e = rows[str(artifact)].end_to_end
+        assert list(e2e.stages) == list(STAGES) and e2e.runs >= 10
+        for s in e2e.stages.values():
+            assert 0 <= s.p50_ms <= s.p90_ms <= s.p99_ms
+        assert e2e.total.startswith("measured") and e2e.p50_ms > 0
+        assert e2e.image.endswith(f"{artifact.stem}_input.png")  # each model its own data's image
+    report = bench_report(run, "edgetl bench")
     paths = write_outputs(report, tmp_path)
     table = list(csv.DictReader(paths["csv"].read_text().splitlines()))
     for row in table:
         assert all(float(row[f"e2e_{s}_p50_ms"]) >= 0 for s in STAGES) and float(row["e2e_p50_ms"]) > 0
     saved = json.loads(paths["json"].read_text())["results"][1]["end_to_end"]["stages"]
-    assert saved == rows[str(tiny_detector_onnx)]["end_to_end"]["stages"]
+    assert saved == rows[str(tiny_detector_onnx)].end_to_end.model_dump()["stages"]
 
     out = io.StringIO()
-    print_bench(report, None, Console(file=out, width=250))
+    print_bench(report, Console(file=out, width=250))
     text = out.getvalue()
     header = next(line for line in text.splitlines() if "artifact" in line)
     for col in ("decode", "pre", "infer", "post", "e2e p50"):
         assert f" {col} " in header, header
     det = next(line for line in text.splitlines() if tiny_detector_onnx.name in line)
-    postprocess = rows[str(tiny_detector_onnx)]["end_to_end"]["stages"]["postprocess"]["p50_ms"]
+    postprocess = rows[str(tiny_detector_onnx)].end_to_end.stage_p50("postprocess")
     assert f"{postprocess:.3f}" in det
     assert "e2e is measured, not summed" in " ".join(text.split())
 
 
 def test_compute_only_leaves_the_stage_columns_out(tiny_onnx, tmp_path):
-    report = bench(BenchConfig(artifacts=(tiny_onnx,), backends=("onnxruntime",), end_to_end=False, **FAST))
-    assert "end_to_end" not in report["results"][0]
-    row = next(csv.DictReader(write_outputs(report, tmp_path)["csv"].read_text().splitlines()))
+    run = bench(BenchConfig(artifacts=(tiny_onnx,), backends=("onnxruntime",), end_to_end=False, **FAST))
+    assert run.results[0].end_to_end is None
+    row = next(
+        csv.DictReader(
+            write_outputs(bench_report(run, "edgetl bench"), tmp_path)["csv"].read_text().splitlines()
+        )
+    )
     assert row["e2e_postprocess_p50_ms"] == "" and row["e2e_p50_ms"] == ""
 
 
@@ -114,4 +119,4 @@ def test_an_image_given_is_used_for_a_detector_too(tiny_detector_onnx, tmp_path)
     report = bench(
         BenchConfig(artifacts=(tiny_detector_onnx,), backends=("onnxruntime",), image=image, **FAST)
     )
-    assert report["results"][0]["end_to_end"]["image"] == str(image)
+    assert report.results[0].end_to_end.image == str(image)

@@ -86,7 +86,7 @@ def test_a_new_runner_module_is_a_backend_everywhere(demo_backend, tiny_onnx):
             end_to_end=False,
         )
     )
-    assert [r["backend"] for r in report["results"]] == [demo_backend]
+    assert [r.backend for r in report.results] == [demo_backend]
     data = DataConfig(source="digits", limit_test=60)
     ours = evaluate(tiny_onnx, data, "test", backend=demo_backend)
     reference = evaluate(tiny_onnx, data, "test", backend="onnxruntime")

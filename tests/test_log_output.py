@@ -15,26 +15,41 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _report(**extra) -> dict:
+def _report(**extra):
+    from edgetl.bench.results import BenchReport
+
     compute = {
+        "runs": 50,
         "p50_ms": 0.1,
         "p50_ci95_ms": [0.09, 0.11],
         "p90_ms": 0.2,
         "p99_ms": 0.3,
+        "mean_ms": 0.12,
+        "std_ms": 0.01,
         "throughput_img_s": 1e4,
     }
     results = [
         {
             "artifact": a,
+            "kind": "onnx",
             "backend": "onnxruntime",
             "batch": 1,
+            "threads": None,
             "compute": compute,
-            "stability": {"spread": 0.01},
+            "stability": {"by": "segment", "spread": 0.01},
         }
         for a in ("/runs/a/very-long-name-of-a-teacher-checkpoint.onnx", "/runs/a/student.int8.onnx")
     ]
     env = {"cpu": "AMD EPYC 7B13 64-Core Processor", "threads": None, "cores_visible": 2}
-    return {"environment": env, "results": results, "skipped": [], "warnings": [], "contention": {}, **extra}
+    base = {
+        "environment": env,
+        "artifacts": {},
+        "results": results,
+        "skipped": [],
+        "warnings": [],
+        "contention": {},
+    }
+    return BenchReport.model_validate({"command": "edgetl bench", **base, **extra})
 
 
 def test_a_log_gets_the_whole_bench_table(capsys, monkeypatch):
@@ -44,9 +59,8 @@ def test_a_log_gets_the_whole_bench_table(capsys, monkeypatch):
     monkeypatch.delenv("COLUMNS", raising=False)
     console = make_console()  # stdout is captured: not a terminal
     assert console.width == LOG_WIDTH
-    report = _report()
-    a, b = (r["artifact"] for r in report["results"])
-    print_bench({**report, "accuracy_split": {a: "test", b: "val"}}, {a: 0.9, b: 0.8}, console)
+    a, b = (r.artifact for r in _report().results)
+    print_bench(_report(accuracy={a: 0.9, b: 0.8}, accuracy_split={a: "test", b: "val"}), console)
     out = capsys.readouterr().out
     assert "…" not in out and "very-long-name-of-a-teacher-checkpoint.onnx" in out
     assert "threads backend default" in out and "threads None" not in out
@@ -70,7 +84,7 @@ def test_too_many_threads_warns_and_is_printed_as_a_warning():
     text = threads_warning(4, 2)
     assert "--threads 4" in text and "2 cores" in text and "--threads 2" in text
     out = io.StringIO()
-    print_bench(_report(warnings=[text]), None, Console(file=out, width=400))
+    print_bench(_report(warnings=[text]), Console(file=out, width=400))
     assert f"warning {text}" in out.getvalue() and "unsteady --threads" not in out.getvalue()
 
 

@@ -4,12 +4,14 @@ preprocess, infer, postprocess measured in one loop, each call's stages read off
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from edgetl.bench.config import BenchConfig
 from edgetl.bench.measure import latency_stats, time_calls
+from edgetl.bench.results import BenchResult, Contention, Speedup
 from edgetl.errors import EdgetlError
 
 
@@ -100,7 +102,7 @@ class Timed:
             )
         )
 
-    def result(self) -> dict:
+    def result(self) -> BenchResult:
         """Stats over every round's samples, the drift between rounds, and end-to-end timing."""
         m, cfg = self.runner.manifest, self.config
         result = {
@@ -128,7 +130,7 @@ class Timed:
             from edgetl.bench.end_to_end import time_end_to_end
 
             result["end_to_end"] = time_end_to_end(self.runner, self.image, self.batch, cfg)
-        return result
+        return BenchResult.model_validate(result)
 
 
 def time_side_by_side(
@@ -196,26 +198,27 @@ def paired_ratio(reference, other) -> float:
     return float(np.median(np.asarray(reference, dtype=float) / np.asarray(other, dtype=float)))
 
 
-def add_paired_speedups(results: list[dict], round_p50s: list[list[float]]) -> None:
-    """With interleaved rounds: each result's speedup over a reference, as the median over rounds
-    of (reference p50 / this p50) in the same round, which cancels drift the two shared. The
-    reference is the first result on the same backend and batch; for that first one itself,
+def add_paired_speedups(
+    results: Sequence[BenchResult], round_p50s: list[list[float]]
+) -> tuple[BenchResult, ...]:
+    """With interleaved rounds: each result with its speedup over a reference, as the median over
+    rounds of (reference p50 / this p50) in the same round, which cancels drift the two shared.
+    The reference is the first result on the same backend and batch; for that first one itself,
     the first result at that batch (a backend-vs-backend speedup)."""
+    out = []
     for i, r in enumerate(results):
-        same_batch = [j for j, o in enumerate(results) if o["batch"] == r["batch"]]
-        same_backend = [j for j in same_batch if results[j]["backend"] == r["backend"]]
+        same_batch = [j for j, o in enumerate(results) if o.batch == r.batch]
+        same_backend = [j for j in same_batch if results[j].backend == r.backend]
         ref = same_backend[0] if same_backend[0] != i else same_batch[0]
-        if ref == i:
-            continue
-        r["speedup"] = {
-            "reference": f"{Path(results[ref]['artifact']).name} on {results[ref]['backend']}",
-            "paired_median": paired_ratio(round_p50s[ref], round_p50s[i]),
-            "rounds": len(round_p50s[i]),
-        }
-
-
-def _spread(result: dict) -> float:
-    return result["stability"]["spread"]
+        if ref != i:
+            speedup = Speedup(
+                reference=f"{Path(results[ref].artifact).name} on {results[ref].backend}",
+                paired_median=paired_ratio(round_p50s[ref], round_p50s[i]),
+                rounds=len(round_p50s[i]),
+            )
+            r = r.model_copy(update={"speedup": speedup})
+        out.append(r)
+    return tuple(out)
 
 
 def threads_warning(threads: int | None, cores: int | None) -> str | None:
@@ -228,31 +231,33 @@ def threads_warning(threads: int | None, cores: int | None) -> str | None:
     )
 
 
-def warnings_for(results: list[dict], contention: dict) -> list[str]:
+def warnings_for(results: Sequence[BenchResult], contention: Contention) -> list[str]:
     """Plain-language flags for numbers that may not repeat."""
     out = []
-    drifted = sorted((r for r in results if r["stability"]["spread"] > DRIFT_WARN), key=_spread, reverse=True)
+    drifted = sorted(
+        (r for r in results if r.stability.spread > DRIFT_WARN),
+        key=lambda r: r.stability.spread,
+        reverse=True,
+    )
     if drifted:
-        by = drifted[0]["stability"]["by"]
+        worst = drifted[0]
+        s = worst.stability
         advice = (
             "compare artifacts only within this run (its rounds interleaved them)"
-            if by == "round"
+            if s.by == "round"
             else "compare artifacts within one run with --rounds 5 or more (interleaved)"
         )
-        worst = drifted[0]
-        s = worst["stability"]
-        where = f"{Path(worst['artifact']).name} on {worst['backend']} (batch {worst['batch']})"
         head = (
-            f"{where}: p50 moved {s['spread']:.0%} between {by}s"
+            f"{worst.where}: p50 moved {s.spread:.0%} between {s.by}s"
             if len(drifted) == 1
-            else f"{len(drifted)} of {len(results)} results moved more than {DRIFT_WARN:.0%} between {by}s, "
-            f"up to {s['spread']:.0%} ({where})"
+            else f"{len(drifted)} of {len(results)} results moved more than {DRIFT_WARN:.0%} between "
+            f"{s.by}s, up to {s.spread:.0%} ({worst.where})"
         )
         out.append(
-            f"{head} ({min(s['p50_ms']):.3f}-{max(s['p50_ms']):.3f} ms); the machine was not steady: "
+            f"{head} ({min(s.p50_ms):.3f}-{max(s.p50_ms):.3f} ms); the machine was not steady: "
             f"{advice}, or rerun on an idle machine. Per-result drift is in the table and bench.json."
         )
-    others, steal = contention.get("others_cpu_pct"), contention.get("steal_pct")
+    others, steal = contention.others_cpu_pct, contention.steal_pct
     if others is not None and others > 5:
         out.append(
             f"other processes used {others:.0f}% of the CPUs while timing; stop them for stable numbers."

@@ -415,8 +415,8 @@ def data(
 ) -> None:
     """Show a data set's classes, split sizes and split fingerprints."""
     _quiet(quiet)
+    from edgetl.config import build_config
     from edgetl.data.dataset import DataConfig, load_data
-    from edgetl.train.config import build_config
 
     given = {"source": source, "seed": seed, "calib_size": calib_size, "skip_bad": skip_bad or None}
     cfg = build_config(DataConfig, {}, {k: v for k, v in given.items() if v is not None}, "command line")

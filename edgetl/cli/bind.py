@@ -214,7 +214,7 @@ def _nest(values: dict[str, Any]) -> dict[str, Any]:
 def resolve_config(stage: Stage, config_file: Path | None, given: dict[str, Any], sets: list[str] | None):
     """YAML file values, overridden by options, overridden by --set; validated with errors that
     name the key (and the option that sets it)."""
-    from edgetl.train.config import build_config, deep_merge, load_yaml
+    from edgetl.config import build_config, deep_merge, load_yaml
 
     file_values = load_yaml(config_file) if config_file else {}
     values = {}

@@ -160,16 +160,73 @@ def build_engine(
     )
     onnx_sha = sha256_file(onnx_path)
     key = engine_cache_key(onnx_sha, trt.__version__, gpu.name, gpu.compute_capability, opts.key_fields())
-    if not rebuild and output.exists() and sidecar_path(output).exists():
-        try:
-            existing = read_build_info(output)
-        except ModelError:  # a damaged or forged sidecar: the build below replaces it
-            existing = {}
-        if matching_engine(existing, key, sha256_file(output)):
-            log(f"{output}: up to date (cache key {key}: same ONNX, TensorRT, GPU and options); not rebuilt")
-            return BuildOutcome(output, built=False, cache_key=key, info=existing)
+    if not rebuild and (existing := _up_to_date(output, key)) is not None:
+        log(f"{output}: up to date (cache key {key}: same ONNX, TensorRT, GPU and options); not rebuilt")
+        return BuildOutcome(output, built=False, cache_key=key, info=existing)
     for note in plan.notes:
         log(note)
+    network, parser = _parse(trt, builder, logger, onnx_path, plan, parent)  # the parser owns the weights
+    cfg = builder.create_builder_config()
+    _configure(trt, builder, network, cfg, plan, opts, parent.input.shape)
+    tc_path = timing_cache or timing_cache_path(output)
+    _use_timing_cache(cfg, tc_path)
+    log(f"building {output.name} ({opts.precision}; TensorRT {trt.__version__} on {gpu.name})")
+    plan_bytes = builder.build_serialized_network(network, cfg)
+    if plan_bytes is None:
+        raise ModelError(f"{onnx_path}: TensorRT could not build an engine (see the log above).")
+    plan_bytes = bytes(plan_bytes)
+    build = {
+        **_build_facts(trt, gpu, opts, parent, plan, qdq),
+        **_inspect(trt, plan_bytes, logger),
+        **_dla_record(plan, opts, lines),
+        "version_compatible": opts.version_compatible,
+        "max_batch": opts.max_batch,
+        "onnx_sha256": onnx_sha,
+        "engine_sha256": None,  # filled below, from the bytes written
+        "cache_key": key,
+        "timing_cache": str(tc_path),
+        "notes": list(plan.notes),
+        **io_record(parent),
+    }
+    _write(output, plan_bytes, build, cfg, tc_path)
+    write_sidecar(
+        output, _engine_manifest(trt, onnx_path, output, parent, opts, plan, build).to_json(), build
+    )
+    log(f"engine layers by precision: {json.dumps(build.get('layer_precisions', {}))}")
+    return BuildOutcome(output, built=True, cache_key=key, info=build)
+
+
+def _engine_manifest(trt, onnx_path: Path, output: Path, parent, opts: BuildOptions, plan: BuildPlan, build):
+    """The engine's manifest: its parent's, as a trt-engine of the float precision it contains,
+    with the build's provenance."""
+    provenance = make_provenance(
+        "build",
+        {**opts.key_fields(), "cache_key": build["cache_key"]},
+        parent=onnx_path,
+        data=parent.provenance.data,
+        calibration=parent.provenance.calibration,
+        extra_tools={"tensorrt": trt.__version__},
+    )
+    float_part = "fp16" if "fp16" in build.get("contains", plan.expected) else parent.precision
+    return parent.model_copy(
+        update={"kind": "trt-engine", "precision": float_part, "provenance": provenance}
+    ).revalidated(str(output))
+
+
+def _up_to_date(output: Path, key: str) -> dict[str, Any] | None:
+    """The build info of an engine already at ``output`` built under ``key``, else None."""
+    if not (output.exists() and sidecar_path(output).exists()):
+        return None
+    try:
+        existing = read_build_info(output)
+    except ModelError:  # a damaged or forged sidecar: the build replaces it
+        existing = {}
+    return existing if matching_engine(existing, key, sha256_file(output)) else None
+
+
+def _parse(trt, builder, logger, onnx_path: Path, plan: BuildPlan, parent):
+    """The network parsed from ``onnx_path`` (strongly typed where the plan says) and its parser,
+    which must outlive the build; its outputs checked against the manifest's."""
     network = builder.create_network(
         (1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)) if plan.strongly_typed else 0
     )
@@ -178,9 +235,13 @@ def build_engine(
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise ModelError(f"{onnx_path}: TensorRT's ONNX parser failed:\n  " + "\n  ".join(errors[:10]))
     check_network_outputs([network.get_output(i).name for i in range(network.num_outputs)], parent, onnx_path)
-    cfg = builder.create_builder_config()
-    _configure(trt, builder, network, cfg, plan, opts, parent.input.shape)
-    tc_path = timing_cache or timing_cache_path(output)
+    return network, parser
+
+
+def _use_timing_cache(cfg, tc_path: Path) -> None:
+    """Reuse the timing cache at ``tc_path``; a fresh one where it is missing, foreign or damaged."""
+    from edgetl.progress import log
+
     cache_bytes = tc_path.read_bytes() if tc_path.exists() else b""
     try:
         reused = cfg.set_timing_cache(cfg.create_timing_cache(cache_bytes), ignore_mismatch=False)
@@ -190,21 +251,11 @@ def build_engine(
         if cache_bytes:
             log(f"{tc_path}: timing cache from another TensorRT/GPU (or damaged); starting a fresh one")
         cfg.set_timing_cache(cfg.create_timing_cache(b""), ignore_mismatch=False)
-    log(f"building {output.name} ({opts.precision}; TensorRT {trt.__version__} on {gpu.name})")
-    plan_bytes = builder.build_serialized_network(network, cfg)
-    if plan_bytes is None:
-        raise ModelError(f"{onnx_path}: TensorRT could not build an engine (see the log above).")
-    plan_bytes = bytes(plan_bytes)
-    provenance = make_provenance(
-        "build",
-        {**opts.key_fields(), "cache_key": key},
-        parent=onnx_path,
-        data=parent.provenance.data,
-        calibration=parent.provenance.calibration,
-        extra_tools={"tensorrt": trt.__version__},
-    )
-    placement = dla_placement(lines) if plan.dla_core is not None else None
-    build = {
+
+
+def _build_facts(trt, gpu, opts: BuildOptions, parent, plan: BuildPlan, qdq: bool) -> dict[str, Any]:
+    """The build info's first part: TensorRT, the GPU, and the precision asked for and planned."""
+    return {
         "tensorrt": trt.__version__,
         "gpu": gpu.name,
         "compute_capability": gpu.compute_capability,
@@ -216,33 +267,28 @@ def build_engine(
         "strongly_typed": plan.strongly_typed,
         "builder_flags": list(plan.flags),
         "expected_precisions": list(plan.expected),
-        **_inspect(trt, plan_bytes, logger),
-        "dla": None
-        if plan.dla_core is None
-        else {
+    }
+
+
+def _dla_record(plan: BuildPlan, opts: BuildOptions, lines: list[str]) -> dict[str, Any]:
+    """Where the layers ran (DLA or GPU, from the builder's log); None without a DLA core."""
+    if plan.dla_core is None:
+        return {"dla": None}
+    placement = dla_placement(lines)
+    return {
+        "dla": {
             "core": plan.dla_core,
             "gpu_fallback": opts.gpu_fallback,
             "layers_on_dla": placement["dla"],
             "layers_on_gpu": placement["gpu"],
-        },
-        "version_compatible": opts.version_compatible,
-        "max_batch": opts.max_batch,
-        "onnx_sha256": onnx_sha,
-        "engine_sha256": None,  # filled below, from the bytes written
-        "cache_key": key,
-        "timing_cache": str(tc_path),
-        "notes": list(plan.notes),
-        **io_record(parent),
+        }
     }
+
+
+def _write(output: Path, plan_bytes: bytes, build: dict[str, Any], cfg, tc_path: Path) -> None:
+    """The engine (its sha256 into ``build``) and the timing cache, each written atomically."""
     with atomic_path(output) as tmp:
         tmp.write_bytes(plan_bytes)
     build["engine_sha256"] = sha256_file(output)
     with atomic_path(tc_path) as tmp:
         tmp.write_bytes(bytes(cfg.get_timing_cache().serialize()))
-    float_part = "fp16" if "fp16" in build.get("contains", plan.expected) else parent.precision
-    manifest = parent.model_copy(
-        update={"kind": "trt-engine", "precision": float_part, "provenance": provenance}
-    ).revalidated(str(output))
-    write_sidecar(output, manifest.to_json(), build)
-    log(f"engine layers by precision: {json.dumps(build.get('layer_precisions', {}))}")
-    return BuildOutcome(output, built=True, cache_key=key, info=build)

@@ -86,7 +86,7 @@ def _invalid(exc: ValidationError, source: str, text: str, prefix: tuple = ()) -
 
 
 def load_pipeline_config(path: Path | None, preset: str | None, overrides: dict[str, Any]):
-    from edgetl.train.config import deep_merge, load_yaml
+    from edgetl.config import deep_merge, load_yaml
 
     if preset:
         path = PRESETS_DIR / f"{preset}.yaml"

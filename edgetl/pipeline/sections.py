@@ -7,10 +7,12 @@ Each reads ``ReportInputs`` and the ``Facts`` gathered once from them: the task 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgetl.bench.results import BenchResult, Environment, LatencyStats
 from edgetl.errors import EdgetlError
 from edgetl.fileio import atomic_path
 
@@ -21,7 +23,7 @@ class Facts:
     metric: Any  # bench.plots.Metric: the task's primary metric
     teacher: Any  # Role of the teacher checkpoint: the reference every delta is taken to
     smallest: int  # the smallest batch the bench timed: latencies are at it
-    latency: dict[str, dict[str, dict]]  # artifact path -> backend -> compute stats
+    latency: dict[str, dict[str, LatencyStats]]  # artifact path -> backend -> compute stats
     backends: list[str]
     counts: dict[str, tuple[int, int]]  # model name -> (params, MACs) from its checkpoint
     labels: dict[str, str]  # artifact path -> its role's label
@@ -41,11 +43,11 @@ def gather(inputs) -> Facts:
 
     job = _task(inputs.artifacts)
     bench = inputs.bench
-    smallest = min((x["batch"] for x in bench.results), default=1)
-    latency: dict[str, dict[str, dict]] = {}
+    smallest = min((x.batch for x in bench.results), default=1)
+    latency: dict[str, dict[str, LatencyStats]] = {}
     for x in bench.results:
-        if x["batch"] == smallest:
-            latency.setdefault(x["artifact"], {})[x["backend"]] = x["compute"]
+        if x.batch == smallest:
+            latency.setdefault(x.artifact, {})[x.backend] = x.compute
     model = inputs.shipping.shipped.model
     fp32, int8 = (
         inputs.artifacts.get(role(model, Form.ONNX)),
@@ -98,16 +100,16 @@ def _counts(artifacts: dict) -> dict[str, tuple[int, int]]:
     return counts
 
 
-def _paired(results: list[dict], slow: Path | None, fast: Path | None) -> dict[str, float]:
+def _paired(results: Sequence[BenchResult], slow: Path | None, fast: Path | None) -> dict[str, float]:
     """Per backend: median over interleaved rounds of p50(slow) / p50(fast) in the same round."""
     from edgetl.bench.timing import paired_ratio
 
-    by_key = {(r["artifact"], r["backend"]): r for r in results if r["stability"]["by"] == "round"}
+    by_key = {(r.artifact, r.backend): r for r in results if r.stability.by == "round"}
     out = {}
     for (artifact, backend), r in by_key.items():
         other = by_key.get((str(slow), backend))
         if fast is not None and artifact == str(fast) and other is not None:
-            out[backend] = paired_ratio(other["stability"]["p50_ms"], r["stability"]["p50_ms"])
+            out[backend] = paired_ratio(other.stability.p50_ms, r.stability.p50_ms)
     return out
 
 
@@ -148,9 +150,9 @@ def summary_lines(inputs, facts: Facts) -> list[str]:
     return lines
 
 
-def fastest(latency: dict[str, dict[str, dict]], paths) -> tuple[float, str, str] | None:
+def fastest(latency: dict, paths) -> tuple[float, str, str] | None:
     """(p50 ms, artifact path, backend) of the fastest measured run among ``paths``."""
-    runs = [(v["p50_ms"], str(p), b) for p in paths for b, v in latency.get(str(p), {}).items()]
+    runs = [(v.p50_ms, str(p), b) for p in paths for b, v in latency.get(str(p), {}).items()]
     return min(runs, default=None)
 
 
@@ -162,7 +164,8 @@ def _latency_lines(inputs, facts: Facts, shipped_path) -> list[str]:
     teacher = fastest(facts.latency, teacher_paths)
     if shipped is None or teacher is None:
         return []
-    eager = facts.latency.get(str(inputs.artifacts[facts.teacher]), {}).get("torch", {}).get("p50_ms")
+    torch_run = facts.latency.get(str(inputs.artifacts[facts.teacher]), {}).get("torch")
+    eager = torch_run.p50_ms if torch_run else None
     line = (
         f"latency (batch {facts.smallest}, {inputs.bench.config.get('threads')} threads): "
         f"{shipped[0]:.3f} ms on {shipped[2]} vs {teacher[0]:.3f} ms for the teacher on its fastest "
@@ -209,10 +212,7 @@ def artifact_section(inputs, facts: Facts) -> list[tuple]:
                 f"{params / 1e6:.2f}M" if params else "-",
                 f"{macs / 1e6:.1f}" if macs else "-",
             ]
-            + [
-                f"{lat[b]['p50_ms']:.3f} / {lat[b]['p99_ms']:.3f}" if b in lat else "-"
-                for b in facts.backends
-            ]
+            + [f"{lat[b].p50_ms:.3f} / {lat[b].p99_ms:.3f}" if b in lat else "-" for b in facts.backends]
             + [inputs.shipping.reasons.get(r, "")]
         )
     return [
@@ -268,17 +268,17 @@ def latency_section(inputs, facts: Facts, out_dir: Path) -> list[tuple]:
     ]
 
 
-def _speedup_blocks(results: list[dict], labels: dict[str, str]) -> list[tuple]:
+def _speedup_blocks(results: Sequence[BenchResult], labels: dict[str, str]) -> list[tuple]:
     """Side-by-side speed-ups from the bench's interleaved rounds (median of per-round ratios)."""
+    paired = [r for r in results if r.speedup is not None]
     lines = [
-        f"{labels.get(r['artifact'], r['artifact'])} on {r['backend']}: {r['speedup']['paired_median']:.2f}x "
-        f"vs {r['speedup']['reference']}"
-        for r in results
-        if "speedup" in r
+        f"{labels.get(r.artifact, r.artifact)} on {r.backend}: {r.speedup.paired_median:.2f}x "
+        f"vs {r.speedup.reference}"
+        for r in paired
     ]
     if not lines:
         return []
-    rounds = next(r["speedup"]["rounds"] for r in results if "speedup" in r)
+    rounds = paired[0].speedup.rounds
     return [
         (
             "p",
@@ -412,7 +412,7 @@ def sweep_section(sweep) -> list[tuple]:
     ]
 
 
-def stage_section(timings: dict, environment) -> list[tuple]:
+def stage_section(timings: dict, environment: Environment) -> list[tuple]:
     """What each stage did and took, and the environment the numbers were measured in."""
     rows = [
         [
@@ -427,7 +427,7 @@ def stage_section(timings: dict, environment) -> list[tuple]:
         ("h2", "Stages"),
         ("table", ["stage", "status", "seconds"], rows),
         ("h2", "Environment"),
-        ("pre", json.dumps(environment, indent=2)),
+        ("pre", json.dumps(environment.model_dump(mode="json", exclude_unset=True), indent=2)),
     ]
 
 
@@ -451,7 +451,7 @@ def summary_json(inputs, facts: Facts, summary: list[str]) -> dict:
         },
         f"test_{m.key}": {r.key: facts.value(inputs, r) for r in inputs.artifacts},
         "latency_p50_ms": {
-            r.key: {b: v["p50_ms"] for b, v in facts.latency.get(str(p), {}).items()}
+            r.key: {b: v.p50_ms for b, v in facts.latency.get(str(p), {}).items()}
             for r, p in inputs.artifacts.items()
         },
         "file_mb": {r.key: Path(p).stat().st_size / 1e6 for r, p in inputs.artifacts.items()},

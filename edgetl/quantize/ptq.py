@@ -217,8 +217,8 @@ def _resolve_manifest(proto, config: QuantizeConfig, batch: int) -> Manifest:
         )
     from pydantic import ValidationError
 
+    from edgetl.config import format_validation_error
     from edgetl.onnx_manifest import check_graph
-    from edgetl.train.config import format_validation_error
 
     size, source = config.input_size, f"{config.model} (from --input-size/--mean/--std/--labels)"
     try:

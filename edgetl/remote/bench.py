@@ -6,11 +6,13 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from edgetl.artifact_io import sidecar_path
 from edgetl.bench.config import BenchConfig
+from edgetl.bench.results import BenchRun, Contention, Environment, MeasuredFile, TargetRun
 from edgetl.remote.jobs import Outcome, RemoteCall, placement, run_everywhere
-from edgetl.remote.results import BENCH
+from edgetl.remote.results import BENCH, unusable
 from edgetl.remote.targets import LOCAL, Target, resolve_all
 
 
@@ -51,7 +53,8 @@ def remote_call(config: BenchConfig, image: Path | None, workdir: Path) -> Remot
     sent = {where[Path(a)] for a in config.artifacts}
 
     def only_what_was_sent(report: dict) -> None:
-        named = [r["artifact"] for r in report["results"] + report["skipped"]] + list(report["artifacts"])
+        run = BenchRun.model_validate(report)
+        named = [r.artifact for r in (*run.results, *run.skipped)] + list(run.artifacts)
         if stray := sorted(set(named) - sent):
             raise ValueError(f"it reports on {stray[0]!r}, which it was not sent")
 
@@ -65,17 +68,25 @@ def remote_call(config: BenchConfig, image: Path | None, workdir: Path) -> Remot
     )
 
 
-def _relabel(report: dict, config: BenchConfig, label: str) -> dict:
-    """A target's report with its run-folder paths turned back into the local artifact paths."""
-    back = {f"in/{i}/{a.name}": str(a) for i, a in enumerate(_artifact_indices(config)) if a is not None}
-    for r in report.get("results", []):
-        r["artifact"] = back.get(r["artifact"], r["artifact"])
-        r["target"] = label
-    for s in report.get("skipped", []):
-        s["artifact"] = back.get(s["artifact"], s["artifact"])
-        s["target"] = label
-    report["artifacts"] = {back.get(k, k): v for k, v in report.get("artifacts", {}).items()}
-    return report
+def _relabel(run: BenchRun, back: dict[str, str], label: str) -> BenchRun:
+    """A target's run with its run-folder paths turned ``back`` into the local artifact paths, and
+    every result and skipped pair labelled by the target."""
+
+    def local(row):
+        return row.model_copy(update={"artifact": back.get(row.artifact, row.artifact), "target": label})
+
+    return run.model_copy(
+        update={
+            "results": tuple(local(r) for r in run.results),
+            "skipped": tuple(local(s) for s in run.skipped),
+            "artifacts": {back.get(k, k): v for k, v in run.artifacts.items()},
+        }
+    )
+
+
+def _paths_back(config: BenchConfig) -> dict[str, str]:
+    """Run-folder path there -> the local artifact path (mirroring remote_call)."""
+    return {f"in/{i}/{a.name}": str(a) for i, a in enumerate(_artifact_indices(config)) if a is not None}
 
 
 def _artifact_indices(config: BenchConfig) -> list[Path | None]:
@@ -88,8 +99,8 @@ def _artifact_indices(config: BenchConfig) -> list[Path | None]:
     return out
 
 
-def bench_on_targets(config: BenchConfig) -> dict:
-    """Bench on every --on target in parallel; one report: results labelled by target, each
+def bench_on_targets(config: BenchConfig) -> BenchRun:
+    """Bench on every --on target in parallel; one run: results labelled by target, each
     target's environment, contention, power and what was sent, and the error of any that failed."""
     from edgetl.bench.envstamp import environment_stamp
     from edgetl.bench.run import bench
@@ -104,42 +115,57 @@ def bench_on_targets(config: BenchConfig) -> dict:
             own.mkdir(exist_ok=True)
             return remote_call(config, image, own)
 
-        def local() -> dict:
+        def local() -> BenchRun:
             return bench(config.model_copy(update={"on": ()}))
 
         outcomes = run_everywhere(targets, call, local)
     return merge(config, outcomes, environment_stamp(config.threads))
 
 
-def merge(config: BenchConfig, outcomes: list[Outcome], workstation: dict) -> dict:
-    """One bench report from every target's (or the local) report."""
+def _target_run(label: str, data) -> BenchRun:
+    """What a target sent back (read_result validated it already) or the local run, as a BenchRun."""
+    if isinstance(data, BenchRun):
+        return data
+    try:
+        return BenchRun.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "the top level"
+        raise unusable(label, "benchmarking", f"at {where}: {err['msg']}") from None
+
+
+def merge(config: BenchConfig, outcomes: list[Outcome], workstation: dict) -> BenchRun:
+    """One bench run from every target's (or the local) run."""
     from edgetl.fileio import sha256_file
 
-    report = {
-        "environment": workstation,
-        "config": config.model_dump(mode="json"),
-        "artifacts": {
-            str(a): {"sha256": sha256_file(a), "bytes": Path(a).stat().st_size} for a in config.artifacts
-        },
-        "results": [],
-        "skipped": [],
-        "contention": {},
-        "warnings": [],
-        "targets": {},
+    artifacts = {
+        str(a): MeasuredFile(sha256=sha256_file(a), bytes=Path(a).stat().st_size) for a in config.artifacts
     }
+    back, results, skipped, warnings, targets = _paths_back(config), [], [], [], {}
+    contention = Contention()
     for o in outcomes:
         entry = {"url": o.url, "error": o.error, **o.info}
         if o.data is not None:
-            part = _relabel(o.data, config, o.label) if o.label != LOCAL else o.data
+            part = _relabel(_target_run(o.label, o.data), back if o.label != LOCAL else {}, o.label)
             if o.label == LOCAL:
-                for r in part["results"] + part["skipped"]:
-                    r["target"] = LOCAL
-                report["contention"] = part["contention"]
-            for k, v in part.get("artifacts", {}).items():
-                report["artifacts"].setdefault(k, {}).update(kind=v.get("kind"))
-            report["results"] += part["results"]
-            report["skipped"] += part["skipped"]
-            report["warnings"] += [f"{o.label}: {w}" for w in part.get("warnings", [])]
-            entry.update({k: part.get(k) for k in ("environment", "contention", "power", "soak")})
-        report["targets"][o.label] = entry
-    return report
+                contention = part.contention
+            for k, v in part.artifacts.items():
+                known = artifacts.get(k, MeasuredFile())
+                artifacts[k] = known.model_copy(update={"kind": v.kind})
+            results += part.results
+            skipped += part.skipped
+            warnings += [f"{o.label}: {w}" for w in part.warnings]
+            entry.update(
+                environment=part.environment, contention=part.contention, power=part.power, soak=part.soak
+            )
+        targets[o.label] = TargetRun.model_validate(entry)
+    return BenchRun(
+        environment=Environment.model_validate(workstation),
+        config=config.model_dump(mode="json"),
+        artifacts=artifacts,
+        results=tuple(results),
+        skipped=tuple(skipped),
+        contention=contention,
+        warnings=tuple(warnings),
+        targets=targets,
+    )

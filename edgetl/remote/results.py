@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from edgetl.bench.results import BenchRun
 from edgetl.errors import EdgetlError
 
 MAX_BYTES = 64 << 20  # far above any real result (a bench of many artifacts is a few hundred kB)
@@ -77,13 +78,13 @@ def read_result(
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "the top level"
-        raise _unusable(label, what, f"at {where}: {err['msg']}") from None
+        raise unusable(label, what, f"at {where}: {err['msg']}") from None
     except (ValueError, RecursionError) as exc:
-        raise _unusable(label, what, str(exc)) from None
+        raise unusable(label, what, str(exc)) from None
     return data
 
 
-def _unusable(label: str, what: str, why: str) -> BoardResultError:
+def unusable(label: str, what: str, why: str) -> BoardResultError:
     return BoardResultError(
         f"{label}: {what} returned a result edgetl cannot use ({neutral(why)[:300]}); nothing of it was "
         "used. The target's edgetl is not this one (rerun with install=auto) or it is not to be trusted."
@@ -94,115 +95,6 @@ class _Open(BaseModel):
     """Keys edgetl reads are checked; the others pass through into the report as they came."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=True)
-
-
-class _Closed(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class Compute(_Open):
-    runs: int = Field(ge=1)
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    std_ms: float
-    p50_ci95_ms: tuple[float, float]
-    throughput_img_s: float
-
-
-class Stability(_Open):
-    spread: float
-
-
-class P50(_Open):
-    p50_ms: float
-
-
-class EndToEnd(P50):
-    stages: dict[Literal["decode", "preprocess", "infer", "postprocess"], P50] = None  # type: ignore[assignment]
-
-    @model_validator(mode="after")
-    def _every_stage(self) -> EndToEnd:
-        if self.stages is not None and len(self.stages) != 4:
-            raise ValueError("stages needs decode, preprocess, infer and postprocess together")
-        return self
-
-
-class Speedup(_Open):
-    paired_median: float
-
-
-class Power(_Open):
-    avg_w: float = None  # type: ignore[assignment]  # absent, not null: the table tests `in`
-    peak_w: float = None  # type: ignore[assignment]
-    energy_per_image_mj: float = None  # type: ignore[assignment]
-
-    @model_validator(mode="after")
-    def _all_or_none(self) -> Power:
-        given = {"avg_w", "peak_w", "energy_per_image_mj"} & self.model_fields_set
-        if given and len(given) != 3:
-            raise ValueError("power needs avg_w, peak_w and energy_per_image_mj together")
-        return self
-
-
-class BenchRow(_Open):
-    artifact: str
-    kind: str | None
-    backend: str
-    batch: int = Field(ge=1)
-    threads: int | None
-    compute: Compute
-    stability: Stability
-    end_to_end: EndToEnd = None  # type: ignore[assignment]
-    backend_reported: P50 = None  # type: ignore[assignment]
-    speedup: Speedup | None = None
-    power: Power = None  # type: ignore[assignment]
-
-
-class Skipped(_Open):
-    artifact: str
-    backend: str
-    reason: str
-
-
-class ArtifactInfo(_Open):
-    kind: str | None = None
-
-
-class TargetPower(_Open):
-    available: bool
-    source: str = None  # type: ignore[assignment]
-    scope: str = None  # type: ignore[assignment]
-    reason: str = None  # type: ignore[assignment]
-
-    @model_validator(mode="after")
-    def _said_why(self) -> TargetPower:
-        need = ("source", "scope") if self.available else ("reason",)
-        missing = [k for k in need if getattr(self, k) is None]
-        if missing:
-            raise ValueError(f"power (available {self.available}) lacks {missing}")
-        return self
-
-
-class Soak(_Open):
-    artifact: str
-    backend: str
-    seconds: float
-    p50_start_ms: float
-    p50_end_ms: float
-    slowdown: float
-
-
-class BenchReport(_Closed):
-    results: list[BenchRow]
-    skipped: list[Skipped]
-    artifacts: dict[str, ArtifactInfo]
-    warnings: list[str]
-    environment: dict[str, Any]
-    contention: dict[str, Any]
-    power: TargetPower | None = None
-    soak: Soak | None = None
 
 
 def _fraction(v: float) -> float:
@@ -302,6 +194,6 @@ class Prediction(_Open):
         return self
 
 
-BENCH = TypeAdapter(BenchReport)
+BENCH = TypeAdapter(BenchRun)  # the bench's own models: edgetl/bench/results.py
 EVAL = TypeAdapter(EvalReport)
 PREDICT = TypeAdapter(list[Prediction])

@@ -17,14 +17,22 @@ ModelName = Literal["teacher", "student", "baseline"]
 
 
 class Form(str, Enum):
-    """What an artifact file is: the unit backends and stages agree on."""
+    """What an artifact file is: the one name of each artifact kind, shared by the stages, the
+    pipeline's roles and the manifest (``Manifest.form``; the manifest stores the file kinds
+    among these that backends dispatch on, ``manifest.ArtifactKind``)."""
 
     CHECKPOINT = "checkpoint"
     ONNX = "onnx"
     ONNX_FP16 = "onnx-fp16"  # FP16 weights/activations, float32 I/O: for GPUs (CUDA EP, TensorRT 11)
     ONNX_INT8 = "onnx-int8"  # QDQ for ONNX Runtime / OpenVINO on CPUs
     ONNX_TRT_INT8 = "onnx-trt-int8"  # QDQ following TensorRT's explicit-quantization rules
-    ENGINE = "engine"
+    ENGINE = "trt-engine"  # a serialized TensorRT engine (its manifest in the sidecar)
+
+    @classmethod
+    def _missing_(cls, value: object) -> Form | None:
+        """Names read from older records: "engine" was the stage contract's name for trt-engine
+        (pipeline cache records and role keys written before the names were one)."""
+        return cls.ENGINE if value == "engine" else None
 
 
 _FORM_LABEL = {

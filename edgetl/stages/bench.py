@@ -5,32 +5,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 from edgetl.bench.config import BenchConfig
+from edgetl.bench.results import BenchReport
 from edgetl.paths import check_writable_dir
 from edgetl.stages.base import Cli, Context, Job, Stage, StageResult
 
-
-class BenchMetrics(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    command: str
-    environment: dict[str, Any]
-    config: dict[str, Any]
-    artifacts: dict[str, dict]  # path -> sha256, bytes, kind of the file measured
-    results: list[dict]  # per artifact x backend x batch: compute/e2e stats, drift, speed-up
-    skipped: list[dict]
-    contention: dict[str, Any]
-    warnings: list[str]
-    accuracy: dict[str, float | None] | None = None
-    accuracy_split: dict[str, str | None] | None = None  # test, or val (an INT8 file's manifest)
-    accuracy_metric: dict[str, str] | None = None  # key, label, direction of what accuracy holds
-    power: dict[str, Any] | None = None  # the power source used (or why there is none)
-    soak: dict[str, Any] | None = None  # p50 at the start vs the end of --soak
-    targets: dict[str, dict] | None = None  # with --on: each target's environment, cost, error
+BenchMetrics = BenchReport  # the stage's metrics are bench.json (edgetl/bench/results.py)
 
 
 def _accuracy(config: BenchConfig) -> tuple[dict[str, float | None], dict[str, str | None]]:
@@ -50,7 +31,7 @@ def _accuracy(config: BenchConfig) -> tuple[dict[str, float | None], dict[str, s
 
 
 def run(config: BenchConfig) -> StageResult[BenchMetrics]:
-    from edgetl.bench.outputs import metric_of, write_outputs
+    from edgetl.bench.outputs import bench_report, metric_of, write_outputs
     from edgetl.bench.run import bench
 
     check_writable_dir(config.out, "--out")
@@ -60,26 +41,20 @@ def run(config: BenchConfig) -> StageResult[BenchMetrics]:
         from edgetl.remote.jobs import TargetsFailed, labelled
 
         measured = bench_on_targets(config)
-        failed = [labelled(k, v["error"]) for k, v in measured["targets"].items() if v["error"]]
-        if len(failed) == len(measured["targets"]):
+        failed = [labelled(k, v.error) for k, v in measured.targets.items() if v.error]
+        if len(failed) == len(measured.targets):
             raise TargetsFailed(f"every target failed: {'; '.join(failed)}")
     else:
         measured, failed = bench(config), []
-    report = {"command": "edgetl " + " ".join(sys.argv[1:]), **measured}
     accuracy, split = _accuracy(config) if config.compare else (None, None)
-    paths = write_outputs(report, config.out, accuracy, split, metric)
+    report = bench_report(measured, "edgetl " + " ".join(sys.argv[1:]), accuracy, split, metric)
+    paths = write_outputs(report, config.out)
     result = StageResult[BenchMetrics](
-        metrics=BenchMetrics(
-            **report,
-            accuracy=accuracy,
-            accuracy_split=split,
-            accuracy_metric=metric.__dict__ if metric else None,
-        ),
-        notes=["wrote " + ", ".join(str(p) for p in paths.values())],
+        metrics=report, notes=["wrote " + ", ".join(str(p) for p in paths.values())]
     )
     if failed:
         raise TargetsFailed(
-            f"{len(failed)} of {len(measured['targets'])} targets failed (the others are in "
+            f"{len(failed)} of {len(measured.targets)} targets failed (the others are in "
             f"{paths['json']}): {'; '.join(failed)}",
             partial=result,
         )
@@ -95,7 +70,7 @@ def jobs(context: Context, settings) -> list[Job]:
 def show(result: StageResult[BenchMetrics], console) -> None:
     from edgetl.bench.table import print_bench
 
-    print_bench(result.metrics.model_dump(), result.metrics.accuracy, console)
+    print_bench(result.metrics, console)
     for note in result.notes:
         console.print(note)
 

@@ -36,7 +36,7 @@ def run(config: ExportConfig, model: ModelName = "teacher") -> StageResult[Expor
     check_overwrite([config.artifact], config.output)
     check_output_file(config.output, "--output")
     r = export(config)
-    out = role(model, Form.ONNX_FP16 if config.precision == "fp16" else Form.ONNX)
+    out = role(model, r.manifest.form)
     return StageResult[ExportMetrics](
         outputs=[Output(role=out, path=r.path)], metrics=ExportMetrics(parity={out.key: r.parity})
     )

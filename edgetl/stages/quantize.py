@@ -23,8 +23,6 @@ from edgetl.stages.base import (
     role,
 )
 
-TARGET_FORM = {"cpu": Form.ONNX_INT8, "tensorrt": Form.ONNX_TRT_INT8}
-
 
 class QuantizeMetrics(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -42,9 +40,8 @@ def run(
     check_overwrite([config.model], config.output)
     check_output_file(config.output, "--output")
     r = quantize(config, keep_int8=candidate)
-    form = TARGET_FORM[config.target] if r.manifest.kind == "onnx-int8" else Form.ONNX
     return StageResult[QuantizeMetrics](
-        outputs=[Output(role=role(model, form), path=r.path)],
+        outputs=[Output(role=role(model, r.manifest.form), path=r.path)],
         metrics=QuantizeMetrics(by_target={config.target: r.report}),
         notes=list(r.report["decisions"]),
     )

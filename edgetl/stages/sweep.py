@@ -105,7 +105,7 @@ class SweepConfig(BaseModel):
 
     def user_base(self) -> dict[str, Any]:
         """The finetune settings as the user gave them (YAML, then ``base``)."""
-        from edgetl.train.config import deep_merge, load_yaml
+        from edgetl.config import deep_merge, load_yaml
 
         values = load_yaml(self.base_config) if self.base_config else {}
         return deep_merge(values, self.base)
@@ -122,7 +122,7 @@ class SweepConfig(BaseModel):
         sweep's epochs and training-image limit, checked as a FinetuneConfig."""
         from pydantic import ValidationError
 
-        from edgetl.train.config import format_validation_error
+        from edgetl.config import format_validation_error
 
         values = dict(self.user_base())
         if self.epochs is not None:

@@ -348,7 +348,7 @@ def _as_task(config: DistillConfig, task_name: str) -> DistillConfig:
     """``config`` validated again as a student of ``task_name`` (its head default follows)."""
     from pydantic import ValidationError
 
-    from edgetl.train.config import format_validation_error
+    from edgetl.config import format_validation_error
 
     values = config.model_dump()
     values["task"] = task_name

@@ -36,7 +36,7 @@ def test_nonsensical_values_are_rejected(field, value, says):
 
 
 def test_the_config_path_turns_them_into_a_config_error_naming_the_key():
-    from edgetl.train.config import build_config
+    from edgetl.config import build_config
 
     with pytest.raises(
         ConfigError, match=r"calib_size: Input should be greater than or equal to 1 \(got 0\)"

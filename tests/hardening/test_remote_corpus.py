@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgetl.bench.end_to_end import STAGES
 from edgetl.errors import ConfigError
 from edgetl.remote.targets import parse_url, resolve
 from tests.remote.conftest import edgetl, needs_sshd, sshd  # noqa: F401  (sshd: the fixture)
@@ -197,7 +198,14 @@ HOSTILE = {
         _report(results=[_row(compute={**_row()["compute"], "p50_ci95_ms": 1})]),
         "p50_ci95_ms",
     ),
-    "e2e-null": (_report(results=[_row(end_to_end=None)]), "results.0.end_to_end"),
+    "e2e-three-stages": (
+        _report(
+            results=[
+                _row(end_to_end={**_row()["compute"], "stages": {s: {"p50_ms": 1.0} for s in STAGES[:3]}})
+            ]
+        ),
+        "stages needs decode, preprocess, infer and postprocess together",
+    ),
     "power-half": (_report(results=[_row(power={"avg_w": 1.0})]), "avg_w, peak_w and energy_per_image_mj"),
     "skipped-no-reason": (
         _report(skipped=[{"artifact": "in/0/base.onnx", "backend": "x"}]),
@@ -366,6 +374,17 @@ def test_a_hostile_boards_eval_is_refused(sshd, board, model, tmp_path):  # noqa
                env=sshd.env(), cwd=tmp_path, timeout=120)  # fmt: skip
     _one_line_error(r, f"127.0.0.1:{sshd.ports[0]}: evaluating base.onnx", "confusion is not 2 x 2")
     assert not (tmp_path / "ev").exists() or not list((tmp_path / "ev").rglob("*.json"))
+
+
+@pytest.mark.parametrize("name", [k for k in HOSTILE if k != "another-artifact"])  # that one: the check
+def test_the_reader_refuses_each_hostile_bench_naming_the_target(name):
+    from edgetl.remote.results import BENCH, BoardResultError, read_result
+
+    payload, needle = HOSTILE[name]
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    with pytest.raises(BoardResultError) as err:
+        read_result("board", "benchmarking", text, BENCH)
+    assert str(err.value).startswith("board: benchmarking returned") and needle in str(err.value)
 
 
 def test_the_reader_alone(tmp_path):

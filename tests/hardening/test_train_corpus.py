@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from edgetl.config import build_config
 from edgetl.data.dataset import DataConfig
 from edgetl.errors import ConfigError, EdgetlError, ModelError
-from edgetl.train.config import DistillConfig, FinetuneConfig, build_config
+from edgetl.train.config import DistillConfig, FinetuneConfig
 from edgetl.train.finetune import finetune, resolve_device
 from edgetl.train.loop import TrainingDiverged, config_digest, save_resume
 from tests.conftest import TINY_ARCH

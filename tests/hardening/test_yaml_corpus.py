@@ -45,7 +45,7 @@ def test_loader_keeps_safe_load_semantics(tmp_path):
 
 
 def test_stage_config_file(tmp_path):
-    from edgetl.train.config import load_yaml
+    from edgetl.config import load_yaml
 
     cfg = tmp_path / "ft.yaml"
     cfg.write_text(DUP)

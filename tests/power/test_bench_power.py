@@ -25,19 +25,19 @@ def test_bench_reports_power_energy_clock_warning_and_soak(tiny_onnx, fake_tegra
         threads=1,
     )
     report = bench(config)
-    assert report["power"] == {
+    assert report.power.model_dump() == {
         "available": True,
         "source": "tegrastats",
         "scope": "VDD_IN",
         "interval_s": 0.1,
     }
-    p = report["results"][0]["power"]
-    assert p["samples"] >= 3 and 5.704 <= p["avg_w"] <= 17.946 and p["peak_w"] <= 17.946
-    runs = report["results"][0]["compute"]["runs"]
-    assert p["energy_per_image_mj"] == pytest.approx(p["avg_w"] * p["window_s"] / runs * 1e3, rel=1e-3)
-    assert any("clocks moved while timing" in w for w in report["warnings"])
-    soak = report["soak"]
-    assert soak["seconds"] == 1.5 and soak["calls"] >= 10
-    assert soak["p50_start_ms"] > 0 and soak["p50_end_ms"] > 0
-    assert soak["slowdown"] == pytest.approx(soak["p50_end_ms"] / soak["p50_start_ms"] - 1)
-    assert "power_start" in soak and "power_end" in soak
+    p = report.results[0].power
+    assert p.samples >= 3 and 5.704 <= p.avg_w <= 17.946 and p.peak_w <= 17.946
+    runs = report.results[0].compute.runs
+    assert p.energy_per_image_mj == pytest.approx(p.avg_w * p.window_s / runs * 1e3, rel=1e-3)
+    assert any("clocks moved while timing" in w for w in report.warnings)
+    soak = report.soak
+    assert soak.seconds == 1.5 and soak.calls >= 10
+    assert soak.p50_start_ms > 0 and soak.p50_end_ms > 0
+    assert soak.slowdown == pytest.approx(soak.p50_end_ms / soak.p50_start_ms - 1)
+    assert soak.power_start is not None and soak.power_end is not None

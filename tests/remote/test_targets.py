@@ -122,7 +122,16 @@ def test_merge_labels_rows_by_target_and_maps_paths_back(tmp_path):
     config = BenchConfig(artifacts=(model,), on=("@orin", "ssh://pi@pi.local"))
 
     def remote_report(p50):
-        row = {"artifact": "in/0/m.onnx", "backend": "onnxruntime", "batch": 1, "compute": {"p50_ms": p50}}
+        compute = {"runs": 5, "p50_ms": p50, "p90_ms": p50, "p99_ms": p50, "mean_ms": p50, "std_ms": 0.0}
+        compute |= {"p50_ci95_ms": [p50, p50], "throughput_img_s": 1e3 / p50}
+        row = {
+            "artifact": "in/0/m.onnx",
+            "kind": "onnx",
+            "backend": "onnxruntime",
+            "batch": 1,
+            "threads": None,
+        }
+        row |= {"compute": compute, "stability": {"by": "segment", "p50_ms": [p50], "spread": 0.0}}
         return {
             "results": [row],
             "skipped": [{"artifact": "in/0/m.onnx", "backend": "openvino", "reason": "not installed"}],
@@ -142,12 +151,12 @@ def test_merge_labels_rows_by_target_and_maps_paths_back(tmp_path):
         ),
     ]
     report = merge(config, outcomes, {"cpu": "workstation"})
-    assert [(r["target"], r["artifact"]) for r in report["results"]] == [("orin", str(model))]
-    assert report["skipped"][0]["target"] == "orin" and report["skipped"][0]["artifact"] == str(model)
-    assert report["warnings"] == ["orin: p50 moved 12% between segments"]
-    assert report["targets"]["orin"]["environment"] == {"cpu": "Cortex-A78AE"}
-    assert report["targets"]["orin"]["power"]["source"] == "tegrastats"
-    assert report["targets"]["pi.local"]["error"].endswith("Connection refused")
-    assert report["artifacts"][str(model)]["kind"] == "onnx"
-    points = latency_points(report["results"], {str(model): 0.9})
+    assert [(r.target, r.artifact) for r in report.results] == [("orin", str(model))]
+    assert report.skipped[0].target == "orin" and report.skipped[0].artifact == str(model)
+    assert report.warnings == ("orin: p50 moved 12% between segments",)
+    assert report.targets["orin"].environment.model_dump() == {"cpu": "Cortex-A78AE"}
+    assert report.targets["orin"].power.source == "tegrastats"
+    assert report.targets["pi.local"].error.endswith("Connection refused")
+    assert report.artifacts[str(model)].kind == "onnx"
+    points = latency_points(report.results, {str(model): 0.9})
     assert [p.label for p in points] == ["m.onnx @ orin"]

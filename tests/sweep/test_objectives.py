@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from edgetl.config import build_config, load_yaml
 from edgetl.errors import EdgetlError
 from edgetl.stages.sweep import SweepConfig, run
-from edgetl.train.config import build_config, load_yaml
 from tests.sweep.helpers import sweep_yaml
 
 pytestmark = pytest.mark.slow

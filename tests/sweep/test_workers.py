@@ -7,9 +7,9 @@ import signal
 
 import pytest
 
+from edgetl.config import build_config, load_yaml
 from edgetl.stages.sweep import SweepConfig, run
 from edgetl.sweep.results import trial_rows
-from edgetl.train.config import build_config, load_yaml
 from tests.sweep.helpers import load_study, start_worker, sweep_yaml, trials_in_log, wait_until
 
 pytestmark = pytest.mark.slow

@@ -103,8 +103,8 @@ def test_early_stopping_and_best_checkpoint(tmp_path):
 
 
 def test_config_rejects_unknown_keys_and_bad_values():
+    from edgetl.config import build_config
     from edgetl.errors import ConfigError
-    from edgetl.train.config import build_config
 
     with pytest.raises(ConfigError, match="strategy"):
         build_config(FinetuneConfig, {"strategy": "everything"}, {}, "cfg.yaml")

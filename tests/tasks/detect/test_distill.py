@@ -182,7 +182,8 @@ def test_kd_settings_of_the_other_task_are_refused_by_name(tmp_path, tiny_checkp
 
 
 def test_bad_kd_weights_and_head_options_fail_when_the_config_is_built(tmp_path):
-    from edgetl.train.config import DistillConfig, build_config
+    from edgetl.config import build_config
+    from edgetl.train.config import DistillConfig
 
     det = _teacher_checkpoint(tmp_path / "det.safetensors")
     base = {"teacher": str(det), "output": str(tmp_path / "s.safetensors")}
