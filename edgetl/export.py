@@ -23,6 +23,7 @@ from edgetl.export_parity import (
     torch_outputs,
     val_metric,
 )
+from edgetl.export_static import dynamic_pads, static_same_padding
 from edgetl.manifest import InputSpec, Manifest, read_manifest
 from edgetl.provenance import make_provenance
 
@@ -92,11 +93,13 @@ class ExportResult:
 def _export_to_bytes(
     model, example, opset: int, dynamic: bool, outputs: tuple[str, ...] = ("logits",)
 ) -> bytes:
-    """TorchScript-exported ONNX with the input named ``input`` and the task's named ``outputs``."""
+    """TorchScript-exported ONNX with the input named ``input`` and the task's named ``outputs``;
+    pads constant for ``example``'s height and width (edgetl.export_static), the batch dynamic
+    where ``dynamic``."""
     import torch
 
     buf = io.BytesIO()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), static_same_padding():  # H, W are fixed: constant pads
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(
             model,
@@ -255,6 +258,12 @@ def export(config: ExportConfig) -> ExportResult:
     onnx.checker.check_model(proto, full_check=True)
     nodes_before = len(proto.graph.node)
     notes: list[str] = []  # decisions this export took
+    if computed := dynamic_pads(proto):
+        notes.append(
+            f"{len(computed)} Pad node(s) compute their pads at run time (first: {computed[0]}): a padding "
+            "edgetl does not make static; the quantizers and onnxslim may mishandle them"
+        )
+        log(f"[yellow]{notes[-1]}[/]")
     val = parity_images(parent, config.data, config.verify_images) if config.verify else None
     x = val.x if val is not None else None
     result_parity = None

@@ -5,6 +5,11 @@ collected with ONNX Runtime's qdq_loss_debug tools on a few images (memory: ever
 those images, twice), matched by tensor name (ORT and NNCF both keep the float model's names
 and insert QuantizeLinear -> DequantizeLinear after a tensor).
 
+Matched by meaning where the quantizer fused an activation: ORT's cpu flavour (asymmetric uint8)
+removes a Relu or Clip after a quantized op and lets the op write the activation's output name,
+so in the INT8 graph that tensor is the raw pre-activation value, and the QuantizeLinear's range
+does the clipping. A tensor's own rounding is then measured on the activation applied to it.
+
 The ranked table is what a user reads to see where INT8 goes wrong; the sensitivity ranking the
 budget loop uses (which nodes to keep in float first) is derived from it."""
 
@@ -37,6 +42,47 @@ def _qdq_pairs(int8_path: Path) -> dict[str, str]:
     return pairs
 
 
+def _constant(graph, name: str, default: float) -> float | None:
+    """The scalar value of initializer or Constant output ``name`` ('': ``default``; computed at
+    run time: None)."""
+    from onnx import numpy_helper
+
+    if not name:
+        return default
+    for t in graph.initializer:
+        if t.name == name:
+            return float(numpy_helper.to_array(t))
+    for n in graph.node:
+        if n.op_type == "Constant" and n.output[0] == name:
+            return float(numpy_helper.to_array(n.attribute[0].t))
+    return None
+
+
+def fused_activations(float_graph, int8_graph) -> dict[str, tuple[object | None, str]]:
+    """Tensor -> (the float graph's activation as a numpy function, the op it was fused into) for
+    every tensor that one op produces in the float graph and another in the INT8 graph (a Relu or
+    Clip fused into the Conv before it); the function is None where the float op is not one of
+    those two (then the tensor's own rounding cannot be measured)."""
+    float_by = {o: n for n in float_graph.node for o in n.output}
+    int8_by = {o: n for n in int8_graph.node for o in n.output}
+    fused: dict[str, tuple[object | None, str]] = {}
+    for tensor, node in float_by.items():
+        if tensor not in int8_by or int8_by[tensor].op_type == node.op_type:
+            continue
+        activation = None
+        if node.op_type == "Relu":
+            activation = lambda a: np.maximum(a, 0)  # noqa: E731
+        elif node.op_type == "Clip":
+            attrs = {a.name: a.f for a in node.attribute}  # opset < 11 keeps the bounds as attributes
+            inputs = list(node.input) + ["", ""]
+            lo = _constant(float_graph, inputs[1], attrs.get("min", -np.inf))
+            hi = _constant(float_graph, inputs[2], attrs.get("max", np.inf))
+            if lo is not None and hi is not None:
+                activation = lambda a, lo=lo, hi=hi: np.clip(a, lo, hi)  # noqa: E731
+        fused[tensor] = (activation, int8_by[tensor].op_type)
+    return fused
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     return 1.0 if na == 0 and nb == 0 else float(np.dot(a, b) / max(na * nb, 1e-30))
@@ -45,7 +91,8 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def layer_errors(fp32: Path, int8: Path, images, input_name: str, work: Path, batch: int = 1) -> list[dict]:
     """One row per quantized activation, worst first by the INT8-vs-float SQNR: tensor, the float
     graph's producer and consumers, ``sqnr_db`` (INT8 model vs float model), ``cosine``, and
-    ``qdq_sqnr_db`` (this tensor's own rounding in the INT8 model)."""
+    ``qdq_sqnr_db`` (this tensor's own rounding in the INT8 model; where the quantizer fused the
+    activation that produces it, measured after that activation; ``fused_into``: the op it went into)."""
     import onnx
     from onnxruntime.quantization.qdq_loss_debug import (
         collect_activations,
@@ -62,6 +109,7 @@ def layer_errors(fp32: Path, int8: Path, images, input_name: str, work: Path, ba
     float_acts = collect_activations(str(aug_f), make_reader(images, input_name, batch))
     qdq_acts = collect_activations(str(aug_q), make_reader(images, input_name, batch))
     graph = onnx.load(str(fp32)).graph
+    fused = fused_activations(graph, onnx.load(str(int8)).graph)
     producer = {o: n for n in graph.node for o in n.output}
     consumers: dict[str, list] = {}
     for n in graph.node:
@@ -80,8 +128,12 @@ def layer_errors(fp32: Path, int8: Path, images, input_name: str, work: Path, ba
             "sqnr_db": float(compute_signal_to_quantization_noice_ratio(flt, post)),
             "cosine": _cosine(np.concatenate(flt).ravel(), np.concatenate(post).ravel()),
         }
-        if tensor in qdq_acts:
-            row["qdq_sqnr_db"] = float(compute_signal_to_quantization_noice_ratio(qdq_acts[tensor], post))
+        activation = None
+        if tensor in fused:
+            activation, row["fused_into"] = fused[tensor]
+        if tensor in qdq_acts and (tensor not in fused or activation is not None):
+            pre = qdq_acts[tensor] if activation is None else [activation(a) for a in qdq_acts[tensor]]
+            row["qdq_sqnr_db"] = float(compute_signal_to_quantization_noice_ratio(pre, post))
         rows.append(row)
     for p in (aug_f, aug_q):
         p.unlink(missing_ok=True)
@@ -115,7 +167,8 @@ def write_layer_report(rows: list[dict], path: Path, images: int, top: int = 10)
     log(f"  {'SQNR dB':>8} {'cosine':>7} {'own dB':>7}  tensor (producer op)")
     for r in rows[:top]:
         own = f"{r['qdq_sqnr_db']:7.1f}" if "qdq_sqnr_db" in r else "      -"
-        log(f"  {r['sqnr_db']:8.1f} {r['cosine']:7.4f} {own}  {escape(r['tensor'])} ({r['op']})")
+        op = r["op"] + (f", fused into {r['fused_into']}" if "fused_into" in r else "")
+        log(f"  {r['sqnr_db']:8.1f} {r['cosine']:7.4f} {own}  {escape(r['tensor'])} ({op})")
     log(f"per-layer table: {path}")
 
 

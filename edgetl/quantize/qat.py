@@ -119,6 +119,7 @@ def _export(model, input_shape: tuple[int, int, int, int], out: Path, outputs: t
     from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
 
     from edgetl.artifact_io import save_onnx_atomic
+    from edgetl.export_static import static_same_padding
 
     for m in model.modules():  # standard QuantizeLinear/DequantizeLinear, not OpenVINO's FakeQuantize
         if isinstance(m, BaseQuantizer):
@@ -126,7 +127,7 @@ def _export(model, input_shape: tuple[int, int, int, int], out: Path, outputs: t
     dynamic = input_shape[0] <= 0
     example = torch.zeros((1 if dynamic else input_shape[0], *input_shape[1:]))
     buf = io.BytesIO()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), static_same_padding():  # H, W are fixed: constant pads
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
