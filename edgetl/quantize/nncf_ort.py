@@ -57,10 +57,21 @@ def _params(node, inits: dict) -> tuple[np.ndarray, np.ndarray]:
     return scale, zp
 
 
+def _constants(graph) -> dict:
+    """Name -> TensorProto of every initializer and Constant node output (QAT's torch export
+    gives scales and zero points as Constant nodes)."""
+    found = {t.name: t for t in graph.initializer}
+    for n in graph.node:
+        value = next((a.t for a in n.attribute if a.name == "value"), None)
+        if n.op_type == "Constant" and value is not None:
+            found[n.output[0]] = value
+    return found
+
+
 def nncf_ranges(model) -> dict[str, tuple[float, float]]:
     """Tensor -> (rmin, rmax) of every activation a QuantizeLinear quantizes in ``model`` (the
     float range its codes cover; per-channel scales collapsed to the widest range)."""
-    inits = {t.name: t for t in model.graph.initializer}
+    inits = _constants(model.graph)
     out: dict[str, tuple[float, float]] = {}
     for node in model.graph.node:
         if node.op_type != "QuantizeLinear" or node.input[0] in inits:
@@ -85,7 +96,7 @@ def float_with_nncf_weights(model):
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     g = model.graph
-    inits = {t.name: t for t in g.initializer}
+    inits = _constants(g)
     producer = {o: n for n in g.node for o in n.output}
     folded: dict[str, np.ndarray] = {}  # DQ output -> float weight
     rename: dict[str, str] = {}  # DQ output -> the float tensor it stands for
@@ -117,6 +128,8 @@ def float_with_nncf_weights(model):
         if node.op_type == "QuantizeLinear":
             drop.add(i)
     keep = [n for i, n in enumerate(g.node) if i not in drop]
+    needed = {name for n in keep for name in n.input} | {o.name for o in g.output}
+    keep = [n for n in keep if n.op_type != "Constant" or n.output[0] in needed]  # Q/DQ's own
 
     def resolve(name: str) -> str:
         while name in rename:
@@ -181,6 +194,7 @@ def ort_placement(
     with tempfile.TemporaryDirectory(prefix="edgetl-nncf-ort-") as tmp:
         src = Path(tmp) / "float.onnx"
         onnx.save(plain, str(src))
+        src = _pre_processed(src)
         quantize_static_bounded(
             src,
             out,
@@ -192,6 +206,21 @@ def ort_placement(
             max_intermediate=chunk_feeds(batch),
         )
     return {"ranges_carried": len(overrides)}
+
+
+def _pre_processed(src: Path) -> Path:
+    """ONNX Runtime's quantization pre-processing of the float graph (shape inference, Conv+BN
+    folding: QAT's export keeps BatchNormalization after each Conv, since its weights sit behind
+    Q/DQ; folding scales each output channel, so the per-channel int8 weight codes stay the same).
+    The graph as it is where that fails."""
+    from onnxruntime.quantization import quant_pre_process
+
+    out = src.with_name("float.pre.onnx")
+    try:
+        quant_pre_process(str(src), str(out), skip_symbolic_shape=False)
+    except Exception:  # noqa: BLE001 - an optimisation, as in ptq._pre_processed
+        return src
+    return out
 
 
 OPENVINO_SUFFIX = ".openvino.onnx"

@@ -71,17 +71,11 @@ def test_openvino_file_sits_beside_the_onnx_runtime_one(tmp_path):
 
 
 def _fused_ops(path, tmp_path) -> dict[str, int]:
-    """Op counts of ONNX Runtime's optimized graph of ``path`` (what its CPU provider runs)."""
     import collections
 
-    import onnxruntime as ort
+    from edgetl.quantize.latency import optimized_op_counts
 
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    opts.optimized_model_filepath = str(tmp_path / f"{path.stem}.optimized.onnx")
-    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return collections.Counter(n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node)
+    return collections.Counter(optimized_op_counts(path, tmp_path))
 
 
 @pytest.mark.slow
