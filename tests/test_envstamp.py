@@ -7,6 +7,9 @@ def test_stamp_has_cpu_threads_and_versions():
     stamp = environment_stamp(threads=2)
     assert stamp["cpu"] and stamp["threads"] == 2 and stamp["cores_visible"] >= 1
     assert "onnxruntime" in stamp["versions"]
+    # VNNI / AMX stated either way: an INT8 speed-up is read against them
+    assert {"avx512_vnni", "avx_vnni", "amx_int8"} <= set(stamp["cpu_int8_features"])
+    assert all(stamp["cpu_int8_features"][f] == (f in stamp["cpu_flags"]) for f in stamp["cpu_int8_features"])
 
 
 def test_parse_nvidia_smi_line():

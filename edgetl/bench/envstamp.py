@@ -181,12 +181,23 @@ def cores_visible() -> int | None:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+# integer dot-product instructions INT8 kernels use (x86: VNNI on AVX-512 / AVX2, AMX tiles;
+# Arm: dot product, int8 matrix multiply): stated present or absent, since INT8 speed-ups hinge on them
+INT8_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8", "amx_tile", "asimddp", "i8mm")
+
+
+def int8_features(flags: list[str]) -> dict[str, bool]:
+    """Each of INT8_FEATURES -> whether the CPU reports it (for x86 or Arm flags alike)."""
+    return {f: f in flags for f in INT8_FEATURES}
+
+
 def environment_stamp(threads: int | None = None) -> dict:
     """A dict to store beside every measured number."""
     model, flags = _cpu_model_and_flags()
     stamp = {
         "cpu": model,
         "cpu_flags": flags,
+        "cpu_int8_features": int8_features(flags),
         "machine": platform.machine(),
         "cores_visible": cores_visible(),
         "threads": threads,

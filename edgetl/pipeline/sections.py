@@ -443,6 +443,7 @@ def summary_json(inputs, facts: Facts, summary: list[str]) -> dict:
         "shipped_role": shipped.key,
         "shipped_label": shipped.label,
         "shipped_kind": read_manifest(shipped_path).kind,
+        "shipped_by_runtime": inputs.shipping.runtime_files or None,
         "summary": summary,
         "metric": {"key": m.key, "label": m.label, "direction": m.direction},
         "candidates": {

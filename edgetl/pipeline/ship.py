@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgetl.quantize.speed_gate import decide
@@ -14,6 +14,9 @@ from edgetl.tasks.registry import DEFAULT_TASK, task
 class Shipping:
     shipped: Role
     reasons: dict[Role, str]  # every candidate, shipped or not, with why
+    # runtime -> the file of the shipped INT8 model to deploy on it, where they differ (--engine
+    # nncf: ONNX Runtime's placement for onnxruntime, NNCF's own for openvino); empty otherwise
+    runtime_files: dict[str, str] = field(default_factory=dict)
 
     def path(self, artifacts: dict[Role, Path]) -> Path:
         return artifacts[self.shipped]
@@ -28,6 +31,7 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
     fp32, int8 = role(model, Form.ONNX), role(model, Form.ONNX_INT8)
     shipped = fp32
     reasons: dict[Role, str] = {}
+    runtime_files: dict[str, str] = {}
     cpu = quantize_reports.get("cpu")
     if int8 in artifacts and cpu is not None:
         speed, lo, hi = cpu["int8_speedup"], *cpu["int8_speedup_ci95"]
@@ -53,7 +57,8 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
         if choice.ship_int8:
             shipped = int8
             rule = f"prefer: {prefer}: {choice.reason}"
-            reasons[int8] = f"shipped: {measured}, {choice.pace}; {rule}; {accuracy}"
+            runtime_files = by_runtime(cpu)
+            reasons[int8] = f"shipped: {measured}, {choice.pace}; {rule}; {accuracy}" + runtime_note(cpu)
             reasons[fp32] = f"not shipped: the INT8 model is the deployable one ({measured}, {choice.pace})"
         else:
             rule = f"prefer: {prefer}: {choice.reason}"
@@ -76,7 +81,26 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
             reasons[r] = "TensorRT engine for this GPU; ships to devices of the same GPU and TensorRT version"
         else:
             reasons[r] = "not shipped"
-    return Shipping(shipped, reasons)
+    return Shipping(shipped, reasons, runtime_files)
+
+
+def by_runtime(report: dict) -> dict[str, str]:
+    """runtime -> file from a quantize report, where the runtimes get different files."""
+    files = report.get("runtime_files") or {}
+    return dict(files) if len(set(files.values())) > 1 else {}
+
+
+def runtime_note(report: dict) -> str:
+    """Which file to deploy on OpenVINO when it is not the one timed on ONNX Runtime, in words."""
+    files = by_runtime(report)
+    if "openvino" not in files:
+        return ""
+    ov = report.get("openvino_file") or {}
+    drop = f", val drop {ov['drop_pt']:+.2f} pt" if "drop_pt" in ov else ""
+    return (
+        f"; this file is for ONNX Runtime (its Q/DQ placement fuses there); on OpenVINO deploy "
+        f"{files['openvino']} (NNCF's own placement{drop})"
+    )
 
 
 AGREE_WITHIN = 0.10  # bench vs speed gate: the relative gap still read as agreement

@@ -57,3 +57,24 @@ def paired_speedup_ci(speed: dict, reference: str, other: str, seed: int = 0) ->
     ratios = np.asarray(speed[reference]["rounds_ms"]) / np.asarray(speed[other]["rounds_ms"])
     boots = np.median(np.random.default_rng(seed).choice(ratios, size=(2000, len(ratios))), axis=1)
     return float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def optimized_op_counts(model_path, work: Path) -> dict[str, int]:
+    """Op type -> count in the graph ONNX Runtime's CPU provider actually runs (all graph
+    optimisations, QDQ fusions included: QLinearConv where it fused DQ -> Conv -> Q), written
+    via ``SessionOptions.optimized_model_filepath`` into the folder ``work``."""
+    import collections
+
+    import onnx
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # its warning that the file is hardware specific: known, and fine here
+    out = Path(work) / f"{Path(model_path).stem}.ort-optimized.onnx"
+    opts.optimized_model_filepath = str(out)
+    ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    try:
+        return dict(collections.Counter(n.op_type for n in onnx.load(str(out)).graph.node))
+    finally:
+        out.unlink(missing_ok=True)

@@ -420,6 +420,51 @@ def _calibration_record(info: dict, config: QuantizeConfig, coverage: dict) -> d
     }
 
 
+@dataclass
+class _OpenVinoFile:
+    """NNCF's own placement of the kept candidate, for OpenVINO (--engine nncf, target cpu)."""
+
+    source: Path
+    output: Path
+    metrics: dict
+    key: str
+
+    def write(self, manifest: Manifest) -> None:
+        import onnx
+
+        from edgetl.onnx_manifest import embed_manifest, save_onnx_atomic
+
+        metrics = {**manifest.metrics, f"val_int8_{self.key}": self.metrics[self.key]}
+        model = onnx.load(str(self.source))
+        prune_opset_imports(model)
+        embed_manifest(model, manifest.model_copy(update={"metrics": metrics}).revalidated(str(self.output)))
+        save_onnx_atomic(model, self.output)
+
+
+def _runtime_files(chosen, config, report, evaluate, fp32_metrics, task) -> _OpenVinoFile | None:
+    """Which file is for which runtime, into the report (``runtime_files``, a decision); where the
+    kept candidate has NNCF's own placement beside it, that file measured on val too."""
+    from edgetl.quantize.nncf_ort import openvino_path
+
+    native = openvino_path(chosen["path"])
+    if not native.is_file():
+        report["runtime_files"] = {"onnxruntime": str(config.output), "openvino": str(config.output)}
+        return None
+    key, out = task.primary_metric, openvino_path(config.output)
+    metrics = evaluate(native)
+    interval = task.paired(fp32_metrics["records"], metrics["records"])
+    lo, hi = interval.ci95_pt
+    report["runtime_files"] = {"onnxruntime": str(config.output), "openvino": str(out)}
+    report["openvino_file"] = {key: metrics[key], "drop_pt": interval.drop_pt, "drop_ci95_pt": [lo, hi]}
+    report["decisions"].append(
+        f"files by runtime: ONNX Runtime {config.output} (NNCF's ranges and weights in ONNX Runtime's "
+        f"Q/DQ placement, which its CPU provider fuses into QLinearConv); OpenVINO {out} (NNCF's own "
+        f"placement: val {task.metric_label} {metrics[key]:.4f}, {interval.drop_pt:+.2f} pt, 95% CI "
+        f"{lo:+.2f} to {hi:+.2f})"
+    )
+    return _OpenVinoFile(native, out, metrics, key)
+
+
 def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
     """Quantize ``config.model`` to INT8 QDQ within the accuracy budget; see QuantizeConfig.
     ``keep_int8`` writes the INT8 model even where ``prefer`` would ship FP32: the pipeline's
@@ -523,6 +568,9 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
                 "INT8 written as the pipeline's candidate; the report ships by the same rule "
                 f"(prefer: {config.prefer})"
             )
+        openvino = (
+            _runtime_files(chosen, config, report, evaluate, fp32_metrics, task) if write_int8 else None
+        )
         calibration = _calibration_record(calib.info, config, coverage)
         final = onnx.load(str(shipped))
         prune_opset_imports(final)
@@ -546,6 +594,8 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
             }
         ).revalidated(str(config.output))
         embed_manifest(final, manifest)
+        if openvino is not None:
+            openvino.write(manifest)
         if layer_path is not None:
             from edgetl.quantize.layer_error import write_layer_report
 

@@ -89,13 +89,23 @@ class Quantizer:
 
 def _ort(target: str) -> Callable[..., None]:
     """The target's quantizer, by engine: ort (ONNX Runtime's quantize_static) or nncf (NNCF's
-    ONNX PTQ with bias correction); both write QDQ in the target's flavour."""
+    ONNX PTQ with bias correction); both write QDQ in the target's flavour. On the cpu target
+    nncf writes two files: ``out`` in ONNX Runtime's placement with NNCF's ranges and weights
+    (for ONNX Runtime), and NNCF's own placement at ``openvino_path(out)`` (for OpenVINO)."""
 
     def run(fp32, out, calib, input_name, *, engine: str = "ort", bias_correction: str = "off", **kw) -> None:
         if engine == "nncf":
             from edgetl.quantize.nncf_ptq import nncf_static
 
-            nncf_static(target, fp32, out, calib, input_name, bias_correction=bias_correction, **kw)
+            if target != "cpu":  # TensorRT places Q/DQ itself: NNCF's own file
+                nncf_static(target, fp32, out, calib, input_name, bias_correction=bias_correction, **kw)
+                return
+            from edgetl.quantize.nncf_ort import openvino_path, ort_placement
+
+            # NNCF's own placement is OpenVINO's; ONNX Runtime fuses only its own (nncf_ort.py)
+            native = openvino_path(out)
+            nncf_static(target, fp32, native, calib, input_name, bias_correction=bias_correction, **kw)
+            ort_placement(target, native, out, calib, input_name, **kw)
         else:
             ort_static(target, fp32, out, calib, input_name, **kw)
 

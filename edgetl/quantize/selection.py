@@ -135,6 +135,8 @@ class QuantizeRun:
         train = load_split_images(self.data_config(limit_train=c.qat_train_count), "train", contract)
         y = label_map(train.info["classes"], list(self.parent.labels), train.info["source"])[train.y]
         log(f"QAT: {c.qat_epochs} epoch(s) on {len(y)} train images, lr {c.qat_lr}, from {checkpoint}")
+        from edgetl.quantize.nncf_ort import openvino_path, ort_placement
+
         out = self.work / "qat.onnx"
         h, w = contract.input_size
         summary = qat(
@@ -143,10 +145,23 @@ class QuantizeRun:
             train.x,
             np.asarray(y),
             QatSettings(epochs=c.qat_epochs, lr=c.qat_lr, seed=c.seed or 0),
-            out,
+            openvino_path(out),
             input_shape=(self.fixed_batch if self.fixed_batch > 0 else -1, 3, h, w),
             outputs=self.parent.outputs,
         )
+        # QAT's export has NNCF's placement (OpenVINO's); ONNX Runtime gets its own with QAT's ranges
+        carried = ort_placement(
+            "cpu",
+            openvino_path(out),
+            out,
+            self.calib.x,
+            self.input_name,
+            method=c.method,
+            per_channel=True,  # QAT trained per-channel weights
+            exclude=[],
+            fixed_batch=self.fixed_batch,
+        )
+        summary["ort_placement"] = carried
         metrics = self.evaluate(out)
         cand = self._judged("qat", out, metrics, [], qat=summary)
         i = cand["interval"]

@@ -144,7 +144,12 @@ def test_nncf_bias_corrected_ptq_follows_the_target_rules(tiny_onnx, tmp_path, t
             if n.op_type == "Conv" and len(n.input) > 2 and n.input[2] in inits
         ]
 
-    off, fast = biases(outs["off"]), biases(outs["fast"])
+    # on cpu the Conv biases NNCF keeps in float are in its own placement's file (the ONNX Runtime
+    # file quantizes them to int32, as ORT's quantizer does)
+    from edgetl.quantize.nncf_ort import openvino_path
+
+    native = {k: openvino_path(p) if target == "cpu" else p for k, p in outs.items()}
+    off, fast = biases(native["off"]), biases(native["fast"])
     assert len(off) == len(fast) > 0 and any(not np.allclose(a, b) for a, b in zip(off, fast, strict=True))
 
 
@@ -179,6 +184,11 @@ def test_report_has_interval_coverage_audit_and_layer_table(tiny_onnx, tmp_path)
     assert all(-1.0 <= row["cosine"] <= 1.0 + 1e-6 for row in table["layers"])
     assert rep["layer_report"] == str(tmp_path / "m.int8.layer_error.json")
     assert rep["speed"] in ("faster", "slower", "tied") and rep["kind"] == "ptq"
+    # --engine nncf: ONNX Runtime's placement at --output, NNCF's own beside it for OpenVINO
+    ov = tmp_path / "m.int8.openvino.onnx"
+    assert rep["runtime_files"] == {"onnxruntime": str(out), "openvino": str(ov)}
+    assert read_manifest(ov).kind == "onnx-int8" and 0 <= rep["openvino_file"]["top1"] <= 1
+    assert any(d.startswith("files by runtime:") for d in read_manifest(out).decisions)
 
 
 @pytest.mark.slow
@@ -211,6 +221,14 @@ def test_qat_fallback_when_ptq_keeps_compute_in_float(tiny_onnx, tmp_path):
     assert any(d.startswith("QAT kept") for d in rep["decisions"])
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert "QuantizeLinear" in ops and not any("FakeQuantize" in o for o in ops)
+    # QAT's export re-placed for ONNX Runtime: every convolution fused; its own placement kept
+    from edgetl.quantize.latency import optimized_op_counts
+
+    fused = optimized_op_counts(out, tmp_path)
+    convs = sum(n.op_type == "Conv" for n in onnx.load(str(tiny_onnx)).graph.node)
+    assert fused.get("QLinearConv") == convs and "Conv" not in fused and "BatchNormalization" not in fused
+    assert rep["runtime_files"]["openvino"] == str(tmp_path / "qat.openvino.onnx")
+    assert (tmp_path / "qat.openvino.onnx").is_file()
     from edgetl.data.dataset import DataConfig
     from edgetl.evaluate import evaluate
 

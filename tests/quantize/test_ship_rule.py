@@ -168,3 +168,37 @@ def test_the_verdict_leads_with_the_interval_not_the_ratio(pace, speedup, lead):
     assert text.startswith(lead) and f"({speedup:.2f}x, 95% CI 0.90-1.10x" in text
     if pace == "tied":
         assert "SLOWER" not in text and "faster" not in text
+
+
+def test_shipped_nncf_int8_names_its_file_per_runtime(tmp_path):
+    """--engine nncf writes ONNX Runtime's placement and NNCF's own: the ship reason and
+    ``runtime_files`` say which file goes to which runtime (one file for both: nothing extra)."""
+    from edgetl.pipeline.ship import choose
+    from edgetl.stages.base import Form, role
+
+    ckpt, fp32, int8 = tmp_path / "s.safetensors", tmp_path / "student.onnx", tmp_path / "student.int8.onnx"
+    for path, size in ((ckpt, 10), (fp32, 4000), (int8, 1000)):  # only their sizes are read
+        path.write_bytes(b"x" * size)
+    artifacts = {
+        role("student", Form.CHECKPOINT): ckpt,
+        role("student", Form.ONNX): fp32,
+        role("student", Form.ONNX_INT8): int8,
+    }
+    ov = str(tmp_path / "student.int8.openvino.onnx")
+    report = {
+        "int8_speedup": 2.0,
+        "int8_speedup_ci95": [1.8, 2.2],
+        "fp32": {"top1": 0.93},
+        "int8": {"top1": 0.925},
+        "drop_pt": 0.5,
+        "runtime_files": {"onnxruntime": str(int8), "openvino": ov},
+        "openvino_file": {"top1": 0.927, "drop_pt": 0.3, "drop_ci95_pt": [-0.2, 0.8]},
+    }
+    s = choose(artifacts, {"cpu": report}, "fastest")
+    why = s.reasons[role("student", Form.ONNX_INT8)]
+    assert s.shipped == role("student", Form.ONNX_INT8)
+    assert s.runtime_files == {"onnxruntime": str(int8), "openvino": ov}
+    assert f"on OpenVINO deploy {ov}" in why and "+0.30 pt" in why
+    same = {**report, "runtime_files": {"onnxruntime": str(int8), "openvino": str(int8)}}
+    s = choose(artifacts, {"cpu": same}, "fastest")
+    assert s.runtime_files == {} and "OpenVINO" not in s.reasons[s.shipped]
