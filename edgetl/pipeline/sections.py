@@ -113,13 +113,17 @@ def _paired(results: Sequence[BenchResult], slow: Path | None, fast: Path | None
     return out
 
 
+def _paired_drop(entry) -> tuple[float, float, float, int] | None:
+    """An eval entry's paired drop against the reference: (drop, low, high) in points, images."""
+    p = entry.paired
+    return (p["drop_pt"], *p["ci95_pt"], p["images"]) if p else None
+
+
 def paired_text(entry) -> str:
     """An eval entry's paired drop against the reference, with its 95% interval, in points."""
-    p = entry.paired
-    if not p:
+    if (p := _paired_drop(entry)) is None:
         return "-"
-    lo, hi = p["ci95_pt"]
-    return f"{p['drop_pt']:+.2f} ({lo:+.2f} to {hi:+.2f})"
+    return f"{p[0]:+.2f} ({p[1]:+.2f} to {p[2]:+.2f})"
 
 
 def summary_lines(inputs, facts: Facts) -> list[str]:
@@ -177,11 +181,9 @@ def _latency_lines(inputs, facts: Facts, shipped_path) -> list[str]:
 
 
 def _interval_words(entry) -> str:
-    p = entry.paired
-    if not p:
+    if (p := _paired_drop(entry)) is None:
         return ""
-    lo, hi = p["ci95_pt"]
-    return f"; paired drop 95% CI {lo:+.2f} to {hi:+.2f} pt on {p['images']} images"
+    return f"; paired drop 95% CI {p[1]:+.2f} to {p[2]:+.2f} pt on {p[3]} images"
 
 
 def artifact_section(inputs, facts: Facts) -> list[tuple]:
