@@ -176,8 +176,7 @@ def ort_placement(
     import onnx
 
     from edgetl.quantize.calibration import make_reader
-    from edgetl.quantize.ort_static import chunk_feeds, quantize_static_bounded
-    from edgetl.quantize.quantizers import quant_settings
+    from edgetl.quantize.ort_static import chunk_feeds, quant_settings, quantize_static_bounded
 
     source = onnx.load(str(qdq))
     ranges = nncf_ranges(source)

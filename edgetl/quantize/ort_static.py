@@ -55,6 +55,30 @@ _METHODS = ("minmax", "entropy", "percentile")
 _OWNED_OPTIONS = ("CalibMaxIntermediateOutputs", "CalibStridedMinMax")
 
 
+def quant_settings(target: str) -> dict:
+    """QDQ flavour per target. TensorRT: int8 activations, symmetric (zero points 0), per-tensor
+    activations, per-channel weights, no int32 bias DQ. CPU: ORT's uint8 activations (VNNI)."""
+    from onnxruntime.quantization import QuantType
+
+    if target == "tensorrt":
+        return dict(
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "QuantizeBias": False,
+                "DedicatedQDQPair": True,
+                "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+            },
+        )
+    return dict(
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+    )
+
+
 def chunk_feeds(batch: int) -> int:
     """Calibration feeds per chunk for feeds of ``batch`` images: about DEFAULT_CHUNK_IMAGES images
     (overridable with $EDGETL_CALIB_CHUNK_IMAGES; 0 turns chunking off, as before this fix)."""

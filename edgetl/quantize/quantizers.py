@@ -11,29 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def quant_settings(target: str) -> dict:
-    """QDQ flavour per target. TensorRT: int8 activations, symmetric (zero points 0), per-tensor
-    activations, per-channel weights, no int32 bias DQ. CPU: ORT's uint8 activations (VNNI)."""
-    from onnxruntime.quantization import QuantType
-
-    if target == "tensorrt":
-        return dict(
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            extra_options={
-                "ActivationSymmetric": True,
-                "WeightSymmetric": True,
-                "QuantizeBias": False,
-                "DedicatedQDQPair": True,
-                "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
-            },
-        )
-    return dict(
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-    )
+from edgetl.quantize.ort_static import quant_settings
 
 
 def ort_static(
