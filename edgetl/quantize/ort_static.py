@@ -36,6 +36,18 @@ Cost and effect on the result:
   False for entropy/minmax when absent, and setting it would change today's results. (With
   uint8 activations on the CPU target, a symmetric percentile range spends half the codes on
   negative values post-ReLU tensors never take: worth an accuracy study, not a memory fix.)
+- A tensor that is constant but for rounding (a squeeze-excite gate of an untrained net: hard
+  sigmoid of ~0, 0.5 or one float32 step below, on every image) spans fewer float32 steps than the
+  histogram has bins, and numpy refuses to bin it ("Too many bins for data range", torchvision's
+  MobileNetV3-Small from scratch). ``_binnable_narrow_ranges`` widens such a range to two float32
+  steps per bin: the tensor's quantization range comes out as the value it takes.
+- ONNX Runtime's QLinearGlobalAveragePool kernel (MLAS) refuses input/output scales whose ratio
+  over the pooled size, ``x_scale / (y_scale * H * W)``, is 256 or more ("parameter out of
+  computation range"). That happens where the input's range is much wider than the output's: NNCF's
+  ranges, floored at its smallest scale, carried onto a tensor that ORT calibrates next to one of
+  ~1e-12 (squeeze-excite pools of an untrained MobileNetV3). ``fit_average_pool_scales`` raises
+  such an output scale to the smallest the kernel takes (zero point kept, so the calibrated range
+  stays covered).
 - The augmented model is written by ``quantize_static`` to a ``tempfile.TemporaryDirectory``
   (the system temp dir): model-sized on disk, and in RAM only where /tmp is a tmpfs; it does not
   grow with the image count.
@@ -124,6 +136,96 @@ def _chunked(reader, per_chunk: int):
     return Chunks()
 
 
+class _NumpyBinningNarrowRanges:
+    """numpy, as ORT's calibrator sees it, whose ``histogram`` also bins a range narrower than
+    ``bins`` float32 steps: the range is widened to two steps per bin (at most ~2.4e-4 of the
+    value wider), so the edges stay distinct and ORT's later merges (which step by one bin
+    width) work. Any other call, and any histogram numpy can make, is numpy's own."""
+
+    def __init__(self, numpy):
+        self._np = numpy
+
+    def __getattr__(self, name):
+        return getattr(self._np, name)
+
+    def histogram(self, a, bins=10, range=None, **kw):  # noqa: A002 - numpy's own signature
+        np = self._np
+        try:
+            return np.histogram(a, bins, range, **kw)
+        except ValueError as exc:
+            if "Too many bins for data range" not in str(exc) or not isinstance(bins, int):
+                raise
+        a = np.asarray(a)
+        lo, hi = (a.min(), a.max()) if range is None else range
+        lo, hi = a.dtype.type(lo), a.dtype.type(hi)
+        step = 2 * np.spacing(max(abs(lo), abs(hi)))
+        if range is not None and lo == -hi:  # ORT's symmetric ranges stay symmetric
+            half = max(hi, step * (bins // 2 + 1))
+            lo, hi = -half, half
+        else:
+            hi = max(hi, lo + step * bins)
+        return np.histogram(a, bins, (lo, hi), **kw)
+
+
+@contextlib.contextmanager
+def _binnable_narrow_ranges():
+    """Within the block, ORT's histogram calibrators (percentile, entropy) bin a near-constant
+    tensor instead of failing (module doc)."""
+    from onnxruntime.quantization import calibrate
+
+    original = calibrate.np
+    calibrate.np = _NumpyBinningNarrowRanges(original)
+    try:
+        yield
+    finally:
+        calibrate.np = original
+
+
+POOL_SCALE_RATIO_LIMIT = 256.0  # MLAS: x_scale / (y_scale * H * W) must stay below this
+
+
+def fit_average_pool_scales(model) -> list[str]:
+    """Raise, in place, the output scale of each quantized GlobalAveragePool whose scales ONNX
+    Runtime's kernel refuses (module doc) to the smallest it takes; returns the pools changed."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    shapes = None
+    changed = []
+    for pool in (n for n in graph.node if n.op_type == "GlobalAveragePool"):
+        dq = producer.get(pool.input[0])
+        outs = consumers.get(pool.output[0], [])
+        if dq is None or dq.op_type != "DequantizeLinear" or not outs:
+            continue
+        if any(q.op_type != "QuantizeLinear" for q in outs) or dq.input[1] not in inits:
+            continue
+        if shapes is None:
+            inferred = onnx.shape_inference.infer_shapes(model)
+            shapes = {v.name: v.type.tensor_type.shape for v in inferred.graph.value_info}
+        dims = shapes.get(pool.input[0])
+        hw = [d.dim_value for d in dims.dim[2:]] if dims is not None else []
+        if not hw or not all(hw):
+            continue
+        x_scale = float(numpy_helper.to_array(inits[dq.input[1]]).max())
+        floor = x_scale / (POOL_SCALE_RATIO_LIMIT * 0.99 * int(np.prod(hw)))
+        for q in outs:
+            scale = inits.get(q.input[1])
+            if scale is None or numpy_helper.to_array(scale).size != 1:
+                continue
+            if float(numpy_helper.to_array(scale)) < floor:
+                scale.CopyFrom(numpy_helper.from_array(np.array(floor, np.float32), scale.name))
+                changed.append(pool.name)
+    return changed
+
+
 def quantize_static_bounded(
     fp32: Path,
     out: Path,
@@ -158,7 +260,8 @@ def quantize_static_bounded(
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
     }[method]
-    with contextlib.redirect_stdout(io.StringIO()):  # ORT prints calibrator chatter to stdout
+    # ORT prints calibrator chatter to stdout
+    with contextlib.redirect_stdout(io.StringIO()), _binnable_narrow_ranges():
         quantize_static(
             str(fp32),
             str(out),
@@ -169,3 +272,8 @@ def quantize_static_bounded(
             nodes_to_exclude=list(exclude),
             **{**settings, "extra_options": extra},
         )
+    import onnx
+
+    written = onnx.load(str(out))
+    if fit_average_pool_scales(written):
+        onnx.save(written, str(out))
