@@ -88,6 +88,7 @@ class ExportResult:
     path: Path
     manifest: Manifest
     parity: dict | None
+    simplified: bool = False  # onnxslim's graph shipped (False: simplification off or refused)
 
 
 def _export_to_bytes(
@@ -266,7 +267,7 @@ def export(config: ExportConfig) -> ExportResult:
         log(f"[yellow]{notes[-1]}[/]")
     val = parity_images(parent, config.data, config.verify_images) if config.verify else None
     x = val.x if val is not None else None
-    result_parity = None
+    result_parity, simplified = None, False
     if config.simplify:
         import onnxslim
 
@@ -281,7 +282,7 @@ def export(config: ExportConfig) -> ExportResult:
             )
             log(f"[yellow]{notes[-1]}[/]")
         else:
-            proto, result_parity = slim, slim_parity
+            proto, result_parity, simplified = slim, slim_parity, True
     log(
         f"exported {len(proto.graph.node)} nodes (opset {config.opset}; {nodes_before} before simplification)"
     )
@@ -347,4 +348,4 @@ def export(config: ExportConfig) -> ExportResult:
     manifest = check_graph(proto, manifest.revalidated(str(config.output)), str(config.output))
     embed_manifest(proto, manifest)
     save_onnx_atomic(proto, config.output)
-    return ExportResult(config.output, manifest, result_parity)
+    return ExportResult(config.output, manifest, result_parity, simplified)
