@@ -13,6 +13,7 @@ reports its problems as text, so a failing cell names every engine/flavour/runti
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
@@ -30,7 +31,7 @@ CALIB_IMAGES = 8
 DATA = "digits"  # scikit-learn's, offline
 FAST_CELL = ("timm/test_efficientnet", 48)
 SLOW_CELLS = [(a, s) for a in ARCHS for s in SIZES if (a, s) != FAST_CELL]
-WORKERS = 2
+WORKERS = int(os.environ.get("EDGETL_MATRIX_WORKERS", "2"))  # processes for the slow cells
 
 
 def _checkpoint(arch: str, size: int, path: Path):
