@@ -384,7 +384,7 @@ def decision_section(inputs, facts: Facts) -> list[tuple]:
             decisions += [f"{r.model}: {d}" for d in read_manifest(p).decisions]
     for target, rep in inputs.quantize.items():
         flavour = "" if target == "cpu" else f" ({target} flavour)"
-        decisions += [f"quantize{flavour}: {d}" for d in rep["decisions"]]
+        decisions += [f"quantize{flavour}: {d}" for d in rep.decisions]
     decisions += [f"ship: {r.label}: {why}" for r, why in inputs.shipping.reasons.items()]
     for name, t in inputs.timings.items():
         if t.get("reason"):
