@@ -169,9 +169,9 @@ def test_onnxruntime_runner_evaluates_int8(tiny_onnx, tmp_path):
     quantize(QuantizeConfig(model=tiny_onnx, output=out, calib_count=128, method="minmax", val_count=None))
     fp = evaluate(tiny_onnx, DataConfig(source="digits"), split="test")
     q = evaluate(out, DataConfig(source="digits"), split="test")
-    assert fp["backend"] == "onnxruntime" and fp["num_samples"] == q["num_samples"]
-    assert abs(fp["top1"] - q["top1"]) < 0.05
-    assert np.isfinite(q["top1"])
+    assert fp.backend == "onnxruntime" and fp.num_samples == q.num_samples
+    assert abs(fp.top1 - q.top1) < 0.05
+    assert np.isfinite(q.top1)
 
 
 def test_export_falls_back_when_the_simplifier_changes_outputs(tiny_checkpoint, tmp_path, monkeypatch):

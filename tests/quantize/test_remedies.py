@@ -230,7 +230,7 @@ def test_qat_fallback_when_ptq_keeps_compute_in_float(tiny_onnx, tmp_path):
     from edgetl.data.dataset import DataConfig
     from edgetl.evaluate import evaluate
 
-    assert evaluate(out, DataConfig(source="digits"), "test")["top1"] > 0.5
+    assert evaluate(out, DataConfig(source="digits"), "test").top1 > 0.5
 
 
 def test_a_val_cap_above_the_split_uses_every_val_image():
