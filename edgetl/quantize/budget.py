@@ -1,6 +1,5 @@
-"""The accuracy budget: quantize, measure the task's val metric (a classifier's top-1), and keep
-the most sensitive nodes in float (1, 2, 4, 8 ...) until the drop fits the budget. The same loop
-for every quantizer.
+"""The accuracy budget: quantize, measure the task's val metric, and keep the most sensitive nodes
+in float (1, 2, 4, 8 ...) until the drop fits the budget. The same loop for every quantizer.
 
 Where the FP32 model's per-image records are given, every drop comes with its paired 95%
 interval (quantize/confidence.py) and a verdict: holds (upper bound within the budget),

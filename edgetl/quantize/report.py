@@ -6,8 +6,8 @@ file each runtime gets.
 The JSON shape is the one the report has always had: every report written before still loads
 (keys it did not have yet take the defaults below, which say what those reports meant), a dump
 leaves out fields that were never given, and keys edgetl does not know pass through as they came.
-A few keys are named by the task's primary metric (``int8_top1``, ``int8_map50_95``): those are
-read with ``int8_value(key)``."""
+A few keys are named by the task's primary metric (``int8_<metric>``): those are read with
+``int8_value(key)``."""
 
 from __future__ import annotations
 
@@ -115,9 +115,9 @@ class QuantizeReport(_Model):
     shipped and why (``decisions``), and which file each runtime gets."""
 
     val_images: int
-    task: str = "classify"  # reports written before tasks were a classifier's
-    metric: str = "top1"  # the task's primary metric, the key of ``fp32`` and ``int8`` compared
-    fp32: dict[str, Any]  # the task's report metrics (a classifier's: top1, top5, per_class)
+    task: str = "classify"  # reports written before tasks: classification's
+    metric: str | None = None  # the key of ``fp32`` and ``int8`` compared (None: the task's primary)
+    fp32: dict[str, Any]  # the task's report metrics
     int8: dict[str, Any]
     drop_pt: float
     drop_ci95_pt: tuple[float, float] | None = None
@@ -148,13 +148,20 @@ class QuantizeReport(_Model):
     openvino_file: OpenVinoFile | None = None
 
     @property
+    def key(self) -> str:
+        """The metric compared: ``metric``, or the task's primary one in reports from before it."""
+        from edgetl.tasks.registry import task
+
+        return self.metric or task(self.task).primary_metric
+
+    @property
     def fp32_score(self) -> float:
-        """FP32's val value of the primary metric."""
-        return float(self.fp32[self.metric])
+        """FP32's val value of the compared metric."""
+        return float(self.fp32[self.key])
 
     @property
     def int8_score(self) -> float:
-        return float(self.int8[self.metric])
+        return float(self.int8[self.key])
 
     @property
     def gate_rounds(self) -> int:

@@ -56,16 +56,16 @@ class PairedEval(PairedDrop):
     task's primary metric ``metric`` with its 95% interval (as quantize judges INT8)."""
 
     against: str
-    metric: str = "top1"
+    metric: str | None = None  # None: evals from before tasks, the task's primary metric
 
 
 class EvalResult(SplitMetrics):
-    """eval.json: the task's metrics of one artifact on one split (its keys, e.g. top1, top5,
-    per_class, confusion; map50_95 ...), where they were measured, the task's curves and a few
-    images' predictions, and with a paired eval the drop against the first artifact.
+    """eval.json: the task's metrics of one artifact on one split (the keys its ``metrics()``
+    returns), where they were measured, the task's curves and a few images' predictions, and with
+    a paired eval the drop against the first artifact.
 
-    Every eval.json written before loads (keys it lacks take the defaults: a classifier's); a dump
-    leaves out fields that were never given, so it reads back as written."""
+    Every eval.json written before loads (keys it lacks take the defaults: classification's); a
+    dump leaves out fields that were never given, so it reads back as written."""
 
     task: str = "classify"
     artifact: str

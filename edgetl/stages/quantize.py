@@ -80,7 +80,7 @@ def show(result: StageResult[QuantizeMetrics], console) -> None:
     table = Table(title=f"{path} (target {target}, shipped {r.shipped}; INT8 {r.speed or ''} vs FP32)")
     from edgetl.tasks.registry import task
 
-    job, key = task(r.task), r.metric  # reports written before tasks: classification's top-1
+    job, key = task(r.task), r.key
     for col in ("", f"val {job.metric_label}", "drop pt (95% CI)", "MACs in float", "p50 ms (ORT CPU)"):
         table.add_column(col, justify="right")
     table.add_row("FP32", f"{r.fp32_score:.4f}", "", "", f"{r.latency.fp32.p50_ms:.2f}")

@@ -35,7 +35,7 @@ def test_a_report_from_main_loads_and_reads_back_key_for_key(path):
     assert report.fp32_score == written["fp32"][written["metric"]]
     assert (
         report.rounds
-        and report.rounds[-1].int8_value(report.metric) == written["rounds"][-1][f"int8_{report.metric}"]
+        and report.rounds[-1].int8_value(report.key) == written["rounds"][-1][f"int8_{report.key}"]
     )
     assert report.drop_interval.ci95_pt == tuple(written["drop_ci95_pt"])
     assert report.gate_rounds == len(written["latency"]["fp32"]["rounds_ms"]) > 0
@@ -58,17 +58,13 @@ def test_typed_fields_of_the_nncf_and_qat_reports():
 
 def test_a_report_with_only_the_first_reports_keys_still_loads():
     """A report of the shape edgetl first wrote (its keys, today's values) reads as a
-    classifier's PTQ within budget, and the ship rule and the quantize table read it."""
+    classification PTQ within budget, its scores by the task's primary metric."""
     written = json.loads((FIXTURES / "main-c58b30e-classify-nncf.json").read_text())
     first = {k: written[k] for k in FIRST_KEYS}
     first["rounds"] = [{k: r[k] for k in ("kept_float", "int8_top1", "drop_pt")} for r in first["rounds"]]
     report = QuantizeReport.model_validate(first)
-    assert (report.task, report.metric, report.kind, report.within_budget) == (
-        "classify",
-        "top1",
-        "ptq",
-        True,
-    )
+    assert (report.task, report.key, report.kind, report.within_budget) == ("classify", "top1", "ptq", True)
+    assert report.fp32_score == written["fp32"]["top1"] and report.metric is None
     assert report.to_json() == first  # defaults stay out of the dump: it reads back as written
     assert report.decisions == () and report.by_runtime() == {}
 
