@@ -29,12 +29,16 @@ class _Model(BaseModel):
         given = self.model_fields_set | set(self.model_extra or {})
         return {k: v for k, v in handler(self).items() if k in given}
 
+
+class _ByMetric(_Model):
+    """A record holding its INT8 value under the task's metric name, ``int8_<key>``."""
+
     def int8_value(self, key: str) -> float:
-        """The INT8 value of the metric ``key`` (the task's primary one), stored as ``int8_<key>``."""
+        """The INT8 value of the metric ``key`` (the task's primary one)."""
         return float((self.model_extra or {})[f"int8_{key}"])
 
 
-class BudgetRound(_Model):
+class BudgetRound(_ByMetric):
     """One round of the budget loop: these nodes in float, the INT8 val metric and its drop."""
 
     kept_float: tuple[str, ...]
@@ -43,7 +47,7 @@ class BudgetRound(_Model):
     drop_ci95_pt: tuple[float, float] | None = None
 
 
-class Candidate(_Model):
+class Candidate(_ByMetric):
     """One INT8 candidate (ptq, qat) as the report summarises it."""
 
     drop_pt: float
