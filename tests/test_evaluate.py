@@ -140,3 +140,16 @@ def test_an_eval_json_from_main_loads_and_reads_back_key_for_key(path):
         assert entry.paired.drop_pt == p["drop_pt"] and entry.paired.images == p["images"]
     else:
         assert entry.paired is None
+
+
+def test_eval_on_local_reads_back_as_a_typed_entry(tiny_checkpoint, tmp_path):
+    """``eval --on local``: the local run's result goes through the same eval.json dict a board
+    sends back, and comes out as the typed entry and eval.json of a local eval."""
+    from edgetl.stages.eval import EvalConfig, run
+
+    result = run(EvalConfig(artifact=tiny_checkpoint, on=("local",), out=tmp_path / "ev"))
+    ((key, entry),) = result.metrics.by_role.items()
+    alone = evaluate(tiny_checkpoint, DataConfig(source="digits"), split="test")
+    assert key == f"{tiny_checkpoint}@local" and entry.top1 == alone.top1 and entry.paired is None
+    written = json.loads((tmp_path / "ev" / "local" / "eval.json").read_text())
+    assert written["top1"] == alone.top1 and written["artifact"] == str(tiny_checkpoint)
