@@ -1,6 +1,7 @@
 """The shape of the package at two commits, side by side: classification-specific sites outside
-the task packages (``edgetl/tasks/``), the flat top-level module count, the largest modules and the longest
-functions (issue 19's before/after).
+the task packages (``edgetl/tasks/``), the flat top-level module count, the largest modules, the longest
+functions and the string-key index sites (``x["key"]``, ``x[f"..."]``: results read as nested dicts)
+(issue 19's before/after).
 
     python benchmarks/code_shape.py [BEFORE [AFTER]]   # default: e72c88e (before tasks) and HEAD
 
@@ -49,6 +50,19 @@ def function_lengths(path: str, text: str) -> list[tuple[int, str]]:
     return rows
 
 
+def string_key_indexes(text: str) -> int:
+    """``x["key"]`` and ``x[f"..."]`` subscripts: nested dicts read by string keys."""
+    return sum(
+        1
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.Subscript)
+        and (
+            isinstance(node.slice, ast.JoinedStr)
+            or (isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str))
+        )
+    )
+
+
 def shape(rev: str) -> dict:
     files = files_at(rev)
     sites = {}
@@ -73,6 +87,10 @@ def shape(rev: str) -> dict:
         "largest_modules": sorted(((len(t.splitlines()), p) for p, t in files.items()), reverse=True)[:8],
         "longest_functions": lengths[:8],
         "functions_over_100_lines": sum(1 for n, _ in lengths if n > 100),
+        "string_key_index_sites": sum(string_key_indexes(t) for t in files.values()),
+        "top_string_key_modules": sorted(
+            ((p, n) for p, t in files.items() if (n := string_key_indexes(t))), key=lambda kv: -kv[1]
+        )[:12],
     }
 
 
@@ -82,7 +100,7 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / "code_shape.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     for key in ("classification_sites_outside_tasks", "modules_with_sites", "flat_top_level_modules",
-                "functions_over_100_lines"):  # fmt: skip
+                "functions_over_100_lines", "string_key_index_sites"):  # fmt: skip
         print(f"{key:40s} {result['before'][key]:>6} -> {result['after'][key]}")
     print(f"wrote {out}")
 

@@ -69,7 +69,7 @@ def distill_student(threads: int) -> dict:
 def test_top1(path: Path) -> float:
     from edgetl.evaluate import evaluate
 
-    return evaluate(path, DataConfig(source="fashion-mnist"), "test")["top1"]
+    return evaluate(path, DataConfig(source="fashion-mnist"), "test").top1
 
 
 def quantize_variant(fp32: Path, out: Path, threads: int, **options) -> dict:

@@ -143,19 +143,19 @@ def main() -> None:
     shipped = {
         "parity": exp.parity,
         "calibration_plus_quantization_seconds": quant_seconds,
-        "quantize_report": q.report,
+        "quantize_report": q.report.to_json(),
         "test_top1": {
-            "fp32": fp32_test["top1"],
-            "int8_edgetl": int8_test["top1"],
-            "int8_ort_defaults": default_test["top1"],
+            "fp32": fp32_test.top1,
+            "int8_edgetl": int8_test.top1,
+            "int8_ort_defaults": default_test.top1,
         },
         "test_drop_pt": {
-            "edgetl": 100 * (fp32_test["top1"] - int8_test["top1"]),
-            "ort_defaults": 100 * (fp32_test["top1"] - default_test["top1"]),
+            "edgetl": 100 * (fp32_test.top1 - int8_test.top1),
+            "ort_defaults": 100 * (fp32_test.top1 - default_test.top1),
         },
-        "test_per_class": {"fp32": fp32_test["per_class"], "int8_edgetl": int8_test["per_class"]},
+        "test_per_class": {"fp32": fp32_test.per_class, "int8_edgetl": int8_test.per_class},
         "ort_defaults_seconds": default_seconds,
-        "latency_ort_cpu_batch1": q.report["latency"],
+        "latency_ort_cpu_batch1": q.report.latency.model_dump(mode="json"),
         "decisions": q.manifest.decisions,
     }
     print({k: shipped[k] for k in ("test_top1", "test_drop_pt", "calibration_plus_quantization_seconds")})
@@ -177,7 +177,7 @@ def main() -> None:
                 "parity_top1_agreement==1": exp.parity["top1_agreement"] == 1.0,
                 "calib+quant<=120s": quant_seconds <= 120,
                 "resnet18_int8_speedup>=2.5": bool(resnets) and resnets["resnet18"]["speedup"] >= 2.5,
-                "edgetl_acc>=ort_defaults": int8_test["top1"] >= default_test["top1"],
+                "edgetl_acc>=ort_defaults": int8_test.top1 >= default_test.top1,
             },
         },
         threads=args.threads,

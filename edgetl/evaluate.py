@@ -23,6 +23,7 @@ from edgetl.manifest import read_manifest
 from edgetl.progress import make_progress, step
 from edgetl.runners.batching import batch_size_for, chunks, padded
 from edgetl.runners.registry import make_runner
+from edgetl.stages.metrics import EvalResult, PairedEval
 from edgetl.tasks.registry import task_of
 
 
@@ -111,7 +112,7 @@ def predict_split(
     )
 
 
-def metrics_of(p: SplitPredictions) -> dict:
+def metrics_of(p: SplitPredictions) -> EvalResult:
     """The task's metrics of one artifact's predictions, with where they were measured."""
     task = p.task
     metrics = task.metrics(p.predictions, p.targets, p.labels)
@@ -121,7 +122,8 @@ def metrics_of(p: SplitPredictions) -> dict:
     samples = eval_samples(task, p.predictions, p.targets, p.indices, ids, p.labels)
     if samples is not None:  # a few images' predictions and truths, for a report's gallery
         metrics["samples"] = samples
-    metrics.update(
+    return EvalResult(
+        **metrics,
         task=task.name,
         artifact=str(p.artifact),
         backend=p.backend,
@@ -129,7 +131,6 @@ def metrics_of(p: SplitPredictions) -> dict:
         data=p.data_name,
         split_fingerprint=p.split_fingerprint,
     )
-    return metrics
 
 
 def evaluate(
@@ -139,7 +140,7 @@ def evaluate(
     backend: str | None = None,
     batch_size: int = 64,
     runner_options: dict | None = None,
-) -> dict:
+) -> EvalResult:
     """The task's metrics (a classifier: top-1/top-5/per-class/confusion) of ``artifact`` on
     ``split`` of the data."""
     recorded = read_manifest(artifact)  # which data reader and splits: before the model is loaded
@@ -155,10 +156,10 @@ def evaluate_paired(
     split: str = "test",
     backend: str | None = None,
     batch_size: int = 64,
-) -> list[tuple[dict, SplitPredictions]]:
+) -> list[tuple[EvalResult, SplitPredictions]]:
     """Every artifact on the same images (the first one's split), each after the first with its
     paired drop of the task's primary metric and the 95% interval (as quantize judges INT8):
-    ``metrics["paired"]``. Returns (metrics, predictions) per artifact, in order."""
+    ``paired``. Returns (metrics, predictions) per artifact, in order."""
     from edgetl.errors import ModelError
 
     manifests = [read_manifest(a) for a in artifacts]
@@ -171,7 +172,7 @@ def evaluate_paired(
     task = tasks[0]
     data = _data_for(manifests[0], data_config, task)
     idx = split_indices(data, split)
-    out: list[tuple[dict, SplitPredictions]] = []
+    out: list[tuple[EvalResult, SplitPredictions]] = []
     reference = None
     for artifact, recorded in zip(artifacts, manifests, strict=True):
         p = predict_split(artifact, data, idx, split, backend, batch_size, recorded=recorded)
@@ -181,8 +182,8 @@ def evaluate_paired(
             reference = (artifact, records)
         else:
             interval = task.paired(reference[1], records)
-            against = {"against": str(reference[0]), "metric": task.primary_metric}
-            metrics["paired"] = {**against, **interval.as_dict()}
+            paired = PairedEval(**dict(interval), against=str(reference[0]), metric=task.primary_metric)
+            metrics = metrics.model_copy(update={"paired": paired})
         out.append((metrics, p))
     return out
 
@@ -201,13 +202,14 @@ def write_predictions(p: SplitPredictions, path: Path) -> Path:
     return path
 
 
-def write_eval_outputs(metrics: dict, out_dir: str | Path) -> dict[str, Path]:
+def write_eval_outputs(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
     """eval.json and the task's figures (a classifier: confusion.png, as ``png``) in ``out_dir``."""
-    from edgetl.tasks.registry import DEFAULT_TASK, task
+    from edgetl.tasks.registry import task
 
     out_dir = Path(out_dir)
     json_path = out_dir / "eval.json"
-    write_text_atomic(json_path, json.dumps(metrics, indent=2))
-    job = task(metrics.get("task", DEFAULT_TASK))
-    figures = job.plots(metrics, out_dir) if job.plots is not None else {}
+    written = result.to_json()
+    write_text_atomic(json_path, json.dumps(written, indent=2))
+    job = task(result.task)
+    figures = job.plots(written, out_dir) if job.plots is not None else {}  # the task's hook reads eval.json
     return {"json": json_path, **figures}

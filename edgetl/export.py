@@ -7,7 +7,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -224,16 +224,8 @@ def _require_checkpoint(config: ExportConfig) -> None:
     )
 
 
-def export(config: ExportConfig) -> ExportResult:
-    """Export ``config.artifact`` to ONNX; raise if parity fails (unless verify is off)."""
-    import onnx
-    import torch
-
-    from edgetl.models.checkpoint import inference_model, load_checkpoint
-    from edgetl.onnx_manifest import check_graph, embed_manifest, save_onnx_atomic
-    from edgetl.progress import log
-    from edgetl.tasks.registry import task_of
-
+def _check_request(config: ExportConfig) -> None:
+    """--output, the checkpoint and --nms, before the model is loaded."""
     if config.output.suffix != ".onnx":
         raise EdgetlError(f"--output {config.output}: must end in .onnx.")
     _require_checkpoint(config)
@@ -241,14 +233,14 @@ def export(config: ExportConfig) -> ExportResult:
         from edgetl.export_nms import require_nms_task
 
         require_nms_task(config)
-    model, parent = load_checkpoint(config.artifact)
-    model = model.float().eval()
-    job = task_of(parent)
-    model = inference_model(model, parent)  # the graph holds the task's decoding (a detector's boxes)
-    h, w = parent.preprocessing.input_size
-    example = torch.zeros(config.batch or 1, 3, h, w)
+
+
+def _traced(model, example, config: ExportConfig, outputs) -> Any:
+    """The ONNX graph torch exports, checked; an exporter failure names the op or module behind it."""
+    import onnx
+
     try:
-        raw = _export_to_bytes(model, example, config.opset, config.batch is None, parent.outputs)
+        raw = _export_to_bytes(model, example, config.opset, config.batch is None, outputs)
     except Exception as exc:  # noqa: BLE001 - turn exporter failures into a located, named error
         where = locate_unexportable(model, example, config.opset)
         raise ModelError(
@@ -257,60 +249,81 @@ def export(config: ExportConfig) -> ExportResult:
         ) from None
     proto = onnx.load_from_string(raw)
     onnx.checker.check_model(proto, full_check=True)
-    nodes_before = len(proto.graph.node)
-    notes: list[str] = []  # decisions this export took
-    if computed := dynamic_pads(proto):
+    return proto
+
+
+def _pad_notes(proto) -> list[str]:
+    """A note where Pad nodes still compute their pads at run time."""
+    from edgetl.progress import log
+
+    if not (computed := dynamic_pads(proto)):
+        return []
+    note = (
+        f"{len(computed)} Pad node(s) compute their pads at run time (first: {computed[0]}): a padding "
+        "edgetl does not make static; the quantizers and onnxslim may mishandle them"
+    )
+    log(f"[yellow]{note}[/]")
+    return [note]
+
+
+def _simplified(proto, model, x, config: ExportConfig, job, notes: list[str]) -> tuple[Any, dict | None]:
+    """The graph after onnxslim with its parity, or the exact graph (and a note) where the
+    simplifier changed the outputs; the parity is None where it was not measured."""
+    import onnx
+    import onnxslim
+
+    from edgetl.progress import log
+
+    slim = onnxslim.slim(proto)
+    onnx.checker.check_model(slim, full_check=True)
+    slim_parity = parity(slim.SerializeToString(), model, x, config.batch, job) if x is not None else None
+    if slim_parity is not None and not _passes(slim_parity, config, job):
+        # the simplifier changed the outputs: keep the exact graph, and say so
         notes.append(
-            f"{len(computed)} Pad node(s) compute their pads at run time (first: {computed[0]}): a padding "
-            "edgetl does not make static; the quantizers and onnxslim may mishandle them"
+            f"onnxslim changed the model's outputs (max |diff| {slim_parity['max_abs_diff']:.2e}, "
+            f"{agreement_text(slim_parity, job)}); shipped the unsimplified graph"
         )
         log(f"[yellow]{notes[-1]}[/]")
-    val = parity_images(parent, config.data, config.verify_images) if config.verify else None
-    x = val.x if val is not None else None
-    result_parity, simplified = None, False
-    if config.simplify:
-        import onnxslim
+        return proto, None
+    return slim, slim_parity
 
-        slim = onnxslim.slim(proto)
-        onnx.checker.check_model(slim, full_check=True)
-        slim_parity = parity(slim.SerializeToString(), model, x, config.batch, job) if x is not None else None
-        if slim_parity is not None and not _passes(slim_parity, config, job):
-            # the simplifier changed the outputs: keep the exact graph, and say so
-            notes.append(
-                f"onnxslim changed the model's outputs (max |diff| {slim_parity['max_abs_diff']:.2e}, "
-                f"{agreement_text(slim_parity, job)}); shipped the unsimplified graph"
-            )
-            log(f"[yellow]{notes[-1]}[/]")
-        else:
-            proto, result_parity, simplified = slim, slim_parity, True
+
+def _verified(proto, model, x, config: ExportConfig, job, measured: dict | None) -> dict:
+    """The graph's parity against the PyTorch model on the val images; nothing written where it fails."""
+    from edgetl.progress import log
+
+    result = measured
+    if result is None:
+        result = parity(proto.SerializeToString(), model, x, config.batch, job)
     log(
-        f"exported {len(proto.graph.node)} nodes (opset {config.opset}; {nodes_before} before simplification)"
+        f"parity on {result['images']} val images: "
+        f"max |diff| {result['max_abs_diff']:.2e}, "
+        f"{agreement_text(result, job)}"
     )
-    if x is not None:
-        if result_parity is None:
-            result_parity = parity(proto.SerializeToString(), model, x, config.batch, job)
-        log(
-            f"parity on {result_parity['images']} val images: "
-            f"max |diff| {result_parity['max_abs_diff']:.2e}, "
-            f"{agreement_text(result_parity, job)}"
+    if not _passes(result, config, job):
+        raise ModelError(
+            f"ONNX parity check failed: max abs output difference {result['max_abs_diff']:.3e} "
+            f"({result['max_scaled_diff']:.3e} of the output's scale; tolerance "
+            f"{config.tolerance:.0e}), {agreement_text(result, job)}. "
+            "Nothing was written. Use --tolerance or --no-verify to override."
         )
-        if not _passes(result_parity, config, job):
-            raise ModelError(
-                f"ONNX parity check failed: max abs output difference {result_parity['max_abs_diff']:.3e} "
-                f"({result_parity['max_scaled_diff']:.3e} of the output's scale; tolerance "
-                f"{config.tolerance:.0e}), {agreement_text(result_parity, job)}. "
-                "Nothing was written. Use --tolerance or --no-verify to override."
-            )
-    precision_note = None
-    if config.precision == "fp16":
-        proto, result_parity, precision_note = _fp16(proto, model, val, config, job, parent)
-    nms, nms_check = None, None
-    if config.nms:
-        from edgetl.export_nms import with_nms
+    return result
 
-        proto, nms, nms_check, nms_notes = with_nms(proto, model, val, config, job, parent)
-        notes += nms_notes
-    manifest = parent.model_copy(
+
+def _export_manifest(parent: Manifest, config: ExportConfig, job, parity_result, nms, nms_check, notes):
+    """The ONNX file's manifest: the checkpoint's, with the export's kind, precision, outputs,
+    input shape, provenance, parity and decisions."""
+    h, w = parent.preprocessing.input_size
+    nms_words = (
+        [
+            f"NMS in the graph (ONNX NonMaxSuppression): IoU > {nms.iou_threshold:g} suppresses, "
+            f"score > {nms.score_threshold:g}, top {nms.pre_nms_topk} candidates, at most "
+            f"{nms.max_detections} detections"
+        ]
+        if nms
+        else []
+    )
+    return parent.model_copy(
         update={
             "kind": "onnx",
             "precision": config.precision,
@@ -322,28 +335,63 @@ def export(config: ExportConfig) -> ExportResult:
             ),
             "metrics": {
                 **{k: v for k, v in parent.metrics.items() if k in ("test", f"val_{job.primary_metric}")},
-                "parity": result_parity,
+                "parity": parity_result,
                 **({"nms_parity": nms_check} if config.nms else {}),
             },
             "history": [],
             "decisions": [
                 *parent.decisions,
                 *notes,
-                *([precision_note] if precision_note else []),
-                *(
-                    [
-                        f"NMS in the graph (ONNX NonMaxSuppression): IoU > {nms.iou_threshold:g} suppresses, "
-                        f"score > {nms.score_threshold:g}, top {nms.pre_nms_topk} candidates, at most "
-                        f"{nms.max_detections} detections"
-                    ]
-                    if nms
-                    else []
-                ),
+                *nms_words,
                 "accuracy metrics inherited from the parent checkpoint"
-                + (" (parity verified)" if result_parity else " (parity NOT verified)"),
+                + (" (parity verified)" if parity_result else " (parity NOT verified)"),
             ],
         }
     )
+
+
+def export(config: ExportConfig) -> ExportResult:
+    """Export ``config.artifact`` to ONNX; raise if parity fails (unless verify is off)."""
+    import torch
+
+    from edgetl.models.checkpoint import inference_model, load_checkpoint
+    from edgetl.onnx_manifest import check_graph, embed_manifest, save_onnx_atomic
+    from edgetl.progress import log
+    from edgetl.tasks.registry import task_of
+
+    _check_request(config)
+    model, parent = load_checkpoint(config.artifact)
+    model = model.float().eval()
+    job = task_of(parent)
+    model = inference_model(model, parent)  # the graph holds the task's decoding (a detector's boxes)
+    h, w = parent.preprocessing.input_size
+    example = torch.zeros(config.batch or 1, 3, h, w)
+    proto = _traced(model, example, config, parent.outputs)
+    nodes_before = len(proto.graph.node)
+    notes = _pad_notes(proto)  # decisions this export took
+    val = parity_images(parent, config.data, config.verify_images) if config.verify else None
+    x = val.x if val is not None else None
+    result_parity, simplified = None, False
+    if config.simplify:
+        exact = proto
+        proto, result_parity = _simplified(proto, model, x, config, job, notes)
+        simplified = proto is not exact
+    log(
+        f"exported {len(proto.graph.node)} nodes (opset {config.opset}; {nodes_before} before simplification)"
+    )
+    if x is not None:
+        result_parity = _verified(proto, model, x, config, job, result_parity)
+    precision_note = None
+    if config.precision == "fp16":
+        proto, result_parity, precision_note = _fp16(proto, model, val, config, job, parent)
+    nms, nms_check = None, None
+    if config.nms:
+        from edgetl.export_nms import with_nms
+
+        proto, nms, nms_check, nms_notes = with_nms(proto, model, val, config, job, parent)
+        notes += nms_notes
+    notes += [precision_note] if precision_note else []
+    manifest = _export_manifest(parent, config, job, result_parity, nms, nms_check, notes)
     # model_copy skips validation: check what is copied forward, and against the graph it describes
     manifest = check_graph(proto, manifest.revalidated(str(config.output)), str(config.output))
     embed_manifest(proto, manifest)

@@ -77,8 +77,8 @@ def test_eval_of_the_fp16_file_matches_fp32(fp16_onnx, tiny_onnx):
 
     path, _ = fp16_onnx
     data = DataConfig(source="digits")
-    fp32 = evaluate(tiny_onnx, data, "test", "onnxruntime", 64)["top1"]
-    fp16 = evaluate(path, data, "test", "openvino", 64)["top1"]
+    fp32 = evaluate(tiny_onnx, data, "test", "onnxruntime", 64).top1
+    fp16 = evaluate(path, data, "test", "openvino", 64).top1
     assert abs(fp32 - fp16) <= 0.02
 
 

@@ -90,4 +90,4 @@ def test_a_new_runner_module_is_a_backend_everywhere(demo_backend, tiny_onnx):
     data = DataConfig(source="digits", limit_test=60)
     ours = evaluate(tiny_onnx, data, "test", backend=demo_backend)
     reference = evaluate(tiny_onnx, data, "test", backend="onnxruntime")
-    assert ours["backend"] == demo_backend and ours["top1"] == reference["top1"]
+    assert ours.backend == demo_backend and ours.top1 == reference.top1

@@ -103,23 +103,27 @@ def test_inspect_labels_the_float_precision():
 
 
 def test_quantize_prints_the_calibration_audits_spread():
+    from edgetl.quantize.report import Audit, QuantizeReport
     from edgetl.quantize.selection import audit_line
     from edgetl.stages.quantize import show
 
-    audit = {"seeds": 3, "mean": 0.91, "spread_pt": 0.15, "std_pt": 0.08}
+    audit = Audit(seeds=3, mean=0.91, spread_pt=0.15, std_pt=0.08)
     line = audit_line(audit, "top1", "top-1")
     assert line == (
         "calibration audit: re-calibrated on 3 other subsets, INT8 val top-1 mean 0.9100, "
         "spread 0.15 pt (std 0.08 pt)"
     )
-    report = {
-        "shipped": "int8",
-        "speed": "tied",
-        "fp32": {"top1": 0.92},
-        "latency": {"fp32": {"p50_ms": 0.1}, "int8": {"p50_ms": 0.1}},
-        "candidates": {},
-        "kind": "ptq",
-    }
+    report = QuantizeReport(
+        val_images=100,
+        shipped="int8",
+        speed="tied",
+        fp32={"top1": 0.92},
+        int8={"top1": 0.92},
+        drop_pt=0.0,
+        latency={"fp32": {"p50_ms": 0.1}, "int8": {"p50_ms": 0.1}},
+        int8_speedup=1.0,
+        kind="ptq",
+    )
     notes = ["calibrated on ...", "val top-1 ...", line, "gate 1", "gate 2", "gate 3", "gate 4"]
     result = SimpleNamespace(
         metrics=SimpleNamespace(by_target={"cpu": report}),

@@ -29,7 +29,7 @@ class ReportInputs:
     bench: Any  # BenchMetrics
     shipping: Any  # pipeline.ship.Shipping
     timings: dict = field(default_factory=dict)  # per stage: ran or skipped (why), seconds
-    quantize: dict = field(default_factory=dict)  # target -> quantize report (``by_target``)
+    quantize: dict = field(default_factory=dict)  # target -> QuantizeReport (``by_target``)
     sweep: Any = None  # SweepMetrics, when the run had a sweep
     data: Any = None  # the DataConfig eval ran on: where the gallery's images come from
 

@@ -113,17 +113,11 @@ def _paired(results: Sequence[BenchResult], slow: Path | None, fast: Path | None
     return out
 
 
-def _paired_drop(entry) -> tuple[float, float, float, int] | None:
-    """An eval entry's paired drop against the reference: (drop, low, high) in points, images."""
-    p = entry.paired
-    return (p["drop_pt"], *p["ci95_pt"], p["images"]) if p else None
-
-
 def paired_text(entry) -> str:
     """An eval entry's paired drop against the reference, with its 95% interval, in points."""
-    if (p := _paired_drop(entry)) is None:
+    if (p := entry.paired) is None:
         return "-"
-    return f"{p[0]:+.2f} ({p[1]:+.2f} to {p[2]:+.2f})"
+    return f"{p.drop_pt:+.2f} ({p.ci95_pt[0]:+.2f} to {p.ci95_pt[1]:+.2f})"
 
 
 def summary_lines(inputs, facts: Facts) -> list[str]:
@@ -181,9 +175,9 @@ def _latency_lines(inputs, facts: Facts, shipped_path) -> list[str]:
 
 
 def _interval_words(entry) -> str:
-    if (p := _paired_drop(entry)) is None:
+    if (p := entry.paired) is None:
         return ""
-    return f"; paired drop 95% CI {p[1]:+.2f} to {p[2]:+.2f} pt on {p[3]} images"
+    return f"; paired drop 95% CI {p.ci95_pt[0]:+.2f} to {p.ci95_pt[1]:+.2f} pt on {p.images} images"
 
 
 def artifact_section(inputs, facts: Facts) -> list[tuple]:
@@ -384,7 +378,7 @@ def decision_section(inputs, facts: Facts) -> list[tuple]:
             decisions += [f"{r.model}: {d}" for d in read_manifest(p).decisions]
     for target, rep in inputs.quantize.items():
         flavour = "" if target == "cpu" else f" ({target} flavour)"
-        decisions += [f"quantize{flavour}: {d}" for d in rep["decisions"]]
+        decisions += [f"quantize{flavour}: {d}" for d in rep.decisions]
     decisions += [f"ship: {r.label}: {why}" for r, why in inputs.shipping.reasons.items()]
     for name, t in inputs.timings.items():
         if t.get("reason"):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgetl.quantize.report import QuantizeReport
 from edgetl.quantize.speed_gate import decide
 from edgetl.stages.base import Form, Role, deployable_model, role
-from edgetl.tasks.registry import DEFAULT_TASK, task
+from edgetl.tasks.registry import task
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Shipping:
         return artifacts[self.shipped]
 
 
-def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefer: str) -> Shipping:
+def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, QuantizeReport], prefer: str) -> Shipping:
     """The deployable model's ONNX, or its INT8 QDQ where the speed gate's rule says so
     (quantize/speed_gate.decide: faster / slower / tied; a tie by val top-1, then file size).
     The teacher and the checkpoints are references, engines and the TensorRT flavour are for the
@@ -34,30 +35,28 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
     runtime_files: dict[str, str] = {}
     cpu = quantize_reports.get("cpu")
     if int8 in artifacts and cpu is not None:
-        speed, lo, hi = cpu["int8_speedup"], *cpu["int8_speedup_ci95"]
-        rounds = len(cpu.get("latency", {}).get("fp32", {}).get("rounds_ms", ()))
+        speed, (lo, hi) = cpu.int8_speedup, cpu.int8_speedup_ci95
         measured = (
             f"the quantize speed gate measured INT8 {speed:.2f}x FP32 on ONNX Runtime CPU "
-            f"(paired over {rounds} rounds, 95% CI {lo:.2f}-{hi:.2f}x)"
+            f"(paired over {cpu.gate_rounds} rounds, 95% CI {lo:.2f}-{hi:.2f}x)"
         )
-        job = task(cpu.get("task", DEFAULT_TASK))  # reports written before tasks: classification
-        key = job.primary_metric
+        job = task(cpu.task)  # reports written before tasks: classification
         choice = decide(
             ci95=(lo, hi),
-            fp32_score=cpu["fp32"][key],
-            int8_score=cpu["int8"][key],
+            fp32_score=cpu.fp32_score,
+            int8_score=cpu.int8_score,
             metric_label=job.metric_label,
             direction=job.direction,
-            within_budget=cpu.get("within_budget", True),
+            within_budget=cpu.within_budget,
             fp32_bytes=artifacts[fp32].stat().st_size,
             int8_bytes=artifacts[int8].stat().st_size,
             prefer=prefer,
         )
-        accuracy = f"val drop {cpu['drop_pt']:+.2f} pt"
+        accuracy = f"val drop {cpu.drop_pt:+.2f} pt"
         if choice.ship_int8:
             shipped = int8
             rule = f"prefer: {prefer}: {choice.reason}"
-            runtime_files = by_runtime(cpu)
+            runtime_files = cpu.by_runtime()
             reasons[int8] = f"shipped: {measured}, {choice.pace}; {rule}; {accuracy}" + runtime_note(cpu)
             reasons[fp32] = f"not shipped: the INT8 model is the deployable one ({measured}, {choice.pace})"
         else:
@@ -84,19 +83,13 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, dict], prefe
     return Shipping(shipped, reasons, runtime_files)
 
 
-def by_runtime(report: dict) -> dict[str, str]:
-    """runtime -> file from a quantize report, where the runtimes get different files."""
-    files = report.get("runtime_files") or {}
-    return dict(files) if len(set(files.values())) > 1 else {}
-
-
-def runtime_note(report: dict) -> str:
+def runtime_note(report: QuantizeReport) -> str:
     """Which file to deploy on OpenVINO when it is not the one timed on ONNX Runtime, in words."""
-    files = by_runtime(report)
+    files = report.by_runtime()
     if "openvino" not in files:
         return ""
-    ov = report.get("openvino_file") or {}
-    drop = f", val drop {ov['drop_pt']:+.2f} pt" if "drop_pt" in ov else ""
+    ov = report.openvino_file
+    drop = f", val drop {ov.drop_pt:+.2f} pt" if ov is not None else ""
     return (
         f"; this file is for ONNX Runtime (its Q/DQ placement fuses there); on OpenVINO deploy "
         f"{files['openvino']} (NNCF's own placement{drop})"
@@ -106,14 +99,14 @@ def runtime_note(report: dict) -> str:
 AGREE_WITHIN = 0.10  # bench vs speed gate: the relative gap still read as agreement
 
 
-def speed_agreement(cpu: dict | None, bench_speedups: dict[str, float]) -> str | None:
+def speed_agreement(cpu: QuantizeReport | None, bench_speedups: dict[str, float]) -> str | None:
     """Whether the bench's INT8/FP32 ratio on onnxruntime agrees with the speed gate's (the
     measurement the ship rule used), in words; None when either is missing."""
     bench = bench_speedups.get("onnxruntime")
     if cpu is None or bench is None:
         return None
-    gate, (lo, hi) = cpu["int8_speedup"], cpu["int8_speedup_ci95"]
-    gate_text = f"the quantize speed gate's {gate:.2f}x (95% CI {lo:.2f}-{hi:.2f}x, {cpu.get('speed', '')})"
+    gate, (lo, hi) = cpu.int8_speedup, cpu.int8_speedup_ci95
+    gate_text = f"the quantize speed gate's {gate:.2f}x (95% CI {lo:.2f}-{hi:.2f}x, {cpu.speed or ''})"
     if lo <= bench <= hi:
         return f"speed: the bench's {bench:.2f}x on onnxruntime agrees with {gate_text}"
     if abs(bench / gate - 1) <= AGREE_WITHIN and (bench > 1) == (gate > 1):

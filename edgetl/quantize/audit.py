@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.progress import log
+from edgetl.quantize.report import Audit, Coverage
 
 
-def class_coverage(labels, classes: list[str], key=None) -> dict:
+def class_coverage(labels, classes: list[str], key=None) -> Coverage:
     """Images per class in the calibration set, the classes it misses, and the smallest share.
     ``labels``: one class index per image; or, with ``key`` (a target -> the classes it holds, the
     task's ``stratify_key``), one target per image, counted once in each class it holds."""
@@ -27,13 +28,13 @@ def class_coverage(labels, classes: list[str], key=None) -> dict:
         for target in labels:
             counts[list(key(target))] += 1
     total = int(counts.sum())
-    return {
-        "per_class": {c: int(n) for c, n in zip(classes, counts, strict=True)},
-        "classes_covered": int((counts > 0).sum()),
-        "classes": len(classes),
-        "missing": [c for c, n in zip(classes, counts, strict=True) if n == 0],
-        "min_share": float(counts.min() / total) if total else 0.0,
-    }
+    return Coverage(
+        per_class={c: int(n) for c, n in zip(classes, counts, strict=True)},
+        classes_covered=int((counts > 0).sum()),
+        classes=len(classes),
+        missing=tuple(c for c, n in zip(classes, counts, strict=True) if n == 0),
+        min_share=float(counts.min() / total) if total else 0.0,
+    )
 
 
 def stratified_draw(labels: np.ndarray, pool: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -82,9 +83,10 @@ def stability(
     evaluate: Callable[[Path], dict],
     work: Path,
     metric: tuple[str, str] = ("top1", "top-1"),
-) -> dict:
+    of: str = "ptq",
+) -> Audit:
     """Re-calibrate on every subset, evaluate on val, and report the spread of the INT8 metric
-    (``metric``: the task's primary key and its label)."""
+    (``metric``: the task's primary key and its label) of the candidate ``of``."""
     key, label = metric
     scores = []
     for k, images in subsets:
@@ -94,11 +96,12 @@ def stability(
         out.unlink(missing_ok=True)
         log(f"calibration audit {k + 1}: INT8 val {label} {scores[-1]:.4f}")
     a = np.asarray(scores)
-    return {
-        "seeds": len(scores),
-        f"int8_{key}": scores,
-        "mean": float(a.mean()),
-        "spread_pt": float(100 * (a.max() - a.min())),
-        "std_pt": float(100 * a.std(ddof=1)) if len(a) > 1 else 0.0,
-        "subsets": "stratified draws from the training pool (the calib split's pool), one per seed",
-    }
+    return Audit(
+        seeds=len(scores),
+        **{f"int8_{key}": scores},
+        mean=float(a.mean()),
+        spread_pt=float(100 * (a.max() - a.min())),
+        std_pt=float(100 * a.std(ddof=1)) if len(a) > 1 else 0.0,
+        subsets="stratified draws from the training pool (the calib split's pool), one per seed",
+        of=of,
+    )

@@ -1,5 +1,5 @@
-"""The accuracy budget: quantize, measure val top-1, and keep the most sensitive nodes in float
-(1, 2, 4, 8 ...) until the drop fits the budget. The same loop for every quantizer.
+"""The accuracy budget: quantize, measure the task's val metric, and keep the most sensitive nodes
+in float (1, 2, 4, 8 ...) until the drop fits the budget. The same loop for every quantizer.
 
 Where the FP32 model's per-image records are given, every drop comes with its paired 95%
 interval (quantize/confidence.py) and a verdict: holds (upper bound within the budget),
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgetl.progress import log
+from edgetl.quantize.confidence import PairedDrop
+from edgetl.quantize.report import BudgetRound
 
 
 @dataclass
@@ -23,10 +25,10 @@ class BudgetOutcome:
     metrics: dict  # its val metrics
     drop_pt: float
     kept_float: list[str]
-    rounds: list[dict] = field(default_factory=list)
+    rounds: list[BudgetRound] = field(default_factory=list)
     ranking: list[dict] | None = None  # nodes by sensitivity, worst first (when it was needed)
     verdict: str = "holds"  # holds / unresolved / missed (see confidence.budget_verdict)
-    interval: dict | None = None  # the paired interval of this round (when per-image data came)
+    interval: PairedDrop | None = None  # the paired interval of this round (when per-image data came)
 
 
 def fit_budget(
@@ -65,13 +67,18 @@ def fit_budget(
         interval = None
         verdict = "holds" if drop <= max_drop else "missed"
         if fp32_records is not None and paired is not None:
-            judged = paired(fp32_records, m["records"])
-            interval, verdict = judged.as_dict(), budget_verdict(judged, max_drop)
+            interval = paired(fp32_records, m["records"])
+            verdict = budget_verdict(interval, max_drop)
         rounds.append(
-            {"kept_float": list(exclude), f"int8_{key}": m[key], "drop_pt": drop, "verdict": verdict}
-            | ({"drop_ci95_pt": interval["ci95_pt"]} if interval else {})
+            BudgetRound(
+                kept_float=tuple(exclude),
+                **{f"int8_{key}": m[key]},
+                drop_pt=drop,
+                verdict=verdict,
+                **({"drop_ci95_pt": interval.ci95_pt} if interval else {}),
+            )
         )
-        ci = f" (95% CI {interval['ci95_pt'][0]:+.2f} to {interval['ci95_pt'][1]:+.2f})" if interval else ""
+        ci = f" (95% CI {interval.ci95_pt[0]:+.2f} to {interval.ci95_pt[1]:+.2f})" if interval else ""
         log(
             f"INT8 ({label}, {len(exclude)} node(s) in float): val {name} {m[key]:.4f}, "
             f"drop {drop:+.2f} pt{ci}: budget {max_drop} pt {verdict}"

@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 Z95 = 1.959963984540054
 MIN_DISCORDANT_FOR_BOOTSTRAP = 10
 BOOTSTRAP_RESAMPLES = 2000
 
 
-@dataclass(frozen=True)
-class PairedDrop:
+class PairedDrop(BaseModel):
+    """A paired drop with its 95% interval, as a quantize report and eval.json hold it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
     images: int
     drop_pt: float  # 100 * (FP32 metric - INT8 metric) on the same images (top-1, mAP, ...)
     ci95_pt: tuple[float, float]
@@ -36,9 +39,6 @@ class PairedDrop:
     mcnemar_p: float | None  # exact two-sided (per-image booleans only)
     method: str  # how the interval was computed
     per_image_variance: float | None = None  # set-level metrics: n * (bootstrap s.e.)^2, fraction^2
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "ci95_pt": list(self.ci95_pt)}
 
 
 def _binom_cdf(k: int, n: int, p: float) -> float:
@@ -103,7 +103,15 @@ def paired_drop(fp32_correct, int8_correct, seed: int = 0) -> PairedDrop:
             f"exact Clopper-Pearson bounds on the discordant shares (only {b + c} discordant "
             f"image(s): too few for a bootstrap)"
         )
-    return PairedDrop(n, drop, (round(lo, 9), round(hi, 9)), b, c, mcnemar_exact_p(b, c), method)
+    return PairedDrop(
+        images=n,
+        drop_pt=drop,
+        ci95_pt=(round(lo, 9), round(hi, 9)),
+        only_fp32_right=b,
+        only_int8_right=c,
+        mcnemar_p=mcnemar_exact_p(b, c),
+        method=method,
+    )
 
 
 def paired_metric_drop(
@@ -129,13 +137,13 @@ def paired_metric_drop(
     boots = np.array([100.0 * sign * (score(records_a, d) - score(records_b, d)) for d in draws])
     lo, hi = float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
     return PairedDrop(
-        n,
-        drop,
-        (round(lo, 9), round(hi, 9)),
-        None,
-        None,
-        None,
-        f"paired bootstrap over images ({BOOTSTRAP_RESAMPLES} resamples, seed {seed})",
+        images=n,
+        drop_pt=drop,
+        ci95_pt=(round(lo, 9), round(hi, 9)),
+        only_fp32_right=None,
+        only_int8_right=None,
+        mcnemar_p=None,
+        method=f"paired bootstrap over images ({BOOTSTRAP_RESAMPLES} resamples, seed {seed})",
         per_image_variance=float(n * (boots.std() / 100.0) ** 2),
     )
 

@@ -22,6 +22,7 @@ import logging
 from pathlib import Path
 
 from edgetl.errors import ConfigError
+from edgetl.runners.batching import padded
 
 BIAS_CORRECTION = ("off", "fast", "full")
 FEED_IMAGES = 16  # calibration images per NNCF feed for a dynamic-batch model
@@ -68,7 +69,7 @@ def nncf_static(
     # feeds, measured on 1000 val images)
     batch = fixed_batch if fixed_batch > 0 else FEED_IMAGES
     feeds = [(s, min(s + batch, len(calib))) for s in range(0, len(calib), batch)]
-    dataset = nncf.Dataset(feeds, lambda r: {input_name: _padded(calib[r[0] : r[1]], batch, fixed_batch)})
+    dataset = nncf.Dataset(feeds, lambda r: {input_name: padded(calib[r[0] : r[1]], fixed_batch)})
     advanced = AdvancedQuantizationParameters(
         disable_bias_correction=bias_correction == "off",
         activations_range_estimator_params=estimators[method],
@@ -137,11 +138,3 @@ def signed_activations(model) -> int:
         zp.CopyFrom(numpy_helper.from_array(np.zeros_like(values, dtype=np.int8), zp.name))
         done.add(zp.name)
     return len(done)
-
-
-def _padded(x, batch: int, fixed_batch: int):
-    import numpy as np
-
-    if fixed_batch > 0 and len(x) < batch:  # a fixed-batch graph takes only full batches
-        x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)])
-    return x

@@ -19,6 +19,7 @@ from edgetl.manifest import InputSpec, Manifest, PreprocessContract, Provenance
 from edgetl.progress import log
 from edgetl.provenance import make_provenance
 from edgetl.quantize.quantizers import QUANTIZERS, get_quantizer, quant_settings
+from edgetl.quantize.report import Coverage, OpenVinoFile, QuantizeReport
 
 __all__ = ["QuantizeConfig", "QuantizeResult", "quant_settings", "quantize", "quantize_once"]
 
@@ -162,7 +163,7 @@ class QuantizeConfig(BaseModel):
 class QuantizeResult:
     path: Path
     manifest: Manifest
-    report: dict
+    report: QuantizeReport
 
 
 def _check_image_input(proto, path: Path) -> tuple[str, int]:
@@ -407,7 +408,7 @@ def _task_float_nodes(task, fp32: Path, config: QuantizeConfig) -> list[str]:
     return names
 
 
-def _calibration_record(info: dict, config: QuantizeConfig, coverage: dict) -> dict:
+def _calibration_record(info: dict, config: QuantizeConfig, coverage: Coverage) -> dict:
     """How the model was calibrated, for the manifest's provenance."""
     return {
         **{k: v for k, v in info.items() if k != "classes"},
@@ -416,7 +417,7 @@ def _calibration_record(info: dict, config: QuantizeConfig, coverage: dict) -> d
         "target": config.target,
         "engine": config.engine,
         "bias_correction": config.bias_correction_mode,
-        "class_coverage": coverage,
+        "class_coverage": coverage.model_dump(mode="json"),
     }
 
 
@@ -441,47 +442,62 @@ class _OpenVinoFile:
         save_onnx_atomic(model, self.output)
 
 
-def _runtime_files(chosen, config, report, evaluate, fp32_metrics, task) -> _OpenVinoFile | None:
-    """Which file is for which runtime, into the report (``runtime_files``, a decision); where the
+def _runtime_files(
+    chosen, config, report: QuantizeReport, evaluate, fp32_metrics, task
+) -> tuple[QuantizeReport, _OpenVinoFile | None]:
+    """The report with which file is for which runtime (``runtime_files``, a decision); where the
     kept candidate has NNCF's own placement beside it, that file measured on val too."""
     from edgetl.quantize.nncf_ort import openvino_path
 
-    native = openvino_path(chosen["path"])
+    native = openvino_path(chosen.path)
     if not native.is_file():
-        report["runtime_files"] = {"onnxruntime": str(config.output), "openvino": str(config.output)}
-        return None
+        files = {"onnxruntime": str(config.output), "openvino": str(config.output)}
+        return report.model_copy(update={"runtime_files": files}), None
     key, out = task.primary_metric, openvino_path(config.output)
     metrics = evaluate(native)
     interval = task.paired(fp32_metrics["records"], metrics["records"])
     lo, hi = interval.ci95_pt
-    report["runtime_files"] = {"onnxruntime": str(config.output), "openvino": str(out)}
-    report["openvino_file"] = {key: metrics[key], "drop_pt": interval.drop_pt, "drop_ci95_pt": [lo, hi]}
-    report["decisions"].append(
+    decision = (
         f"files by runtime: ONNX Runtime {config.output} (NNCF's ranges and weights in ONNX Runtime's "
         f"Q/DQ placement, which its CPU provider fuses into QLinearConv); OpenVINO {out} (NNCF's own "
         f"placement: val {task.metric_label} {metrics[key]:.4f}, {interval.drop_pt:+.2f} pt, 95% CI "
         f"{lo:+.2f} to {hi:+.2f})"
     )
-    return _OpenVinoFile(native, out, metrics, key)
+    update = {
+        "decisions": (*report.decisions, decision),
+        "runtime_files": {"onnxruntime": str(config.output), "openvino": str(out)},
+        "openvino_file": OpenVinoFile(
+            **{key: metrics[key]}, drop_pt=interval.drop_pt, drop_ci95_pt=interval.ci95_pt
+        ),
+    }
+    return report.model_copy(update=update), _OpenVinoFile(native, out, metrics, key)
 
 
-def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
-    """Quantize ``config.model`` to INT8 QDQ within the accuracy budget; see QuantizeConfig.
-    ``keep_int8`` writes the INT8 model even where ``prefer`` would ship FP32: the pipeline's
-    candidate, which its report ships (or not) by the same rule."""
-    import onnx
-
-    from edgetl.data.labels import label_map
-    from edgetl.onnx_manifest import embed_manifest, load_onnx, save_onnx_atomic
-    from edgetl.quantize.audit import class_coverage
-    from edgetl.quantize.calibration import calibration_images, load_split_images
-    from edgetl.quantize.selection import QuantizeRun
-    from edgetl.tasks.registry import task_of
-
+def _check_outputs(config: QuantizeConfig) -> None:
+    """--output and --checkpoint, before anything is loaded."""
     if config.output.suffix != ".onnx":
         raise EdgetlError(f"--output {config.output}: must end in .onnx.")
     if config.checkpoint is not None and not config.checkpoint.is_file():
         raise EdgetlError(f"--checkpoint {config.checkpoint}: no such file (the FP32 model's .safetensors).")
+
+
+@dataclass
+class _Source:
+    """The FP32 model to quantize: its graph, image input, manifest and task."""
+
+    proto: object
+    input_name: str
+    fixed_batch: int
+    parent: Manifest
+    task: object  # TaskSpec
+
+
+def _load_source(config: QuantizeConfig) -> _Source:
+    """The FP32 ONNX and its manifest, checked: one image input, not INT8 or FP16 already, QAT
+    only where it can run (its checkpoint resolved before any work)."""
+    from edgetl.onnx_manifest import load_onnx
+    from edgetl.tasks.registry import task_of
+
     proto = load_onnx(config.model)
     _check_exclude(config.exclude, proto, config.model)
     input_name, fixed_batch = _check_image_input(proto, config.model)
@@ -504,17 +520,75 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         from edgetl.quantize.qat import resolve_checkpoint
 
         resolve_checkpoint(config, parent)  # before any work: QAT needs the checkpoint
-    contract = parent.preprocessing
+    return _Source(proto, input_name, fixed_batch, parent, task)
+
+
+def _load_images(src: _Source, config: QuantizeConfig):
+    """Calibration images (calib split), val images, the val label remap and the calibration
+    set's class coverage."""
+    from edgetl.data.labels import label_map
+    from edgetl.quantize.audit import class_coverage
+    from edgetl.quantize.calibration import calibration_images, load_split_images
+
+    parent, task, contract = src.parent, src.task, src.parent.preprocessing
     calib = calibration_images(_data_config(parent, config), contract, config.calib_count, task)
     val = load_split_images(_data_config(parent, config, limit_val=config.val_count), "val", contract, task)
     remap = label_map(val.info["classes"], list(parent.labels), val.info["source"])
-    labels = list(parent.labels)
-    coverage = class_coverage(calib.targets(remap), labels, task.stratify_key)
+    coverage = class_coverage(calib.targets(remap), list(parent.labels), task.stratify_key)
+    return calib, val, remap, coverage
+
+
+def _check_rules(quantizer, path: Path) -> None:
+    """The quantizer's own rules on the INT8 graph (TensorRT's Q/DQ placement)."""
+    problems = quantizer.rules(path) if quantizer.rules else []
+    if problems:
+        raise ModelError(f"the INT8 model breaks {quantizer.rules_name}:\n  " + "\n  ".join(problems[:20]))
+
+
+def _quantized_manifest(
+    src: _Source, config: QuantizeConfig, write_int8: bool, calibration: dict, fp32_metrics, chosen, report
+) -> Manifest:
+    """The written file's manifest: INT8 (or FP32 where it ships), with the quantize provenance,
+    both val metrics, the report and its decisions."""
+    key, parent = src.task.primary_metric, src.parent
+    return parent.model_copy(
+        update={
+            "kind": "onnx-int8" if write_int8 else "onnx",
+            "provenance": make_provenance(
+                "quantize",
+                config,
+                parent=config.model,
+                data=parent.provenance.data,
+                calibration=calibration,
+            ),
+            "metrics": {
+                f"val_fp32_{key}": fp32_metrics[key],
+                f"val_int8_{key}": chosen.metrics[key],
+                "quantization": report.to_json(),
+            },
+            "decisions": [*parent.decisions, *report.decisions],
+        }
+    ).revalidated(str(config.output))
+
+
+def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
+    """Quantize ``config.model`` to INT8 QDQ within the accuracy budget; see QuantizeConfig.
+    ``keep_int8`` writes the INT8 model even where ``prefer`` would ship FP32: the pipeline's
+    candidate, which its report ships (or not) by the same rule."""
+    import onnx
+
+    from edgetl.onnx_manifest import embed_manifest, save_onnx_atomic
+    from edgetl.quantize.selection import QuantizeRun
+
+    _check_outputs(config)
+    src = _load_source(config)
+    parent, task, fixed_batch, input_name = src.parent, src.task, src.fixed_batch, src.input_name
+    calib, val, remap, coverage = _load_images(src, config)
 
     clean_stale_work_dirs()
     work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
     try:
-        fp32 = _pre_processed(proto, work, config)
+        fp32 = _pre_processed(src.proto, work, config)
         evaluate = _evaluator(config, fp32, val, remap, fixed_batch, parent, task)
         task_float = _task_float_nodes(task, fp32, config)
 
@@ -537,62 +611,41 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         )
         chosen = run.choose()
         quantizer = get_quantizer(config.target)
-        problems = quantizer.rules(chosen["path"]) if quantizer.rules else []
-        if problems:
-            raise ModelError(
-                f"the INT8 model breaks {quantizer.rules_name}:\n  " + "\n  ".join(problems[:20])
-            )
+        _check_rules(quantizer, chosen.path)
         audit = run.audit(chosen) if config.audit_seeds else None
         layer_rows = run.layer_rows(chosen) if config.layer_report else None
         from edgetl.quantize.speed_gate import speed_gate
 
         gate = speed_gate(
             fp32,
-            chosen["path"],
+            chosen.path,
             parent,
             config.threads,
             quantizer,
             config.prefer,
             fp32_score=fp32_metrics[key],
-            int8_score=chosen["metrics"][key],
+            int8_score=chosen.metrics[key],
             job=task,
         )
         from edgetl.quantize.layer_error import layer_report_path
 
         layer_path = layer_report_path(config.output) if layer_rows is not None else None
-        report, decisions = run.report(chosen, gate, coverage, audit, layer_path)
+        report = run.report(chosen, gate, coverage, audit, layer_path)
         write_int8 = gate.ship_int8 or keep_int8
-        shipped = chosen["path"] if write_int8 else fp32
+        shipped = chosen.path if write_int8 else fp32
         if write_int8 and not gate.ship_int8:
-            decisions.append(
+            note = (
                 "INT8 written as the pipeline's candidate; the report ships by the same rule "
                 f"(prefer: {config.prefer})"
             )
-        openvino = (
-            _runtime_files(chosen, config, report, evaluate, fp32_metrics, task) if write_int8 else None
-        )
+            report = report.model_copy(update={"decisions": (*report.decisions, note)})
+        openvino = None
+        if write_int8:
+            report, openvino = _runtime_files(chosen, config, report, evaluate, fp32_metrics, task)
         calibration = _calibration_record(calib.info, config, coverage)
         final = onnx.load(str(shipped))
         prune_opset_imports(final)
-        int8_metrics = chosen["metrics"]
-        manifest = parent.model_copy(
-            update={
-                "kind": "onnx-int8" if write_int8 else "onnx",
-                "provenance": make_provenance(
-                    "quantize",
-                    config,
-                    parent=config.model,
-                    data=parent.provenance.data,
-                    calibration=calibration,
-                ),
-                "metrics": {
-                    f"val_fp32_{key}": fp32_metrics[key],
-                    f"val_int8_{key}": int8_metrics[key],
-                    "quantization": report,
-                },
-                "decisions": [*parent.decisions, *decisions],
-            }
-        ).revalidated(str(config.output))
+        manifest = _quantized_manifest(src, config, write_int8, calibration, fp32_metrics, chosen, report)
         embed_manifest(final, manifest)
         if openvino is not None:
             openvino.write(manifest)

@@ -10,15 +10,52 @@ by side; the one kept is the one within budget with the least compute left in fl
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgetl.errors import EdgetlError
 from edgetl.progress import log
 from edgetl.quantize.confidence import (
+    PairedDrop,
     budget_verdict,
     images_needed,
     smallest_resolvable_budget_pt,
 )
+from edgetl.quantize.report import Audit, BudgetRound, Candidate, Coverage, QuantizeReport
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One INT8 candidate while the run chooses: its file, val metrics (with the per-image
+    ``records``), the paired interval against FP32 and the verdict on the budget."""
+
+    kind: str  # ptq or qat
+    path: Path
+    metrics: dict  # the task's val metrics, ``records`` among them
+    interval: PairedDrop
+    verdict: str
+    kept_float: tuple[str, ...]
+    float_mac_share: float
+    rounds: tuple[BudgetRound, ...] = ()
+    ranking: list[dict] | None = None  # nodes by sensitivity, worst first (PTQ, when it was needed)
+    qat: dict[str, Any] | None = None  # QAT's training summary
+
+    @property
+    def within_budget(self) -> bool:
+        return self.verdict != "missed"
+
+    def summary(self, key: str) -> Candidate:
+        """The report's line for this candidate."""
+        return Candidate(
+            **{f"int8_{key}": self.metrics[key]},
+            drop_pt=self.interval.drop_pt,
+            drop_ci95_pt=self.interval.ci95_pt,
+            within_budget=self.within_budget,
+            kept_float=len(self.kept_float),
+            float_mac_share=self.float_mac_share,
+            **({"qat": self.qat} if self.qat is not None else {}),
+        )
 
 
 class QuantizeRun:
@@ -54,7 +91,7 @@ class QuantizeRun:
         self.task = task_of(parent)
         self.key, self.metric_label = self.task.primary_metric, self.task.metric_label
         self.val_images = len(fp32_metrics["records"])
-        self.candidates: dict[str, dict] = {}
+        self.candidates: dict[str, Attempt] = {}
 
     def quantize(self, out: Path, exclude: list[str], images=None) -> None:
         self._quantize_once(
@@ -69,24 +106,22 @@ class QuantizeRun:
         if self.task_float:
             _release_float_tail(out, set(self.task_float))
 
-    def _judged(self, kind: str, path: Path, metrics: dict, kept_float: list[str], **extra) -> dict:
+    def _judged(self, kind: str, path: Path, metrics: dict, kept_float: list[str], **extra) -> Attempt:
         from edgetl.quantize.macs import float_share
 
         interval = self.task.paired(self.fp32_metrics["records"], metrics["records"])
-        verdict = budget_verdict(interval, self.config.max_drop)
-        return {
-            "kind": kind,
-            "path": path,
-            "metrics": metrics,
-            "interval": interval,
-            "verdict": verdict,
-            "within_budget": verdict != "missed",
-            "kept_float": list(kept_float),
-            "float_mac_share": float_share(self.macs, kept_float),
+        return Attempt(
+            kind=kind,
+            path=path,
+            metrics=metrics,
+            interval=interval,
+            verdict=budget_verdict(interval, self.config.max_drop),
+            kept_float=tuple(kept_float),
+            float_mac_share=float_share(self.macs, kept_float),
             **extra,
-        }
+        )
 
-    def ptq(self) -> dict:
+    def ptq(self) -> Attempt:
         from edgetl.quantize.budget import fit_budget
         from edgetl.quantize.layer_error import layer_errors, sensitivity_ranking
 
@@ -118,11 +153,11 @@ class QuantizeRun:
             outcome.path,
             outcome.metrics,
             outcome.kept_float,
-            rounds=outcome.rounds,
+            rounds=tuple(outcome.rounds),
             ranking=outcome.ranking,
         )
 
-    def qat(self) -> dict:
+    def qat(self) -> Attempt:
         import numpy as np
 
         from edgetl.data.labels import label_map
@@ -164,56 +199,52 @@ class QuantizeRun:
         summary["ort_placement"] = carried
         metrics = self.evaluate(out)
         cand = self._judged("qat", out, metrics, [], qat=summary)
-        i = cand["interval"]
+        i = cand.interval
         log(
             f"INT8 (QAT): val {self.metric_label} {metrics[self.key]:.4f}, drop {i.drop_pt:+.2f} pt "
             f"(95% CI {i.ci95_pt[0]:+.2f} to {i.ci95_pt[1]:+.2f})"
         )
         return cand
 
-    def choose(self) -> dict:
+    def choose(self) -> Attempt:
         """PTQ, then QAT where needed and allowed; the kept candidate (or an EdgetlError)."""
         c = self.config
         ptq = self.candidates["ptq"] = self.ptq()
-        too_much_float = ptq["float_mac_share"] > c.qat_max_float_share
+        too_much_float = ptq.float_mac_share > c.qat_max_float_share
         # QAT where PTQ misses the budget, cannot confirm it (unresolved), or keeps too much in float
-        if (ptq["verdict"] != "holds" or too_much_float) and c.qat:
+        if (ptq.verdict != "holds" or too_much_float) and c.qat:
             self.candidates["qat"] = self.qat()
-        passing = [k for k in self.candidates.values() if k["within_budget"]]
+        passing = [k for k in self.candidates.values() if k.within_budget]
         if not passing:
-            best = min(self.candidates.values(), key=lambda k: k["interval"].drop_pt)
-            tried = ptq["rounds"][-1]["kept_float"] if ptq.get("rounds") else []
+            best = min(self.candidates.values(), key=lambda k: k.interval.drop_pt)
+            tried = ptq.rounds[-1].kept_float if ptq.rounds else ()
             qat_note = "QAT did not recover it either; try more --qat-epochs. " * ("qat" in self.candidates)
             raise EdgetlError(
-                f"INT8 val {self.metric_label} drops {best['interval'].drop_pt:.2f} pt at best "
-                f"(95% CI {best['interval'].ci95_pt[0]:+.2f} to {best['interval'].ci95_pt[1]:+.2f} pt; "
-                f"{len(ptq['kept_float'])} node(s) "
+                f"INT8 val {self.metric_label} drops {best.interval.drop_pt:.2f} pt at best "
+                f"(95% CI {best.interval.ci95_pt[0]:+.2f} to {best.interval.ci95_pt[1]:+.2f} pt; "
+                f"{len(ptq.kept_float)} node(s) "
                 f"in float; tried up to {len(tried)}; budget {c.max_drop} pt); nothing was written. "
                 + qat_note
                 + "Try --engine nncf (bias correction), --qat, --method entropy or percentile, a larger "
                 "--calib-count, a larger --max-drop, or more --max-rounds."
             )
-        return min(
-            passing, key=lambda k: (k["float_mac_share"], k["verdict"] != "holds", k["interval"].drop_pt)
-        )
+        return min(passing, key=lambda k: (k.float_mac_share, k.verdict != "holds", k.interval.drop_pt))
 
     def _setting(self) -> str:
         c = self.config
         bias = f", bias correction {c.bias_correction_mode}" if c.engine == "nncf" else ""
         return f"engine {c.engine}, {c.method}{bias}"
 
-    def layer_rows(self, chosen: dict) -> list[dict]:
+    def layer_rows(self, chosen: Attempt) -> list[dict]:
         """The per-layer table of the PTQ candidate (QAT's export renames tensors, so its
         activations cannot be matched to the float model's by name)."""
         from edgetl.quantize.layer_error import layer_errors
 
         ptq = self.candidates["ptq"]
         images = self.calib.x[: self.layer_images]
-        return layer_errors(
-            self.fp32, ptq["path"], images, self.input_name, self.work, max(1, self.fixed_batch)
-        )
+        return layer_errors(self.fp32, ptq.path, images, self.input_name, self.work, max(1, self.fixed_batch))
 
-    def audit(self, chosen: dict) -> dict:
+    def audit(self, chosen: Attempt) -> Audit:
         """Re-calibrate the PTQ setting (same nodes in float) on ``audit_seeds`` other subsets."""
         from edgetl.quantize.audit import audit_subsets, stability
 
@@ -221,34 +252,76 @@ class QuantizeRun:
         subsets = audit_subsets(
             self.data_config(), self.parent.preprocessing, c.calib_count, c.audit_seeds, self.task
         )
-        kept = self.candidates["ptq"]["kept_float"]
-        result = stability(
+        kept = list(self.candidates["ptq"].kept_float)
+        return stability(
             subsets,
             lambda out, images: self.quantize(out, kept, images),
             self.evaluate,
             self.work,
             (self.key, self.metric_label),
+            of="ptq",
         )
-        result["of"] = "ptq"
-        return result
 
-    def report(self, chosen: dict, gate, coverage: dict, audit: dict | None, layer_path: Path | None):
-        """The quantization report (manifest metrics) and the decisions, in words."""
+    def report(
+        self, chosen: Attempt, gate, coverage: Coverage, audit: Audit | None, layer_path: Path | None
+    ) -> QuantizeReport:
+        """The quantization report (manifest metrics), its ``decisions`` in words."""
         c = self.config
-        fp32_m, int8_m, interval = self.fp32_metrics, chosen["metrics"], chosen["interval"]
+        interval, ptq = chosen.interval, self.candidates["ptq"]
+        needed = images_needed(interval, c.max_drop) if chosen.verdict == "unresolved" else None
+        shown = self.task.report_metrics or (self.key,)
+        return QuantizeReport(
+            val_images=int(self.val_images),
+            task=self.task.name,
+            metric=self.key,
+            fp32={k: self.fp32_metrics[k] for k in shown},
+            int8={k: chosen.metrics[k] for k in shown},
+            drop_pt=interval.drop_pt,
+            drop_ci95_pt=interval.ci95_pt,
+            drop_interval=interval,
+            budget_verdict=chosen.verdict,
+            val_images_needed=needed,
+            within_budget=chosen.within_budget,
+            per_class_delta_pt=self._per_class_delta(chosen),
+            kind=chosen.kind,
+            engine=c.engine,
+            bias_correction=c.bias_correction_mode,
+            rounds=ptq.rounds,
+            kept_float=chosen.kept_float,
+            decode_in_float=tuple(self.task_float),
+            float_mac_share=chosen.float_mac_share,
+            candidates={k: v.summary(self.key) for k, v in self.candidates.items()},
+            sensitivity_top10=tuple((ptq.ranking or [])[:10]),
+            calibration_coverage=coverage,
+            calibration_audit=audit,
+            layer_report=str(layer_path) if layer_path is not None else None,
+            latency=gate.speed,
+            int8_speedup=gate.speedup,
+            int8_speedup_ci95=gate.ci95,
+            speed=gate.pace,
+            shipped="int8" if gate.ship_int8 else "fp32",
+            decisions=(
+                *self._accuracy_decisions(chosen, coverage, needed),
+                *self._float_decisions(chosen),
+                *([audit_line(audit, self.key, self.metric_label)] if audit is not None else []),
+                *gate.decisions,
+            ),
+        )
+
+    def _accuracy_decisions(self, chosen: Attempt, coverage: Coverage, needed: int | None) -> list[str]:
+        """How it was calibrated, the val drop against the budget, and what an unresolved one needs."""
+        c, fp32_m, interval = self.config, self.fp32_metrics, chosen.interval
         lo, hi = interval.ci95_pt
         decisions = [
             f"calibrated on {self.calib.info['count']} images of the calib split ({self._setting()}, "
             f"{'per-channel' if c.per_channel else 'per-tensor'} weights, target {c.target}; "
-            f"{coverage['classes_covered']}/{coverage['classes']} classes covered)",
-            f"val {self.metric_label} FP32 {fp32_m[self.key]:.4f} -> INT8 {int8_m[self.key]:.4f} "
+            f"{coverage.classes_covered}/{coverage.classes} classes covered)",
+            f"val {self.metric_label} FP32 {fp32_m[self.key]:.4f} -> INT8 {chosen.metrics[self.key]:.4f} "
             f"({interval.drop_pt:+.2f} pt, "
             f"paired 95% CI {lo:+.2f} to {hi:+.2f} pt on {self.val_images} images; budget {c.max_drop} pt "
-            f"{chosen['verdict']}, judged on the upper bound)",
+            f"{chosen.verdict}, judged on the upper bound)",
         ]
-        needed = None
-        if chosen["verdict"] == "unresolved":
-            needed = images_needed(interval, c.max_drop)
+        if chosen.verdict == "unresolved":
             more = (
                 f"about {needed} val images would resolve it"
                 if needed is not None
@@ -265,83 +338,45 @@ class QuantizeRun:
                 f"images the drop's 95% upper bound is {hi:+.2f} pt{floor}; {more}; kept on the "
                 f"point estimate ({interval.drop_pt:+.2f} pt)"
             )
+        return decisions
+
+    def _float_decisions(self, chosen: Attempt) -> list[str]:
+        """What stayed in float and why, and whether QAT replaced PTQ (or would have)."""
+        c, ptq, decisions = self.config, self.candidates["ptq"], []
         if self.task_float:
             decisions.append(
                 f"kept the {self.task.name} decode in float ({len(self.task_float)} nodes after the last "
                 "convolution: box decoding, score products and the output concat; no MACs), as NNCF and "
                 "ModelOpt do for detectors; --quantize-decode quantizes them too"
             )
-        if chosen["kept_float"]:
+        if chosen.kept_float:
             decisions.append(
-                f"kept in float to meet the budget: {', '.join(chosen['kept_float'])} "
-                f"({100 * chosen['float_mac_share']:.1f}% of the MACs)"
+                f"kept in float to meet the budget: {', '.join(chosen.kept_float)} "
+                f"({100 * chosen.float_mac_share:.1f}% of the MACs)"
             )
-        ptq = self.candidates["ptq"]
-        if chosen["kind"] == "qat":
+        if chosen.kind == "qat":
             why = (
-                f"kept {100 * ptq['float_mac_share']:.1f}% of the MACs in float"
-                if ptq["verdict"] == "holds"
-                else ("missed the budget" if ptq["verdict"] == "missed" else "could not confirm the budget")
+                f"kept {100 * ptq.float_mac_share:.1f}% of the MACs in float"
+                if ptq.verdict == "holds"
+                else ("missed the budget" if ptq.verdict == "missed" else "could not confirm the budget")
             )
             decisions.append(
                 f"QAT kept: PTQ {why} (float limit {100 * c.qat_max_float_share:.0f}%); "
-                f"QAT drop {interval.drop_pt:+.2f} pt with every layer in INT8"
+                f"QAT drop {chosen.interval.drop_pt:+.2f} pt with every layer in INT8"
             )
-        elif ptq["float_mac_share"] > c.qat_max_float_share and not c.qat:
+        elif ptq.float_mac_share > c.qat_max_float_share and not c.qat:
             decisions.append(
-                f"PTQ keeps {100 * ptq['float_mac_share']:.1f}% of the MACs in float (over "
+                f"PTQ keeps {100 * ptq.float_mac_share:.1f}% of the MACs in float (over "
                 f"{100 * c.qat_max_float_share:.0f}%): --qat would fine-tune with fake quantization instead"
             )
-        if audit is not None:
-            decisions.append(audit_line(audit, self.key, self.metric_label))
-        decisions += gate.decisions
-        labels = list(self.parent.labels)
-        per_class_delta = (
-            {
-                k: (
-                    None
-                    if fp32_m["per_class"][k] is None
-                    else 100 * (int8_m["per_class"][k] - fp32_m["per_class"][k])
-                )
-                for k in labels
-            }
-            if "per_class" in fp32_m
-            else None
-        )
-        shown = self.task.report_metrics or (self.key,)
-        report = {
-            "val_images": int(self.val_images),
-            "task": self.task.name,
-            "metric": self.key,
-            "fp32": {k: fp32_m[k] for k in shown},
-            "int8": {k: int8_m[k] for k in shown},
-            "drop_pt": interval.drop_pt,
-            "drop_ci95_pt": [lo, hi],
-            "drop_interval": interval.as_dict(),
-            "budget_verdict": chosen["verdict"],
-            "val_images_needed": needed,
-            "within_budget": chosen["within_budget"],
-            "per_class_delta_pt": per_class_delta,
-            "kind": chosen["kind"],
-            "engine": c.engine,
-            "bias_correction": c.bias_correction_mode,
-            "rounds": ptq.get("rounds", []),
-            "kept_float": chosen["kept_float"],
-            "decode_in_float": self.task_float,
-            "float_mac_share": chosen["float_mac_share"],
-            "candidates": {k: _summary(v, self.key) for k, v in self.candidates.items()},
-            "sensitivity_top10": (ptq.get("ranking") or [])[:10],
-            "calibration_coverage": coverage,
-            "calibration_audit": audit,
-            "layer_report": str(layer_path) if layer_path is not None else None,
-            "latency": gate.speed,
-            "int8_speedup": gate.speedup,
-            "int8_speedup_ci95": list(gate.ci95),
-            "speed": gate.pace,
-            "shipped": "int8" if gate.ship_int8 else "fp32",
-            "decisions": decisions,
-        }
-        return report, decisions
+        return decisions
+
+    def _per_class_delta(self, chosen: Attempt) -> dict[str, float | None] | None:
+        """INT8 - FP32 per class, in points (tasks whose metrics have ``per_class``)."""
+        fp32, int8 = self.fp32_metrics.get("per_class"), chosen.metrics.get("per_class")
+        if fp32 is None:
+            return None
+        return {k: None if fp32[k] is None else 100 * (int8[k] - fp32[k]) for k in self.parent.labels}
 
 
 def _release_float_tail(path: Path, names: set[str]) -> None:
@@ -355,23 +390,9 @@ def _release_float_tail(path: Path, names: set[str]) -> None:
         onnx.save(model, str(path))
 
 
-def audit_line(audit: dict, key: str, label: str) -> str:
+def audit_line(audit: Audit, key: str, label: str) -> str:
     """The calibration audit in words: how far INT8's val metric moves between calibration sets."""
     return (
-        f"calibration audit: re-calibrated on {audit['seeds']} other subsets, INT8 val {label} "
-        f"mean {audit['mean']:.4f}, spread {audit['spread_pt']:.2f} pt (std {audit['std_pt']:.2f} pt)"
+        f"calibration audit: re-calibrated on {audit.seeds} other subsets, INT8 val {label} "
+        f"mean {audit.mean:.4f}, spread {audit.spread_pt:.2f} pt (std {audit.std_pt:.2f} pt)"
     )
-
-
-def _summary(c: dict, key: str) -> dict:
-    out = {
-        f"int8_{key}": c["metrics"][key],
-        "drop_pt": c["interval"].drop_pt,
-        "drop_ci95_pt": list(c["interval"].ci95_pt),
-        "within_budget": c["within_budget"],
-        "kept_float": len(c["kept_float"]),
-        "float_mac_share": c["float_mac_share"],
-    }
-    if "qat" in c:
-        out["qat"] = c["qat"]
-    return out

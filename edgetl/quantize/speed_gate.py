@@ -14,11 +14,12 @@ from pathlib import Path
 from edgetl.manifest import Manifest
 from edgetl.progress import log
 from edgetl.quantize.quantizers import Quantizer
+from edgetl.quantize.report import GateLatency
 
 
 @dataclass
 class SpeedVerdict:
-    speed: dict  # per model: p50 and every round's p50
+    speed: GateLatency  # per model: p50 and every round's p50
     speedup: float
     ci95: tuple[float, float]
     ship_int8: bool
@@ -129,9 +130,10 @@ def speed_gate(
 ):
     from edgetl.quantize.latency import paired_speedup, paired_speedup_ci, side_by_side
 
-    speed = side_by_side({"fp32": fp32, "int8": int8}, manifest, threads)
-    speedup = paired_speedup(speed, "fp32", "int8")
-    ci = paired_speedup_ci(speed, "fp32", "int8")
+    timed = side_by_side({"fp32": fp32, "int8": int8}, manifest, threads)
+    speedup = paired_speedup(timed, "fp32", "int8")
+    ci = paired_speedup_ci(timed, "fp32", "int8")
+    speed = GateLatency.model_validate(timed)
     choice = decide(
         ci95=ci,
         fp32_score=fp32_score,
@@ -149,8 +151,8 @@ def speed_gate(
         ci,
         batch=max(1, manifest.input.shape[0]),
         threads=threads,
-        p50_ms=(speed["int8"]["p50_ms"], speed["fp32"]["p50_ms"]),
-        rounds=len(speed["fp32"]["rounds_ms"]),
+        p50_ms=(speed.int8.p50_ms, speed.fp32.p50_ms),
+        rounds=len(speed.fp32.rounds_ms),
     )
     decisions = [verdict]
     if choice.pace != "faster":

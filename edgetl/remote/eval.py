@@ -53,8 +53,9 @@ def eval_on_targets(config) -> list[Outcome]:
             own.mkdir(exist_ok=True)
             return remote_call(config, own)
 
-        def local() -> dict:
-            return evaluate(config.artifact, config.data, config.split, config.backend, config.batch_size)
+        def local() -> dict:  # as a target's eval.json reads
+            c = config
+            return evaluate(c.artifact, c.data, c.split, c.backend, c.batch_size).to_json()
 
         outcomes = run_everywhere(targets, call, local)
     for o in outcomes:

@@ -27,7 +27,8 @@ def _accuracy(config: BenchConfig) -> tuple[dict[str, float | None], dict[str, s
 
     data = DataConfig(source=config.compare_data)
     results = {str(a): evaluate(a, data, "test") for a in config.artifacts}
-    return {a: m[task(m["task"]).primary_metric] for a, m in results.items()}, dict.fromkeys(results, "test")
+    values = {a: m.value(task(m.task).primary_metric) for a, m in results.items()}
+    return values, dict.fromkeys(results, "test")
 
 
 def run(config: BenchConfig) -> StageResult[BenchMetrics]:

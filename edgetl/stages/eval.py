@@ -11,7 +11,7 @@ from edgetl.data.dataset import DataConfig
 from edgetl.errors import ConfigError
 from edgetl.paths import check_writable_dir
 from edgetl.stages.base import Cli, Context, Form, Job, Role, Stage, StageResult
-from edgetl.stages.metrics import EvalEntry, EvalMetrics
+from edgetl.stages.metrics import EvalEntry, EvalMetrics, EvalResult
 
 
 class EvalConfig(BaseModel):
@@ -64,7 +64,7 @@ def run(
                 if roles
                 else config.out
                 if len(artifacts) == 1
-                else config.out / f"{n}-{Path(m['artifact']).stem}"
+                else config.out / f"{n}-{Path(m.artifact).stem}"
             )
             files = write_eval_outputs(m, folder)
             files["predictions"] = write_predictions(predictions, folder / "predictions.jsonl")
@@ -74,23 +74,15 @@ def run(
     return StageResult[EvalMetrics](metrics=EvalMetrics(by_role=entries), notes=notes)
 
 
-def _entry(m: dict, artifact, files: dict) -> EvalEntry:
+def _entry(m: EvalResult, artifact, files: dict) -> EvalEntry:
     """The typed entry of one eval result: the task's reported metrics (a classifier: top-1,
     top-5, per class), where it ran, and the files written."""
-    from edgetl.tasks.registry import DEFAULT_TASK, task
+    from edgetl.tasks.registry import task
 
-    job = task(m.get("task", DEFAULT_TASK))
-    keys = (
-        *(job.report_metrics or (job.primary_metric,)),
-        "num_samples",
-        "backend",
-        "split",
-        "task",
-        "samples",
-        "paired",
-    )
+    job = task(m.task)
+    keys = {*(job.report_metrics or (job.primary_metric,)), "num_samples", "backend", "split", "task"}
     return EvalEntry(
-        **{k: m[k] for k in keys if k in m},
+        **m.model_dump(include=keys | {"samples", "paired"}),
         path=str(artifact),
         confusion_png=str(files["png"]) if files.get("png") else None,
     )
@@ -108,8 +100,9 @@ def _run_on_targets(config: EvalConfig, role: Role | None) -> StageResult[EvalMe
     for o in outcomes:
         if o.data is None:
             continue
-        files = write_eval_outputs(o.data, config.out / o.label) if config.out is not None else {}
-        entries[f"{key}@{o.label}"] = _entry(o.data, config.artifact, files)
+        result = EvalResult.model_validate(o.data)  # validated by the task's board schema already
+        files = write_eval_outputs(result, config.out / o.label) if config.out is not None else {}
+        entries[f"{key}@{o.label}"] = _entry(result, config.artifact, files)
         notes += [f"{o.label}: wrote {' and '.join(map(str, files.values()))}"] if files else []
     summary = failure_summary(outcomes)
     if not entries:
@@ -157,12 +150,11 @@ def show(result: StageResult[EvalMetrics], console) -> None:
         for name, value in (m.model_extra or {}).items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 table.add_row(f"[bold]{escape(name)}", f"[bold]{value:.4f}")
-        if m.paired is not None:
-            p = m.paired
-            lo, hi = p["ci95_pt"]
+        if (p := m.paired) is not None:
+            lo, hi = p.ci95_pt
             table.add_row(
-                escape(f"drop vs {Path(p['against']).name}"),
-                f"{p['drop_pt']:+.2f} pt (95% CI {lo:+.2f} to {hi:+.2f}, paired on {p['images']} images)",
+                escape(f"drop vs {Path(p.against).name}"),
+                f"{p.drop_pt:+.2f} pt (95% CI {lo:+.2f} to {hi:+.2f}, paired on {p.images} images)",
             )
         console.print(table)
     for note in result.notes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_serializer
+
+from edgetl.quantize.confidence import PairedDrop
 
 
 class _Metrics(BaseModel):
@@ -49,6 +51,42 @@ class TrainMetrics(_Metrics):
         return float(getattr(self, f"val_{key}"))
 
 
+class PairedEval(PairedDrop):
+    """An artifact against the first one of a paired eval, on the same images: the drop of the
+    task's primary metric ``metric`` with its 95% interval (as quantize judges INT8)."""
+
+    against: str
+    metric: str | None = None  # None: evals from before tasks, the task's primary metric
+
+
+class EvalResult(SplitMetrics):
+    """eval.json: the task's metrics of one artifact on one split (the keys its ``metrics()``
+    returns), where they were measured, the task's curves and a few images' predictions, and with
+    a paired eval the drop against the first artifact.
+
+    Every eval.json written before loads (keys it lacks take the defaults: classification's); a
+    dump leaves out fields that were never given, so it reads back as written."""
+
+    task: str = "classify"
+    artifact: str
+    backend: str
+    split: str
+    data: str | None = None
+    split_fingerprint: str | None = None
+    curves: dict | None = None  # the task's curves for its figures (a detector's PR curves)
+    samples: dict | None = None  # a few images' predictions and truths (tasks that draw results)
+    paired: PairedEval | None = None
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler):
+        given = self.model_fields_set | set(self.model_extra or {})
+        return {k: v for k, v in handler(self).items() if k in given}
+
+    def to_json(self) -> dict:
+        """The result as eval.json holds it."""
+        return self.model_dump(mode="json")
+
+
 class EvalEntry(SplitMetrics):
     path: str
     backend: str
@@ -58,8 +96,7 @@ class EvalEntry(SplitMetrics):
     top5: float | None = None
     per_class: dict[str, float | None] | None = None
     samples: dict | None = None  # a few images' predictions and truths (tasks that draw results)
-    # against the first artifact of a paired eval: drop_pt, ci95_pt, images, method (confidence.py)
-    paired: dict | None = None
+    paired: PairedEval | None = None  # against the first artifact of a paired eval
 
 
 class EvalMetrics(_Metrics):

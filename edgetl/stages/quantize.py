@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgetl.paths import check_output_file
 from edgetl.quantize.ptq import QuantizeConfig
+from edgetl.quantize.report import QuantizeReport
 from edgetl.stages.base import (
     Cli,
     Context,
@@ -27,7 +28,7 @@ from edgetl.stages.base import (
 class QuantizeMetrics(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    by_target: dict[str, dict]  # target -> the quantization report (accuracy, rounds, speed gate)
+    by_target: dict[str, QuantizeReport]  # target -> the quantization report (accuracy, rounds, speed gate)
 
 
 def run(
@@ -43,7 +44,7 @@ def run(
     return StageResult[QuantizeMetrics](
         outputs=[Output(role=role(model, r.manifest.form), path=r.path)],
         metrics=QuantizeMetrics(by_target={config.target: r.report}),
-        notes=list(r.report["decisions"]),
+        notes=list(r.report.decisions),
     )
 
 
@@ -76,25 +77,22 @@ def show(result: StageResult[QuantizeMetrics], console) -> None:
     from rich.table import Table
 
     (target, r), path = next(iter(result.metrics.by_target.items())), result.outputs[0].path
-    table = Table(
-        title=f"{path} (target {target}, shipped {r['shipped']}; INT8 {r.get('speed', '')} vs FP32)"
-    )
-    from edgetl.tasks.registry import DEFAULT_TASK, task
+    table = Table(title=f"{path} (target {target}, shipped {r.shipped}; INT8 {r.speed or ''} vs FP32)")
+    from edgetl.tasks.registry import task
 
-    job = task(r.get("task", DEFAULT_TASK))  # reports written before tasks: classification
-    key = job.primary_metric
+    job, key = task(r.task), r.key
     for col in ("", f"val {job.metric_label}", "drop pt (95% CI)", "MACs in float", "p50 ms (ORT CPU)"):
         table.add_column(col, justify="right")
-    table.add_row("FP32", f"{r['fp32'][key]:.4f}", "", "", f"{r['latency']['fp32']['p50_ms']:.2f}")
-    for kind, c in r.get("candidates", {}).items():
-        lo, hi = c["drop_ci95_pt"]
-        kept = " (kept)" if kind == r.get("kind") else ""
-        p50 = f"{r['latency']['int8']['p50_ms']:.2f}" if kept else ""
+    table.add_row("FP32", f"{r.fp32_score:.4f}", "", "", f"{r.latency.fp32.p50_ms:.2f}")
+    for kind, c in r.candidates.items():
+        lo, hi = c.drop_ci95_pt
+        kept = " (kept)" if kind == r.kind else ""
+        p50 = f"{r.latency.int8.p50_ms:.2f}" if kept else ""
         table.add_row(
             f"INT8 {kind.upper()}{kept}",
-            f"{c[f'int8_{key}']:.4f}",
-            f"{c['drop_pt']:+.2f} ({lo:+.2f} to {hi:+.2f})",
-            f"{100 * c['float_mac_share']:.1f}%",
+            f"{c.int8_value(key):.4f}",
+            f"{c.drop_pt:+.2f} ({lo:+.2f} to {hi:+.2f})",
+            f"{100 * c.float_mac_share:.1f}%",
             p50,
         )
     console.print(table)

@@ -188,10 +188,10 @@ def test_classification_report_keeps_its_sections_and_numbers(tiny_run):
             assert e.paired is None  # the reference
             continue
         # every candidate paired against the teacher on the same images, with its interval
-        assert e.paired["against"] == teacher.path, key
-        lo, hi = e.paired["ci95_pt"]
-        assert e.paired["images"] == teacher.num_samples and lo <= e.paired["drop_pt"] <= hi, key
-        assert f"| {e.paired['drop_pt']:+.2f} ({lo:+.2f} to {hi:+.2f}) |" in label, key
+        assert e.paired.against == teacher.path, key
+        lo, hi = e.paired.ci95_pt
+        assert e.paired.images == teacher.num_samples and lo <= e.paired.drop_pt <= hi, key
+        assert f"| {e.paired.drop_pt:+.2f} ({lo:+.2f} to {hi:+.2f}) |" in label, key
     assert "for the teacher on its fastest measured runtime (teacher.onnx on " in md
     per_class = md.split("## Per-class")[1].split("##")[0]
     for c, acc in teacher.per_class.items():

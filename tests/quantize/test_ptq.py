@@ -64,11 +64,12 @@ def test_quantize_within_budget_records_calibration(tiny_onnx, tmp_path, target)
     assert m.kind == "onnx-int8"
     cal = m.provenance.calibration
     assert cal["split"] == "calib" and cal["count"] == 128 and cal["method"] == "minmax"
-    assert r.report["drop_pt"] <= 1.0
-    assert set(r.report["per_class_delta_pt"]) == set(m.labels)
-    assert r.report["latency"]["int8"]["p50_ms"] > 0
-    lo, hi = r.report["int8_speedup_ci95"]
-    assert lo <= r.report["int8_speedup"] <= hi and any("95% CI" in d for d in r.report["decisions"])
+    assert r.report.drop_pt <= 1.0
+    assert set(r.report.per_class_delta_pt) == set(m.labels)
+    assert r.report.latency.int8.p50_ms > 0
+    lo, hi = r.report.int8_speedup_ci95
+    assert lo <= r.report.int8_speedup <= hi and any("95% CI" in d for d in r.report.decisions)
+    assert m.metrics["quantization"] == r.report.to_json()  # the manifest holds the report as dumped
     problems = check_tensorrt_qdq(onnx.load(str(out)))
     if target == "tensorrt":
         assert problems == []
@@ -168,9 +169,9 @@ def test_onnxruntime_runner_evaluates_int8(tiny_onnx, tmp_path):
     quantize(QuantizeConfig(model=tiny_onnx, output=out, calib_count=128, method="minmax", val_count=None))
     fp = evaluate(tiny_onnx, DataConfig(source="digits"), split="test")
     q = evaluate(out, DataConfig(source="digits"), split="test")
-    assert fp["backend"] == "onnxruntime" and fp["num_samples"] == q["num_samples"]
-    assert abs(fp["top1"] - q["top1"]) < 0.05
-    assert np.isfinite(q["top1"])
+    assert fp.backend == "onnxruntime" and fp.num_samples == q.num_samples
+    assert abs(fp.top1 - q.top1) < 0.05
+    assert np.isfinite(q.top1)
 
 
 def test_export_falls_back_when_the_simplifier_changes_outputs(tiny_checkpoint, tmp_path, monkeypatch):

@@ -46,9 +46,7 @@ def test_stratified_audit_draws_cover_every_class_and_stay_in_the_pool():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert len(a) == 20 and set(a) <= set(pool) and len(set(a)) == 20
     cov = class_coverage(labels[a], ["a", "b", "c", "d", "e"])
-    assert (
-        cov["missing"] == ["d", "e"] and cov["classes_covered"] == 3 and sum(cov["per_class"].values()) == 20
-    )
+    assert cov.missing == ("d", "e") and cov.classes_covered == 3 and sum(cov.per_class.values()) == 20
 
 
 def test_bias_correction_needs_the_nncf_engine():
@@ -96,7 +94,7 @@ def test_an_unresolved_budget_does_not_keep_more_layers_in_float(tmp_path):
         )
 
     outcome = run(worse)
-    assert calls == [[]] and outcome.verdict == "unresolved" and outcome.interval["ci95_pt"][1] > 1.0
+    assert calls == [[]] and outcome.verdict == "unresolved" and outcome.interval.ci95_pt[1] > 1.0
     much_worse = fp32.copy()
     much_worse[:3] = False  # 2.1 pt: missed, so every round is tried
     outcome = run(much_worse)
@@ -168,26 +166,26 @@ def test_report_has_interval_coverage_audit_and_layer_table(tiny_onnx, tmp_path)
         )
     )
     rep = r.report
-    lo, hi = rep["drop_ci95_pt"]
-    assert lo <= rep["drop_pt"] <= hi and rep["budget_verdict"] in ("holds", "unresolved")
-    assert rep["drop_interval"]["images"] == rep["val_images"]
-    if rep["budget_verdict"] == "unresolved":
-        assert rep["val_images_needed"] > rep["val_images"]
-        assert any("too small to confirm" in d for d in rep["decisions"])
+    lo, hi = rep.drop_ci95_pt
+    assert lo <= rep.drop_pt <= hi and rep.budget_verdict in ("holds", "unresolved")
+    assert rep.drop_interval.images == rep.val_images
+    if rep.budget_verdict == "unresolved":
+        assert rep.val_images_needed > rep.val_images
+        assert any("too small to confirm" in d for d in rep.decisions)
     cov = read_manifest(out).provenance.calibration["class_coverage"]
     assert cov["classes_covered"] == 10 and sum(cov["per_class"].values()) == 64
-    audit = rep["calibration_audit"]
-    assert audit["seeds"] == 2 and len(audit["int8_top1"]) == 2 and audit["spread_pt"] >= 0
+    audit = rep.calibration_audit
+    assert audit.seeds == 2 and len(audit.int8_values("top1")) == 2 and audit.spread_pt >= 0
     table = json.loads((tmp_path / "m.int8.layer_error.json").read_text())
     sqnr = [row["sqnr_db"] for row in table["layers"]]
     assert table["images"] == 8 and len(sqnr) > 3 and sqnr == sorted(sqnr)
     assert all(-1.0 <= row["cosine"] <= 1.0 + 1e-6 for row in table["layers"])
-    assert rep["layer_report"] == str(tmp_path / "m.int8.layer_error.json")
-    assert rep["speed"] in ("faster", "slower", "tied") and rep["kind"] == "ptq"
+    assert rep.layer_report == str(tmp_path / "m.int8.layer_error.json")
+    assert rep.speed in ("faster", "slower", "tied") and rep.kind == "ptq"
     # --engine nncf: ONNX Runtime's placement at --output, NNCF's own beside it for OpenVINO
     ov = tmp_path / "m.int8.openvino.onnx"
-    assert rep["runtime_files"] == {"onnxruntime": str(out), "openvino": str(ov)}
-    assert read_manifest(ov).kind == "onnx-int8" and 0 <= rep["openvino_file"]["top1"] <= 1
+    assert rep.runtime_files == {"onnxruntime": str(out), "openvino": str(ov)}
+    assert read_manifest(ov).kind == "onnx-int8" and 0 <= rep.openvino_file.value("top1") <= 1
     assert any(d.startswith("files by runtime:") for d in read_manifest(out).decisions)
 
 
@@ -215,10 +213,10 @@ def test_qat_fallback_when_ptq_keeps_compute_in_float(tiny_onnx, tmp_path):
         )
     )
     rep = r.report
-    assert rep["kind"] == "qat" and set(rep["candidates"]) == {"ptq", "qat"}
-    assert rep["candidates"]["ptq"]["float_mac_share"] > 0 and rep["float_mac_share"] == 0.0
-    assert rep["candidates"]["qat"]["qat"]["train_images"] == 200
-    assert any(d.startswith("QAT kept") for d in rep["decisions"])
+    assert rep.kind == "qat" and set(rep.candidates) == {"ptq", "qat"}
+    assert rep.candidates["ptq"].float_mac_share > 0 and rep.float_mac_share == 0.0
+    assert rep.candidates["qat"].qat["train_images"] == 200
+    assert any(d.startswith("QAT kept") for d in rep.decisions)
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert "QuantizeLinear" in ops and not any("FakeQuantize" in o for o in ops)
     # QAT's export re-placed for ONNX Runtime: every convolution fused; its own placement kept
@@ -227,12 +225,12 @@ def test_qat_fallback_when_ptq_keeps_compute_in_float(tiny_onnx, tmp_path):
     fused = optimized_op_counts(out, tmp_path)
     convs = sum(n.op_type == "Conv" for n in onnx.load(str(tiny_onnx)).graph.node)
     assert fused.get("QLinearConv") == convs and "Conv" not in fused and "BatchNormalization" not in fused
-    assert rep["runtime_files"]["openvino"] == str(tmp_path / "qat.openvino.onnx")
+    assert rep.runtime_files["openvino"] == str(tmp_path / "qat.openvino.onnx")
     assert (tmp_path / "qat.openvino.onnx").is_file()
     from edgetl.data.dataset import DataConfig
     from edgetl.evaluate import evaluate
 
-    assert evaluate(out, DataConfig(source="digits"), "test")["top1"] > 0.5
+    assert evaluate(out, DataConfig(source="digits"), "test").top1 > 0.5
 
 
 def test_a_val_cap_above_the_split_uses_every_val_image():

@@ -52,6 +52,14 @@ def test_the_same_measurements_always_give_the_same_decision():
         assert decide(ci95=ci, prefer=prefer, **args) == decide(ci95=ci, prefer=prefer, **args)
 
 
+def _report(**fields):
+    """A quantize report with the given fields (the gate timed 6 rounds; the rest as measured)."""
+    from edgetl.quantize.report import QuantizeReport
+
+    timing = {"fp32": {"p50_ms": 1.0, "rounds_ms": [1.0] * 6}, "int8": {"p50_ms": 1.0}}
+    return QuantizeReport.model_validate({"val_images": 200, "shipped": "int8", "latency": timing, **fields})
+
+
 def test_pipeline_ship_decision_says_tied(tmp_path):
     from edgetl.pipeline.ship import choose
     from edgetl.stages.base import Form, role
@@ -72,10 +80,10 @@ def test_pipeline_ship_decision_says_tied(tmp_path):
         "drop_pt": 0.5,
         "within_budget": True,
     }
-    s = choose(artifacts, {"cpu": report}, "fastest")
+    s = choose(artifacts, {"cpu": _report(**report)}, "fastest")
     assert s.shipped == role("student", Form.ONNX)
     assert "tied" in s.reasons[role("student", Form.ONNX_INT8)]
-    s2 = choose(artifacts, {"cpu": {**report, "int8": {"top1": 0.930}}}, "fastest")
+    s2 = choose(artifacts, {"cpu": _report(**{**report, "int8": {"top1": 0.930}})}, "fastest")
     assert s2.shipped == role("student", Form.ONNX_INT8) and "smaller file" in s2.reasons[s2.shipped]
 
 
@@ -100,7 +108,6 @@ GATE = {
     "int8": {"top1": 0.925},
     "drop_pt": 0.5,
     "within_budget": True,
-    "latency": {"fp32": {"rounds_ms": [[1.0]] * 6}},
 }
 
 
@@ -108,7 +115,7 @@ def test_the_ship_reason_names_the_prefer_the_user_wrote_and_the_measurement(tmp
     from edgetl.pipeline.ship import choose
     from edgetl.stages.base import Form, role
 
-    s = choose(_ship_artifacts(tmp_path), {"cpu": GATE}, "fastest")
+    s = choose(_ship_artifacts(tmp_path), {"cpu": _report(**GATE)}, "fastest")
     why = s.reasons[role("student", Form.ONNX_INT8)]
     assert s.shipped == role("student", Form.ONNX_INT8)
     assert "prefer: fastest" in why and "prefer: int8" not in why
@@ -118,22 +125,23 @@ def test_the_ship_reason_names_the_prefer_the_user_wrote_and_the_measurement(tmp
 def test_the_report_says_when_gate_and_bench_disagree_and_which_decided():
     from edgetl.pipeline.ship import speed_agreement
 
-    note = speed_agreement(GATE, {"onnxruntime": 0.90, "openvino": 1.2})
+    gate = _report(**GATE)
+    note = speed_agreement(gate, {"onnxruntime": 0.90, "openvino": 1.2})
     assert "disagree" in note and "0.90x" in note and "1.06x" in note
     assert "ship decision used the speed gate's measurement" in note
-    assert "agrees" in speed_agreement(GATE, {"onnxruntime": 1.05})
+    assert "agrees" in speed_agreement(gate, {"onnxruntime": 1.05})
     # outside the gate's interval but a few percent off and on the same side of 1x: one verdict
     near = speed_agreement(
-        {**GATE, "int8_speedup": 1.39, "int8_speedup_ci95": [1.39, 1.40]}, {"onnxruntime": 1.37}
+        _report(**{**GATE, "int8_speedup": 1.39, "int8_speedup_ci95": [1.39, 1.40]}), {"onnxruntime": 1.37}
     )
     assert "within 10%" in near and "disagree" not in near
     # a gap across 1x is a disagreement however small
     across = speed_agreement(
-        {**GATE, "int8_speedup": 1.02, "int8_speedup_ci95": [1.01, 1.03]}, {"onnxruntime": 0.99}
+        _report(**{**GATE, "int8_speedup": 1.02, "int8_speedup_ci95": [1.01, 1.03]}), {"onnxruntime": 0.99}
     )
     assert "disagree" in across
     assert (
-        speed_agreement(GATE, {"openvino": 1.2}) is None and speed_agreement(None, {"onnxruntime": 1}) is None
+        speed_agreement(gate, {"openvino": 1.2}) is None and speed_agreement(None, {"onnxruntime": 1}) is None
     )
 
 
@@ -194,11 +202,11 @@ def test_shipped_nncf_int8_names_its_file_per_runtime(tmp_path):
         "runtime_files": {"onnxruntime": str(int8), "openvino": ov},
         "openvino_file": {"top1": 0.927, "drop_pt": 0.3, "drop_ci95_pt": [-0.2, 0.8]},
     }
-    s = choose(artifacts, {"cpu": report}, "fastest")
+    s = choose(artifacts, {"cpu": _report(**report)}, "fastest")
     why = s.reasons[role("student", Form.ONNX_INT8)]
     assert s.shipped == role("student", Form.ONNX_INT8)
     assert s.runtime_files == {"onnxruntime": str(int8), "openvino": ov}
     assert f"on OpenVINO deploy {ov}" in why and "+0.30 pt" in why
     same = {**report, "runtime_files": {"onnxruntime": str(int8), "openvino": str(int8)}}
-    s = choose(artifacts, {"cpu": same}, "fastest")
+    s = choose(artifacts, {"cpu": _report(**same)}, "fastest")
     assert s.runtime_files == {} and "OpenVINO" not in s.reasons[s.shipped]

@@ -78,10 +78,13 @@ def _curves(predictions, targets, classes):
 
 
 def _agreement(reference, candidate) -> float:
-    """Share of images whose detections are the same: count, classes, and boxes within 0.5 px."""
-    from edgetl.tasks.detect.postprocess import compare_detections
+    """Share of images whose detections are the same (classes, boxes within 0.5 px), forgiving a
+    detection that float rounding at the score threshold, the NMS IoU or the K-th score puts in
+    one list only: an FP32 export's 1e-6 differences must not fail parity on those."""
+    from edgetl.tasks.detect.postprocess import Borderline, compare_detections
 
-    return compare_detections(_decode(reference), _decode(candidate))["agreement"]
+    edge = Borderline(SCORE_THRESHOLD, IOU_THRESHOLD, MAX_DETECTIONS)
+    return compare_detections(_decode(reference), _decode(candidate), borderline=edge)["agreement"]
 
 
 def _append_nms(proto, settings):
@@ -92,9 +95,10 @@ def _append_nms(proto, settings):
 
 def _compare_nms(reference, graph, settings) -> dict:
     """Host NMS (``settings``) on ``reference``'s boxes and scores vs the graph's detections."""
-    from edgetl.tasks.detect.postprocess import compare_detections
+    from edgetl.tasks.detect.postprocess import Borderline, compare_detections
 
-    result = compare_detections(_decode(reference, nms=settings), _decode(graph))
+    edge = Borderline(settings.score_threshold, settings.iou_threshold, settings.max_detections)
+    result = compare_detections(_decode(reference, nms=settings), _decode(graph), borderline=edge)
     return {"detection_agreement": result.pop("agreement"), **result}
 
 

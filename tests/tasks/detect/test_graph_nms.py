@@ -276,7 +276,7 @@ def test_nms_export_gives_the_host_nms_boxes_and_the_same_map(exports):
     data = DataConfig(source=BUILTIN, limit_test=16)
     a = evaluate(nms, data, "test", "onnxruntime", 8)
     b = evaluate(plain, data, "test", "onnxruntime", 8)  # host NMS 0.6 / 100: a different NMS
-    assert a["num_images"] == b["num_images"] == 16 and 0 <= a["map50_95"] <= 1 and b["map50_95"] >= 0
+    assert a.num_images == b.num_images == 16 and 0 <= a.map50_95 <= 1 and b.map50_95 >= 0
 
 
 @pytest.mark.slow

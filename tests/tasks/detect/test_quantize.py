@@ -103,9 +103,9 @@ def test_calibration_coverage_counts_each_class_an_image_holds():
         return BoxTarget(np.zeros((len(classes), 4), np.float32), np.array(classes, np.int64))
 
     cov = class_coverage([t(0, 0, 1), t(1), t()], ["a", "b", "c"], task("detect").stratify_key)
-    assert cov["per_class"] == {"a": 1, "b": 2, "c": 0}
-    assert cov["missing"] == ["c"] and cov["classes_covered"] == 2
-    assert class_coverage(np.array([0, 1, 1]), ["a", "b"])["per_class"] == {"a": 1, "b": 2}
+    assert cov.per_class == {"a": 1, "b": 2, "c": 0}
+    assert cov.missing == ("c",) and cov.classes_covered == 2
+    assert class_coverage(np.array([0, 1, 1]), ["a", "b"]).per_class == {"a": 1, "b": 2}
 
 
 @pytest.mark.slow
