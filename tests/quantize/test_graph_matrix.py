@@ -32,6 +32,27 @@ CALIB_IMAGES = 8
 DATA = "digits"  # scikit-learn's, offline
 FAST_CELL = ("timm/test_efficientnet", 48)
 SLOW_CELLS = [(a, s) for a in ARCHS for s in SIZES if (a, s) != FAST_CELL]
+# The suite's default: every architecture at one of the two sizes (alternating), both sizes where
+# timm's "same" padding depends on the size (the EfficientNets, the issue's failure), and not the
+# two ResNet-50s (~50 s each, ResNet-18's ops at 4x the graph passes). EDGETL_MATRIX=full runs all.
+FULL = os.environ.get("EDGETL_MATRIX", "") == "full"
+
+
+def _in_default(arch: str, size: int) -> bool:
+    if "resnet50" in arch:
+        return False
+    return "efficientnet" in arch or size == SIZES[ARCHS.index(arch) % 2]
+
+
+def _slow_params():
+    skip = pytest.mark.skipif(
+        not FULL, reason="outside the default matrix: EDGETL_MATRIX=full runs every cell"
+    )
+    return [
+        pytest.param((a, s), id=f"{a}-{s}px", marks=() if _in_default(a, s) else skip) for a, s in SLOW_CELLS
+    ]
+
+
 WORKERS = int(os.environ.get("EDGETL_MATRIX_WORKERS", "2"))  # processes for the slow cells
 
 
@@ -150,7 +171,9 @@ def matrix(request, tmp_path_factory):
     chosen = [
         item.callspec.params["cell"]
         for item in request.session.items
-        if getattr(item, "originalname", "") == "test_slow_cell" and hasattr(item, "callspec")
+        if getattr(item, "originalname", "") == "test_slow_cell"
+        and hasattr(item, "callspec")
+        and (FULL or _in_default(*item.callspec.params["cell"]))
     ]
     root = tmp_path_factory.mktemp("matrix")
     futures: dict[tuple[str, int], Future] = {}
@@ -169,8 +192,8 @@ def test_fast_cell(tmp_path):
     assert cell_problems(*FAST_CELL, tmp_path) == []
 
 
-@pytest.mark.slow  # 25 cells; see the module doc for what keeps it cheap
-@pytest.mark.parametrize("cell", SLOW_CELLS, ids=[f"{a}-{s}px" for a, s in SLOW_CELLS])
+@pytest.mark.slow  # 13 cells by default, 25 with EDGETL_MATRIX=full; the module doc says what keeps it cheap
+@pytest.mark.parametrize("cell", _slow_params())
 def test_slow_cell(cell, matrix):
     assert matrix[cell].result() == []
 
@@ -179,3 +202,6 @@ def test_the_matrix_covers_every_featured_and_student_architecture_at_two_sizes(
     cells = {FAST_CELL, *SLOW_CELLS}
     assert set(STUDENTS) <= set(ARCHS) and set(FEATURED) <= set(ARCHS)
     assert all({(a, s) for s in SIZES} <= cells for a in ARCHS) and len(SIZES) == 2
+    default = {c for c in cells if _in_default(*c)}
+    assert {a for a, _ in default} == set(ARCHS) - {a for a in ARCHS if "resnet50" in a}
+    assert {s for _, s in default} == set(SIZES)
