@@ -69,6 +69,12 @@ class QuantizeConfig(BaseModel):
         "auto",
         description="bias correction (--engine nncf): fast, full or off; auto = fast for nncf, off for ort",
     )
+    speed_aware: bool = Field(
+        False,
+        description="cpu target: keep in float the groups of nodes (squeeze-excite, hard-swish, small "
+        "depthwise convs, ...) whose INT8 form makes the whole graph slower on ONNX Runtime CPU, each "
+        "timed side by side against all-INT8 and checked against the budget on val",
+    )
     layer_report: bool = Field(
         True, description="per-layer SQNR/cosine table, printed and saved beside the INT8 file"
     )
@@ -537,6 +543,16 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         )
         chosen = run.choose()
         quantizer = get_quantizer(config.target)
+        speed_aware = None
+        if config.speed_aware:
+            from edgetl.quantize.mixed_precision import speed_aware_skipped, speed_aware_step
+
+            skipped = speed_aware_skipped(config.target, quantizer.cpu_timing_predicts, chosen["kind"])
+            if skipped is None:
+                chosen, speed_aware = speed_aware_step(run, chosen)
+                run.candidates["ptq"] = chosen  # the per-layer table and the audit follow it
+            else:
+                speed_aware = {"skipped": skipped, "decision": f"skipped: {skipped}"}
         problems = quantizer.rules(chosen["path"]) if quantizer.rules else []
         if problems:
             raise ModelError(
@@ -560,7 +576,7 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         from edgetl.quantize.layer_error import layer_report_path
 
         layer_path = layer_report_path(config.output) if layer_rows is not None else None
-        report, decisions = run.report(chosen, gate, coverage, audit, layer_path)
+        report, decisions = run.report(chosen, gate, coverage, audit, layer_path, speed_aware)
         write_int8 = gate.ship_int8 or keep_int8
         shipped = chosen["path"] if write_int8 else fp32
         if write_int8 and not gate.ship_int8:

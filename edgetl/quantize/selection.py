@@ -69,6 +69,29 @@ class QuantizeRun:
         if self.task_float:
             _release_float_tail(out, set(self.task_float))
 
+    def release_float_tail(self, path: Path) -> None:
+        """The task's float nodes (a detector's decode) read float inputs in ``path``."""
+        if self.task_float:
+            _release_float_tail(path, set(self.task_float))
+
+    def speed_aware_source(self, candidate: dict) -> Path:
+        """The float graph ``candidate`` was quantized from: the pre-processed FP32 model for ORT's
+        quantizer; for NNCF, the FP32 graph with NNCF's bias-corrected weights (from its file in
+        ONNX Runtime's placement, whose weights are on the INT8 grid)."""
+        if self.config.engine != "nncf":
+            return self.fp32
+        import onnx
+
+        from edgetl.quantize.nncf_ort import float_with_nncf_weights
+
+        out = self.work / "speed_aware_source.onnx"
+        onnx.save(float_with_nncf_weights(onnx.load(str(candidate["path"]))), str(out))
+        return out
+
+    def judge(self, kind: str, path: Path, metrics: dict, kept_float: list[str], **extra) -> dict:
+        """A candidate: its val metrics judged against FP32 by the paired interval and the budget."""
+        return self._judged(kind, path, metrics, kept_float, **extra)
+
     def _judged(self, kind: str, path: Path, metrics: dict, kept_float: list[str], **extra) -> dict:
         from edgetl.quantize.macs import float_share
 
@@ -232,7 +255,15 @@ class QuantizeRun:
         result["of"] = "ptq"
         return result
 
-    def report(self, chosen: dict, gate, coverage: dict, audit: dict | None, layer_path: Path | None):
+    def report(
+        self,
+        chosen: dict,
+        gate,
+        coverage: dict,
+        audit: dict | None,
+        layer_path: Path | None,
+        speed_aware: dict | None = None,
+    ):
         """The quantization report (manifest metrics) and the decisions, in words."""
         c = self.config
         fp32_m, int8_m, interval = self.fp32_metrics, chosen["metrics"], chosen["interval"]
@@ -292,6 +323,8 @@ class QuantizeRun:
                 f"PTQ keeps {100 * ptq['float_mac_share']:.1f}% of the MACs in float (over "
                 f"{100 * c.qat_max_float_share:.0f}%): --qat would fine-tune with fake quantization instead"
             )
+        if speed_aware is not None:
+            decisions.append(f"speed-aware INT8 on ONNX Runtime CPU: {speed_aware['decision']}")
         if audit is not None:
             decisions.append(audit_line(audit, self.key, self.metric_label))
         decisions += gate.decisions
@@ -334,6 +367,7 @@ class QuantizeRun:
             "calibration_coverage": coverage,
             "calibration_audit": audit,
             "layer_report": str(layer_path) if layer_path is not None else None,
+            "speed_aware": speed_aware,
             "latency": gate.speed,
             "int8_speedup": gate.speedup,
             "int8_speedup_ci95": list(gate.ci95),
