@@ -44,13 +44,17 @@ def calib_images(fp32: Path, count: int):
 
 def variants(fp32: Path, name: str, x: np.ndarray) -> dict[str, dict]:
     """key -> {path, kept_float, per_channel}: all-INT8, per-tensor, one group in float each."""
+    import onnx
     from onnxruntime.quantization import quant_pre_process
 
-    from edgetl.quantize.node_groups import candidate_groups
+    from edgetl.quantize.node_groups import candidate_groups, name_unnamed_nodes
     from edgetl.quantize.quantizers import ort_static
 
     pre = WORK / f"{name}.where.pre.onnx"  # as edgetl quantize does: ORT's pre-processing first
     quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=False)
+    model = onnx.load(str(pre))
+    name_unnamed_nodes(model)  # as edgetl quantize does: its split HardSwish can be kept in float
+    onnx.save(model, str(pre))
     groups = candidate_groups(pre, (1, *x.shape[1:]))
     plan = {"int8_all": ([], True), "int8_per_tensor": ([], False)}
     plan |= {f"float_{g}": (nodes, True) for g, nodes in groups.items()}

@@ -274,6 +274,8 @@ def speed_aware_step(run, base: dict) -> tuple[dict, dict]:
             "rounds": base.get("rounds", []),
             "ranking": base.get("ranking"),
             "speed_aware": final,
+            "speed_float": [n for n in shipped["kept_float"] if n not in set(base["kept_float"])],
+            "budget_float_mac_share": base["float_mac_share"],
         }
     record["float_nodes_added"] = len(shipped["kept_float"]) - len(base["kept_float"])
     record["seconds"] = time.perf_counter() - t0

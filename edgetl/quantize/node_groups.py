@@ -35,6 +35,37 @@ def _shapes(model, input_shape: tuple[int, ...]) -> dict[str, list[int]]:
     return out
 
 
+def name_unnamed_nodes(model) -> int:
+    """Give every unnamed node of ``model`` a name from its first output (``<output>/<op>``), in
+    place, so it can be kept in float by name (ORT's pre-processing splits a HardSwish into an
+    unnamed HardSigmoid and Mul). Returns how many it named."""
+    taken = {n.name for n in model.graph.node if n.name}
+    named = 0
+    for i, n in enumerate(model.graph.node):
+        if not n.name and n.output:
+            name = f"{n.output[0]}/{n.op_type}"
+            n.name = name if name not in taken else f"{name}_{i}"
+            taken.add(n.name)
+            named += 1
+    return named
+
+
+def _hardswish(g, producer: dict) -> list:
+    """HardSwish nodes, and the Mul of x by HardSigmoid(x) that ORT's pre-processing splits one
+    into (the HardSigmoid, then the Mul)."""
+    found = []
+    for n in g.node:
+        if n.op_type == "HardSwish":
+            found.append(n)
+        elif n.op_type == "Mul" and len(n.input) == 2:
+            for a, b in (n.input, reversed(n.input)):
+                gate = producer.get(b)
+                if gate is not None and gate.op_type == "HardSigmoid" and gate.input[0] == a:
+                    found += [gate, n]
+                    break
+    return found
+
+
 def _spatial(shape: list[int] | None) -> int | None:
     return shape[-1] if shape is not None and len(shape) == 4 else None
 
@@ -81,7 +112,7 @@ def candidate_groups(model_path: Path, input_shape: tuple[int, ...]) -> dict[str
     last_map = max((i for i, n in enumerate(g.node) if out_spatial(n) not in (None, 1)), default=-1)
     head = [n.name for n in g.node[last_map + 1 :] if n.name not in se]
     graph_inputs = {i.name for i in g.input} - inits
-    hardswish = [n for n in g.node if n.op_type == "HardSwish"]
+    hardswish = _hardswish(g, producer)
     groups = {
         # a Conv reading the image (3 channels): ORT's uint8 kernel for it is slower than float
         "stem": [n.name for n in g.node if n.op_type == "Conv" and n.input[0] in graph_inputs],
@@ -89,11 +120,18 @@ def candidate_groups(model_path: Path, input_shape: tuple[int, ...]) -> dict[str
         "hardswish": [n.name for n in hardswish],
         # ORT has no INT8 hard-swish: a DQ -> HardSigmoid -> Mul -> Q island after each such Conv;
         # in float the Conv runs with the activation fused in
-        "hardswish_convs": [
-            name
-            for n in hardswish
-            for name in ([producer[n.input[0]].name] if n.input[0] in producer else []) + [n.name]
-        ],
+        "hardswish_convs": list(
+            dict.fromkeys(
+                name
+                for n in hardswish
+                for name in (
+                    [producer[n.input[0]].name]
+                    if n.input[0] in producer and producer[n.input[0]].op_type == "Conv"
+                    else []
+                )
+                + [n.name]
+            )
+        ),
         "head": head,
         # ORT's op_types_to_quantize=Conv/MatMul/Gemm; a Relu/Clip stays (ORT fuses it into the Conv)
         "non_matmul": [n.name for n in g.node if n.op_type not in (*MATMUL_OPS, *FUSED_ACTIVATIONS)],

@@ -144,3 +144,13 @@ def time_by_kind(rows: list[dict]) -> dict[str, float]:
     for r in rows:
         out[r["kind"]] = out.get(r["kind"], 0.0) + r["ms"]
     return out
+
+
+def compare_by_kind(fp32: Path, int8: Path, x: np.ndarray, threads: int = 2, runs: int = 30) -> dict:
+    """FP32 vs INT8 node time per kind (ORT's profiler, batch of ``x``): kind -> {fp32_ms,
+    int8_ms}, kinds where both are 0 left out; plus the sums under ``total``."""
+    a = time_by_kind(profile_nodes(fp32, x, threads, runs))
+    b = time_by_kind(profile_nodes(int8, x, threads, runs))
+    out = {k: {"fp32_ms": a[k], "int8_ms": b[k]} for k in KINDS if a[k] or b[k]}
+    out["total"] = {"fp32_ms": sum(a.values()), "int8_ms": sum(b.values())}
+    return out

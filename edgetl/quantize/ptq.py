@@ -366,7 +366,12 @@ def _pre_processed(proto, work: Path, config: QuantizeConfig) -> Path:
     except Exception as exc:  # noqa: BLE001 - pre-processing is an optimisation, not required
         log(f"[yellow]quant_pre_process failed ({type(exc).__name__}); quantizing the model as is[/]")
         shutil.copy(src, fp32)
-    _check_exclude(config.exclude, onnx.load(str(fp32)), config.model, after="ONNX Runtime's pre-processing")
+    model = onnx.load(str(fp32))
+    from edgetl.quantize.node_groups import name_unnamed_nodes
+
+    if name_unnamed_nodes(model):  # its HardSwish split into unnamed nodes: named to keep them in float
+        onnx.save(model, str(fp32))
+    _check_exclude(config.exclude, model, config.model, after="ONNX Runtime's pre-processing")
     return fp32
 
 
@@ -560,6 +565,14 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
             )
         audit = run.audit(chosen) if config.audit_seeds else None
         layer_rows = run.layer_rows(chosen) if config.layer_report else None
+        layer_timing = None
+        if layer_rows is not None and quantizer.cpu_timing_predicts:
+            from edgetl.quantize.op_profile import compare_by_kind
+
+            one = np.asarray(calib.x[: max(1, fixed_batch)])
+            layer_timing = {"by_kind": compare_by_kind(fp32, chosen["path"], one, config.threads)}
+            if speed_aware and "groups" in speed_aware:
+                layer_timing["groups"] = speed_aware["groups"]
         from edgetl.quantize.speed_gate import speed_gate
 
         gate = speed_gate(
@@ -615,7 +628,7 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         if layer_path is not None:
             from edgetl.quantize.layer_error import write_layer_report
 
-            write_layer_report(layer_rows, layer_path, run.layer_images)
+            write_layer_report(layer_rows, layer_path, run.layer_images, timing=layer_timing)
         save_onnx_atomic(final, config.output)
         return QuantizeResult(config.output, manifest, report)
     finally:

@@ -302,10 +302,18 @@ class QuantizeRun:
                 "convolution: box decoding, score products and the output concat; no MACs), as NNCF and "
                 "ModelOpt do for detectors; --quantize-decode quantizes them too"
             )
-        if chosen["kept_float"]:
+        for_speed = set(chosen.get("speed_float", ()))
+        for_budget = [n for n in chosen["kept_float"] if n not in for_speed]
+        if for_budget:
             decisions.append(
-                f"kept in float to meet the budget: {', '.join(chosen['kept_float'])} "
-                f"({100 * chosen['float_mac_share']:.1f}% of the MACs)"
+                f"kept in float to meet the budget: {', '.join(for_budget)} "
+                f"({100 * chosen.get('budget_float_mac_share', chosen['float_mac_share']):.1f}% of the MACs)"
+            )
+        if for_speed:
+            decisions.append(
+                f"kept in float for speed: {len(for_speed)} node(s) (groups "
+                f"{', '.join(chosen['speed_aware'])}; "
+                f"{100 * chosen['float_mac_share']:.1f}% of the MACs in float in all)"
             )
         ptq = self.candidates["ptq"]
         if chosen["kind"] == "qat":
