@@ -101,7 +101,7 @@ def runtime_note(report: dict) -> str:
     drop = f", val drop {ov['drop_pt']:+.2f} pt" if "drop_pt" in ov else ""
     return (
         f"; this file is for ONNX Runtime (its Q/DQ placement fuses there); on OpenVINO deploy "
-        f"{files['openvino']} (NNCF's own placement{drop})"
+        f"{files['openvino']} ({ov.get('placement', 'NNCF' + chr(39) + 's own placement')}{drop})"
     )
 
 

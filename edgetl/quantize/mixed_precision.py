@@ -162,6 +162,41 @@ def _with_accuracy(m: GroupMeasurement, cand: dict) -> GroupMeasurement:
     return replace(m, verdict=cand["verdict"], drop_pt=cand["interval"].drop_pt)
 
 
+def openvino_keeps_all_int8(ci95: tuple[float, float]) -> bool:
+    """OpenVINO gets the all-INT8 file when the speed-aware one is measurably slower there
+    (the interval of all-INT8 p50 / speed-aware p50 lies below 1x)."""
+    return ci95[1] < 1.0
+
+
+def _openvino_check(all_int8: Path, aware: Path, run) -> dict:
+    """The speed-aware file against all-INT8 on OpenVINO (it was chosen on ONNX Runtime)."""
+    from edgetl.bench.timing import time_side_by_side
+    from edgetl.errors import EdgetlError
+    from edgetl.quantize.latency import paired_speedup, paired_speedup_ci
+
+    try:
+        by_path = time_side_by_side(
+            [Path(all_int8), Path(aware)],
+            "openvino",
+            threads=run.config.threads,
+            batch=max(1, run.fixed_batch),
+            rounds=TIMING_ROUNDS,
+            min_runs=10,
+            min_seconds=0.25,
+            manifests={Path(all_int8): run.parent, Path(aware): run.parent},
+        )
+    except (EdgetlError, ImportError) as exc:  # OpenVINO not installed or cannot load the file
+        return {"measured": False, "why": str(exc).splitlines()[0][:200]}
+    speed = {"int8": {"rounds_ms": by_path[Path(all_int8)]}, "aware": {"rounds_ms": by_path[Path(aware)]}}
+    ci = paired_speedup_ci(speed, "int8", "aware")
+    return {
+        "measured": True,
+        "speedup_vs_int8": paired_speedup(speed, "int8", "aware"),
+        "ci95": list(ci),
+        "keeps_all_int8": openvino_keeps_all_int8(ci),
+    }
+
+
 def speed_aware_skipped(target: str, cpu_timing_predicts: bool, kind: str) -> str | None:
     """Why the speed-aware step does not apply (None: it does)."""
     if not cpu_timing_predicts:
@@ -262,13 +297,17 @@ def speed_aware_step(run, base: dict) -> tuple[dict, dict]:
     else:
         shipped = cands["combined"]
     if shipped is not base:
+        import shutil
+
         from edgetl.quantize.nncf_ort import openvino_path
 
         native = openvino_path(base["path"])
         if native.is_file():  # NNCF's own placement stays OpenVINO's file (the step timed ORT)
-            import shutil
-
             shutil.copy(native, openvino_path(shipped["path"]))
+        else:
+            record["openvino"] = _openvino_check(base["path"], shipped["path"], run)
+            if record["openvino"].get("keeps_all_int8"):
+                shutil.copy(base["path"], openvino_path(shipped["path"]))
         shipped = {
             **shipped,
             "rounds": base.get("rounds", []),

@@ -433,7 +433,8 @@ def _calibration_record(info: dict, config: QuantizeConfig, coverage: dict) -> d
 
 @dataclass
 class _OpenVinoFile:
-    """NNCF's own placement of the kept candidate, for OpenVINO (--engine nncf, target cpu)."""
+    """The kept candidate's file for OpenVINO: NNCF's own placement (--engine nncf, target cpu), or
+    the all-INT8 file where --speed-aware kept node groups in float that OpenVINO ran slower."""
 
     source: Path
     output: Path
@@ -466,12 +467,23 @@ def _runtime_files(chosen, config, report, evaluate, fp32_metrics, task) -> _Ope
     interval = task.paired(fp32_metrics["records"], metrics["records"])
     lo, hi = interval.ci95_pt
     report["runtime_files"] = {"onnxruntime": str(config.output), "openvino": str(out)}
-    report["openvino_file"] = {key: metrics[key], "drop_pt": interval.drop_pt, "drop_ci95_pt": [lo, hi]}
+    report["openvino_file"] = {
+        key: metrics[key],
+        "drop_pt": interval.drop_pt,
+        "drop_ci95_pt": [lo, hi],
+        "placement": "NNCF's own placement" if config.engine == "nncf" else "all-INT8, faster there",
+    }
+    if config.engine == "nncf":
+        why = (
+            "NNCF's ranges and weights in ONNX Runtime's Q/DQ placement, which its CPU provider fuses "
+            "into QLinearConv",
+            "NNCF's own placement",
+        )
+    else:  # the speed-aware step kept groups in float for ONNX Runtime; OpenVINO ran them slower
+        why = ("speed-aware: node groups kept in float", "every node INT8, faster there")
     report["decisions"].append(
-        f"files by runtime: ONNX Runtime {config.output} (NNCF's ranges and weights in ONNX Runtime's "
-        f"Q/DQ placement, which its CPU provider fuses into QLinearConv); OpenVINO {out} (NNCF's own "
-        f"placement: val {task.metric_label} {metrics[key]:.4f}, {interval.drop_pt:+.2f} pt, 95% CI "
-        f"{lo:+.2f} to {hi:+.2f})"
+        f"files by runtime: ONNX Runtime {config.output} ({why[0]}); OpenVINO {out} ({why[1]}: val "
+        f"{task.metric_label} {metrics[key]:.4f}, {interval.drop_pt:+.2f} pt, 95% CI {lo:+.2f} to {hi:+.2f})"
     )
     return _OpenVinoFile(native, out, metrics, key)
 
