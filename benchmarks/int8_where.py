@@ -122,6 +122,34 @@ def timings(files: dict[str, Path], manifest, threads: int, rounds: int) -> dict
     return out
 
 
+def with_intervals(timing: dict) -> dict:
+    """Each ratio's 95% interval over rounds (edgetl.quantize.latency.paired_speedup_ci)."""
+    from edgetl.quantize.latency import paired_speedup_ci
+
+    for t in timing.values():
+        speed = {k: {"rounds_ms": v} for k, v in t["round_p50_ms"].items()}
+        for ref, field in (("fp32", "over_fp32"), ("int8_all", "over_int8_all")):
+            t[f"{field}_ci95"] = {k: list(paired_speedup_ci(speed, ref, k)) for k in t[field]}
+    return timing
+
+
+def reprofile(path: Path, threads: int, calib: int) -> None:
+    """Profiles (and intervals) again for the files of an earlier run, its timings kept."""
+    import json
+
+    data = json.loads(path.read_text())
+    for name, m in data["models"].items():
+        _, x = calib_images(WORK / f"{name}.onnx", calib)
+        files = {"fp32": WORK / f"{name}.onnx"} | {k: WORK / f"{name}.where.{k}.onnx" for k in m["variants"]}
+        m["profile"] = profiles(files, x, threads)
+        m["timing"] = with_intervals(m["timing"])
+    data["reprofiled"] = (
+        "profiles rerun with --reprofile (op kinds from every input's shape); timings as measured"
+    )
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="mobilenetv3_small,mobilenetv3_large,efficientnet_lite0")
@@ -129,7 +157,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--calib", type=int, default=32)
     ap.add_argument("--name", default="int8_where")
+    ap.add_argument("--reprofile", action="store_true", help="rerun the profiles of results/<name>.json")
     args = ap.parse_args()
+    if args.reprofile:
+        reprofile(Path(__file__).resolve().parent / "results" / f"{args.name}.json", args.threads, args.calib)
+        return
     t0 = time.perf_counter()
     models = {}
     for name in [m for m in args.models.split(",") if m]:
@@ -142,7 +174,7 @@ def main() -> None:
         models[name] = {
             "variants": {k: {kk: vv for kk, vv in e.items() if kk != "path"} for k, e in v.items()},
             "profile": profiles(files, x, args.threads),
-            "timing": timings(files, manifest, args.threads, args.rounds),
+            "timing": with_intervals(timings(files, manifest, args.threads, args.rounds)),
         }
         t = models[name]["timing"]
         for backend in BACKENDS:

@@ -48,13 +48,17 @@ def _spatial(shape: list[int] | None) -> int | None:
     return int(shape[1]) if shape[1] == shape[2] else int(shape[-1])
 
 
-def node_kind(op: str, attrs: dict, in_shape: list[int] | None, named: bool = True) -> str:
+def node_kind(
+    op: str, attrs: dict, in_shape: list[int] | None, named: bool = True, in_shapes: list | None = None
+) -> str:
     """The kind of one node of ORT's optimized graph (see KINDS): a convolution by its groups and
-    kernel; the squeeze-excite gate (convolutions on the pooled 1x1 map, ReduceMean, the gate's
-    HardSigmoid and Mul); hard-swish (``named`` False: the unnamed HardSigmoid + Mul ORT splits a
-    HardSwish into when it runs the graph channels-last)."""
+    kernel; the squeeze-excite gate (convolutions on the pooled 1x1 map, ReduceMean, and a
+    HardSigmoid or Mul with a 1x1 input); hard-swish (HardSwish, or a HardSigmoid / Mul on full
+    maps only: the pair ORT's pre-processing, or its channels-last layout (``named`` False),
+    splits a HardSwish into). ``in_shapes``: every input's shape (default: the first only)."""
     base = op.removeprefix("QLinear")
     size = _spatial(in_shape)
+    pooled = any(_spatial(s) == 1 for s in (in_shapes or [in_shape]))
     if op in CONV_OPS:
         if size == 1:
             return "se_gate"
@@ -62,7 +66,9 @@ def node_kind(op: str, attrs: dict, in_shape: list[int] | None, named: bool = Tr
         if int(attrs.get("group", 1)) > 1:
             return "conv_depthwise"
         return "conv_pointwise" if kernel and all(k == 1 for k in kernel) else "conv_full"
-    if base == "HardSwish" or (not named and base in ("HardSigmoid", "Mul")):
+    if base in ("HardSigmoid", "Sigmoid", "Mul") and pooled:
+        return "se_gate"
+    if base == "HardSwish" or (base in ("HardSigmoid", "Mul") and (not named or size not in (None, 1))):
         return "hardswish"
     if base in ("HardSigmoid", "Sigmoid", "ReduceMean", "Mul"):
         return "se_gate"
@@ -112,25 +118,26 @@ def profile_nodes(model_path: Path, x: np.ndarray, threads: int = 2, runs: int =
             sess.run(None, {name: x})
         events = json.loads(Path(sess.end_profiling()).read_text())
     times: dict[str, list[float]] = defaultdict(list)
-    info: dict[str, tuple[str, list[int] | None]] = {}
+    info: dict[str, tuple[str, list]] = {}
     for e in events:
         if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
             continue
         node, args = e["name"][: -len("_kernel_time")], e.get("args", {})
         times[node].append(e["dur"] / 1000.0)
-        first = (args.get("input_type_shape") or [{}])[0]
-        info.setdefault(node, (args.get("op_name", "?"), next(iter(first.values()), None)))
+        shapes = [next(iter(t.values()), None) for t in args.get("input_type_shape") or [{}]]
+        info.setdefault(node, (args.get("op_name", "?"), shapes))
     by_name = {n.name: n for n in graph.node if n.name}
     rows = []
     for node, samples in times.items():  # in the order the profiler saw them first
-        op, shape = info[node]
+        op, shapes = info[node]
         graph_node = by_name.get(node)
         attrs = _attrs(graph_node) if graph_node is not None else {}
+        shape = shapes[0] if shapes else None
         rows.append(
             {
                 "node": node,
                 "op": op,
-                "kind": node_kind(op, attrs, shape, named=graph_node is not None),
+                "kind": node_kind(op, attrs, shape, named=graph_node is not None, in_shapes=shapes),
                 "ms": float(np.median(samples[-runs:])),
                 "input_shape": shape,
             }

@@ -20,6 +20,14 @@ def test_node_kind_by_what_the_node_computes_nchw_and_nhwc():
     assert node_kind("ReduceMean", {}, [1, 16, 28, 28]) == "se_gate"
     # ORT splits HardSwish into unnamed HardSigmoid + Mul when it runs channels-last
     assert node_kind("HardSigmoid", {}, [1, 28, 28, 16], named=False) == "hardswish"
+    # ORT's pre-processing splits it into named ones: full maps -> hard-swish; a 1x1 input -> the SE gate
+    assert node_kind("HardSigmoid", {}, [1, 16, 28, 28]) == "hardswish"
+    assert node_kind("HardSigmoid", {}, [1, 16, 1, 1]) == "se_gate"
+    assert (
+        node_kind("QLinearMul", {}, [1, 28, 28, 16], in_shapes=[[1, 28, 28, 16], [], [], [1, 1, 1, 16]])
+        == "se_gate"
+    )
+    assert node_kind("Mul", {}, [1, 16, 28, 28], in_shapes=[[1, 16, 28, 28], [1, 16, 28, 28]]) == "hardswish"
     assert node_kind("QuantizeLinear", {}, [1, 3, 224, 224]) == "qdq"
     assert node_kind("QLinearAdd", {}, [1, 28, 28, 16]) == "add"
 
