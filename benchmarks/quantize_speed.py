@@ -190,7 +190,7 @@ def time_files(files: dict[str, Path], batch: int, args) -> dict:
                     failed[k] = _failure(exc)
                     del timed[k]
         for k, t in timed.items():
-            rounds[k] = [float(x) for x in t.result()["stability"]["p50_ms"]]
+            rounds[k] = [float(x) for x in t.result().stability.p50_ms]
     return {"round_p50_ms": rounds, "failed": failed}
 
 
