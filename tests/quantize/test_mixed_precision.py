@@ -123,21 +123,28 @@ def test_candidate_groups_find_stem_se_gates_hardswish_depthwise_and_head(tmp_pa
 
 
 @pytest.mark.slow
-def test_speed_aware_quantize_records_each_group_and_decides_from_those_numbers(tiny_onnx, tmp_path):
+@pytest.mark.parametrize("engine", ["ort", "nncf"])
+def test_speed_aware_quantize_records_each_group_and_decides_from_those_numbers(tiny_onnx, tmp_path, engine):
     """The step end to end on the tiny model: every group measured and recorded, and the chosen
-    groups are what the pure decision makes of the recorded numbers (whatever they are here)."""
+    groups are what the pure decision makes of the recorded numbers (whatever they are here);
+    with NNCF, its own placement stays the OpenVINO file."""
     from edgetl.quantize.ptq import QuantizeConfig, quantize
 
+    out = tmp_path / "sa.int8.onnx"
     r = quantize(
         QuantizeConfig(
             model=tiny_onnx,
-            output=tmp_path / "sa.int8.onnx",
+            output=out,
             calib_count=64,
             method="minmax",
             val_count=200,
             speed_aware=True,
+            engine=engine,
         )
     )
+    if engine == "nncf":
+        assert r.report["runtime_files"]["openvino"] != str(out)
+        assert r.report["openvino_file"]["placement"] == "NNCF's own placement"
     record = r.report["speed_aware"]
     assert record["groups"], record
     ms = [
