@@ -161,3 +161,17 @@ def test_speed_aware_quantize_records_each_group_and_decides_from_those_numbers(
 
     again = QuantizeReport.model_validate(r.report.to_json())
     assert again.speed_aware == record and again.to_json() == r.report.to_json()
+
+
+def test_a_skipped_step_is_recorded_with_why_and_reads_back():
+    from edgetl.quantize.mixed_precision import speed_aware_skipped
+    from edgetl.quantize.report import SpeedAware
+
+    why = speed_aware_skipped("trt", False, "ptq")
+    assert why is not None and "does not predict" in why
+    assert speed_aware_skipped("cpu", True, "qat").startswith("the kept candidate is qat")
+    assert speed_aware_skipped("cpu", True, "ptq") is None
+    record = SpeedAware(skipped=why, decision=f"skipped: {why}")
+    dumped = record.model_dump(mode="json")
+    assert dumped == {"skipped": why, "decision": f"skipped: {why}"}
+    assert SpeedAware.model_validate(dumped) == record and record.groups == {} and record.chosen == ()

@@ -233,3 +233,18 @@ def test_shipped_nncf_int8_names_its_file_per_runtime(tmp_path):
     same = {**report, "runtime_files": {"onnxruntime": str(int8), "openvino": str(int8)}}
     s = choose(artifacts, {"cpu": _report(**same)}, "fastest")
     assert s.runtime_files == {} and "OpenVINO" not in s.reasons[s.shipped]
+
+
+def test_the_openvino_file_is_named_by_its_placement_and_old_reports_mean_nncfs():
+    """--speed-aware may give OpenVINO the all-INT8 file; a report from before says nothing of its
+    placement, which was NNCF's own then, and reads back without the key."""
+    from edgetl.pipeline.ship import runtime_note
+
+    files = {"onnxruntime": "m.int8.onnx", "openvino": "m.int8.openvino.onnx"}
+    ov = {"top1": 0.927, "drop_pt": 0.3, "drop_ci95_pt": [0.0, 0.6]}
+    old = _report(**GATE, runtime_files=files, openvino_file=ov)
+    assert "m.int8.openvino.onnx (NNCF's own placement, val drop +0.30 pt)" in runtime_note(old)
+    assert "placement" not in old.to_json()["openvino_file"]
+    aware = _report(**GATE, runtime_files=files, openvino_file={**ov, "placement": "all-INT8, faster there"})
+    assert "(all-INT8, faster there, val drop +0.30 pt)" in runtime_note(aware)
+    assert old.speed_aware is None and "speed_aware" not in old.to_json()
