@@ -25,7 +25,8 @@ class Shipping:
 
 def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, QuantizeReport], prefer: str) -> Shipping:
     """The deployable model's ONNX, or its INT8 QDQ where the speed gate's rule says so
-    (quantize/speed_gate.decide: faster / slower / tied; a tie by val top-1, then file size).
+    (quantize/speed_gate.decide: faster / slower / tied; a tie by val top-1, then file size); an
+    INT8 measurably slower than its FP32 never ships, whatever ``prefer`` says.
     The teacher and the checkpoints are references, engines and the TensorRT flavour are for the
     device: their reasons say so."""
     model = deployable_model(artifacts)
@@ -51,6 +52,7 @@ def choose(artifacts: dict[Role, Path], quantize_reports: dict[str, QuantizeRepo
             fp32_bytes=artifacts[fp32].stat().st_size,
             int8_bytes=artifacts[int8].stat().st_size,
             prefer=prefer,
+            never_slower=True,
         )
         accuracy = f"val drop {cpu.drop_pt:+.2f} pt"
         if choice.ship_int8:
@@ -89,10 +91,11 @@ def runtime_note(report: QuantizeReport) -> str:
     if "openvino" not in files:
         return ""
     ov = report.openvino_file
+    placement = ov.placement if ov is not None else "NNCF's own placement"
     drop = f", val drop {ov.drop_pt:+.2f} pt" if ov is not None else ""
     return (
         f"; this file is for ONNX Runtime (its Q/DQ placement fuses there); on OpenVINO deploy "
-        f"{files['openvino']} (NNCF's own placement{drop})"
+        f"{files['openvino']} ({placement}{drop})"
     )
 
 

@@ -155,21 +155,52 @@ def sensitivity_ranking(rows: list[dict], fp32: Path) -> list[dict]:
     return sorted(ranked, key=lambda r: r["input_sqnr_db"])
 
 
-def write_layer_report(rows: list[dict], path: Path, images: int, top: int = 10) -> None:
-    """Print the ``top`` worst layers and save every row as JSON at ``path`` (atomic)."""
+def write_layer_report(
+    rows: list[dict], path: Path, images: int, top: int = 10, timing: dict | None = None
+) -> None:
+    """Print the ``top`` worst layers and save every row as JSON at ``path`` (atomic). ``timing``
+    (the time side): ``by_kind`` (op_profile.compare_by_kind: FP32 vs INT8 node time per op kind
+    on ONNX Runtime CPU) and ``groups`` (the speed-aware step's whole-graph speed-up of keeping
+    each node group in float), each printed after the error table where present."""
     from edgetl.fileio import write_text_atomic
 
-    write_text_atomic(
-        path,
-        json.dumps({"images": images, "ranked_worst_first": "sqnr_db", "layers": rows}, indent=1) + "\n",
-    )
+    payload = {"images": images, "ranked_worst_first": "sqnr_db", "layers": rows}
+    if timing:
+        payload["timing"] = timing
+    write_text_atomic(path, json.dumps(payload, indent=1) + "\n")
     log(f"per-layer INT8 error ({images} val images; worst {min(top, len(rows))} of {len(rows)}):")
     log(f"  {'SQNR dB':>8} {'cosine':>7} {'own dB':>7}  tensor (producer op)")
     for r in rows[:top]:
         own = f"{r['qdq_sqnr_db']:7.1f}" if "qdq_sqnr_db" in r else "      -"
         op = r["op"] + (f", fused into {r['fused_into']}" if "fused_into" in r else "")
         log(f"  {r['sqnr_db']:8.1f} {r['cosine']:7.4f} {own}  {escape(r['tensor'])} ({op})")
+    for line in timing_lines(timing or {}):
+        log(line)
     log(f"per-layer table: {path}")
+
+
+def timing_lines(timing: dict) -> list[str]:
+    """The time side of the per-layer table in words: per op kind FP32 vs INT8 ms (ORT profile),
+    per node group the whole graph's speed-up with the group in float (paired, 95% CI)."""
+    lines = []
+    by_kind = timing.get("by_kind") or {}
+    if by_kind:
+        lines.append("time by op kind on ONNX Runtime CPU (its profiler, ms per call, batch 1):")
+        lines.append(f"  {'FP32 ms':>8} {'INT8 ms':>8} {'INT8/FP32':>9}  kind")
+        for kind, t in by_kind.items():
+            ratio = f"{t['int8_ms'] / t['fp32_ms']:9.2f}" if t["fp32_ms"] > 0 else "        -"
+            lines.append(f"  {t['fp32_ms']:8.3f} {t['int8_ms']:8.3f} {ratio}  {kind}")
+    groups = timing.get("groups") or {}
+    if groups:
+        lines.append("whole graph with one node group kept in float, vs all-INT8 (paired rounds):")
+        lines.append(f"  {'speed-up':>8} {'95% CI':>11} {'nodes':>5}  group: decision")
+        for g, m in groups.items():
+            lo, hi = m["ci95"]
+            lines.append(
+                f"  {m['speedup_vs_int8']:7.2f}x {lo:5.2f}-{hi:4.2f}x {m['nodes']:5d}  {escape(g)}: "
+                f"{escape(m['decision'])}"
+            )
+    return lines
 
 
 def layer_report_path(int8_output: Path) -> Path:

@@ -70,6 +70,12 @@ class QuantizeConfig(BaseModel):
         "auto",
         description="bias correction (--engine nncf): fast, full or off; auto = fast for nncf, off for ort",
     )
+    speed_aware: bool = Field(
+        False,
+        description="cpu target: keep in float the groups of nodes (squeeze-excite, hard-swish, small "
+        "depthwise convs, ...) whose INT8 form makes the whole graph slower on ONNX Runtime CPU, each "
+        "timed side by side against all-INT8 and checked against the budget on val",
+    )
     layer_report: bool = Field(
         True, description="per-layer SQNR/cosine table, printed and saved beside the INT8 file"
     )
@@ -361,7 +367,12 @@ def _pre_processed(proto, work: Path, config: QuantizeConfig) -> Path:
     except Exception as exc:  # noqa: BLE001 - pre-processing is an optimisation, not required
         log(f"[yellow]quant_pre_process failed ({type(exc).__name__}); quantizing the model as is[/]")
         shutil.copy(src, fp32)
-    _check_exclude(config.exclude, onnx.load(str(fp32)), config.model, after="ONNX Runtime's pre-processing")
+    model = onnx.load(str(fp32))
+    from edgetl.quantize.node_groups import name_unnamed_nodes
+
+    if name_unnamed_nodes(model):  # its HardSwish split into unnamed nodes: named to keep them in float
+        onnx.save(model, str(fp32))
+    _check_exclude(config.exclude, model, config.model, after="ONNX Runtime's pre-processing")
     return fp32
 
 
@@ -423,7 +434,8 @@ def _calibration_record(info: dict, config: QuantizeConfig, coverage: Coverage) 
 
 @dataclass
 class _OpenVinoFile:
-    """NNCF's own placement of the kept candidate, for OpenVINO (--engine nncf, target cpu)."""
+    """The kept candidate's file for OpenVINO: NNCF's own placement (--engine nncf, target cpu), or
+    the all-INT8 file where --speed-aware kept node groups in float that OpenVINO ran slower."""
 
     source: Path
     output: Path
@@ -457,17 +469,29 @@ def _runtime_files(
     metrics = evaluate(native)
     interval = task.paired(fp32_metrics["records"], metrics["records"])
     lo, hi = interval.ci95_pt
+    # the step kept node groups in float for ONNX Runtime and OpenVINO ran them slower: its file is
+    # the all-INT8 one (--engine ort; NNCF's and QAT's are their own placement)
+    all_int8 = config.engine != "nncf" and chosen.kind == "ptq" and bool(chosen.speed_aware)
+    if all_int8:
+        placement, why = "all-INT8, faster there", "speed-aware: node groups kept in float"
+    else:
+        placement = "NNCF's own placement"
+        why = (
+            "NNCF's ranges and weights in ONNX Runtime's Q/DQ placement, which its CPU provider fuses "
+            "into QLinearConv"
+        )
     decision = (
-        f"files by runtime: ONNX Runtime {config.output} (NNCF's ranges and weights in ONNX Runtime's "
-        f"Q/DQ placement, which its CPU provider fuses into QLinearConv); OpenVINO {out} (NNCF's own "
-        f"placement: val {task.metric_label} {metrics[key]:.4f}, {interval.drop_pt:+.2f} pt, 95% CI "
-        f"{lo:+.2f} to {hi:+.2f})"
+        f"files by runtime: ONNX Runtime {config.output} ({why}); OpenVINO {out} ({placement}: val "
+        f"{task.metric_label} {metrics[key]:.4f}, {interval.drop_pt:+.2f} pt, 95% CI {lo:+.2f} to {hi:+.2f})"
     )
     update = {
         "decisions": (*report.decisions, decision),
         "runtime_files": {"onnxruntime": str(config.output), "openvino": str(out)},
         "openvino_file": OpenVinoFile(
-            **{key: metrics[key]}, drop_pt=interval.drop_pt, drop_ci95_pt=interval.ci95_pt
+            **{key: metrics[key]},
+            drop_pt=interval.drop_pt,
+            drop_ci95_pt=interval.ci95_pt,
+            placement=placement,
         ),
     }
     return report.model_copy(update=update), _OpenVinoFile(native, out, metrics, key)
@@ -571,6 +595,38 @@ def _quantized_manifest(
     ).revalidated(str(config.output))
 
 
+def _speed_aware(run, chosen, config: QuantizeConfig, quantizer):
+    """--speed-aware: the candidate with the node groups that pay kept in float (``chosen``
+    itself where none does or the step does not apply) and the step's record; (chosen, None)
+    without the option."""
+    if not config.speed_aware:
+        return chosen, None
+    from edgetl.quantize.mixed_precision import speed_aware_skipped, speed_aware_step
+    from edgetl.quantize.report import SpeedAware
+
+    skipped = speed_aware_skipped(config.target, quantizer.cpu_timing_predicts, chosen.kind)
+    if skipped is not None:
+        return chosen, SpeedAware(skipped=skipped, decision=f"skipped: {skipped}")
+    chosen, record = speed_aware_step(run, chosen)
+    run.candidates["ptq"] = chosen  # the per-layer table and the audit follow it
+    return chosen, record
+
+
+def _layer_timing(layer_rows, quantizer, fp32: Path, chosen, calib, fixed_batch: int, config, speed_aware):
+    """The time side of the per-layer table (layer_error.write_layer_report's ``timing``): FP32 vs
+    INT8 per op kind on ONNX Runtime CPU, and --speed-aware's groups; None without the table or
+    where ORT CPU timing does not predict the target's runtime."""
+    if layer_rows is None or not quantizer.cpu_timing_predicts:
+        return None
+    from edgetl.quantize.op_profile import compare_by_kind
+
+    one = np.asarray(calib.x[: max(1, fixed_batch)])
+    timing = {"by_kind": compare_by_kind(fp32, chosen.path, one, config.threads)}
+    if speed_aware is not None and speed_aware.groups:
+        timing["groups"] = {g: m.model_dump(mode="json") for g, m in speed_aware.groups.items()}
+    return timing
+
+
 def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
     """Quantize ``config.model`` to INT8 QDQ within the accuracy budget; see QuantizeConfig.
     ``keep_int8`` writes the INT8 model even where ``prefer`` would ship FP32: the pipeline's
@@ -611,9 +667,13 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         )
         chosen = run.choose()
         quantizer = get_quantizer(config.target)
+        chosen, speed_aware = _speed_aware(run, chosen, config, quantizer)
         _check_rules(quantizer, chosen.path)
         audit = run.audit(chosen) if config.audit_seeds else None
         layer_rows = run.layer_rows(chosen) if config.layer_report else None
+        layer_timing = _layer_timing(
+            layer_rows, quantizer, fp32, chosen, calib, fixed_batch, config, speed_aware
+        )
         from edgetl.quantize.speed_gate import speed_gate
 
         gate = speed_gate(
@@ -630,7 +690,7 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         from edgetl.quantize.layer_error import layer_report_path
 
         layer_path = layer_report_path(config.output) if layer_rows is not None else None
-        report = run.report(chosen, gate, coverage, audit, layer_path)
+        report = run.report(chosen, gate, coverage, audit, layer_path, speed_aware)
         write_int8 = gate.ship_int8 or keep_int8
         shipped = chosen.path if write_int8 else fp32
         if write_int8 and not gate.ship_int8:
@@ -652,7 +712,7 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         if layer_path is not None:
             from edgetl.quantize.layer_error import write_layer_report
 
-            write_layer_report(layer_rows, layer_path, run.layer_images)
+            write_layer_report(layer_rows, layer_path, run.layer_images, timing=layer_timing)
         save_onnx_atomic(final, config.output)
         return QuantizeResult(config.output, manifest, report)
     finally:

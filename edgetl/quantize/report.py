@@ -104,13 +104,59 @@ class GateLatency(_Model):
 
 
 class OpenVinoFile(_Model):
-    """NNCF's own placement of the kept candidate, measured on val (``<key>``: its metric)."""
+    """The kept candidate's file for OpenVINO, measured on val (``<key>``: its metric): NNCF's own
+    placement, or the all-INT8 file where --speed-aware's file ran slower there (``placement``)."""
 
     drop_pt: float
     drop_ci95_pt: tuple[float, float]
+    placement: str = "NNCF's own placement"  # reports written before --speed-aware: NNCF's
 
     def value(self, key: str) -> float:
         return float((self.model_extra or {})[key])
+
+
+class SpeedGroup(_Model):
+    """--speed-aware: one variant of the INT8 model with a group of nodes kept in float, timed
+    against all-INT8 (paired rounds) and, where measurably faster, judged on val."""
+
+    nodes: int  # how many nodes it keeps in float
+    speedup_vs_int8: float
+    ci95: tuple[float, float]
+    verdict: Verdict | None = None  # None: its accuracy was not measured
+    drop_pt: float | None = None
+    decision: str | None = None  # why it was kept in float or not (a single group)
+
+
+class SpeedCombination(SpeedGroup):
+    """--speed-aware: the chosen groups kept in float together."""
+
+    groups: tuple[str, ...]
+
+
+class SpeedAwareOpenVino(_Model):
+    """--speed-aware's file against all-INT8 on OpenVINO (it was chosen on ONNX Runtime)."""
+
+    measured: bool
+    why: str | None = None  # why it was not measured
+    speedup_vs_int8: float | None = None
+    ci95: tuple[float, float] | None = None
+    keeps_all_int8: bool = False  # OpenVINO gets the all-INT8 file (measurably slower there)
+
+
+class SpeedAware(_Model):
+    """What --speed-aware measured and decided (quantize/mixed_precision.py); ``skipped`` says
+    why the step did not apply, and then nothing was measured."""
+
+    decision: str
+    skipped: str | None = None
+    runtime: str = "onnxruntime"
+    timing_rounds: int | None = None
+    groups: dict[str, SpeedGroup] = {}
+    combined: SpeedCombination | None = None
+    chosen: tuple[str, ...] = ()  # the groups kept in float
+    openvino: SpeedAwareOpenVino | None = None
+    float_nodes_added: int = 0
+    seconds: float | None = None
 
 
 class QuantizeReport(_Model):
@@ -142,6 +188,7 @@ class QuantizeReport(_Model):
     calibration_coverage: Coverage | None = None
     calibration_audit: Audit | None = None
     layer_report: str | None = None
+    speed_aware: SpeedAware | None = None  # --speed-aware (reports before it, or without it: None)
     latency: GateLatency
     int8_speedup: float
     int8_speedup_ci95: tuple[float, float] | None = None

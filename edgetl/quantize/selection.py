@@ -22,7 +22,7 @@ from edgetl.quantize.confidence import (
     images_needed,
     smallest_resolvable_budget_pt,
 )
-from edgetl.quantize.report import Audit, BudgetRound, Candidate, Coverage, QuantizeReport
+from edgetl.quantize.report import Audit, BudgetRound, Candidate, Coverage, QuantizeReport, SpeedAware
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,9 @@ class Attempt:
     rounds: tuple[BudgetRound, ...] = ()
     ranking: list[dict] | None = None  # nodes by sensitivity, worst first (PTQ, when it was needed)
     qat: dict[str, Any] | None = None  # QAT's training summary
+    speed_aware: tuple[str, ...] = ()  # --speed-aware: the node groups kept in float for speed
+    speed_float: tuple[str, ...] = ()  # their nodes (also in ``kept_float``)
+    budget_float_mac_share: float | None = None  # the MACs in float for the budget alone (None: all)
 
     @property
     def within_budget(self) -> bool:
@@ -105,6 +108,29 @@ class QuantizeRun:
         )
         if self.task_float:
             _release_float_tail(out, set(self.task_float))
+
+    def release_float_tail(self, path: Path) -> None:
+        """The task's float nodes (a detector's decode) read float inputs in ``path``."""
+        if self.task_float:
+            _release_float_tail(path, set(self.task_float))
+
+    def speed_aware_source(self, candidate: Attempt) -> Path:
+        """The float graph ``candidate`` was quantized from: the pre-processed FP32 model for ORT's
+        quantizer; for NNCF, the FP32 graph with NNCF's bias-corrected weights (from its file in
+        ONNX Runtime's placement, whose weights are on the INT8 grid)."""
+        if self.config.engine != "nncf":
+            return self.fp32
+        import onnx
+
+        from edgetl.quantize.nncf_ort import float_with_nncf_weights
+
+        out = self.work / "speed_aware_source.onnx"
+        onnx.save(float_with_nncf_weights(onnx.load(str(candidate.path))), str(out))
+        return out
+
+    def judge(self, kind: str, path: Path, metrics: dict, kept_float: list[str], **extra) -> Attempt:
+        """A candidate: its val metrics judged against FP32 by the paired interval and the budget."""
+        return self._judged(kind, path, metrics, kept_float, **extra)
 
     def _judged(self, kind: str, path: Path, metrics: dict, kept_float: list[str], **extra) -> Attempt:
         from edgetl.quantize.macs import float_share
@@ -263,7 +289,13 @@ class QuantizeRun:
         )
 
     def report(
-        self, chosen: Attempt, gate, coverage: Coverage, audit: Audit | None, layer_path: Path | None
+        self,
+        chosen: Attempt,
+        gate,
+        coverage: Coverage,
+        audit: Audit | None,
+        layer_path: Path | None,
+        speed_aware: SpeedAware | None = None,
     ) -> QuantizeReport:
         """The quantization report (manifest metrics), its ``decisions`` in words."""
         c = self.config
@@ -295,6 +327,7 @@ class QuantizeRun:
             calibration_coverage=coverage,
             calibration_audit=audit,
             layer_report=str(layer_path) if layer_path is not None else None,
+            speed_aware=speed_aware,
             latency=gate.speed,
             int8_speedup=gate.speedup,
             int8_speedup_ci95=gate.ci95,
@@ -303,6 +336,11 @@ class QuantizeRun:
             decisions=(
                 *self._accuracy_decisions(chosen, coverage, needed),
                 *self._float_decisions(chosen),
+                *(
+                    [f"speed-aware INT8 on ONNX Runtime CPU: {speed_aware.decision}"]
+                    if speed_aware is not None
+                    else []
+                ),
                 *([audit_line(audit, self.key, self.metric_label)] if audit is not None else []),
                 *gate.decisions,
             ),
@@ -349,10 +387,21 @@ class QuantizeRun:
                 "convolution: box decoding, score products and the output concat; no MACs), as NNCF and "
                 "ModelOpt do for detectors; --quantize-decode quantizes them too"
             )
-        if chosen.kept_float:
+        for_speed = set(chosen.speed_float)
+        for_budget = [n for n in chosen.kept_float if n not in for_speed]
+        if for_budget:
+            share = (
+                chosen.float_mac_share
+                if chosen.budget_float_mac_share is None
+                else chosen.budget_float_mac_share
+            )
             decisions.append(
-                f"kept in float to meet the budget: {', '.join(chosen.kept_float)} "
-                f"({100 * chosen.float_mac_share:.1f}% of the MACs)"
+                f"kept in float to meet the budget: {', '.join(for_budget)} ({100 * share:.1f}% of the MACs)"
+            )
+        if for_speed:
+            decisions.append(
+                f"kept in float for speed: {len(for_speed)} node(s) (groups {', '.join(chosen.speed_aware)}; "
+                f"{100 * chosen.float_mac_share:.1f}% of the MACs in float in all)"
             )
         if chosen.kind == "qat":
             why = (

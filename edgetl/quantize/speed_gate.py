@@ -56,10 +56,13 @@ def decide(
     cpu_timing_predicts: bool = True,
     metric_label: str = "top-1",
     direction: str = "max",
+    never_slower: bool = False,
 ) -> ShipDecision:
     """Which variant ships, from the measurements alone (no clock, no randomness).
 
     - the target's latency is not ORT CPU's (TensorRT QDQ): INT8, for the target's runtime;
+    - ``never_slower`` (the pipeline's ship rule): an INT8 measurably slower than FP32 never
+      ships, whatever ``prefer`` says;
     - ``prefer: int8``: INT8 (the budget already held, or quantize would have stopped);
     - ``prefer: fastest``: INT8 if measurably faster, FP32 if measurably slower; when tied, the
       better val metric (INT8 only within the budget), equal metric -> the smaller file."""
@@ -69,6 +72,13 @@ def decide(
     if not cpu_timing_predicts:
         return ShipDecision(
             True, state, "INT8 QDQ for the target's own runtime (ORT CPU timing is only a hint)"
+        )
+    if never_slower and state == "slower":
+        return ShipDecision(
+            False,
+            state,
+            "INT8 is measurably SLOWER than FP32 on this CPU: FP32 ships (no INT8 ships slower than "
+            "its FP32, whatever prefer says; the INT8 file remains for GPU/Jetson targets)",
         )
     if prefer == "int8":
         return ShipDecision(True, state, f"prefer: int8 (INT8 {state} vs FP32 here)")

@@ -122,6 +122,29 @@ def test_the_ship_reason_names_the_prefer_the_user_wrote_and_the_measurement(tmp
     assert "speed gate measured INT8 1.06x" in why and "6 rounds" in why
 
 
+def test_no_int8_ships_slower_than_its_fp32_whatever_prefer_says(tmp_path):
+    """The pipeline's rule: prefer int8 ships a tied or faster INT8, never a measurably slower one
+    (``edgetl quantize --prefer int8`` alone still writes it, as asked)."""
+    from edgetl.pipeline.ship import choose
+    from edgetl.stages.base import Form, role
+
+    slower = {**GATE, "int8_speedup": 0.66, "int8_speedup_ci95": [0.60, 0.71], "speed": "slower"}
+    for prefer in ("int8", "fastest"):
+        s = choose(_ship_artifacts(tmp_path), {"cpu": _report(**slower)}, prefer)
+        assert s.shipped == role("student", Form.ONNX), prefer
+        assert "SLOWER" in s.reasons[role("student", Form.ONNX_INT8)]
+    tied = {**GATE, "int8_speedup": 0.98, "int8_speedup_ci95": [0.90, 1.05], "speed": "tied"}
+    assert choose(_ship_artifacts(tmp_path), {"cpu": _report(**tied)}, "int8").shipped == role(
+        "student", Form.ONNX_INT8
+    )
+    assert decide(ci95=(0.6, 0.7), prefer="int8", **BASE).ship_int8  # quantize's own rule: as asked
+    assert not decide(ci95=(0.6, 0.7), prefer="int8", never_slower=True, **BASE).ship_int8
+    # a TensorRT-flavour file is for the device: CPU timing does not decide it
+    assert decide(
+        ci95=(0.6, 0.7), prefer="int8", never_slower=True, cpu_timing_predicts=False, **BASE
+    ).ship_int8
+
+
 def test_the_report_says_when_gate_and_bench_disagree_and_which_decided():
     from edgetl.pipeline.ship import speed_agreement
 
@@ -210,3 +233,18 @@ def test_shipped_nncf_int8_names_its_file_per_runtime(tmp_path):
     same = {**report, "runtime_files": {"onnxruntime": str(int8), "openvino": str(int8)}}
     s = choose(artifacts, {"cpu": _report(**same)}, "fastest")
     assert s.runtime_files == {} and "OpenVINO" not in s.reasons[s.shipped]
+
+
+def test_the_openvino_file_is_named_by_its_placement_and_old_reports_mean_nncfs():
+    """--speed-aware may give OpenVINO the all-INT8 file; a report from before says nothing of its
+    placement, which was NNCF's own then, and reads back without the key."""
+    from edgetl.pipeline.ship import runtime_note
+
+    files = {"onnxruntime": "m.int8.onnx", "openvino": "m.int8.openvino.onnx"}
+    ov = {"top1": 0.927, "drop_pt": 0.3, "drop_ci95_pt": [0.0, 0.6]}
+    old = _report(**GATE, runtime_files=files, openvino_file=ov)
+    assert "m.int8.openvino.onnx (NNCF's own placement, val drop +0.30 pt)" in runtime_note(old)
+    assert "placement" not in old.to_json()["openvino_file"]
+    aware = _report(**GATE, runtime_files=files, openvino_file={**ov, "placement": "all-INT8, faster there"})
+    assert "(all-INT8, faster there, val drop +0.30 pt)" in runtime_note(aware)
+    assert old.speed_aware is None and "speed_aware" not in old.to_json()
