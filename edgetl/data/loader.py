@@ -236,10 +236,20 @@ class StreamedPixels:
         if isinstance(key, int | np.integer):
             return self[np.array([key])][0]
         rows = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key)
+        announced = bool(self._expected)
         px, bad = self._read(rows)
         if bad:
             self._refuse(bad[0], training=False)
+        if isinstance(key, slice) and not announced and len(rows) and (key.step or 1) == 1:
+            self._read_ahead(int(rows[-1]) + 1, len(rows))
         return px
+
+    def _read_ahead(self, start: int, size: int) -> None:
+        """After an unannounced slice, expect the next slices of the same size (a reader going
+        through the split in order: the calibration reader, NNCF, an ONNX run over val)."""
+        if self.workers and start < len(self):
+            order = np.arange(start, len(self))
+            self.schedule([order[s : s + size] for s in range(0, len(order), size)], self.epoch)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         if copy is False:

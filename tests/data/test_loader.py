@@ -13,7 +13,6 @@ from edgetl.data.augment import crop_flip_original
 from edgetl.data.cache_choice import choose_cache, ram_budget
 from edgetl.data.dataset import DataConfig, load_data, results_view
 from edgetl.data.loader import StreamedPixels, epoch_batches, epoch_order, shard
-from edgetl.data.sources import image_folder
 from edgetl.errors import ConfigError, DataError
 from edgetl.manifest import PreprocessContract
 from edgetl.train.config import FinetuneConfig
@@ -66,7 +65,9 @@ def test_choose_cache_is_a_pure_function_of_sizes_and_budget():
 def test_streamed_pixels_equal_the_in_ram_pixels(shape_folder):
     data = load_data(DataConfig(source=str(shape_folder), cache="ram"))
     ram = data.prepare("train", CONTRACT).pixels
-    streamed = load_data(DataConfig(source=str(shape_folder), cache="none", workers=2)).prepare("train", CONTRACT)
+    streamed = load_data(DataConfig(source=str(shape_folder), cache="none", workers=2)).prepare(
+        "train", CONTRACT
+    )
     assert isinstance(streamed.pixels, StreamedPixels)
     batches = [np.array([3, 0, 5]), np.array([1, 2])]
     streamed.pixels.schedule(batches)  # decoded ahead by 2 worker processes
@@ -76,7 +77,22 @@ def test_streamed_pixels_equal_the_in_ram_pixels(shape_folder):
     assert np.array_equal(np.asarray(streamed.pixels), ram)
 
 
-def test_disk_cache_is_a_memmap_of_the_same_pixels_left_without_temp_files(shape_folder, tmp_path, monkeypatch):
+def test_a_slice_read_in_order_is_decoded_ahead_by_the_workers(shape_folder):
+    data = load_data(DataConfig(source=str(shape_folder), cache="ram"))
+    ram = data.prepare("train", CONTRACT).pixels
+    streamed = load_data(DataConfig(source=str(shape_folder), cache="none", workers=1)).prepare(
+        "train", CONTRACT
+    )
+    px = streamed.pixels
+    assert np.array_equal(px[0:4], ram[0:4])
+    assert px._iter is not None and len(px._expected) > 0  # the next slices are announced
+    got = [px[s : s + 4] for s in range(4, len(px), 4)]
+    assert np.array_equal(np.concatenate([ram[0:4], *got]), ram)
+
+
+def test_disk_cache_is_a_memmap_of_the_same_pixels_left_without_temp_files(
+    shape_folder, tmp_path, monkeypatch
+):
     monkeypatch.setenv("EDGETL_DECODED_CACHE", str(tmp_path / "decoded"))
     ram = load_data(DataConfig(source=str(shape_folder), cache="ram")).prepare("train", CONTRACT).pixels
     disk = load_data(DataConfig(source=str(shape_folder), cache="disk")).prepare("train", CONTRACT).pixels
@@ -150,8 +166,12 @@ def test_streamed_training_gives_bit_identical_weights_to_in_ram(tmp_path):
 
 
 def test_rrc_flip_trains_streamed_and_reproducibly(tmp_path):
-    one = finetune(_tiny(tmp_path, "a", augment="rrc-flip", workers=2).model_copy(update={"epochs": 1}), quiet=True)
-    two = finetune(_tiny(tmp_path, "b", augment="rrc-flip", workers=1).model_copy(update={"epochs": 1}), quiet=True)
+    one = finetune(
+        _tiny(tmp_path, "a", augment="rrc-flip", workers=2).model_copy(update={"epochs": 1}), quiet=True
+    )
+    two = finetune(
+        _tiny(tmp_path, "b", augment="rrc-flip", workers=1).model_copy(update={"epochs": 1}), quiet=True
+    )
     a, b = load_file(str(one.path)), load_file(str(two.path))
     assert all(torch.equal(a[k], b[k]) for k in a)  # the draws do not depend on the workers
 
