@@ -59,6 +59,8 @@ class StreamedImages:
             self._pixels = StreamedPixels(
                 self.source, self.indices, self.contract, split="calib", workers=self.workers
             )
+        if isinstance(key, int | np.integer):
+            return normalize(self._pixels[[key]], self.contract)[0]
         return normalize(self._pixels[key], self.contract)
 
     def batches(self, size: int) -> Iterator[np.ndarray]:

@@ -13,6 +13,7 @@ from edgetl.data.augment import crop_flip_original
 from edgetl.data.cache_choice import choose_cache, ram_budget
 from edgetl.data.dataset import DataConfig, load_data, results_view
 from edgetl.data.loader import StreamedPixels, epoch_batches, epoch_order, shard
+from edgetl.data.sources import image_folder
 from edgetl.errors import ConfigError, DataError
 from edgetl.manifest import PreprocessContract
 from edgetl.train.config import FinetuneConfig
@@ -201,3 +202,29 @@ def test_cache_and_workers_leave_results_keys_alone_augment_does_not():
     assert results_view([base]) == [{"data": {"source": "digits", "augment": None}, "epochs": 3}]
     augmented = {**base, "data": {**base["data"], "augment": "rrc-flip"}}
     assert results_view(augmented) != results_view(base)
+
+
+def test_a_large_folder_opens_on_image_headers_and_the_loader_names_a_bad_body(shape_folder, monkeypatch):
+    import edgetl.data.sources as sources
+
+    victim = shape_folder / "square" / "square_03.png"
+    victim.write_bytes(victim.read_bytes()[:60])  # the header reads; the pixels do not
+    with pytest.raises(DataError, match="square_03.png"):
+        image_folder(shape_folder)  # a small folder: every image decoded at opening
+    monkeypatch.setattr(sources, "FULL_CHECK_MAX_FILES", 10)  # 36 files: "large"
+    src = image_folder(shape_folder)
+    assert len(src) == 36 and not src.skipped
+    row = src.ids.index("square/square_03.png")
+    pixels = StreamedPixels(src, np.arange(len(src)), CONTRACT, workers=1)
+    with pytest.raises(DataError, match="square_03.png.*--skip-bad"):
+        pixels[row - 1 : row + 2]
+    monkeypatch.setenv("EDGETL_FULL_IMAGE_CHECK", "1")
+    assert len(image_folder(shape_folder, skip_bad=True)) == 35
+
+
+def test_a_hard_link_is_the_same_image_listed_twice(shape_folder):
+    import os
+
+    os.link(shape_folder / "circle" / "circle_00.png", shape_folder / "circle" / "circle_99.png")
+    with pytest.raises(DataError, match="listed twice"):
+        image_folder(shape_folder)
