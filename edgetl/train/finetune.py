@@ -405,6 +405,8 @@ def _finetune(
     optimizer = _optimizer(core, extras, config)
     train = splits["train"]
     steps_per_epoch = max(1, (len(train) // dist.world) // config.batch_size)
+    if config.max_steps is not None:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps)
     factor = warmup_cosine(
         config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch), config.min_lr_ratio
     )
@@ -502,6 +504,7 @@ def _finetune(
         n_train=len(train),
         batch_size=config.batch_size,
         epochs=config.epochs,
+        max_steps=config.max_steps,
         seed=config.seed,
         patience=config.early_stopping,
         dist=dist,

@@ -183,6 +183,7 @@ def run_epochs(
     epochs: int,
     seed: int,
     patience: int | None,
+    max_steps: int | None = None,
     dist: DistInfo,
     autocast: Callable[[], object],
     state: LoopState,
@@ -202,6 +203,8 @@ def run_epochs(
     key, label = metric
     per_rank = n_train // dist.world
     steps = max(1, per_rank // batch_size)
+    if max_steps is not None:
+        steps = min(steps, max_steps)
     with make_progress(quiet if dist.is_main else True) as progress:
         ep_task = progress.add_task("epochs", total=epochs, completed=state.epoch, info="")
         while state.epoch < epochs and not state.stopped_early:
