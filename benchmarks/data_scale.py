@@ -56,7 +56,8 @@ def fashion_mnist():
             images.append(np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28))
         with gzip.open(raw / f"{prefix}-labels-idx1-ubyte.gz") as f:
             labels.append(np.frombuffer(f.read(), np.uint8, offset=8))
-    return np.concatenate(images), np.concatenate(labels), [c.replace("/", "-") for c in FASHION_MNIST_CLASSES]
+    classes = [c.replace("/", "-") for c in FASHION_MNIST_CLASSES]
+    return np.concatenate(images), np.concatenate(labels), classes
 
 
 def _write_jpegs(args) -> None:
@@ -174,7 +175,7 @@ def run_measured(cmd: list[str], env: dict | None = None) -> dict:
     }
 
 
-def finetune_cmd(data: Path, out: Path, *, arch, strategy, size, n_train, cache, steps=None, batch=64, extra=()):
+def finetune_cmd(data, out, *, arch, strategy, size, n_train, cache, steps=None, batch=64, extra=()):
     cmd = [*EDGETL, "finetune", "--data", str(data), "--arch", arch, "--strategy", strategy]
     cmd += ["--epochs", "1", "--image-size", str(size), "--limit-train", str(n_train)]
     cmd += ["--limit-val", "500", "--limit-test", "500", "--threads", "2", "--workers", "2"]
@@ -194,7 +195,7 @@ def memory_runs(data: Path, work: Path, sizes: list[int]) -> list[dict]:
                 free = available_memory_bytes() or 0
                 row = {"images": n, "strategy": strategy, "cache": cache}
                 if cache == "ram" and need > free * 0.6:
-                    row["skipped"] = f"needs ~{need / GB:.1f} GB; {free / GB:.1f} GB available (shared machine)"
+                    row["skipped"] = f"needs ~{need / GB:.1f} GB; {free / GB:.1f} GB available (shared)"
                     print(row, flush=True)
                     rows.append(row)
                     continue
