@@ -11,13 +11,15 @@ holds 28x28 PNGs (10,000 per class, Fashion-MNIST images repeated, each a file o
 Memory runs: `timm/test_efficientnet` (random init: a tiny model, so the data is what is
 measured), 1 epoch, --limit-val 500 --limit-test 500, 2 workers, 2 threads; linear = the cached
 feature probe (one pass over every training image), full = the whole network for --max-steps 20
-(batch 64). Each runs as a child process; ``main_peak_rss_gb`` is the kernel's ru_maxrss of that
+(batch 64). At 50k only the streamed full run is in the default plan (a linear probe, and
+--cache ram, decode all 50k images: minutes per run on 2 shared cores); --big adds them. Each runs as a child process; ``main_peak_rss_gb`` is the kernel's ru_maxrss of that
 process (wait4); ``tree_peak_pss_gb`` the largest sum of PSS over the process and its loader
 workers, sampled every 0.5 s from /proc/<pid>/smaps_rollup (PSS splits shared pages between
 processes, so forked workers are not counted twice).
 
 Throughput runs: `timm/tf_efficientnet_lite0` (the offline pretrained weights), strategy full,
-1,000 training images, 1 epoch of --max-steps steps; img/s is the epoch's own (manifest history:
+1,000 training images of a 2,000-image folder of the same JPEGs (100 val, no test), 1 epoch of
+--max-steps steps; img/s is the epoch's own (manifest history:
 images / seconds of the training steps, the loader's start included for streamed runs; the RAM
 path decodes before the epoch starts). Runs alternate RAM, streamed, streamed, RAM and the
 medians are compared (side by side, one machine, one run of this script).
@@ -175,39 +177,53 @@ def run_measured(cmd: list[str], env: dict | None = None) -> dict:
     }
 
 
-def finetune_cmd(data, out, *, arch, strategy, size, n_train, cache, steps=None, batch=64, extra=()):
+def finetune_cmd(
+    data, out, *, arch, strategy, size, n_train, cache, steps=None, batch=64, extra=(), held=500
+):
     cmd = [*EDGETL, "finetune", "--data", str(data), "--arch", arch, "--strategy", strategy]
     cmd += ["--epochs", "1", "--image-size", str(size), "--limit-train", str(n_train)]
-    cmd += ["--limit-val", "500", "--limit-test", "500", "--threads", "2", "--workers", "2"]
+    cmd += ["--limit-val", str(held), "--limit-test", str(held), "--threads", "2", "--workers", "2"]
     cmd += ["--cache", cache, "--batch-size", str(batch), "--warmup-epochs", "0", "-o", str(out)]
     cmd += ["--max-steps", str(steps)] if steps else []
     return cmd + list(extra)
 
 
-def memory_runs(data: Path, work: Path, sizes: list[int]) -> list[dict]:
+def memory_plan(quick: bool, big: bool) -> list[tuple[int, str, str]]:
+    """(training images, strategy, cache) runs. A linear probe reads every training image once,
+    and --cache ram decodes every one before training: at 50k those runs take minutes each on
+    2 shared cores, so they are in the plan only with --big."""
+    plan = []
+    for n in (1000, 10_000) if quick else (1000, 10_000, 50_000):
+        for strategy in ("full", "linear"):
+            for cache in ("none", "ram"):
+                if n == 50_000 and (strategy == "linear" or cache == "ram") and not big:
+                    continue
+                plan.append((n, strategy, cache))
+    return plan
+
+
+def memory_runs(data: Path, work: Path, plan: list[tuple[int, str, str]]) -> list[dict]:
     from edgetl.data.preprocess import available_memory_bytes
 
     rows = []
-    for n in sizes:
-        for strategy in ("linear", "full"):
-            for cache in ("none", "ram"):
-                need = n * 3 * 224 * 224 * 1.25  # train + val + test pixels, and a margin
-                free = available_memory_bytes() or 0
-                row = {"images": n, "strategy": strategy, "cache": cache}
-                if cache == "ram" and need > free * 0.6:
-                    row["skipped"] = f"needs ~{need / GB:.1f} GB; {free / GB:.1f} GB available (shared)"
-                    print(row, flush=True)
-                    rows.append(row)
-                    continue
-                steps = 20 if strategy == "full" else None
-                extra = ["--no-pretrained"]
-                cmd = finetune_cmd(
-                    data, work / "m.safetensors", arch="timm/test_efficientnet", strategy=strategy,
-                    size=224, n_train=n, cache=cache, steps=steps, extra=extra,
-                )  # fmt: skip
-                row.update(run_measured(cmd))
-                print({k: v for k, v in row.items() if k != "log_tail"}, flush=True)
-                rows.append(row)
+    for n, strategy, cache in plan:
+        need = n * 3 * 224 * 224 * 1.25  # train + val + test pixels, and a margin
+        free = available_memory_bytes() or 0
+        row = {"images": n, "strategy": strategy, "cache": cache}
+        if cache == "ram" and need > free * 0.6:
+            row["skipped"] = f"needs ~{need / GB:.1f} GB; {free / GB:.1f} GB available (shared)"
+            print(row, flush=True)
+            rows.append(row)
+            continue
+        steps = 20 if strategy == "full" else None
+        extra = ["--no-pretrained"]
+        cmd = finetune_cmd(
+            data, work / "m.safetensors", arch="timm/test_efficientnet", strategy=strategy,
+            size=224, n_train=n, cache=cache, steps=steps, extra=extra,
+        )  # fmt: skip
+        row.update(run_measured(cmd))
+        print({k: v for k, v in row.items() if k != "log_tail"}, flush=True)
+        rows.append(row)
     return rows
 
 
@@ -217,6 +233,10 @@ def _img_per_s(path: Path) -> float:
     return float(read_manifest(path).history[0]["img_per_s"])
 
 
+TP = {"arch": "timm/tf_efficientnet_lite0", "strategy": "full", "n_train": 1000, "held": 100}
+TP_EXTRA = ["--no-eval-test"]
+
+
 def throughput_runs(data: Path, work: Path, quick: bool) -> list[dict]:
     rows = []
     plans = [(64, 64, 12 if quick else 20, "crop-flip"), (224, 32, 4 if quick else 6, "crop-flip")]
@@ -224,10 +244,8 @@ def throughput_runs(data: Path, work: Path, quick: bool) -> list[dict]:
         got: dict[str, list[float]] = {"ram": [], "none": []}
         for cache in ("ram", "none", "none", "ram"):
             out = work / f"tp-{size}-{cache}.safetensors"
-            cmd = finetune_cmd(
-                data, out, arch="timm/tf_efficientnet_lite0", strategy="full", size=size, n_train=1000,
-                cache=cache, steps=steps, batch=batch, extra=["--augment", augment],
-            )  # fmt: skip
+            extra = [*TP_EXTRA, "--augment", augment]
+            cmd = finetune_cmd(data, out, **TP, size=size, cache=cache, steps=steps, batch=batch, extra=extra)
             r = run_measured(cmd)
             got[cache].append(_img_per_s(out) if r["returncode"] == 0 else float("nan"))
         ram, streamed = statistics.median(got["ram"]), statistics.median(got["none"])
@@ -242,10 +260,9 @@ def throughput_runs(data: Path, work: Path, quick: bool) -> list[dict]:
     got = {"crop-flip": [], "rrc-flip": []}
     for augment in ("crop-flip", "rrc-flip", "rrc-flip", "crop-flip"):
         out = work / f"tp-aug-{augment}.safetensors"
-        cmd = finetune_cmd(
-            data, out, arch="timm/tf_efficientnet_lite0", strategy="full", size=64, n_train=1000,
-            cache="none", steps=12 if quick else 20, batch=64, extra=["--augment", augment],
-        )  # fmt: skip
+        extra = [*TP_EXTRA, "--augment", augment]
+        steps = 12 if quick else 20
+        cmd = finetune_cmd(data, out, **TP, size=64, cache="none", steps=steps, batch=64, extra=extra)
         r = run_measured(cmd)
         got[augment].append(_img_per_s(out) if r["returncode"] == 0 else float("nan"))
     old, new = statistics.median(got["crop-flip"]), statistics.median(got["rrc-flip"])
@@ -294,12 +311,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/edgetl-data-scale"))
     ap.add_argument("--quick", action="store_true", help="1k and 10k images, fewer steps, a 20k-file tree")
     ap.add_argument("--images", type=int, default=64_000)
+    ap.add_argument("--big", action="store_true", help="also the linear and --cache ram runs at 50k")
     ap.add_argument("--only", choices=("memory", "throughput", "open"), action="append")
     args = ap.parse_args()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     only = set(args.only or ("memory", "throughput", "open"))
-    sizes = [1000, 10_000] if args.quick else [1000, 10_000, 50_000]
     out_name = "data_scale_quick" if args.quick else "data_scale"
     previous = {}
     prev_path = Path(__file__).resolve().parent / "results" / f"{out_name}.json"
@@ -307,12 +324,12 @@ def main() -> None:
         previous = json.loads(prev_path.read_text())
     payload = {k: previous[k] for k in ("memory", "throughput", "open") if k in previous}
     t0 = time.perf_counter()
-    if "memory" in only or "throughput" in only:
-        data = jpeg_folder(work / "jpeg256", 20_000 if args.quick else args.images)
     if "memory" in only:
-        payload["memory"] = memory_runs(data, work, sizes)
-    if "throughput" in only:
-        payload["throughput"] = throughput_runs(data, work, args.quick)
+        data = jpeg_folder(work / "jpeg256", 20_000 if args.quick else args.images)
+        payload["memory"] = memory_runs(data, work, memory_plan(args.quick, args.big))
+    if "throughput" in only:  # a small folder: 1,000 train images of its 2,000 (every image checked)
+        small = jpeg_folder(work / "jpeg256-2k", 2000)
+        payload["throughput"] = throughput_runs(small, work, args.quick)
     if "open" in only:
         n = 20_000 if args.quick else 100_000
         tree, csv = png_tree(work / f"png{n}", n)
