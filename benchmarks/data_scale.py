@@ -12,7 +12,8 @@ Memory runs: `timm/test_efficientnet` (random init: a tiny model, so the data is
 measured), 1 epoch, --limit-val 500 --limit-test 500, 2 workers, 2 threads; linear = the cached
 feature probe (one pass over every training image), full = the whole network for --max-steps 20
 (batch 64). At 50k only the streamed full run is in the default plan (a linear probe, and
---cache ram, decode all 50k images: minutes per run on 2 shared cores); --big adds them. Each runs as a child process; ``main_peak_rss_gb`` is the kernel's ru_maxrss of that
+--cache ram, decode all 50k images: minutes per run on 2 shared cores); --big adds them.
+Each runs as a child process; ``main_peak_rss_gb`` is the kernel's ru_maxrss of that
 process (wait4); ``tree_peak_pss_gb`` the largest sum of PSS over the process and its loader
 workers, sampled every 0.5 s from /proc/<pid>/smaps_rollup (PSS splits shared pages between
 processes, so forked workers are not counted twice).
