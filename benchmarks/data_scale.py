@@ -6,7 +6,7 @@ split and fingerprint a 100,000-file ImageFolder and CSV.
 Data: Fashion-MNIST (the Debian package's IDX files: 70,000 real 28x28 grey photos of clothing)
 upscaled (bicubic) to 256x256 RGB JPEGs (quality 90) in an ImageFolder of 10 classes; the first
 --images of them (default 64,000: a 51,840-image train pool, seed-0 splits). The 100k-file tree
-holds 28x28 PNGs (10,000 per class, Fashion-MNIST images repeated, each a file of its own).
+holds 28x28 PNGs (the Fashion-MNIST images in order, repeated past 70,000, each a file of its own).
 
 Memory runs: `timm/test_efficientnet` (random init: a tiny model, so the data is what is
 measured), 1 epoch, --limit-val 500 --limit-test 500, 2 workers, 2 threads; linear = the cached
