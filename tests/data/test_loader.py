@@ -144,7 +144,7 @@ def test_rrc_flip_is_drawn_from_seed_epoch_and_image():
 
 def _tiny(tmp_path, name, **data):
     return FinetuneConfig(
-        data=DataConfig(source="digits", limit_train=192, limit_val=40, limit_test=40, **data),
+        data=DataConfig(source="digits", limit_train=128, limit_val=30, limit_test=30, **data),
         arch=TINY_ARCH,
         pretrained=False,
         image_size=24,
