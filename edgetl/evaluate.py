@@ -14,14 +14,15 @@ import numpy as np
 
 from edgetl.data.dataset import DataConfig, SplitData, load_task_data, with_recorded_splits
 from edgetl.data.labels import label_map
-from edgetl.data.preprocess import check_input_memory, normalize, to_uint8
+from edgetl.data.loader import StreamedPixels
+from edgetl.data.preprocess import check_input_memory, normalize
 from edgetl.data.splits import fingerprint
 from edgetl.errors import DataError
 from edgetl.fileio import write_text_atomic
 from edgetl.gallery import eval_samples
 from edgetl.manifest import read_manifest
 from edgetl.progress import make_progress, step
-from edgetl.runners.batching import batch_size_for, chunks, padded
+from edgetl.runners.batching import batch_size_for, padded
 from edgetl.runners.registry import make_runner
 from edgetl.stages.metrics import EvalResult, PairedEval
 from edgetl.tasks.registry import task_of
@@ -50,6 +51,14 @@ class SplitPredictions:
     data_name: str
     split: str
     split_fingerprint: str
+
+
+def _original_hw(data, i: int) -> tuple[int, int]:
+    """Image ``i``'s (h, w): from its header where the data keeps it, else by decoding it."""
+    if hasattr(data, "original_hw"):
+        return data.original_hw(i)
+    img = data.source.load(i)
+    return img.height, img.width
 
 
 def _data_for(recorded, data_config: DataConfig, task):
@@ -83,16 +92,20 @@ def predict_split(
         bs = batch_size_for(fixed_batch, batch_size)
         check_input_memory(contract, bs if fixed_batch > 0 else max(1, min(bs, len(idx))), artifact)
         parts: dict[str, list[np.ndarray]] = {}
+        read = getattr(data, "read", None)
+        pixels = StreamedPixels(
+            data.source, idx, contract, split=split, workers=read.workers if read else 0,
+            skip_bad=read.skip_bad if read else False,
+        )  # fmt: skip
         with make_progress() as progress:
             bar = progress.add_task(f"eval {split} on {runner.backend}", total=len(idx), info="")
-            for part in chunks(len(idx), bs):
-                chunk = idx[part]
-                images = [data.source.load(int(i)) for i in chunk]
-                sizes += [(img.height, img.width) for img in images]
-                px = np.stack([to_uint8(img, contract) for img in images])
+            for px in pixels.batches(bs):  # decoded ahead by the loader's workers
                 for name, y in runner.infer(padded(normalize(px, contract), fixed_batch)).items():
-                    parts.setdefault(name, []).append(y[: len(chunk)])
-                progress.advance(bar, len(chunk))
+                    parts.setdefault(name, []).append(y[: len(px)])
+                progress.advance(bar, len(px))
+        pixels.close()
+        if task.to_original is not None:  # only geometry-carrying predictions need the sizes
+            sizes = [_original_hw(data, int(i)) for i in idx]
         backend_name = runner.backend
     step(f"eval {Path(artifact).name} on {backend_name}: {split} split, {len(idx)} images")
     predictions = task.decode({name: np.concatenate(ys) for name, ys in parts.items()})

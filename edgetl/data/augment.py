@@ -18,13 +18,20 @@ class AugmentParams:
     flip: np.ndarray  # bool
 
 
+def subset_params(params: AugmentParams | None, kept: np.ndarray | None) -> AugmentParams | None:
+    """The draws of the rows ``kept`` (where unreadable images were dropped from a batch)."""
+    if params is None or kept is None:
+        return params
+    return AugmentParams(params.shift_y[kept], params.shift_x[kept], params.flip[kept])
+
+
 def draw_params(n: int, rng: np.random.Generator) -> AugmentParams:
     return AugmentParams(rng.random(n), rng.random(n), rng.random(n) < 0.5)
 
 
 def apply_augment(pixels: np.ndarray, mode: str, params: AugmentParams) -> np.ndarray:
     """uint8 (N, 3, H, W) -> augmented copy. ``crop``: pad by H/8 and crop back; ``flip``: h-flip."""
-    if mode == "none":
+    if mode == "none" or mode in ORIGINAL_IMAGE_MODES:  # those were applied when decoding
         return pixels
     out = pixels.copy()
     n, _, h, w = pixels.shape
@@ -45,3 +52,45 @@ def augment_batch(pixels: np.ndarray, mode: str, rng: np.random.Generator) -> np
     if mode == "none":
         return pixels
     return apply_augment(pixels, mode, draw_params(len(pixels), rng))
+
+
+# ---------------------------------------------------------------- from the original image
+RRC_SCALE = (0.08, 1.0)  # torchvision's RandomResizedCrop defaults
+RRC_RATIO = (3 / 4, 4 / 3)
+ORIGINAL_IMAGE_MODES = ("rrc-flip",)  # augmentations drawn on the original image, before resizing
+
+
+def rrc_params(width: int, height: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """torchvision's ``RandomResizedCrop.get_params`` with numpy's generator: (top, left, h, w)."""
+    area = height * width
+    log_ratio = (np.log(RRC_RATIO[0]), np.log(RRC_RATIO[1]))
+    for _ in range(10):
+        target_area = area * rng.uniform(*RRC_SCALE)
+        aspect = float(np.exp(rng.uniform(*log_ratio)))
+        w = int(round(np.sqrt(target_area * aspect)))
+        h = int(round(np.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
+    in_ratio = width / height  # fallback: the whole image's centre at the nearest allowed ratio
+    if in_ratio < min(RRC_RATIO):
+        w, h = width, int(round(width / min(RRC_RATIO)))
+    elif in_ratio > max(RRC_RATIO):
+        h, w = height, int(round(height * max(RRC_RATIO)))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def crop_flip_original(img, contract, seed: int, epoch: int, index: int) -> np.ndarray:
+    """``rrc-flip``: a random-resized crop of the original image, resized to the contract's
+    input size, flipped with probability 1/2; uint8 (3, H, W). The draw is a function of (seed,
+    epoch, image index) only, so any worker, and a teacher at another resolution, draws the
+    same crop of the same image."""
+    from edgetl.data.preprocess import to_uint8
+
+    rng = np.random.default_rng([seed, epoch, index])
+    top, left, h, w = rrc_params(img.width, img.height, rng)
+    flip = rng.random() < 0.5
+    crop = img.crop((left, top, left + w, top + h))
+    arr = to_uint8(crop, contract.model_copy(update={"fit": "stretch"}))
+    return np.ascontiguousarray(arr[..., ::-1]) if flip else arr

@@ -261,6 +261,42 @@ def _decode(path) -> Image.Image:
     return to_8bit(decoded, path)
 
 
+def check_image_header(path) -> None:
+    """What opening a large folder checks per file: the header reads as an image within the
+    pixel limit (the body is decoded, and a failure named, when the loader reads it)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UnreadableImage(path, "is a directory, not an image file", "Name an image file instead.")
+    limit = max_image_pixels()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+    except FileNotFoundError:
+        if path.is_symlink():
+            target = os.readlink(path)
+            raise UnreadableImage(
+                path, f"a symbolic link to {target}, which does not exist", "Fix or remove the link."
+            ) from None
+        raise UnreadableImage(path, "no such image file", "Check the path.") from None
+    except Image.DecompressionBombError as exc:
+        raise UnreadableImage(
+            path,
+            f"refused as a possible decompression bomb: {str(exc).rstrip('.')}",
+            f"Downscale the image, or raise the limit with {MAX_PIXELS_ENV}=<pixels> if you trust the file.",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure on a user's file means "unreadable"
+        raise UnreadableImage(path, f"cannot read image ({type(exc).__name__}: {exc})") from None
+    if w * h > limit:
+        raise UnreadableImage(
+            path,
+            f"image is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} (a guard against "
+            "decompression bombs)",
+            f"Downscale the image, or raise the limit with {MAX_PIXELS_ENV}=<pixels> if you trust the file.",
+        )
+
+
 def load_image(path) -> Image.Image:
     """Decode one image file into an 8-bit "L" or "RGB" image, with errors that name the file."""
     return _decode(path)

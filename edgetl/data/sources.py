@@ -10,6 +10,7 @@ import csv
 import gzip
 import io
 import os
+import stat
 import struct
 import unicodedata
 from collections.abc import Callable
@@ -105,12 +106,23 @@ class _Entry:
     where: str  # where the user wrote it: "line 7 ('a.png')" or "cats/a.png"
 
 
-def _check_image(path: Path) -> tuple[str, str] | None:
-    """Return None when the image decodes fully to 8-bit pixels, else (reason, fix)."""
-    from edgetl.data.preprocess import UnreadableImage, load_image
+# up to this many files every image is decoded when a source opens; above it only the headers
+# are read (format, size, the bomb limit), and a body that fails later is named by the loader
+FULL_CHECK_MAX_FILES = 10_000
+FULL_CHECK_ENV = "EDGETL_FULL_IMAGE_CHECK"  # "1": decode every image at opening, however many
+
+
+def full_check(n_files: int) -> bool:
+    return n_files <= FULL_CHECK_MAX_FILES or os.environ.get(FULL_CHECK_ENV, "").strip() == "1"
+
+
+def _check_image(path: Path, full: bool = True) -> tuple[str, str] | None:
+    """Return None when the image decodes fully to 8-bit pixels (``full``) or its header reads
+    as an image within the pixel limit, else (reason, fix)."""
+    from edgetl.data.preprocess import UnreadableImage, check_image_header, load_image
 
     try:
-        load_image(path)
+        load_image(path) if full else check_image_header(path)
     except UnreadableImage as exc:
         return exc.reason, exc.fix
     return None
@@ -143,14 +155,24 @@ def _check_labels(name: str, labels: list[tuple[str, str]], fix: str) -> None:
             )
 
 
+def _file_identity(path: Path):
+    """(device, inode) of the file a path reaches (links and hard links alike): one stat call,
+    not a resolve of every path component; a dangling link is its own resolved path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.normcase(os.path.realpath(path))
+    return (st.st_dev, st.st_ino)
+
+
 def _check_duplicates(name: str, entries: list[_Entry]) -> None:
     """Refuse one image file listed twice: it could land in train and test (or carry 2 labels)."""
-    seen: dict[str, _Entry] = {}
+    seen: dict[object, _Entry] = {}
     for e in entries:
-        key = os.path.normcase(os.path.realpath(e.path))
-        first = seen.setdefault(key, e)
+        first = seen.setdefault(_file_identity(e.path), e)
         if first is e:
             continue
+        key = os.path.normcase(os.path.realpath(e.path))
         if first.label != e.label:
             raise DataError(
                 f"{name}: the image {key} has two labels, {first.label!r} ({first.where}) and "
@@ -168,8 +190,10 @@ def _finish_file_source(name: str, entries: list[_Entry], skip_bad: bool, hint: 
 
     good: list[_Entry] = []
     bad: list[str] = []
-    for e in track(entries, description=f"checking images in {name}"):
-        problem = _check_image(e.path)
+    full = full_check(len(entries))
+    what = "checking images" if full else "reading image headers"
+    for e in track(entries, description=f"{what} in {name}"):
+        problem = _check_image(e.path, full)
         if problem is None:
             good.append(e)
         elif skip_bad:
@@ -197,9 +221,24 @@ def _finish_file_source(name: str, entries: list[_Entry], skip_bad: bool, hint: 
     )
 
 
-def _hidden(rel: Path) -> bool:
-    """Dot files and folders (.DS_Store, macOS '._x.jpg' forks, edgetl temp files) are not data."""
-    return any(part.startswith(".") for part in rel.parts)
+def _image_files(folder: str):
+    """Image files under ``folder``, recursively, by ``os.scandir`` (file types come with the
+    listing: no stat per file). Dot files and folders are skipped; a symlink is an entry even
+    when dangling: a file the user listed is checked and reported (or counted by --skip-bad),
+    never dropped without a word."""
+    try:
+        listing = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in listing:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):  # as Path.rglob: symlinked folders not entered
+            yield from _image_files(entry.path)
+        elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and (
+            entry.is_file() or entry.is_symlink()
+        ):
+            yield entry.path
 
 
 def image_folder(root: Path, *, skip_bad: bool = False, name: str | None = None) -> ImageSource:
@@ -214,15 +253,7 @@ def image_folder(root: Path, *, skip_bad: bool = False, name: str | None = None)
         raise DataError(f"{root}: no class sub-folders found; expected {root}/<class>/<image>.")
     entries: list[_Entry] = []
     for cdir in class_dirs:
-        files = sorted(
-            f
-            for f in cdir.rglob("*")
-            # a symlink is an entry even when dangling: a file the user listed is checked and
-            # reported (or counted by --skip-bad), never dropped without a word
-            if f.suffix.lower() in IMAGE_SUFFIXES
-            and not _hidden(f.relative_to(cdir))
-            and (f.is_file() or f.is_symlink())
-        )
+        files = sorted(Path(p) for p in _image_files(str(cdir)))
         if not files:
             raise DataError(
                 f"{cdir}: class folder '{cdir.name}' holds no images "
@@ -314,15 +345,19 @@ def csv_manifest(path: Path, *, skip_bad: bool = False) -> ImageSource:
             )
         file = base / rel  # an absolute rel replaces base
         problem = None
-        if file.is_dir():
+        try:  # one stat per row
+            mode = os.stat(file).st_mode
+        except (OSError, ValueError):
+            mode = None
+        if mode is not None and stat.S_ISDIR(mode):
             problem = f"{rel!r} is a directory ({file}), not an image file"
-        elif not file.exists():
+        elif mode is None:
             problem = f"image file {file} does not exist"  # wording kept: tests and users grep it
             if "\\" in rel:
                 problem += " (use '/' as the path separator)"
             elif not os.path.isabs(rel):
                 problem += f" (relative paths are read from the CSV's folder {base.absolute()})"
-        elif not file.is_file():
+        elif not stat.S_ISREG(mode):
             problem = f"{file} is not a regular file"
         if problem:
             if skip_bad:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from edgetl.data.dataset import results_view
 from edgetl.pipeline.cache import StageCache
 from edgetl.progress import log
 from edgetl.stages.base import Context, Stage, StageResult
@@ -53,7 +54,8 @@ def _run_stage(stage: Stage, context: Context, cache: StageCache) -> None:
         return
     key, why = None, "not cached"
     if stage.cached:
-        configs = [j.config.model_dump(mode="json") for j in jobs]
+        # how data is read (cache, workers) does not change results: not part of the key
+        configs = [results_view(j.config.model_dump(mode="json")) for j in jobs]
         key = cache.key(stage.name, configs, [p for j in jobs for p in j.inputs])
         cached = cache.lookup(stage.name, key)
         if cached is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgetl.data.dataset import DataConfig, load_data
-from edgetl.data.preprocess import normalize, to_uint8
+from edgetl.data.preprocess import normalize
 from edgetl.data.sources import ImageSource
 from edgetl.data.splits import fingerprint
 from edgetl.errors import DataError
@@ -25,7 +25,8 @@ class StreamedImages:
     """The preprocessed float32 images (N, 3, H, W) of a split, decoded only when asked for.
 
     Indexing or slicing decodes just those images (``to_uint8`` then ``normalize``, exactly as an
-    eager load: the same values, in the same order), so holding a set costs its ids, not its
+    eager load: the same values, in the same order; a reader going slice by slice gets the next
+    slices decoded ahead by ``edgetl.data.loader``'s workers), so a set costs its ids, not its
     pixels, and a batch costs ``batch x 3 x H x W x 4`` bytes. Every pass decodes again: that
     trades CPU (a decode + resize per image per pass) for memory that does not grow with N.
     ``np.asarray(images)`` still materialises the whole set, for the callers that want it.
@@ -34,10 +35,14 @@ class StreamedImages:
     dtype = np.dtype(np.float32)
     ndim = 4
 
-    def __init__(self, source: ImageSource, indices: np.ndarray, contract: PreprocessContract):
+    def __init__(
+        self, source: ImageSource, indices: np.ndarray, contract: PreprocessContract, workers: int = 0
+    ):
         self.source = source
         self.indices = np.asarray(indices)
         self.contract = contract
+        self.workers = workers  # loader processes that decode consecutive slices ahead
+        self._pixels = None
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -47,17 +52,16 @@ class StreamedImages:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _decode(self, idx: np.ndarray) -> np.ndarray:
-        h, w = self.contract.input_size
-        px = np.empty((len(idx), 3, h, w), dtype=np.uint8)
-        for j, i in enumerate(idx):
-            px[j] = to_uint8(self.source.load(int(i)), self.contract)
-        return normalize(px, self.contract)
-
     def __getitem__(self, key) -> np.ndarray:
-        if isinstance(key, (int, np.integer)):
-            return self._decode(self.indices[[key]])[0]
-        return self._decode(self.indices[key])
+        if self._pixels is None:
+            from edgetl.data.loader import StreamedPixels
+
+            self._pixels = StreamedPixels(
+                self.source, self.indices, self.contract, split="calib", workers=self.workers
+            )
+        if isinstance(key, int | np.integer):
+            return normalize(self._pixels[[key]], self.contract)[0]
+        return normalize(self._pixels[key], self.contract)
 
     def batches(self, size: int) -> Iterator[np.ndarray]:
         """Consecutive batches of ``size`` images (the last may be shorter)."""
@@ -121,7 +125,8 @@ def load_split_images(
         "fingerprint": fingerprint(data.source.name, data.source.ids, idx),
         "classes": data.classes,
     }
-    return ImageSet(StreamedImages(data.source, idx, contract), data, np.asarray(idx), info)
+    images = StreamedImages(data.source, idx, contract, data_config.workers)
+    return ImageSet(images, data, np.asarray(idx), info)
 
 
 def calibration_images(

@@ -133,6 +133,8 @@ DATA_OPTIONS = (
     "data.limit_test",
     "data.skip_bad",
     "data.augment",
+    "data.cache",
+    "data.workers",
 )
 DATA_FLAGS = {"data.source": "--data", "data.skip_bad": "--skip-bad"}
 

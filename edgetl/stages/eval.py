@@ -173,7 +173,7 @@ STAGE = Stage(
     show=show,
     cli=Cli(
         arguments=("artifact", "compare"),
-        nested=("data.source", "data.seed", "data.limit_test", "data.skip_bad"),
+        nested=("data.source", "data.seed", "data.limit_test", "data.skip_bad", "data.workers"),
         flags={"data.source": "--data", "data.skip_bad": "--skip-bad"},
         short={"data.source": "-d", "out": "-o"},
     ),

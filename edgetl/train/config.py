@@ -67,6 +67,9 @@ class FinetuneConfig(BaseModel):
     weight_decay: float = Field(0.01, ge=0, description="weight decay")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     epochs: int = Field(10, ge=1, description="training epochs")
+    max_steps: int | None = Field(
+        None, ge=1, description="at most N steps per epoch (quick checks and benchmarks on big sets)"
+    )
     warmup_epochs: float = Field(0.5, ge=0, description="linear warm-up epochs before the cosine schedule")
     min_lr_ratio: float = Field(0.01, ge=0, le=1, description="final lr as a fraction of the peak")
     batch_size: int = Field(64, ge=1, le=MAX_WIDTH, description="batch size per process (at least 2)")

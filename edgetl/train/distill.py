@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgetl.data.augment import AugmentParams, apply_augment
+from edgetl.data.augment import ORIGINAL_IMAGE_MODES, AugmentParams, apply_augment, subset_params
+from edgetl.data.loader import OriginalAugment, StreamedPixels, schedule, take
 from edgetl.errors import ConfigError, ModelError
 from edgetl.fileio import sha256_file
 from edgetl.train.config import DistillConfig
@@ -95,14 +96,17 @@ class Distiller:
         from edgetl.train.finetune import batched_outputs
 
         self.check_labels(data.classes)
-        train = data.prepare("train", self.contract, quiet)
+        hint = self.config.hint_teacher_layer is not None
+        once = augment == "none" and self.config.cache_teacher and not hint  # logits computed once
+        original = OriginalAugment(augment, self.config.seed) if augment in ORIGINAL_IMAGE_MODES else None
+        passes = 1 if once else self.config.epochs
+        train = data.prepare("train", self.contract, quiet, passes=passes, original_augment=original)
         trainer = self.job.trainer()
         if hasattr(trainer, "distillation"):
             self.task_kd = trainer.distillation(self.teacher, student, self.config)
             self.teacher_pixels = train.pixels
             return [m.to(self.device) for m in self.task_kd.modules()]
-        hint = self.config.hint_teacher_layer is not None
-        if augment == "none" and self.config.cache_teacher and not hint:
+        if once:
             self.cached_logits = batched_outputs(
                 self.teacher,
                 train.pixels,
@@ -136,17 +140,28 @@ class Distiller:
 
         return hook
 
+    def schedule(self, batches: list[np.ndarray], epoch: int) -> None:
+        """The epoch's batches, so streamed teacher pixels are decoded ahead."""
+        if self.cached_logits is None and (self.task_kd is None or self.task_kd.uses_teacher):
+            schedule(self.teacher_pixels, batches, epoch)
+
     @torch.no_grad()
-    def targets(self, idx: np.ndarray, params: AugmentParams | None, augment: str):
+    def targets(self, idx: np.ndarray, params: AugmentParams | None, augment: str, kept=None):
         """The teacher's outputs for the batch (its own preprocessing, the same augmentation draw):
-        a classifier's logits, or what the task's distillation takes (None: no KD term needs it)."""
+        a classifier's logits, or what the task's distillation takes (None: no KD term needs it).
+        ``kept``: the batch rows left where unreadable images were dropped (``--skip-bad``)."""
         from edgetl.train.finetune import to_input
 
+        rows = idx if kept is None else idx[kept]
         if self.cached_logits is not None:
-            return self.cached_logits[idx]
+            return self.cached_logits[rows]
         if self.task_kd is not None and not self.task_kd.uses_teacher:
             return None
-        px = self.teacher_pixels[idx]
+        if isinstance(self.teacher_pixels, StreamedPixels):  # drops the same unreadable rows itself
+            px, _ = take(self.teacher_pixels, idx)
+        else:
+            px = self.teacher_pixels[rows]
+        params = subset_params(params, kept)
         if params is not None:
             px = apply_augment(px, augment, params)
         x = to_input(px, self.contract, self.device, self.config.channels_last)

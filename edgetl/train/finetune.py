@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from rich.markup import escape
 
-from edgetl.data.augment import apply_augment, draw_params
+from edgetl.data.augment import ORIGINAL_IMAGE_MODES, apply_augment, draw_params, subset_params
 from edgetl.data.dataset import Split, load_task_data
+from edgetl.data.loader import OriginalAugment, iter_batches, schedule, take
 from edgetl.data.preprocess import normalize
 from edgetl.errors import ConfigError, EdgetlError
 from edgetl.manifest import InputSpec, Manifest, ModelSpec, PreprocessContract
@@ -67,7 +68,8 @@ class KDHook(Protocol):
 
     def check_labels(self, classes: list[str]) -> None: ...
     def setup(self, data, student, student_contract, augment: str, quiet) -> list[torch.nn.Module]: ...
-    def targets(self, idx: np.ndarray, params, augment: str): ...  # the teacher's, for the batch
+    def targets(self, idx: np.ndarray, params, augment: str, kept=None): ...  # the teacher's, for the batch
+    def schedule(self, batches: list[np.ndarray], epoch: int) -> None: ...  # the epoch's reads, ahead
     def loss(self, outputs, labels, teacher_outputs) -> torch.Tensor: ...
     def metrics(self, student, student_contract, metrics: dict) -> dict: ...  # added to the manifest's
     def decisions(self, metrics: dict) -> list[str]: ...  # the manifest's lines on the distillation
@@ -148,14 +150,15 @@ def batched_outputs(
     autocast=contextlib.nullcontext,
     description: str | None = None,
 ):
-    """Run ``net`` over uint8 pixels in batches (eval mode set by the caller): one tensor, or a
-    tuple of tensors where ``net`` returns several (a detector's boxes and scores)."""
+    """Run ``net`` over uint8 pixels (an array, a memmap or streamed) in batches (eval mode set by
+    the caller): one tensor, or a tuple of tensors where ``net`` returns several (a detector's
+    boxes and scores)."""
     outs = []
-    starts = range(0, len(split_pixels), batch_size)
+    steps = range(0, len(split_pixels), batch_size)
     with make_progress(None if description else True) as progress:
-        task = progress.add_task(description or "", total=len(starts), info="")
-        for s in starts:
-            x = to_input(split_pixels[s : s + batch_size], contract, device, channels_last)
+        task = progress.add_task(description or "", total=len(steps), info="")
+        for px in iter_batches(split_pixels, batch_size):
+            x = to_input(px, contract, device, channels_last)
             with autocast():
                 y = net(x)
             many = isinstance(y, tuple | list)  # a detector's boxes/scores, a backbone's maps
@@ -166,6 +169,15 @@ def batched_outputs(
     if isinstance(outs[0], tuple):
         return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
     return torch.cat(outs)
+
+
+def resume_digest_text(config) -> str:
+    """What a resume state is keyed by: the config, less how its data is read (cache, workers)."""
+    import json
+
+    from edgetl.data.dataset import results_view
+
+    return json.dumps(results_view(config.model_dump(mode="json")), sort_keys=True)
 
 
 def resume_path_for(output: Path) -> Path:
@@ -227,6 +239,7 @@ def finetune(
     if quiet is not None:
         set_quiet(quiet)
     check_inputs_and_outputs(config, resume_path_for(config.output))
+    check_augment(config)
     device = resolve_device(config.device)
     if config.weights is not None:  # format, names, shapes: before any data is loaded
         from edgetl.models.registry import check_weights_file
@@ -237,6 +250,25 @@ def finetune(
         return _finetune(config, device, dist, resume, quiet, kd, on_epoch, feature_cache)
     finally:
         shutdown(dist)
+
+
+def check_augment(config) -> None:
+    """Augmentation drawn on the original image only where it can be applied: the backbone sees
+    each augmented image (not cached features), and there are no boxes to move with the crop."""
+    mode = config.data.augment
+    if mode not in ORIGINAL_IMAGE_MODES:
+        return
+    if config.task != "classify":
+        raise ConfigError(
+            f"data.augment {mode}: not available for the {config.task!r} task (its boxes would have "
+            "to move with the random-resized crop); use flip or crop-flip."
+        )
+    if config.strategy == "linear" and config.cache_features:
+        raise ConfigError(
+            f"data.augment {mode}: the linear probe trains on features extracted once, so a new crop "
+            "per epoch never reaches it; use another strategy (partial, full, gradual), or "
+            "--set cache_features=false to run the backbone on every augmented batch."
+        )
 
 
 def _data(config, quiet, job, trainer):
@@ -256,7 +288,13 @@ def _data(config, quiet, job, trainer):
         size = config.image_size or (SMALL_IMAGE_DEFAULT_SIZE if full_frame else None)
         crop = config.crop_pct if config.crop_pct is not None else (1.0 if full_frame else None)
         contract = default_contract(config.arch, size, crop)
-    splits = {"train": data.prepare("train", contract, quiet), "val": data.prepare("val", contract, quiet)}
+    features_once = config.strategy == "linear" and config.cache_features
+    passes = 1 if features_once else config.epochs
+    original = OriginalAugment(data.augment, config.seed) if data.augment in ORIGINAL_IMAGE_MODES else None
+    splits = {
+        "train": data.prepare("train", contract, quiet, passes=passes, original_augment=original),
+        "val": data.prepare("val", contract, quiet, passes=passes),
+    }
     return data, contract, splits
 
 
@@ -317,7 +355,7 @@ def _finetune(
     elif dist.enabled and device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world))
     t_start = time.perf_counter()
-    digest = config_digest(config.model_dump_json())
+    digest = config_digest(resume_digest_text(config))
     resume_path = resume_path_for(config.output)
     resume_payload = None
     if resume and resume_path.exists():  # a corrupt or foreign state fails here, not after loading data
@@ -367,6 +405,8 @@ def _finetune(
     optimizer = _optimizer(core, extras, config)
     train = splits["train"]
     steps_per_epoch = max(1, (len(train) // dist.world) // config.batch_size)
+    if config.max_steps is not None:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps)
     factor = warmup_cosine(
         config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch), config.min_lr_ratio
     )
@@ -408,17 +448,26 @@ def _finetune(
             )
 
         def batch(idx, rng):
-            params = draw_params(len(idx), rng) if data.augment != "none" else None
-            px = apply_augment(train.pixels[idx], data.augment, params) if params else train.pixels[idx]
-            labels = train.labels[idx]
-            if params and hasattr(trainer, "augment_targets"):  # boxes move with the pixels
-                labels = trainer.augment_targets(labels, data.augment, params, contract.input_size)
+            drawn = data.augment != "none" and data.augment not in ORIGINAL_IMAGE_MODES
+            params = draw_params(len(idx), rng) if drawn else None
+            px, kept = take(train.pixels, idx)  # kept: rows left where --skip-bad dropped some
+            rows = idx if kept is None else idx[kept]
+            mine = subset_params(params, kept)
+            px = apply_augment(px, data.augment, mine) if mine else px
+            labels = train.labels[rows]
+            if mine and hasattr(trainer, "augment_targets"):  # boxes move with the pixels
+                labels = trainer.augment_targets(labels, data.augment, mine, contract.input_size)
             y = trainer.targets(labels, device)
             if kd is not None:
-                y = (y, kd.targets(idx, params, data.augment))
+                y = (y, kd.targets(idx, params, data.augment, kept))
             return to_input(px, contract, device, config.channels_last), y
 
-        return EpochPlan(net, batch, note)
+        def schedule_epoch(batches, epoch):
+            schedule(train.pixels, batches, epoch)
+            if kd is not None and hasattr(kd, "schedule"):
+                kd.schedule(batches, epoch)
+
+        return EpochPlan(net, batch, note, schedule_epoch)
 
     def validate() -> float:
         """The task's primary metric on the whole val split (every rank sees the same value, so
@@ -455,6 +504,7 @@ def _finetune(
         n_train=len(train),
         batch_size=config.batch_size,
         epochs=config.epochs,
+        max_steps=config.max_steps,
         seed=config.seed,
         patience=config.early_stopping,
         dist=dist,

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgetl.data.loader import epoch_batches, epoch_order
 from edgetl.errors import ConfigError, ModelError
 from edgetl.fileio import atomic_path
 from edgetl.models.registry import torch_load_plain
@@ -58,6 +59,8 @@ class EpochPlan:
     net: torch.nn.Module
     batch: Callable[[np.ndarray, np.random.Generator], tuple[torch.Tensor, torch.Tensor]]
     note: str = ""
+    # told the epoch's batches (and the epoch) before the first step: streamed pixels decode ahead
+    schedule: Callable[[list[np.ndarray], int], None] | None = None
 
 
 def config_digest(config_json: str) -> str:
@@ -180,6 +183,7 @@ def run_epochs(
     epochs: int,
     seed: int,
     patience: int | None,
+    max_steps: int | None = None,
     dist: DistInfo,
     autocast: Callable[[], object],
     state: LoopState,
@@ -199,14 +203,17 @@ def run_epochs(
     key, label = metric
     per_rank = n_train // dist.world
     steps = max(1, per_rank // batch_size)
+    if max_steps is not None:
+        steps = min(steps, max_steps)
     with make_progress(quiet if dist.is_main else True) as progress:
         ep_task = progress.add_task("epochs", total=epochs, completed=state.epoch, info="")
         while state.epoch < epochs and not state.stopped_early:
             epoch = state.epoch
             torch.manual_seed(seed * 100_003 + epoch)
-            rng = np.random.default_rng([seed, epoch])
+            order, rng = epoch_order(seed, epoch, n_train, dist.rank, dist.world)
             plan = plan_for_epoch(epoch)
-            order = rng.permutation(n_train)[: per_rank * dist.world][dist.rank :: dist.world]
+            if plan.schedule is not None:
+                plan.schedule(epoch_batches(order, batch_size, steps), epoch)
             task = progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, info=plan.note)
             t0, loss_sum, seen = time.perf_counter(), 0.0, 0
             for i in range(steps):

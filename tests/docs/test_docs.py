@@ -117,8 +117,8 @@ def test_stage_commands_take_config_set_print_config_and_a_valid_set_example():
 @pytest.mark.parametrize(
     ("command", "flags"),
     [
-        ("finetune", ["--augment", "--limit-train", "--limit-val", "--limit-test", "--skip-bad"]),
-        ("distill", ["--augment", "--limit-train", "--limit-val", "--limit-test", "--skip-bad"]),
+        ("finetune", ["--augment", "--limit-train", "--limit-val", "--limit-test", "--skip-bad", "--cache"]),
+        ("distill", ["--augment", "--limit-train", "--limit-val", "--limit-test", "--skip-bad", "--cache"]),
     ],
 )
 def test_training_commands_take_the_same_data_options(command, flags):

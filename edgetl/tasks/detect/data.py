@@ -3,10 +3,11 @@ decoded once into model-input pixels with its boxes mapped into the same pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgetl.data.dataset import ReadOptions
 from edgetl.data.splits import fingerprint
 from edgetl.manifest import PreprocessContract
 from edgetl.tasks.detect.formats.common import DetectionSource
@@ -36,6 +37,8 @@ class DetectionData:
     source: DetectionSource
     splits: dict[str, np.ndarray]
     augment: str
+    read: ReadOptions = field(default_factory=ReadOptions)
+    choices: dict = field(default_factory=dict, repr=False)
 
     @property
     def classes(self) -> list[str]:
@@ -65,31 +68,39 @@ class DetectionData:
             out.append(t if remap is None else BoxTarget(t.boxes, remap[t.classes]))
         return out
 
-    def prepare(self, split: str, contract: PreprocessContract, quiet: bool | None = None) -> DetectionSplit:
-        """Decode and letterbox (or stretch) the split's images per ``contract``, once; their boxes
-        go through the same geometry."""
-        from edgetl.data.preprocess import to_uint8
-        from edgetl.progress import track
+    def original_hw(self, i: int) -> tuple[int, int]:
+        """Image ``i``'s (h, w), from the size its header recorded when the source was read."""
+        if self.source.sizes:
+            w, h = self.source.sizes[i]
+            return int(h), int(w)
+        img = self.source.load(i)
+        return img.height, img.width
+
+    def prepare(
+        self,
+        split: str,
+        contract: PreprocessContract,
+        quiet: bool | None = None,
+        *,
+        passes: int = 1,
+        original_augment=None,
+    ) -> DetectionSplit:
+        """The split's pixels letterboxed (or stretched) per ``contract`` (in RAM, memory-mapped or
+        streamed, as ``split_pixels`` chooses); their boxes go through the same geometry."""
+        from edgetl.data.dataset import split_pixels
         from edgetl.tasks.detect.boxes import to_input
 
         idx = self.splits[split]
-        h, w = contract.input_size
-        pixels = np.empty((len(idx), 3, h, w), dtype=np.uint8)
+        fp = fingerprint(self.source.name, self.source.ids, idx)
+        pixels = split_pixels(self, split, contract, fp, quiet, passes, original_augment)
         labels = np.empty(len(idx), dtype=object)
         sizes = np.empty((len(idx), 2), dtype=np.int64)
-        for j, i in enumerate(track(idx, description=f"preparing {split} ({len(idx)} images)", quiet=quiet)):
-            img = self.source.load(int(i))
-            pixels[j] = to_uint8(img, contract)
-            sizes[j] = (img.height, img.width)
+        for j, i in enumerate(idx):
+            sizes[j] = self.original_hw(int(i))
             t = self.source.targets[int(i)]
-            labels[j] = BoxTarget(to_input(t.boxes, contract, (img.height, img.width)), t.classes)
+            labels[j] = BoxTarget(to_input(t.boxes, contract, tuple(sizes[j])), t.classes)
         return DetectionSplit(
-            name=split,
-            indices=idx,
-            pixels=pixels,
-            labels=labels,
-            original_hw=sizes,
-            fingerprint=fingerprint(self.source.name, self.source.ids, idx),
+            name=split, indices=idx, pixels=pixels, labels=labels, original_hw=sizes, fingerprint=fp
         )
 
 
@@ -100,4 +111,6 @@ def load_detection_data(config) -> DetectionData:
 
     source = open_detection_source(config.source, skip_bad=config.skip_bad)
     splits = make_detection_splits(source.targets, config.split_spec(), source.official_splits)
-    return DetectionData(source=source, splits=splits, augment=config.augment or DEFAULT_AUGMENT)
+    return DetectionData(
+        source=source, splits=splits, augment=config.augment or DEFAULT_AUGMENT, read=ReadOptions.of(config)
+    )
