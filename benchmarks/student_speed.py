@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--calls", type=int, default=400, help="timed calls per breakdown round")
     ap.add_argument("--name", default="student_speed")
+    ap.add_argument("--note", default="", help="what the files are (weights, how they were made)")
     args = ap.parse_args()
     from edgetl.bench.config import BenchConfig
     from edgetl.bench.run import bench
@@ -163,6 +164,7 @@ def main() -> None:
         args.name,
         {
             "files": {n: str(p) for p, n in files.items()},
+            "note": args.note,
             "headline": headline(run.results, args.teacher, names),
             "breakdown": split,
             "breakdown_what": "p50 ms per call at batch 1: runner = edgetl's runner.infer (the bench's "
