@@ -46,8 +46,11 @@ def main() -> None:
         shutil.copy(run_dir / "report" / png, RESULTS / f"pipeline_fashion-mnist.{png}")
     top1 = summary1["test_top1"]  # by role key, e.g. "teacher/checkpoint", "student/onnx-int8"
     shipped, teacher = summary1["shipped_role"], "teacher/checkpoint"
-    teacher_p50 = summary1["latency_p50_ms"][teacher]["torch"]
-    shipped_p50 = min(summary1["latency_p50_ms"][shipped].values())
+    latency = summary1["latency_p50_ms"]
+    eager_p50 = latency[teacher]["torch"]
+    # the headline: the teacher on its fastest measured runtime (its ONNX on ORT or OpenVINO)
+    teacher_best = min(v for r, runs in latency.items() if r.startswith("teacher/") for v in runs.values())
+    shipped_p50 = min(latency[shipped].values())
     write_result(
         "pipeline_fashion-mnist",
         {
@@ -62,13 +65,17 @@ def main() -> None:
             "second_run_same_numbers": summary1["test_top1"] == summary2["test_top1"]
             and summary1["latency_p50_ms"] == summary2["latency_p50_ms"],
             "shipped": shipped,
+            "speedup_vs_teacher_fastest_runtime": teacher_best / shipped_p50,
+            "speedup_vs_teacher_eager": eager_p50 / shipped_p50,
             "candidates": summary1["candidates"],
             "targets": {
                 "first_run<=1200s": first <= 1200,
                 "second_run<60s": second < 60,
                 "teacher_top1>=0.93": top1[teacher] >= 0.93,
                 "shipped_within_1.5pt": top1[teacher] - top1[shipped] <= 0.015,
-                "latency>=10x_lower": teacher_p50 / shipped_p50 >= 10,
+                "shipped_within_1.0pt": top1[teacher] - top1[shipped] <= 0.010,
+                "latency>=10x_lower_than_teacher_fastest_runtime": teacher_best / shipped_p50 >= 10,
+                "latency>=10x_lower_than_teacher_eager": eager_p50 / shipped_p50 >= 10,
                 "file>=10x_smaller": summary1["file_mb"][teacher] / summary1["file_mb"][shipped] >= 10,
             },
         },

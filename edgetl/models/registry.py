@@ -378,14 +378,14 @@ def build_model(
     family, name = parse_arch(spec.architecture)
     use_hub = pretrained and weights is None
     if family == "edgetl":
-        from edgetl.models.compact import COMPACT, CompactCNN
+        from edgetl.models.compact import COMPACT
 
         if use_hub:
             raise ModelError(
                 f"{spec.architecture} has no pretrained weights; train it from scratch "
                 "(--no-pretrained) or pass --weights."
             )
-        backbone = CompactCNN(COMPACT[name], spec.drop_rate)
+        backbone = COMPACT[name].build(spec.drop_rate)
         origin = "random init"
         if weights is not None:
             load_weights_file(backbone, Path(weights), family, spec.architecture)

@@ -34,6 +34,17 @@ def test_build_model_heads_and_stages(arch):
     assert mlp[0].out_features == 512 and mlp[2].p == 0.5
 
 
+def test_compact_stem_stride_halves_the_resolution_before_the_first_block():
+    from edgetl.models.compact import COMPACT
+
+    for name, spec in COMPACT.items():
+        model, _ = build_model(ModelSpec(architecture=f"edgetl/{name}", num_classes=10))
+        stem = model.backbone.stem(torch.zeros(1, 3, 32, 32))
+        assert stem.shape[1:] == (spec.widths[0], 32 // spec.stem_stride, 32 // spec.stem_stride)
+        assert model.eval()(torch.zeros(2, 3, 28, 28)).shape == (2, 10)
+    assert COMPACT["compact_cnn_s2"].widths == COMPACT["compact_cnn_s"].widths
+
+
 def test_default_contract_follows_pretrained_config():
     c = default_contract("timm/tf_efficientnet_lite0")
     assert c.input_size == (224, 224) and c.mean == (0.5, 0.5, 0.5) and c.interpolation == "bicubic"
