@@ -23,7 +23,7 @@ from edgetl.config import build_config
 from edgetl.data.dataset import DataConfig
 from edgetl.errors import ConfigError, EdgetlError, ModelError
 from edgetl.train.config import DistillConfig, FinetuneConfig
-from edgetl.train.finetune import finetune, resolve_device
+from edgetl.train.finetune import finetune, resolve_device, resume_digest_text
 from edgetl.train.loop import TrainingDiverged, config_digest, save_resume
 from tests.conftest import TINY_ARCH
 
@@ -338,7 +338,7 @@ def _payload(cfg: FinetuneConfig, digest: str | None = None, nan: bool = False) 
         net.weight.data.fill_(float("nan"))
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    digest = digest or config_digest(cfg.model_dump_json())
+    digest = digest or config_digest(resume_digest_text(cfg))
     save_resume(_resume_of(cfg), net, opt, sched, LoopState(epoch=1), digest)
 
 
