@@ -10,7 +10,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -30,7 +30,7 @@ from edgetl.progress import log, make_progress, set_quiet
 from edgetl.provenance import make_provenance
 from edgetl.tasks.registry import task
 from edgetl.train.config import FinetuneConfig
-from edgetl.train.distributed import barrier, init_distributed, shutdown
+from edgetl.train.distributed import DistInfo, barrier, init_distributed, shutdown
 from edgetl.train.feature_cache import cached_features, feature_key
 from edgetl.train.loop import (
     EpochPlan,
@@ -347,25 +347,16 @@ def _decisions(kd, metrics: dict, origin: str, state, metric_label: str) -> list
     return out
 
 
-def _finetune(
-    config, device, dist, resume, quiet, make_kd, on_epoch=None, feature_cache=None
-) -> FinetuneResult:
+def _set_threads(config, device, dist) -> None:
+    """--threads where set; under torchrun on CPU, the cores shared out between the ranks."""
     if config.threads:
         torch.set_num_threads(config.threads)
     elif dist.enabled and device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.world))
-    t_start = time.perf_counter()
-    digest = config_digest(resume_digest_text(config))
-    resume_path = resume_path_for(config.output)
-    resume_payload = None
-    if resume and resume_path.exists():  # a corrupt or foreign state fails here, not after loading data
-        resume_payload = read_resume(resume_path, digest)
-    kd = make_kd(device) if make_kd is not None else None  # loads the teacher: before the data
-    job = task(config.task)
-    trainer = job.trainer()  # the head, targets and loss of what the model learns
-    metric_key, metric_label = job.primary_metric, job.metric_label
-    data, contract, splits = _data(config, quiet, job, trainer)
-    spec = ModelSpec(
+
+
+def _model_spec(config, data) -> ModelSpec:
+    return ModelSpec(
         architecture=config.arch,
         num_classes=len(data.classes),
         head=config.head,
@@ -374,169 +365,222 @@ def _finetune(
         drop_rate=config.drop_rate,
         head_options=config.head_options,
     )
-    if kd is not None:
-        kd.check_labels(data.classes)
+
+
+def _placed_model(spec: ModelSpec, config, device):
+    """The seeded model on ``device`` (channels-last where asked) and where its weights came from."""
     torch.manual_seed(config.seed)
     core, origin = _build(spec, config)
     log(f"{config.arch}: backbone from {origin}; {core.num_stages} stages; strategy {config.strategy}")
     core.to(device)
     if config.channels_last:
         core.to(memory_format=torch.channels_last)
-    autocast = autocast_factory(config.amp, device)
-    # a frozen backbone's features (pooled, or a detector's multi-scale maps), cached: the head
-    # on them is all a linear probe trains
-    use_features = config.strategy == "linear" and config.cache_features
-    infer = trainer.inference_module(core, contract) if hasattr(trainer, "inference_module") else core
+    return core, origin
 
+
+def _kd_extras(kd, data, core, contract, quiet, dist) -> list[torch.nn.Module]:
+    """The distiller's training-only modules (a hint projection), none without distillation."""
     extras = kd.setup(data, core, contract, data.augment, quiet) if kd else []
     if extras and dist.enabled:
         raise EdgetlError(
             "distillation with trained adapters (hint layers, a detector's neck imitation) under "
             "torchrun is not supported yet; drop the hint layers (or set imitation_weight 0)."
         )
-    # what the loop checkpoints: the model plus any training-only modules (hint projection)
-    state_module = torch.nn.ModuleDict({"model": core, **{f"extra{i}": m for i, m in enumerate(extras)}})
+    return extras
 
-    features = (
-        _frozen_features(core, splits, config, contract, device, autocast, feature_cache)
-        if use_features
-        else {}
-    )
-    optimizer = _optimizer(core, extras, config)
-    train = splits["train"]
-    steps_per_epoch = max(1, (len(train) // dist.world) // config.batch_size)
+
+def _scheduler(optimizer, config, n_train: int, dist):
+    """Warmup then cosine over the run's steps (as many per epoch as the epoch loop takes)."""
+    steps_per_epoch = max(1, (n_train // dist.world) // config.batch_size)
     if config.max_steps is not None:
         steps_per_epoch = min(steps_per_epoch, config.max_steps)
     factor = warmup_cosine(
         config.epochs * steps_per_epoch, int(config.warmup_epochs * steps_per_epoch), config.min_lr_ratio
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
+
+def _resumed(
+    resume: bool, resume_path: Path, payload, state_module, optimizer, scheduler, digest
+) -> LoopState:
+    """The loop state to start from: the resume state's (model, optimizer and scheduler restored
+    in place), else a fresh one."""
     state = LoopState()
-    if resume_payload is not None:
-        state = load_resume(resume_path, state_module, optimizer, scheduler, digest, resume_payload)
-        del resume_payload
+    if payload is not None:
+        state = load_resume(resume_path, state_module, optimizer, scheduler, digest, payload)
         log(f"resuming from {resume_path} at epoch {state.epoch + 1}")
     elif resume:
         log(f"--resume: no state at {resume_path}; starting from scratch")
+    return state
 
-    wrapped: dict[int, torch.nn.Module] = {}
 
-    def net_for(n_trainable: int) -> torch.nn.Module:
-        target = core.head if use_features else core
-        if not dist.enabled:
+@dataclass
+class _Run:
+    """One training run as the epoch loop's callbacks see it: the model, its data, the task and
+    the device."""
+
+    config: object  # FinetuneConfig or DistillConfig
+    device: torch.device
+    dist: DistInfo
+    job: object  # TaskSpec
+    trainer: object  # the task's head, targets and loss
+    kd: KDHook | None
+    data: object
+    contract: PreprocessContract
+    splits: dict
+    core: torch.nn.Module
+    infer: torch.nn.Module
+    autocast: Callable[[], object]
+    use_features: bool  # a linear probe on cached features: only the head trains
+    features: dict
+    wrapped: dict = field(default_factory=dict)
+
+    def net_for(self, n_trainable: int) -> torch.nn.Module:
+        target = self.core.head if self.use_features else self.core
+        if not self.dist.enabled:
             return target
-        if n_trainable not in wrapped:  # DDP must be rebuilt when the trainable set changes
+        if n_trainable not in self.wrapped:  # DDP must be rebuilt when the trainable set changes
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            wrapped[n_trainable] = DDP(target, device_ids=[device.index] if device.type == "cuda" else None)
-        return wrapped[n_trainable]
+            device = self.device
+            self.wrapped[n_trainable] = DDP(
+                target, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        return self.wrapped[n_trainable]
 
-    def plan_for_epoch(epoch: int) -> EpochPlan:
+    def plan_for_epoch(self, epoch: int) -> EpochPlan:
+        config, core, train = self.config, self.core, self.splits["train"]
         n_tr = trainable_stages(
             config.strategy, core.num_stages, epoch, config.unfreeze_stages, config.gradual_every
         )
         apply_freeze(core, n_tr)
         set_train_mode(core, n_tr)
-        net = net_for(n_tr)
+        net = self.net_for(n_tr)
         note = f"{n_tr}/{core.num_stages} stages training"
-        if use_features:
+        if self.use_features:
+            features = self.features["train"]
             return EpochPlan(
                 net,
-                lambda idx, rng: (_rows(features["train"], idx), trainer.targets(train.labels[idx], device)),
+                lambda idx, rng: (_rows(features, idx), self.trainer.targets(train.labels[idx], self.device)),
                 note,
             )
+        return EpochPlan(net, self.batch, note, self.schedule_epoch)
 
-        def batch(idx, rng):
-            drawn = data.augment != "none" and data.augment not in ORIGINAL_IMAGE_MODES
-            params = draw_params(len(idx), rng) if drawn else None
-            px, kept = take(train.pixels, idx)  # kept: rows left where --skip-bad dropped some
-            rows = idx if kept is None else idx[kept]
-            mine = subset_params(params, kept)
-            px = apply_augment(px, data.augment, mine) if mine else px
-            labels = train.labels[rows]
-            if mine and hasattr(trainer, "augment_targets"):  # boxes move with the pixels
-                labels = trainer.augment_targets(labels, data.augment, mine, contract.input_size)
-            y = trainer.targets(labels, device)
-            if kd is not None:
-                y = (y, kd.targets(idx, params, data.augment, kept))
-            return to_input(px, contract, device, config.channels_last), y
+    def batch(self, idx, rng):
+        """One training batch from the images: augmented, normalised, with its targets (and the
+        teacher's)."""
+        data, train, trainer, kd = self.data, self.splits["train"], self.trainer, self.kd
+        drawn = data.augment != "none" and data.augment not in ORIGINAL_IMAGE_MODES
+        params = draw_params(len(idx), rng) if drawn else None
+        px, kept = take(train.pixels, idx)  # kept: rows left where --skip-bad dropped some
+        rows = idx if kept is None else idx[kept]
+        mine = subset_params(params, kept)
+        px = apply_augment(px, data.augment, mine) if mine else px
+        labels = train.labels[rows]
+        if mine and hasattr(trainer, "augment_targets"):  # boxes move with the pixels
+            labels = trainer.augment_targets(labels, data.augment, mine, self.contract.input_size)
+        y = trainer.targets(labels, self.device)
+        if kd is not None:
+            y = (y, kd.targets(idx, params, data.augment, kept))
+        return to_input(px, self.contract, self.device, self.config.channels_last), y
 
-        def schedule_epoch(batches, epoch):
-            schedule(train.pixels, batches, epoch)
-            if kd is not None and hasattr(kd, "schedule"):
-                kd.schedule(batches, epoch)
+    def schedule_epoch(self, batches, epoch):
+        schedule(self.splits["train"].pixels, batches, epoch)
+        if self.kd is not None and hasattr(self.kd, "schedule"):
+            self.kd.schedule(batches, epoch)
 
-        return EpochPlan(net, batch, note, schedule_epoch)
-
-    def validate() -> float:
+    def validate(self) -> float:
         """The task's primary metric on the whole val split (every rank sees the same value, so
         ranks agree on the best epoch for any metric, not only means of per-image values)."""
-        core.eval()
-        val = splits["val"]
-        if use_features:
+        self.core.eval()
+        val, job = self.splits["val"], self.job
+        if self.use_features:
             with torch.no_grad():
-                out = getattr(infer, "forward_features", core.head)(features["val"])
+                out = getattr(self.infer, "forward_features", self.core.head)(self.features["val"])
         else:
             out = batched_outputs(
-                infer,
+                self.infer,
                 val.pixels,
-                contract,
-                device,
-                channels_last=config.channels_last,
-                autocast=autocast,
+                self.contract,
+                self.device,
+                channels_last=self.config.channels_last,
+                autocast=self.autocast,
             )
         predictions = job.decode(named_outputs(out, job.output_names))
         return job.score(job.records(predictions, val.labels), None) if len(val) else 0.0
 
-    def loss_fn(outputs, y):
-        if kd is not None:
-            return kd.loss(outputs, *y)
-        return trainer.loss(outputs, y, config)
+    def loss(self, outputs, y):
+        if self.kd is not None:
+            return self.kd.loss(outputs, *y)
+        return self.trainer.loss(outputs, y, self.config)
 
+
+def _train(
+    run: _Run, state_module, optimizer, scheduler, state, resume_path, digest, quiet, on_epoch
+) -> LoopState:
+    """The epoch loop over the run; the best epoch's weights restored, the model in eval mode."""
+    config, job = run.config, run.job
     state = run_epochs(
         core=state_module,
-        plan_for_epoch=plan_for_epoch,
-        loss_fn=loss_fn,
-        validate=validate,
+        plan_for_epoch=run.plan_for_epoch,
+        loss_fn=run.loss,
+        validate=run.validate,
         optimizer=optimizer,
         scheduler=scheduler,
-        n_train=len(train),
+        n_train=len(run.splits["train"]),
         batch_size=config.batch_size,
         epochs=config.epochs,
         max_steps=config.max_steps,
         seed=config.seed,
         patience=config.early_stopping,
-        dist=dist,
-        autocast=autocast,
+        dist=run.dist,
+        autocast=run.autocast,
         state=state,
         resume_path=resume_path,
         digest=digest,
         quiet=quiet,
         on_epoch=on_epoch,
-        metric=(metric_key, metric_label),
+        metric=(job.primary_metric, job.metric_label),
         better=job.better,
     )
     restore_best(state_module, state)
-    core.eval()
-    train_seconds = time.perf_counter() - t_start
+    run.core.eval()
+    return state
 
+
+def _metrics(run: _Run, state: LoopState, train_seconds: float, quiet) -> dict:
+    """The manifest's metrics: the best val score, the run's course, the test split's metrics
+    (main rank, where asked) and the distiller's."""
+    config, job, contract = run.config, run.job, run.contract
     metrics: dict = {
-        f"val_{metric_key}": state.best_val,
+        f"val_{job.primary_metric}": state.best_val,
         "best_epoch": state.best_epoch,
         "epochs_run": state.epoch,
         "stopped_early": state.stopped_early,
         "train_seconds": train_seconds,
     }
-    if dist.is_main and config.eval_test:
-        test: Split = data.prepare("test", contract, quiet)
+    if run.dist.is_main and config.eval_test:
+        test: Split = run.data.prepare("test", contract, quiet)
         out = batched_outputs(
-            infer, test.pixels, contract, device, channels_last=config.channels_last, description="test split"
+            run.infer,
+            test.pixels,
+            contract,
+            run.device,
+            channels_last=config.channels_last,
+            description="test split",
         )
         outputs = named_outputs(out, job.output_names)
-        metrics["test"] = job.metrics(job.decode(outputs), test.labels, data.classes)
-    if kd is not None:
-        metrics.update(kd.metrics(core, contract, metrics))
+        metrics["test"] = job.metrics(job.decode(outputs), test.labels, run.data.classes)
+    if run.kd is not None:
+        metrics.update(run.kd.metrics(run.core, contract, metrics))
+    return metrics
+
+
+def _write_artifact(
+    run: _Run, spec: ModelSpec, metrics: dict, state: LoopState, origin: str, resume_path
+) -> FinetuneResult:
+    """The checkpoint and its manifest, written by the main rank (the resume state then removed)."""
+    config, kd, contract, data = run.config, run.kd, run.contract, run.data
     result_path = config.output
     manifest = Manifest(
         kind="checkpoint",
@@ -553,11 +597,68 @@ def _finetune(
         ),
         metrics=metrics,
         history=state.history,
-        decisions=_decisions(kd, metrics, origin, state, metric_label),
+        decisions=_decisions(kd, metrics, origin, state, run.job.metric_label),
     )
-    if dist.is_main:
-        core.to("cpu", memory_format=torch.contiguous_format)
-        save_checkpoint(core, manifest, result_path)
+    if run.dist.is_main:
+        run.core.to("cpu", memory_format=torch.contiguous_format)
+        save_checkpoint(run.core, manifest, result_path)
         resume_path.unlink(missing_ok=True)
-    barrier(dist)
+    barrier(run.dist)
     return FinetuneResult(result_path, manifest)
+
+
+def _finetune(
+    config, device, dist, resume, quiet, make_kd, on_epoch=None, feature_cache=None
+) -> FinetuneResult:
+    _set_threads(config, device, dist)
+    t_start = time.perf_counter()
+    digest = config_digest(resume_digest_text(config))
+    resume_path = resume_path_for(config.output)
+    resume_payload = None
+    if resume and resume_path.exists():  # a corrupt or foreign state fails here, not after loading data
+        resume_payload = read_resume(resume_path, digest)
+    kd = make_kd(device) if make_kd is not None else None  # loads the teacher: before the data
+    job = task(config.task)
+    trainer = job.trainer()  # the head, targets and loss of what the model learns
+    data, contract, splits = _data(config, quiet, job, trainer)
+    spec = _model_spec(config, data)
+    if kd is not None:
+        kd.check_labels(data.classes)
+    core, origin = _placed_model(spec, config, device)
+    autocast = autocast_factory(config.amp, device)
+    # a frozen backbone's features (pooled, or a detector's multi-scale maps), cached: the head
+    # on them is all a linear probe trains
+    use_features = config.strategy == "linear" and config.cache_features
+    infer = trainer.inference_module(core, contract) if hasattr(trainer, "inference_module") else core
+    extras = _kd_extras(kd, data, core, contract, quiet, dist)
+    # what the loop checkpoints: the model plus any training-only modules (hint projection)
+    state_module = torch.nn.ModuleDict({"model": core, **{f"extra{i}": m for i, m in enumerate(extras)}})
+    features = (
+        _frozen_features(core, splits, config, contract, device, autocast, feature_cache)
+        if use_features
+        else {}
+    )
+    optimizer = _optimizer(core, extras, config)
+    scheduler = _scheduler(optimizer, config, len(splits["train"]), dist)
+    state = _resumed(resume, resume_path, resume_payload, state_module, optimizer, scheduler, digest)
+    del resume_payload
+    run = _Run(
+        config,
+        device,
+        dist,
+        job,
+        trainer,
+        kd,
+        data,
+        contract,
+        splits,
+        core,
+        infer,
+        autocast,
+        use_features,
+        features,
+    )
+    state = _train(run, state_module, optimizer, scheduler, state, resume_path, digest, quiet, on_epoch)
+    train_seconds = time.perf_counter() - t_start
+    metrics = _metrics(run, state, train_seconds, quiet)
+    return _write_artifact(run, spec, metrics, state, origin, resume_path)

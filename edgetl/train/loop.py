@@ -200,90 +200,166 @@ def run_epochs(
     ``better(a, b)`` its direction. ``on_epoch(record)`` is called after each epoch's record and
     resume state are written (a sweep reports the val metric to its pruner there); an exception
     it raises stops training."""
-    key, label = metric
-    per_rank = n_train // dist.world
-    steps = max(1, per_rank // batch_size)
-    if max_steps is not None:
-        steps = min(steps, max_steps)
-    with make_progress(quiet if dist.is_main else True) as progress:
-        ep_task = progress.add_task("epochs", total=epochs, completed=state.epoch, info="")
-        while state.epoch < epochs and not state.stopped_early:
-            epoch = state.epoch
-            torch.manual_seed(seed * 100_003 + epoch)
-            order, rng = epoch_order(seed, epoch, n_train, dist.rank, dist.world)
-            plan = plan_for_epoch(epoch)
-            if plan.schedule is not None:
-                plan.schedule(epoch_batches(order, batch_size, steps), epoch)
-            task = progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, info=plan.note)
-            t0, loss_sum, seen = time.perf_counter(), 0.0, 0
-            for i in range(steps):
-                idx = order[i * batch_size : (i + 1) * batch_size]
-                x, y = plan.batch(idx, rng)
-                with autocast():
-                    loss = loss_fn(plan.net(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                value = float(loss.detach())  # the one sync per step
-                if not math.isfinite(value) and not dist.enabled:  # DDP: all ranks agree at epoch end
-                    raise _diverged(
-                        epoch,
-                        epochs,
-                        f"the loss is {value} at step {i + 1}/{steps}",
-                        optimizer,
-                        resume_path if dist.is_main else None,
-                    )
-                loss_sum += value * len(idx)
-                seen += len(idx)
-                progress.update(task, advance=1, info=f"loss {loss_sum / seen:.4f}")
-            seconds = time.perf_counter() - t0
-            loss_total, seen_total = all_sum([loss_sum, float(seen)], dist)
-            # every rank sees the same sum and the same (synchronised) weights, so all ranks stop together
-            where = None
-            if not math.isfinite(loss_total):
-                where = f"the mean loss is {loss_total / max(1.0, seen_total)}"
-            elif name := first_non_finite(core.state_dict()):
-                where = f"weight {name!r} holds NaN/inf after the last step"
-            if where:
-                raise _diverged(epoch, epochs, where, optimizer, resume_path if dist.is_main else None)
-            val = validate()
-            progress.remove_task(task)
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": loss_total / max(1.0, seen_total),
-                f"val_{key}": val,
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": seconds,
-                "img_per_s": seen_total / seconds if seconds > 0 else None,
-                "note": plan.note,
-            }
-            state.history.append(record)
-            if state.best_epoch < 0 or better(val, state.best_val):
-                state.best_val, state.best_epoch, state.bad_epochs = val, epoch + 1, 0
-                state.best_state = {k: v.detach().clone() for k, v in core.state_dict().items()}
-            else:
-                state.bad_epochs += 1
-                if patience is not None and state.bad_epochs >= patience:
-                    state.stopped_early = True
-            state.epoch = epoch + 1
-            if dist.is_main and resume_path is not None:
-                save_resume(resume_path, core, optimizer, scheduler, state, digest)
-            progress.update(
-                ep_task,
-                advance=1,
-                info=f"val {label} {val:.4f} (best {state.best_val:.4f} @ {state.best_epoch})",
-            )
-            if dist.is_main and not quiet:
-                log_step(
-                    f"epoch {epoch + 1}/{epochs}: train loss {record['train_loss']:.4f}, "
-                    f"val {label} {val:.4f} "
-                    f"(best {state.best_val:.4f} @ {state.best_epoch}), {seconds:.0f} s, "
-                    f"{record['img_per_s'] or 0:.0f} img/s, {plan.note}"
+    loop = _EpochLoop(
+        core=core,
+        plan_for_epoch=plan_for_epoch,
+        loss_fn=loss_fn,
+        validate=validate,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        n_train=n_train,
+        batch_size=batch_size,
+        epochs=epochs,
+        seed=seed,
+        patience=patience,
+        max_steps=max_steps,
+        dist=dist,
+        autocast=autocast,
+        resume_path=resume_path,
+        digest=digest,
+        quiet=quiet,
+        on_epoch=on_epoch,
+        metric=metric,
+        better=better,
+    )
+    return loop.run(state)
+
+
+@dataclass
+class _EpochLoop:
+    """``run_epochs``'s arguments, and its steps: train one epoch, check it stayed finite,
+    validate, keep the best, save the resume state, report."""
+
+    core: torch.nn.Module
+    plan_for_epoch: Callable[[int], EpochPlan]
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    validate: Callable[[], float]
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    n_train: int
+    batch_size: int
+    epochs: int
+    seed: int
+    patience: int | None
+    max_steps: int | None
+    dist: DistInfo
+    autocast: Callable[[], object]
+    resume_path: Path | None
+    digest: str
+    quiet: bool | None
+    on_epoch: Callable[[dict], None] | None
+    metric: tuple[str, str]
+    better: Callable[[float, float], bool]
+
+    @property
+    def steps(self) -> int:
+        """Steps per epoch: this rank's share in whole batches (at least one), at most max_steps."""
+        steps = max(1, (self.n_train // self.dist.world) // self.batch_size)
+        return steps if self.max_steps is None else min(steps, self.max_steps)
+
+    def run(self, state: LoopState) -> LoopState:
+        with make_progress(self.quiet if self.dist.is_main else True) as progress:
+            ep_task = progress.add_task("epochs", total=self.epochs, completed=state.epoch, info="")
+            while state.epoch < self.epochs and not state.stopped_early:
+                self._epoch(state, progress, ep_task)
+        return state
+
+    def _epoch(self, state: LoopState, progress, ep_task) -> None:
+        epoch, epochs, steps, dist = state.epoch, self.epochs, self.steps, self.dist
+        torch.manual_seed(self.seed * 100_003 + epoch)
+        order, rng = epoch_order(self.seed, epoch, self.n_train, dist.rank, dist.world)
+        plan = self.plan_for_epoch(epoch)
+        if plan.schedule is not None:
+            plan.schedule(epoch_batches(order, self.batch_size, steps), epoch)
+        task = progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, info=plan.note)
+        t0 = time.perf_counter()
+        loss_sum, seen = self._train_steps(epoch, plan, order, rng, progress, task)
+        seconds = time.perf_counter() - t0
+        loss_total, seen_total = all_sum([loss_sum, float(seen)], dist)
+        self._check_finite(epoch, loss_total, seen_total)
+        val = self.validate()
+        progress.remove_task(task)
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": loss_total / max(1.0, seen_total),
+            f"val_{self.metric[0]}": val,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": seconds,
+            "img_per_s": seen_total / seconds if seconds > 0 else None,
+            "note": plan.note,
+        }
+        state.history.append(record)
+        self._keep_best(state, val, epoch)
+        state.epoch = epoch + 1
+        if dist.is_main and self.resume_path is not None:
+            save_resume(self.resume_path, self.core, self.optimizer, self.scheduler, state, self.digest)
+        self._report(state, record, progress, ep_task)
+        if self.on_epoch is not None:
+            self.on_epoch(record)
+
+    def _train_steps(self, epoch: int, plan: EpochPlan, order, rng, progress, task) -> tuple[float, int]:
+        """The epoch's optimizer steps; this rank's summed loss and image count."""
+        steps, batch_size, optimizer = self.steps, self.batch_size, self.optimizer
+        loss_sum, seen = 0.0, 0
+        for i in range(steps):
+            idx = order[i * batch_size : (i + 1) * batch_size]
+            x, y = plan.batch(idx, rng)
+            with self.autocast():
+                loss = self.loss_fn(plan.net(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            self.scheduler.step()
+            value = float(loss.detach())  # the one sync per step
+            if not math.isfinite(value) and not self.dist.enabled:  # DDP: all ranks agree at epoch end
+                raise _diverged(
+                    epoch,
+                    self.epochs,
+                    f"the loss is {value} at step {i + 1}/{steps}",
+                    optimizer,
+                    self.resume_path if self.dist.is_main else None,
                 )
-            if on_epoch is not None:
-                on_epoch(record)
-    return state
+            loss_sum += value * len(idx)
+            seen += len(idx)
+            progress.update(task, advance=1, info=f"loss {loss_sum / seen:.4f}")
+        return loss_sum, seen
+
+    def _check_finite(self, epoch: int, loss_total: float, seen_total: float) -> None:
+        """Stop a diverged run: every rank sees the same sum and the same (synchronised) weights,
+        so all ranks stop together."""
+        where = None
+        if not math.isfinite(loss_total):
+            where = f"the mean loss is {loss_total / max(1.0, seen_total)}"
+        elif name := first_non_finite(self.core.state_dict()):
+            where = f"weight {name!r} holds NaN/inf after the last step"
+        if where:
+            resume_path = self.resume_path if self.dist.is_main else None
+            raise _diverged(epoch, self.epochs, where, self.optimizer, resume_path)
+
+    def _keep_best(self, state: LoopState, val: float, epoch: int) -> None:
+        """A better val score keeps this epoch's weights; a worse one counts towards early stopping."""
+        if state.best_epoch < 0 or self.better(val, state.best_val):
+            state.best_val, state.best_epoch, state.bad_epochs = val, epoch + 1, 0
+            state.best_state = {k: v.detach().clone() for k, v in self.core.state_dict().items()}
+        else:
+            state.bad_epochs += 1
+            if self.patience is not None and state.bad_epochs >= self.patience:
+                state.stopped_early = True
+
+    def _report(self, state: LoopState, record: dict, progress, ep_task) -> None:
+        label, val = self.metric[1], record[f"val_{self.metric[0]}"]
+        progress.update(
+            ep_task,
+            advance=1,
+            info=f"val {label} {val:.4f} (best {state.best_val:.4f} @ {state.best_epoch})",
+        )
+        if self.dist.is_main and not self.quiet:
+            log_step(
+                f"epoch {record['epoch']}/{self.epochs}: train loss {record['train_loss']:.4f}, "
+                f"val {label} {val:.4f} "
+                f"(best {state.best_val:.4f} @ {state.best_epoch}), {record['seconds']:.0f} s, "
+                f"{record['img_per_s'] or 0:.0f} img/s, {record['note']}"
+            )
 
 
 def restore_best(core: torch.nn.Module, state: LoopState) -> None:
