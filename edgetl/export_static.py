@@ -43,10 +43,15 @@ def static_same_padding() -> Iterator[None]:
 
 
 def dynamic_pads(model) -> list[str]:
-    """Names of the graph's Pad nodes whose pads are computed at run time (not an initializer or
-    a Constant node's output)."""
+    """Names of the graph's Pad nodes whose pads depend on a graph input at run time (a Shape of the
+    activations, ...). Pads computed from initializers and Constant nodes alone (a Cast or Concat
+    the exporter left for the simplifier to fold) are constants."""
     graph = model.graph
-    constants = {t.name for t in graph.initializer}
-    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-    pads = [n for n in graph.node if n.op_type == "Pad" and len(n.input) > 1]
-    return [n.name for n in pads if n.input[1] not in constants]
+    runtime = {i.name for i in graph.input} - {t.name for t in graph.initializer}
+    found = []
+    for node in graph.node:  # ONNX keeps nodes in topological order
+        if node.op_type == "Pad" and len(node.input) > 1 and node.input[1] in runtime:
+            found.append(node.name)
+        if any(i in runtime for i in node.input):
+            runtime.update(node.output)
+    return found
