@@ -9,8 +9,10 @@ them and ``edgetl.tasks.detect.boxes`` maps box coordinates with them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,9 +219,19 @@ def to_8bit(img: Image.Image, path=None) -> Image.Image:
         raise UnreadableImage(path, reason, "Save the image as 8-bit RGB or grey.") from None
 
 
-def _decode(path) -> Image.Image:
-    """Open, bomb-check, fully decode and convert one file; ``UnreadableImage`` on any failure."""
-    path = Path(path)
+def _over_limit(path: Path, w: int, h: int, limit: int) -> UnreadableImage:
+    return UnreadableImage(
+        path,
+        f"image is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} (a guard against "
+        "decompression bombs)",
+        f"Downscale the image, or raise the limit with {MAX_PIXELS_ENV}=<pixels> if you trust the file.",
+    )
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """``Image.open(path)`` refused over the pixel limit, every failure inside the block an
+    ``UnreadableImage`` naming the file (what decoding and the header-only check share)."""
     if path.is_dir():
         raise UnreadableImage(path, "is a directory, not an image file", "Name an image file instead.")
     limit = max_image_pixels()
@@ -230,15 +242,8 @@ def _decode(path) -> Image.Image:
             with Image.open(path) as img:
                 w, h = img.size
                 if w * h > limit:
-                    raise UnreadableImage(
-                        path,
-                        f"image is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} "
-                        "(a guard against decompression bombs)",
-                        f"Downscale the image, or raise the limit with {MAX_PIXELS_ENV}=<pixels> "
-                        "if you trust the file.",
-                    )
-                img.load()
-                decoded = img.copy()
+                    raise _over_limit(path, w, h, limit)
+                yield img
     except UnreadableImage:
         raise
     except FileNotFoundError:
@@ -258,43 +263,22 @@ def _decode(path) -> Image.Image:
         raise UnreadableImage(path, "too large to decode in memory", "Downscale the image.") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure on a user's file means "unreadable"
         raise UnreadableImage(path, f"cannot read image ({type(exc).__name__}: {exc})") from None
+
+
+def _decode(path) -> Image.Image:
+    """Open, bomb-check, fully decode and convert one file; ``UnreadableImage`` on any failure."""
+    path = Path(path)
+    with _opened(path) as img:
+        img.load()
+        decoded = img.copy()
     return to_8bit(decoded, path)
 
 
 def check_image_header(path) -> None:
     """What opening a large folder checks per file: the header reads as an image within the
     pixel limit (the body is decoded, and a failure named, when the loader reads it)."""
-    path = Path(path)
-    if path.is_dir():
-        raise UnreadableImage(path, "is a directory, not an image file", "Name an image file instead.")
-    limit = max_image_pixels()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-    except FileNotFoundError:
-        if path.is_symlink():
-            target = os.readlink(path)
-            raise UnreadableImage(
-                path, f"a symbolic link to {target}, which does not exist", "Fix or remove the link."
-            ) from None
-        raise UnreadableImage(path, "no such image file", "Check the path.") from None
-    except Image.DecompressionBombError as exc:
-        raise UnreadableImage(
-            path,
-            f"refused as a possible decompression bomb: {str(exc).rstrip('.')}",
-            f"Downscale the image, or raise the limit with {MAX_PIXELS_ENV}=<pixels> if you trust the file.",
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - any decoder failure on a user's file means "unreadable"
-        raise UnreadableImage(path, f"cannot read image ({type(exc).__name__}: {exc})") from None
-    if w * h > limit:
-        raise UnreadableImage(
-            path,
-            f"image is {w}x{h} = {w * h:,} pixels, over the limit of {limit:,} (a guard against "
-            "decompression bombs)",
-            f"Downscale the image, or raise the limit with {MAX_PIXELS_ENV}=<pixels> if you trust the file.",
-        )
+    with _opened(Path(path)):
+        pass
 
 
 def load_image(path) -> Image.Image:
