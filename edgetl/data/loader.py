@@ -88,10 +88,8 @@ class SplitImages:
             return BadRow(int(row), self.source.ids[i], str(exc))
 
 
-def stack_rows(items: list, shape: tuple[int, int, int]):
-    """Collate: (uint8 tensor (N, 3, H, W) with zeros where a row failed, [BadRow, ...])."""
-    import torch
-
+def stack_rows(items: list, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[BadRow]]:
+    """(uint8 (N, 3, H, W) with zeros where a row failed, [BadRow, ...])."""
     out = np.zeros((len(items), *shape), dtype=np.uint8)
     bad = []
     for j, item in enumerate(items):
@@ -99,7 +97,15 @@ def stack_rows(items: list, shape: tuple[int, int, int]):
             bad.append(item)
         else:
             out[j] = item
-    return torch.from_numpy(out), bad
+    return out, bad
+
+
+def _collate(items: list, shape: tuple[int, int, int]):
+    """The DataLoader's collate: a tensor, so pinned memory applies on CUDA."""
+    import torch
+
+    px, bad = stack_rows(items, shape)
+    return torch.from_numpy(px), bad
 
 
 class _Batches:
@@ -117,6 +123,17 @@ class _Batches:
 
 def fork_available() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
+
+
+def torch_available() -> bool:
+    """Whether torch imports: a board's runtime environment (ONNX/TensorRT only) has none, and
+    there the split is decoded in this process."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # sys.modules["torch"] = None, or a broken install
+        return False
 
 
 class StreamedPixels:
@@ -138,7 +155,7 @@ class StreamedPixels:
     ):
         self.dataset = SplitImages(source, indices, contract, augment)
         self.split, self.skip_bad = split, skip_bad
-        self.workers = workers if fork_available() else 0
+        self.workers = workers if fork_available() and torch_available() else 0
         self._sampler = _Batches()
         self._loader = None
         self._iter = None
@@ -166,7 +183,7 @@ class StreamedPixels:
                 self.dataset,
                 batch_sampler=self._sampler,
                 num_workers=self.workers,
-                collate_fn=lambda items: stack_rows(items, shape),
+                collate_fn=lambda items: _collate(items, shape),
                 pin_memory=torch.cuda.is_available(),
                 persistent_workers=True,
                 prefetch_factor=PREFETCH_BATCHES,
@@ -199,8 +216,7 @@ class StreamedPixels:
                 return px.numpy(), bad
         else:
             self._expected.clear()
-        px, bad = stack_rows([self.dataset[(int(r), self.epoch)] for r in rows], self.shape[1:])
-        return px.numpy(), bad
+        return stack_rows([self.dataset[(int(r), self.epoch)] for r in rows], self.shape[1:])
 
     def take(self, rows) -> tuple[np.ndarray, np.ndarray | None]:
         """Rows ``rows`` and, when ``skip_bad`` dropped unreadable ones, the positions kept."""

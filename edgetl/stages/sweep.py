@@ -51,6 +51,9 @@ class SweepConfig(BaseModel):
     )
     trials: int = Field(20, ge=1, description="trials in the study, all workers together")
     timeout: float | None = Field(None, gt=0, description="seconds after which this worker starts no trial")
+    trials_here: int | None = Field(
+        None, ge=1, description="at most this many trials in this worker (a job slot); --trials counts all"
+    )
     sampler: Literal["grid", "random", "tpe"] = Field("tpe", description="how trials are chosen")
     pruner: Literal["none", "median", "halving"] = Field(
         "median", description="stop hopeless trials early on their per-epoch val metric (top-1, mAP)"
@@ -230,7 +233,9 @@ def run(config: SweepConfig) -> StageResult[SweepMetrics]:
     _check_backend(config)
     check_writable_dir(config.out_dir, "out_dir")
     study, plan, where = _open(config)
-    mine = run_worker(study, plan, config.timeout, lambda t: _describe(t, plan.val_label))
+    mine = run_worker(
+        study, plan, config.timeout, lambda t: _describe(t, plan.val_label), max_here=config.trials_here
+    )
     return _results(config, study, where, mine, plan)
 
 

@@ -46,9 +46,11 @@ def run_worker(
     plan: TrialPlan,
     timeout: float | None,
     describe: Callable[[object], str],
+    max_here: int | None = None,
 ) -> list[int]:
-    """Run trials until the study holds ``plan.budget`` of them (lost ones do not count) or
-    ``timeout`` seconds have passed since this worker started; returns the trial numbers run here."""
+    """Run trials until the study holds ``plan.budget`` of them (lost ones do not count),
+    ``timeout`` seconds have passed since this worker started, or ``max_here`` ran here; returns
+    the trial numbers run here."""
     from edgetl.sweep.storage import fail_dead_local_trials
     from edgetl.train.loop import TrainingDiverged
 
@@ -64,6 +66,9 @@ def run_worker(
                 break
             if timeout is not None and time.monotonic() - start >= timeout:
                 step(f"--timeout {timeout:g} s reached: this worker starts no more trials")
+                break
+            if max_here is not None and len(mine) >= max_here:
+                step(f"--trials-here {max_here}: this worker ran its share and starts no more trials")
                 break
             before = {t.number for t in study.get_trials(deepcopy=False)}
             study.optimize(

@@ -8,7 +8,18 @@ import os
 import subprocess
 import sys
 
-BLOCK_TORCH = "import sys; sys.modules['torch'] = None\n"
+# The path finder made blind to torch, as in an environment without it (sys.modules["torch"] =
+# None would also trip libraries that probe sys.modules for torch, such as scipy).
+BLOCK_TORCH = (
+    "import sys, importlib.machinery\n"
+    "class _NoTorch(importlib.machinery.PathFinder):\n"
+    "    @classmethod\n"
+    "    def find_spec(cls, name, path=None, target=None):\n"
+    "        if name == 'torch' or name.startswith('torch.'):\n"
+    "            return None\n"
+    "        return super().find_spec(name, path, target)\n"
+    "sys.meta_path[:] = [_NoTorch if f is importlib.machinery.PathFinder else f for f in sys.meta_path]\n"
+)
 
 
 def run_blocked(code: str) -> subprocess.CompletedProcess:
@@ -39,7 +50,7 @@ def test_runtime_path_imports_and_reports_without_torch(tiny_onnx, tmp_path):
         "    made = 'made'\n"
         "except BackendUnavailable as exc:\n"
         "    made = str(exc)\n"
-        "loaded = sys.modules['torch'] is not None\n"
+        "loaded = 'torch' in sys.modules\n"
         "print(json.dumps({'status': status, 'made': made, 'torch_loaded': loaded}))\n"
     )
     r = run_blocked(code)
@@ -64,3 +75,55 @@ def test_backends_command_names_the_extras_without_torch():
         assert "edgetl[gpu]" in lines["onnxruntime-cuda"]
     if "unavailable" in lines["tensorrt"]:
         assert "edgetl[tensorrt]" in lines["tensorrt"]
+
+
+def _digits_folder(root, per_class: int = 3):
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for label in range(10):
+        folder = root / str(label)
+        folder.mkdir(parents=True)
+        for i, img in enumerate(digits.images[digits.target == label][:per_class]):
+            Image.fromarray((img * 16).clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+def test_eval_of_an_onnx_model_runs_without_torch(tiny_onnx, tmp_path):
+    """A board's runtime environment has no torch: `edgetl eval` of an ONNX model on an image
+    folder decodes the split in-process and never imports torch."""
+    shape_folder = _digits_folder(tmp_path / "digits")
+    out = tmp_path / "ev"
+    code = (
+        "from edgetl.cli import main\n"
+        f"sys.argv = ['edgetl', 'eval', {str(tiny_onnx)!r}, '--data', {str(shape_folder)!r}, "
+        f"'--split', 'all', '-o', {str(out)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    r = run_blocked(code)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads((out / "eval.json").read_text())
+    assert result["num_samples"] == 30
+
+
+def test_eval_of_an_onnx_detector_runs_without_torch(tiny_detector_onnx, tmp_path):
+    out = tmp_path / "ev"
+    code = (
+        "from edgetl.cli import main\n"
+        f"sys.argv = ['edgetl', 'eval', {str(tiny_detector_onnx)!r}, '--data', 'builtin:fashion-on-photos', "
+        f"'--split', 'test', '--limit-test', '8', '-o', {str(out)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    r = run_blocked(code)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((out / "eval.json").read_text())["num_images"] == 8

@@ -27,17 +27,22 @@ def _running(study_fn, min_number: int = 0, min_epochs: int = 0):
     return check
 
 
+def _started(study_fn):
+    return lambda: study_fn().get_trials(deepcopy=False)
+
+
 def _two_workers(tmp_path, storage: str | None, trials: int):
-    """Worker A in its own process; worker B (this process) joins once A runs a trial."""
+    """Worker A in its own process, capped at half the trials (``trials_here``) so that however
+    fast its trials run, worker B (this process), joining once A started one, gets the rest."""
     out = tmp_path / "out"
-    cfg = sweep_yaml(
-        tmp_path / "sweep.yaml", out, trials=trials, storage=storage, base={"strategy": "full", "epochs": 2}
-    )
+    settings = {"trials": trials, "storage": storage, "base": {"strategy": "full", "epochs": 2}}
+    a_cfg = sweep_yaml(tmp_path / "a.yaml", out, trials_here=trials // 2, **settings)
+    b_cfg = sweep_yaml(tmp_path / "b.yaml", out, **settings)
     log = tmp_path / "a.log"
-    a = start_worker(cfg, log)
+    a = start_worker(a_cfg, log)
     try:
-        wait_until(_running(lambda: load_study(storage, out)), 180, "worker A's first trial", a, log)
-        b = run(build_config(SweepConfig, load_yaml(cfg), {}, str(cfg)))
+        wait_until(_started(lambda: load_study(storage, out)), 180, "worker A's first trial", a, log)
+        b = run(build_config(SweepConfig, load_yaml(b_cfg), {}, str(b_cfg)))
         assert a.wait(timeout=180) == 0, log.read_text()[-3000:]
     finally:
         a.kill()
@@ -47,6 +52,7 @@ def _two_workers(tmp_path, storage: str | None, trials: int):
 def _assert_shared_without_repeats(result, a_trials: list[int], rows, trials: int) -> None:
     b_trials = result.metrics.ran_here
     assert a_trials and b_trials, (a_trials, b_trials)  # both workers took trials
+    assert len(a_trials) <= trials // 2  # worker A kept to its --trials-here share
     assert not set(a_trials) & set(b_trials)  # no trial run by both
     assert sorted(a_trials + b_trials) == list(range(trials))  # N trials between them, none twice
     assert [r.state for r in rows] == ["complete"] * trials  # and no more were started
