@@ -174,6 +174,14 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert ma["test"]["top1"] == mb["test"]["top1"] and ma["val_top1"] == mb["val_top1"]
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_with_gloo(tmp_path):
     out = tmp_path / "ddp.safetensors"
@@ -185,7 +193,7 @@ def test_ddp_two_processes_with_gloo(tmp_path):
         "--nproc_per_node",
         "2",
         "--master_port",
-        "29517",
+        str(_free_port()),
         "-m",
         "edgetl",
         "finetune",
