@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edgetl.data.cache_choice import CacheChoice, CacheMode
 from edgetl.data.sources import ImageSource, open_source
-from edgetl.data.splits import SplitSpec, fingerprint, make_splits
+from edgetl.data.splits import SplitSpec, cache_fingerprint, fingerprint, make_splits
 from edgetl.manifest import PreprocessContract
 
 Augment = Literal["none", "flip", "crop", "crop-flip", "rrc-flip"]
@@ -147,7 +147,7 @@ class SplitData:
         (``split_pixels``). ``passes``: how often they will be read (training epochs);
         ``original_augment`` (an ``OriginalAugment``): drawn on the original image, so streamed."""
         idx = self.splits[split]
-        fp = fingerprint(self.source.name, self.source.ids, idx)
+        fp = cache_fingerprint(self.source, idx)
         pixels = split_pixels(self, split, contract, fp, quiet, passes, original_augment)
         labels = self.source.labels[idx].copy()
         return Split(name=split, indices=idx, pixels=pixels, labels=labels, fingerprint=fp)

@@ -1,7 +1,8 @@
 """The decoded disk cache: a split's uint8 pixels written once to a raw file and memory-mapped.
 
-A file is keyed by what decides its bytes, as the feature cache is: the split's fingerprint
-(source name and sample ids, in order) and the preprocessing contract. It is written to a temp
+A file is keyed by what decides its bytes, as the feature cache is: the split's cache fingerprint
+(source name and sample ids in order, and each image file's size and modification time, so a
+file replaced under the same name is decoded again) and the preprocessing contract. It is written to a temp
 file and renamed, so an interrupted run leaves nothing a later run would trust.
 """
 

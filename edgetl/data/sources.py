@@ -42,6 +42,7 @@ class ImageSource:
     official_test: np.ndarray | None = None
     default_augment: str = "crop-flip"
     skipped: list[str] = field(default_factory=list)
+    files: list[Path] | None = field(default=None, repr=False)  # the image files, when read from disk
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -218,6 +219,7 @@ def _finish_file_source(name: str, entries: list[_Entry], skip_bad: bool, hint: 
         labels=np.array([index[e.label] for e in good], dtype=np.int64),
         loader=_file_loader(paths),
         skipped=bad,
+        files=paths,
     )
 
 

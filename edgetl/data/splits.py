@@ -7,6 +7,7 @@ on the evaluation data would flatter the INT8 accuracy that is measured on it.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,4 +117,23 @@ def fingerprint(source_name: str, ids: list[str], indices: np.ndarray) -> str:
     h = hashlib.sha256(source_name.encode())
     for i in indices:
         h.update(b"\n" + ids[int(i)].encode())
+    return h.hexdigest()
+
+
+def cache_fingerprint(source, indices: np.ndarray) -> str:
+    """The split's fingerprint plus, for images read from files, each file's size and
+    modification time: what names cached pixels and features, so a file replaced under the same
+    name is decoded again. (The recorded fingerprint stays ids only: a copy of the data set on
+    another machine is the same split.)"""
+    base = fingerprint(source.name, source.ids, indices)
+    files = getattr(source, "files", None)
+    if not files:
+        return base
+    h = hashlib.sha256(base.encode())
+    for i in indices:
+        try:
+            st = os.stat(files[int(i)])
+            h.update(f"\n{st.st_size}:{st.st_mtime_ns}".encode())
+        except OSError:  # gone: the reader names it; the key just differs
+            h.update(b"\n-")
     return h.hexdigest()

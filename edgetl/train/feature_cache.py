@@ -2,7 +2,8 @@
 
 A file is keyed by everything that decides the features: architecture, backbone weights (the
 seed too when the backbone is randomly initialised), the preprocessing contract, the split's
-fingerprint (which images, from which source), autocast, memory format and device type. Files
+cache fingerprint (which images, from which source, and each image file's size and time),
+autocast, memory format and device type. Files
 are safetensors (no pickle) written atomically, so concurrent workers can share one folder.
 """
 

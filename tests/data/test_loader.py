@@ -3,6 +3,8 @@ errors, and streamed training giving the same weights as training on in-RAM pixe
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -102,6 +104,25 @@ def test_disk_cache_is_a_memmap_of_the_same_pixels_left_without_temp_files(
     assert len(files) == 1 and files[0].name.startswith("decoded-") and files[0].suffix == ".u8"
     again = load_data(DataConfig(source=str(shape_folder), cache="disk")).prepare("train", CONTRACT).pixels
     assert np.array_equal(again, ram) and list((tmp_path / "decoded").iterdir()) == files  # reused
+
+
+def test_a_file_replaced_under_the_same_name_is_decoded_again(shape_folder, tmp_path, monkeypatch):
+    """The disk cache is keyed by the files' sizes and times too: same ids, new pixels, new key;
+    the recorded fingerprint (ids only) stays the same."""
+    monkeypatch.setenv("EDGETL_DECODED_CACHE", str(tmp_path / "decoded"))
+    data = load_data(DataConfig(source=str(shape_folder), cache="disk"))
+    before = np.array(data.prepare("train", CONTRACT).pixels)
+    recorded = data.fingerprints()
+    row = 0
+    victim = data.source.files[int(data.splits["train"][row])]
+    Image.new("RGB", (24, 24), (255, 255, 255)).save(victim)  # same name, other pixels
+    os.utime(victim, ns=(1, 1))  # a time no earlier write had
+    data = load_data(DataConfig(source=str(shape_folder), cache="disk"))
+    after = np.array(data.prepare("train", CONTRACT).pixels)
+    assert data.fingerprints() == recorded
+    assert (after[row] == 255).all() and not np.array_equal(after[row], before[row])
+    assert np.array_equal(np.delete(after, row, 0), np.delete(before, row, 0))
+    assert len(list((tmp_path / "decoded").iterdir())) == 2
 
 
 def _corrupt_after_opening(shape_folder, skip_bad: bool):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgetl.data.dataset import ReadOptions
-from edgetl.data.splits import fingerprint
+from edgetl.data.splits import cache_fingerprint, fingerprint
 from edgetl.manifest import PreprocessContract
 from edgetl.tasks.detect.formats.common import DetectionSource
 from edgetl.tasks.detect.targets import BoxTarget
@@ -91,7 +91,7 @@ class DetectionData:
         from edgetl.tasks.detect.boxes import to_input
 
         idx = self.splits[split]
-        fp = fingerprint(self.source.name, self.source.ids, idx)
+        fp = cache_fingerprint(self.source, idx)
         pixels = split_pixels(self, split, contract, fp, quiet, passes, original_augment)
         labels = np.empty(len(idx), dtype=object)
         sizes = np.empty((len(idx), 2), dtype=np.int64)

@@ -35,6 +35,7 @@ class DetectionSource:
     format: str = ""
     notes: list[str] = field(default_factory=list)  # kept annotations that need a word (crowd, difficult)
     fingerprint: str | None = None
+    files: list[Path] | None = field(default=None, repr=False)  # the image files, when read from disk
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -162,6 +163,7 @@ def build_source(
         ids=ids,
         targets=[e[3] for e in entries],
         loader=file_loader([e[1] for e in entries]),
+        files=[e[1] for e in entries],
         official_splits=official,
         skipped=collector.skipped,
         sizes=[e[2] for e in entries],
