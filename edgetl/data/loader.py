@@ -243,6 +243,16 @@ class StreamedPixels:
                 "unreadable images."
             )
         if not training:
+            from edgetl.data.sources import FULL_CHECK_ENV, FULL_CHECK_MAX_FILES
+
+            if getattr(self.dataset.source, "headers_only", False):
+                raise DataError(
+                    f"{bad.message} (found reading the {self.split} split; above "
+                    f"{FULL_CHECK_MAX_FILES:,} files only image headers are read when the data set "
+                    "opens, so --skip-bad could not leave it out of an evaluation split). Fix or "
+                    f"remove the file, or run with {FULL_CHECK_ENV}=1 and --skip-bad to decode every "
+                    "image at opening and skip the unreadable ones."
+                )
             raise DataError(
                 f"{bad.message} (found reading the {self.split} split: the file changed after "
                 "the data set was opened). Fix or remove the file and run again."

@@ -43,6 +43,7 @@ class ImageSource:
     default_augment: str = "crop-flip"
     skipped: list[str] = field(default_factory=list)
     files: list[Path] | None = field(default=None, repr=False)  # the image files, when read from disk
+    headers_only: bool = False  # at opening only the image headers were read (large folders)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -220,6 +221,7 @@ def _finish_file_source(name: str, entries: list[_Entry], skip_bad: bool, hint: 
         loader=_file_loader(paths),
         skipped=bad,
         files=paths,
+        headers_only=not full,
     )
 
 

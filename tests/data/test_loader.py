@@ -239,6 +239,10 @@ def test_a_large_folder_opens_on_image_headers_and_the_loader_names_a_bad_body(s
     pixels = StreamedPixels(src, np.arange(len(src)), CONTRACT, workers=1)
     with pytest.raises(DataError, match="square_03.png.*--skip-bad"):
         pixels[row - 1 : row + 2]
+    # with --skip-bad an evaluation split cannot drop it: the error says why and what to run
+    skipping = StreamedPixels(src, np.arange(len(src)), CONTRACT, workers=1, split="val", skip_bad=True)
+    with pytest.raises(DataError, match="square_03.png.*only image headers.*EDGETL_FULL_IMAGE_CHECK=1"):
+        skipping[row - 1 : row + 2]
     monkeypatch.setenv("EDGETL_FULL_IMAGE_CHECK", "1")
     assert len(image_folder(shape_folder, skip_bad=True)) == 35
 
