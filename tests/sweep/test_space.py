@@ -87,7 +87,9 @@ def test_cli_has_the_sweep_options_and_refuses_a_bad_space_before_any_trial(tmp_
 
     runner = CliRunner()
     helptext = runner.invoke(app, ["sweep", "--help"]).output
-    for flag in ("--trials", "--timeout", "--sampler", "--pruner", "--storage", "--study", "--objective"):
+    flags = ("--trials", "--timeout", "--trials-here", "--sampler", "--pruner", "--storage", "--study")
+    flags += ("--objective",)
+    for flag in flags:
         assert flag in helptext, flag
     ft = tmp_path / "ft.yaml"
     ft.write_text("data: {source: digits}\narch: timm/test_efficientnet\n")
