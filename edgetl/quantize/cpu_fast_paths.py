@@ -371,3 +371,70 @@ def hardswish_to_add_mul(model) -> list[str]:
         del g.initializer[:]
         g.initializer.extend(kept)
     return rewritten
+
+
+PARITY_TOLERANCE = 1e-4  # max |diff|, times the output's largest |value| where that exceeds 1
+
+
+@dataclass(frozen=True)
+class FastPaths:
+    """What ``rewrite_for_cpu_int8`` did: nodes rewritten per rewrite, and the rewritten graph's
+    largest output difference against the original on the check images."""
+
+    rewrites: dict[str, int]
+    max_abs_diff: float
+    images: int
+    applied: bool  # False: nothing to rewrite, or the check failed and the original is used
+
+    def describe(self) -> str:
+        done = ", ".join(f"{k} {v}" for k, v in self.rewrites.items() if v) or "nothing to rewrite"
+        if not self.applied and any(self.rewrites.values()):
+            return f"CPU INT8 fast paths not used: outputs differed by {self.max_abs_diff:.3g} ({done})"
+        if not self.applied:
+            return "CPU INT8 fast paths: nothing to rewrite"
+        return (
+            f"CPU INT8 fast paths: {done}; same outputs on {self.images} calibration images "
+            f"(max |diff| {self.max_abs_diff:.3g})"
+        )
+
+
+REWRITES = {
+    "depthwise_padded": pad_depthwise_channels,
+    "reduce_mean_pools": reduce_mean_to_global_pool,
+    "hardswish_add_mul": hardswish_to_add_mul,
+}
+
+
+def rewrite_for_cpu_int8(src, out, images, input_name: str, threads: int = 2) -> FastPaths:
+    """Write ``src`` (an FP32 ONNX file) with every rewrite of this module applied to ``out`` and
+    check it against ``src`` on ``images`` (ONNX Runtime CPU): the same outputs within
+    PARITY_TOLERANCE, else (or where nothing applies) ``out`` is not written and ``applied`` is
+    False, so the caller quantizes ``src`` as it is."""
+    import numpy as np
+    import onnx
+
+    model = onnx.load(str(src))
+    counts = {name: len(rewrite(model)) for name, rewrite in REWRITES.items()}
+    if not any(counts.values()):
+        return FastPaths(counts, 0.0, 0, applied=False)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+    x = np.asarray(images, dtype=np.float32)
+    ref, got = (_run(p, x, input_name, threads) for p in (src, out))
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(ref, got, strict=True))
+    scale = max(1.0, max(float(np.abs(a).max()) for a in ref))
+    if not diff <= PARITY_TOLERANCE * scale:
+        import os
+
+        os.remove(out)
+        return FastPaths(counts, diff, len(x), applied=False)
+    return FastPaths(counts, diff, len(x), applied=True)
+
+
+def _run(path, x, input_name: str, threads: int) -> list:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return session.run(None, {input_name: x})
