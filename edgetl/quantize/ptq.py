@@ -674,6 +674,8 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         evaluate = _evaluator(config, fp32, val, remap, fixed_batch, parent, task)
         task_float = _task_float_nodes(task, fp32, config)
         source, fast_paths = _fast_path_source(fp32, work, config, calib, input_name, fixed_batch)
+        if fast_paths is not None and fast_paths.applied:
+            task_float = [*task_float, *fast_paths.keep_float]
 
         fp32_metrics = evaluate(fp32)
         key = task.primary_metric
