@@ -373,6 +373,71 @@ def hardswish_to_add_mul(model) -> list[str]:
     return rewritten
 
 
+def hard_sigmoid_into_conv(model) -> list[str]:
+    """Fold, in place, each ``HardSigmoid(Conv(x))`` whose Conv output feeds nothing else (the
+    squeeze-excite gate) into ``Clip(Conv'(x), 0, 1)``, Conv' having the weights times alpha and the
+    bias times alpha plus beta: ORT's quantizer absorbs the Clip into the QLinearConv's output
+    range, so the gate costs no DQ -> float HardSigmoid -> Q. Returns the HardSigmoids folded."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    users: dict[str, int] = {}
+    for n in g.node:
+        for i in n.input:
+            users[i] = users.get(i, 0) + 1
+    outputs = {o.name for o in g.output}
+    folded = []
+    for node in list(g.node):
+        if node.op_type != "HardSigmoid":
+            continue
+        conv = producer.get(node.input[0])
+        if (
+            conv is None
+            or conv.op_type != "Conv"
+            or users.get(node.input[0]) != 1
+            or node.input[0] in outputs
+        ):
+            continue
+        if (
+            len(conv.input) < 2
+            or conv.input[1] not in inits
+            or (len(conv.input) > 2 and conv.input[2] not in inits)
+        ):
+            continue
+        alpha, beta = float(_attr(node, "alpha", 0.2)), float(_attr(node, "beta", 0.5))
+        w = numpy_helper.to_array(inits[conv.input[1]])
+        b = (
+            numpy_helper.to_array(inits[conv.input[2]])
+            if len(conv.input) > 2
+            else np.zeros(w.shape[0], w.dtype)
+        )
+        base = f"{node.output[0]}/hard_sigmoid_folded"
+        for name, value in (
+            ("w", w * w.dtype.type(alpha)),
+            ("b", b * b.dtype.type(alpha) + b.dtype.type(beta)),
+        ):
+            g.initializer.append(numpy_helper.from_array(value.astype(w.dtype), f"{base}/{name}"))
+        g.initializer.append(numpy_helper.from_array(np.array(0.0, np.float32), f"{base}/zero"))
+        g.initializer.append(numpy_helper.from_array(np.array(1.0, np.float32), f"{base}/one"))
+        data = conv.input[0]
+        del conv.input[:]
+        conv.input.extend([data, f"{base}/w", f"{base}/b"])
+        clip = helper.make_node(
+            "Clip", [node.input[0], f"{base}/zero", f"{base}/one"], list(node.output), name=node.name or base
+        )
+        g.node[list(g.node).index(node)].CopyFrom(clip)
+        folded.append(clip.name)
+    if folded:
+        used = {i for n in g.node for i in n.input}
+        kept = [t for t in g.initializer if t.name in used]
+        del g.initializer[:]
+        g.initializer.extend(kept)
+    return folded
+
+
 INPUT_CHANNEL_MULTIPLE = 4  # MLAS, x86: symmetric (indirect) convolution needs InputChannels % 4 == 0
 INPUT_PAD_SUFFIX = "/edgetl_channel_pad"
 
@@ -446,6 +511,7 @@ class FastPaths:
 REWRITES = {
     "depthwise_padded": pad_depthwise_channels,
     "reduce_mean_pools": reduce_mean_to_global_pool,
+    "gates_folded": hard_sigmoid_into_conv,
     "hardswish_add_mul": hardswish_to_add_mul,
     "input_channels_padded": pad_input_channels,
 }

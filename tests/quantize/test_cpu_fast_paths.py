@@ -90,6 +90,7 @@ def test_rewrites_give_the_same_outputs_as_the_original_ops(tmp_path, hardswish_
     assert done.rewrites == {
         "depthwise_padded": 1,
         "reduce_mean_pools": 1,
+        "gates_folded": 1,
         "hardswish_add_mul": 2,
         "input_channels_padded": 1,
     }
@@ -102,7 +103,9 @@ def test_rewrites_give_the_same_outputs_as_the_original_ops(tmp_path, hardswish_
     inits = {t.name: t for t in rewritten.graph.initializer}
     ops = [n.op_type for n in rewritten.graph.node]
     assert "HardSwish" not in ops and "ReduceMean" not in ops
-    assert ops.count("HardSigmoid") == 1  # the squeeze-excite gate's, on a 1x1 tensor
+    assert "HardSigmoid" not in ops  # the squeeze-excite gate: a Clip after its Conv
+    gate = next(n for n in rewritten.graph.node if n.name == "se_gate")
+    assert gate.op_type == "Clip" and gate.input[0] == "se_exp"
     dw = next(n for n in rewritten.graph.node if n.name == "dw")
     assert inits[dw.input[1]].dims[0] == 32 and fp._attr(dw, "group") == 32
     stem = next(n for n in rewritten.graph.node if n.name == "stem")
@@ -174,8 +177,9 @@ def test_the_rewritten_graph_quantizes_into_fused_int8_ops(tmp_path):
     # ReduceMean
     assert before.get("HardSigmoid", 0) == 3 and before.get("ReduceMean", 0) == 1
     # rewritten: the hard-swishes run as QLinearAdd + QLinearMul, the pool as
-    # QLinearGlobalAveragePool; every Conv fused into QLinearConv either way
-    assert after.get("HardSigmoid", 0) == 1  # the SE gate on 1x1
+    # QLinearGlobalAveragePool, the gate's Clip in its QLinearConv's output range; every Conv fused
+    # into QLinearConv either way
+    assert after.get("HardSigmoid", 0) == 0 and after.get("Clip", 0) == 0
     assert after.get("ReduceMean", 0) == 0
     assert after.get("QLinearGlobalAveragePool", 0) == 2
     assert after.get("QLinearAdd", 0) >= 3  # two hard-swishes' x + 3, the residual
