@@ -52,10 +52,13 @@ FILES = {
     "ort": "--engine ort (ONNX Runtime's quantize_static)",
     "nncf_ort": "--engine nncf, --output: NNCF's ranges and weights in ONNX Runtime's placement",
     "nncf_native": "--engine nncf, *.openvino.onnx: NNCF's own placement",
+    "ort_plain": "--engine ort --no-cpu-fast-paths (with --engines ...,ort-plain): the FP32 graph "
+    "quantized as "
+    "exported, without the rewrites for ONNX Runtime's INT8 fast paths (edgetl/quantize/cpu_fast_paths.py)",
     "ort_speed_aware": "--engine ort --speed-aware (with --speed-aware): node groups kept in float where "
     "that made the graph measurably faster on ONNX Runtime",
 }
-INT8_FILES = ("ort", "nncf_ort", "nncf_native", "ort_speed_aware")
+INT8_FILES = ("ort", "nncf_ort", "nncf_native", "ort_plain", "ort_speed_aware")
 
 
 def _failure(exc: BaseException) -> dict:
@@ -107,10 +110,13 @@ def build(name: str, arch: str, args) -> dict:
     }
 
 
-def quantize_engine(fp32: Path, name: str, engine: str, threads: int, speed_aware: bool = False) -> dict:
+def quantize_engine(
+    fp32: Path, name: str, engine: str, threads: int, speed_aware: bool = False, fast_paths: bool = True
+) -> dict:
     from edgetl.quantize.ptq import QuantizeConfig, quantize
 
-    out = WORK / f"{name}.{engine}{'.speed-aware' if speed_aware else ''}.int8.onnx"
+    tag = (".speed-aware" if speed_aware else "") + ("" if fast_paths else ".plain")
+    out = WORK / f"{name}.{engine}{tag}.int8.onnx"
     t0 = time.perf_counter()
     r = quantize(
         QuantizeConfig(
@@ -125,10 +131,12 @@ def quantize_engine(fp32: Path, name: str, engine: str, threads: int, speed_awar
             prefer="int8",
             threads=threads,
             speed_aware=speed_aware,
+            cpu_fast_paths=fast_paths,
         )
     )
     rep = r.report.to_json()
     extra = {"speed_aware": rep["speed_aware"]} if speed_aware else {}
+    extra["decisions"] = list(rep.get("decisions") or [])
     return {
         **extra,
         "seconds": time.perf_counter() - t0,
@@ -215,6 +223,9 @@ def ratios(timing: dict) -> dict:
         native = r.get(f"nncf_native/{backend}")
         if ort and native:
             out.setdefault("nncf_native_vs_ort_engine", {})[backend] = paired_ratio(ort, native)
+        plain = r.get(f"ort_plain/{backend}")
+        if ort and plain:
+            out.setdefault("fast_paths_vs_plain_ort_engine", {})[backend] = paired_ratio(plain, ort)
         aware = r.get(f"ort_speed_aware/{backend}")
         if ort and aware:
             out.setdefault("speed_aware_vs_ort_engine", {})[backend] = paired_ratio(ort, aware)
@@ -234,9 +245,14 @@ def run_model(name: str, arch: str, args) -> dict:
     for engine in engines + (["ort-speed-aware"] if args.speed_aware else []):
         key = engine.replace("-", "_")
         try:
-            aware = engine == "ort-speed-aware"
+            aware, plain = engine == "ort-speed-aware", engine == "ort-plain"
             q = entry[f"quantize_{key}"] = quantize_engine(
-                fp32, name, "ort" if aware else engine, args.threads, speed_aware=aware
+                fp32,
+                name,
+                "ort" if aware or plain else engine,
+                args.threads,
+                speed_aware=aware,
+                fast_paths=not plain,
             )
         except Exception as exc:  # noqa: BLE001
             entry[f"quantize_{key}"] = _failure(exc)
@@ -245,6 +261,8 @@ def run_model(name: str, arch: str, args) -> dict:
             files["ort"] = Path(q["path"])
         elif aware:
             files["ort_speed_aware"] = Path(q["path"])
+        elif plain:
+            files["ort_plain"] = Path(q["path"])
         else:
             files["nncf_ort"] = Path(q["runtime_files"]["onnxruntime"])
             files["nncf_native"] = Path(q["runtime_files"]["openvino"])
@@ -308,7 +326,11 @@ def main() -> None:
     ap.add_argument("--train-images", type=int, default=256, help="finetune: train images (linear head)")
     ap.add_argument("--epochs", type=int, default=2, help="finetune: epochs of the linear head")
     ap.add_argument("--name", default="quantize_speed", help="results/<name>.json")
-    ap.add_argument("--engines", default="ort,nncf", help="quantize engines, comma-separated: ort, nncf")
+    ap.add_argument(
+        "--engines",
+        default="ort,nncf",
+        help="quantize engines, comma-separated: ort, nncf, ort-plain (ort without the CPU fast paths)",
+    )
     ap.add_argument(
         "--reuse-builds", action="store_true", help="keep an FP32 export already in runs/bench/quantize_speed"
     )

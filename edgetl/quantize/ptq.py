@@ -79,6 +79,13 @@ class QuantizeConfig(BaseModel):
     layer_report: bool = Field(
         True, description="per-layer SQNR/cosine table, printed and saved beside the INT8 file"
     )
+    cpu_fast_paths: bool = Field(
+        True,
+        description="cpu target: quantize the FP32 graph rewritten (same outputs, checked) so ONNX "
+        "Runtime's INT8 kernels take their fast paths: depthwise channels padded to 16, hard-swish as "
+        "Add/Clip/Mul, squeeze-excite ReduceMean as GlobalAveragePool; the ship rule still times "
+        "INT8 against the original FP32",
+    )
     qat: bool = Field(
         False,
         description="fall back to quantization-aware training (NNCF) when PTQ misses or cannot confirm "
@@ -376,6 +383,25 @@ def _pre_processed(proto, work: Path, config: QuantizeConfig) -> Path:
     return fp32
 
 
+def _fast_path_source(
+    fp32: Path, work: Path, config: QuantizeConfig, calib, input_name: str, fixed_batch: int
+):
+    """The graph to quantize and what was done to get it: on the cpu target, ``fp32`` rewritten for
+    ONNX Runtime's INT8 fast paths (edgetl.quantize.cpu_fast_paths), checked to give the same
+    outputs on calibration images; ``fp32`` itself elsewhere or where nothing applies. FP32's own
+    metrics, speed and the FP32 file shipped stay those of ``fp32``."""
+    if config.target != "cpu" or not config.cpu_fast_paths:
+        return fp32, None
+    from edgetl.quantize.cpu_fast_paths import rewrite_for_cpu_int8
+
+    images = np.asarray(calib.x[: 4 if fixed_batch <= 1 else fixed_batch])
+    out = work / "fp32_fast_paths.onnx"
+    done = rewrite_for_cpu_int8(fp32, out, images, input_name, config.threads)
+    if any(done.rewrites.values()):
+        log(done.describe())
+    return (out if done.applied else fp32), done
+
+
 def _evaluator(config: QuantizeConfig, fp32: Path, val, remap, fixed_batch: int, parent, task):
     """path -> the task's val metrics of that ONNX file, plus its per-image ``records`` (what the
     paired interval resamples); a detector's boxes are mapped back to the original images first,
@@ -647,6 +673,9 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         fp32 = _pre_processed(src.proto, work, config)
         evaluate = _evaluator(config, fp32, val, remap, fixed_batch, parent, task)
         task_float = _task_float_nodes(task, fp32, config)
+        source, fast_paths = _fast_path_source(fp32, work, config, calib, input_name, fixed_batch)
+        if fast_paths is not None and fast_paths.applied:
+            task_float = [*task_float, *fast_paths.keep_float]
 
         fp32_metrics = evaluate(fp32)
         key = task.primary_metric
@@ -654,7 +683,7 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         run = QuantizeRun(
             config,
             parent,
-            fp32,
+            source,
             input_name,
             fixed_batch,
             calib,
@@ -691,6 +720,8 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
 
         layer_path = layer_report_path(config.output) if layer_rows is not None else None
         report = run.report(chosen, gate, coverage, audit, layer_path, speed_aware)
+        if fast_paths is not None:
+            report = report.model_copy(update={"decisions": (*report.decisions, fast_paths.describe())})
         write_int8 = gate.ship_int8 or keep_int8
         shipped = chosen.path if write_int8 else fp32
         if write_int8 and not gate.ship_int8:
