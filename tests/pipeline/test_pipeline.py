@@ -1,5 +1,4 @@
 import json
-import time
 
 import pytest
 import yaml
@@ -92,9 +91,7 @@ def test_pipeline_writes_every_artifact_and_a_report(tiny_run):
 def test_second_run_skips_everything_and_reports_the_same(tiny_run):
     _, cfg, first = tiny_run
     before = json.loads((cfg.run_dir / "report" / "summary.json").read_text())
-    t0 = time.perf_counter()
-    run_pipeline(cfg)
-    assert time.perf_counter() - t0 < 60
+    run_pipeline(cfg)  # every stage skipped (asserted below), whatever the machine's speed
     after = json.loads((cfg.run_dir / "report" / "summary.json").read_text())
     assert all(s["skipped"] for name, s in after["stages"].items() if name != "report")  # report: always
     assert after["test_top1"] == before["test_top1"] and after["latency_p50_ms"] == before["latency_p50_ms"]
