@@ -222,7 +222,7 @@ def speed_aware_step(run, base: Attempt) -> tuple[Attempt, SpeedAware]:
 
     t0 = time.perf_counter()
     h, w = run.parent.preprocessing.input_size
-    fixed = set(base.kept_float) | set(run.task_float)
+    fixed = set(base.kept_float) | set(run.always_float)
     groups = {
         g: [n for n in nodes if n not in fixed]
         for g, nodes in candidate_groups(run.fp32, (max(1, run.fixed_batch), 3, h, w)).items()
@@ -281,7 +281,7 @@ class _Variants:
     def make(self, key: str, nodes: list[str]) -> Path:
         run, base = self.run, self.base
         out = run.work / f"speed_aware_{key}.onnx"
-        exclude = [*run.task_float, *base.kept_float, *nodes]
+        exclude = [*run.always_float, *base.kept_float, *nodes]
         requantize_with_ranges(
             self.source, base.path, out, run.calib.x, run.input_name, run.config, exclude, run.fixed_batch
         )

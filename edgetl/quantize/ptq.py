@@ -674,8 +674,7 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         evaluate = _evaluator(config, fp32, val, remap, fixed_batch, parent, task)
         task_float = _task_float_nodes(task, fp32, config)
         source, fast_paths = _fast_path_source(fp32, work, config, calib, input_name, fixed_batch)
-        if fast_paths is not None and fast_paths.applied:
-            task_float = [*task_float, *fast_paths.keep_float]
+        layout_float = list(fast_paths.keep_float) if fast_paths is not None and fast_paths.applied else []
 
         fp32_metrics = evaluate(fp32)
         key = task.primary_metric
@@ -693,6 +692,7 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
             quantize_once=quantize_once,
             data_config=lambda **limits: _data_config(parent, config, **limits),
             task_float=task_float,
+            layout_float=layout_float,
         )
         chosen = run.choose()
         quantizer = get_quantizer(config.target)

@@ -79,6 +79,7 @@ class QuantizeRun:
         quantize_once: Callable,
         data_config: Callable[..., object],
         task_float: list[str] | None = None,
+        layout_float: list[str] | None = None,
     ):
         from edgetl.quantize.macs import node_macs
 
@@ -87,6 +88,8 @@ class QuantizeRun:
         self.evaluate, self.fp32_metrics = evaluate, fp32_metrics
         self._quantize_once, self.data_config = quantize_once, data_config
         self.task_float = list(task_float or [])  # kept in float in every candidate (a detector's decode)
+        # kept in float because the rewritten graph is faster so (the CPU fast paths' input Pad)
+        self.layout_float = list(layout_float or [])
         h, w = parent.preprocessing.input_size
         self.macs = node_macs(fp32, (max(1, fixed_batch), 3, h, w))
         from edgetl.tasks.registry import task_of
@@ -96,6 +99,12 @@ class QuantizeRun:
         self.val_images = len(fp32_metrics["records"])
         self.candidates: dict[str, Attempt] = {}
 
+    @property
+    def always_float(self) -> list[str]:
+        """Nodes every candidate keeps in float, reading float inputs: the task's decode and the
+        layout nodes of the CPU fast paths."""
+        return [*self.task_float, *self.layout_float]
+
     def quantize(self, out: Path, exclude: list[str], images=None) -> None:
         self._quantize_once(
             self.fp32,
@@ -103,16 +112,15 @@ class QuantizeRun:
             self.calib.x if images is None else images,
             self.input_name,
             self.config,
-            [*self.task_float, *exclude],
+            [*self.always_float, *exclude],
             self.fixed_batch,
         )
-        if self.task_float:
-            _release_float_tail(out, set(self.task_float))
+        self.release_float_tail(out)
 
     def release_float_tail(self, path: Path) -> None:
-        """The task's float nodes (a detector's decode) read float inputs in ``path``."""
-        if self.task_float:
-            _release_float_tail(path, set(self.task_float))
+        """The always-float nodes (a detector's decode, a layout Pad) read float inputs in ``path``."""
+        if self.always_float:
+            _release_float_tail(path, set(self.always_float))
 
     def speed_aware_source(self, candidate: Attempt) -> Path:
         """The float graph ``candidate`` was quantized from: the pre-processed FP32 model for ORT's
