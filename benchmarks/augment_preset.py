@@ -10,7 +10,7 @@ from the preset through the pipeline's own loader: Lite0 with the offline ImageN
 48 px, full fine-tuning, 4 epochs, AdamW 0.002, seed 0; Fashion-MNIST's 54k train / 6k val split
 and its official 10k test set) with only ``data.augment`` changed. One run per mode on 2 shared
 cores: the seed is the same, so the modes differ only by their augmentation (one seed each: the
-binomial standard error of a top-1 near 90% is 0.30 pt on 10k test images, 0.67 pt on 2k;
+binomial standard error of a top-1 near 72% is 0.45 pt on 10k test images, 1.0 pt on 2k;
 seed-to-seed spread is not measured here). A rerun with --augments keeps the other modes' rows
 measured with the same limits (each row has its time). The whole preset teacher did not fit this session: the
 first of its 4 epochs had not finished after 27 min on 2 cores shared at load ~10 (nor had
