@@ -18,6 +18,14 @@ process (wait4); ``tree_peak_pss_gb`` the largest sum of PSS over the process an
 workers, sampled every 0.5 s from /proc/<pid>/smaps_rollup (PSS splits shared pages between
 processes, so forked workers are not counted twice).
 
+Distill, eval and linear runs (sections of their own, run with --only distill --only eval --only
+linear; the memory section's rows are kept): a 224 px `timm/test_efficientnet` teacher (random
+init, 5 steps on 1,000 images) made once; distill = `edgetl/compact_cnn_s` at 224 px from it,
+--cache none, 20 steps of 64, with the ImageFolder's default crop-flip (the teacher's pixels
+streamed beside the student's) and with rrc-flip; eval = that teacher over a train split of
+1k/10k/50k images (eval always streams; every image decoded); linear = the streamed linear
+probe at 50k (the memory section has it at 1k and 10k). Same measurement as the memory runs.
+
 Throughput runs: `timm/tf_efficientnet_lite0` (the offline pretrained weights), strategy full,
 1,000 training images of a 2,000-image folder of the same JPEGs (100 val, no test), 1 epoch of
 --max-steps steps; img/s is the epoch's own (manifest history:
@@ -26,7 +34,7 @@ path decodes before the epoch starts). At 64 px the runs go RAM, streamed, strea
 the medians are compared; at 224 px and for rrc-flip vs crop-flip one run each, side by side
 (2 cores shared with other jobs: single runs are rough).
 
-    python benchmarks/data_scale.py [--work /tmp/edgetl-data-scale] [--quick]
+    python benchmarks/data_scale.py [--work /tmp/edgetl-data-scale] [--quick] [--only SECTION ...]
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ from _common import write_result  # noqa: E402
 
 GB = 1024**3
 EDGETL = [sys.executable, "-m", "edgetl"]
+SECTIONS = ("memory", "throughput", "open", "distill", "eval", "linear")
 
 
 def fashion_mnist():
@@ -229,6 +238,83 @@ def memory_runs(data: Path, work: Path, plan: list[tuple[int, str, str]]) -> lis
     return rows
 
 
+def make_teacher(data: Path, work: Path) -> Path:
+    """A 224 px ``timm/test_efficientnet`` checkpoint (random init, 5 steps on 1,000 images): the
+    teacher the distill runs read and the artifact the eval runs measure."""
+    out = work / "teacher-224.safetensors"
+    if not out.exists():
+        cmd = finetune_cmd(
+            data, out, arch="timm/test_efficientnet", strategy="full", size=224, n_train=1000,
+            cache="none", steps=5, extra=["--no-pretrained", "--no-eval-test"], held=200,
+        )  # fmt: skip
+        r = run_measured(cmd)
+        if r["returncode"] != 0:
+            raise SystemExit(f"teacher finetune failed: {r['log_tail']}")
+    return out
+
+
+def distill_cmd(data, teacher, out, *, n_train, augment, steps=20, batch=64, held=500):
+    cmd = [*EDGETL, "distill", "--teacher", str(teacher), "--student", "edgetl/compact_cnn_s"]
+    cmd += ["--data", str(data), "--image-size", "224", "--epochs", "1", "--limit-train", str(n_train)]
+    cmd += ["--limit-val", str(held), "--limit-test", str(held), "--threads", "2", "--workers", "2"]
+    cmd += ["--cache", "none", "--batch-size", str(batch), "--warmup-epochs", "0", "--max-steps", str(steps)]
+    return cmd + ["--augment", augment, "-o", str(out)]
+
+
+def eval_cmd(data, artifact, *, n_images, held=500):
+    """``edgetl eval`` over the ``n_images``-image train split (eval always streams)."""
+    cmd = [*EDGETL, "eval", str(artifact), "--data", str(data), "--split", "train", "--workers", "2"]
+    for key, value in (("limit_train", n_images), ("limit_val", held), ("limit_test", held)):
+        cmd += ["--set", f"data.{key}={value}"]
+    return cmd + ["--quiet"]
+
+
+def _measured_row(row: dict, cmd: list[str]) -> dict:
+    row.update(run_measured(cmd, env={"OMP_NUM_THREADS": "2"}))
+    print({k: v for k, v in row.items() if k != "log_tail"}, flush=True)
+    return row
+
+
+def distill_runs(data: Path, work: Path, sizes: tuple[int, ...]) -> list[dict]:
+    """Distil compact_cnn_s from the 224 px teacher, streamed, 20 steps: with the ImageFolder's
+    default augmentation (crop-flip on the decoded batch, the teacher's pixels streamed beside
+    the student's) and with rrc-flip (both drawn on the original image)."""
+    teacher = make_teacher(data, work)
+    rows = []
+    for n in sizes:
+        for augment in ("crop-flip", "rrc-flip"):
+            cmd = distill_cmd(data, teacher, work / "student.safetensors", n_train=n, augment=augment)
+            rows.append(
+                _measured_row({"images": n, "stage": "distill", "augment": augment, "steps": 20}, cmd)
+            )
+    return rows
+
+
+def eval_runs(data: Path, work: Path, sizes: tuple[int, ...]) -> list[dict]:
+    """``edgetl eval`` of the 224 px teacher over a train split of each size (every image read)."""
+    teacher = make_teacher(data, work)
+    rows = []
+    for n in sizes:
+        rows.append(
+            _measured_row(
+                {"images": n, "stage": "eval", "split": "train"}, eval_cmd(data, teacher, n_images=n)
+            )
+        )
+    return rows
+
+
+def linear_runs(data: Path, work: Path, sizes: tuple[int, ...]) -> list[dict]:
+    """The streamed linear probe (--cache none) at the sizes the memory section left out."""
+    rows = []
+    for n in sizes:
+        cmd = finetune_cmd(
+            data, work / "m.safetensors", arch="timm/test_efficientnet", strategy="linear", size=224,
+            n_train=n, cache="none", extra=["--no-pretrained"],
+        )  # fmt: skip
+        rows.append(_measured_row({"images": n, "strategy": "linear", "cache": "none"}, cmd))
+    return rows
+
+
 def _img_per_s(path: Path) -> float:
     from edgetl.manifest import read_manifest
 
@@ -314,23 +400,38 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1k and 10k images, fewer steps, a 20k-file tree")
     ap.add_argument("--images", type=int, default=64_000)
     ap.add_argument("--big", action="store_true", help="also the linear and --cache ram runs at 50k")
-    ap.add_argument("--only", choices=("memory", "throughput", "open"), action="append")
+    ap.add_argument(
+        "--only",
+        choices=SECTIONS,
+        action="append",
+        help="run this section only (repeatable); the others are kept from the committed JSON",
+    )
+    ap.add_argument(
+        "--sizes", type=lambda v: tuple(int(x) for x in v.split(",")), default=None,
+        help="image counts of the distill/eval/linear sections (default 1000,10000,50000; linear: 50000)",
+    )  # fmt: skip
     args = ap.parse_args()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    only = set(args.only or ("memory", "throughput", "open"))
+    only = set(args.only or SECTIONS)
     out_name = "data_scale_quick" if args.quick else "data_scale"
     previous = {}
     prev_path = Path(__file__).resolve().parent / "results" / f"{out_name}.json"
     if prev_path.exists() and args.only:  # a partial rerun keeps the other sections
         previous = json.loads(prev_path.read_text())
-    payload = {k: previous[k] for k in ("memory", "throughput", "open") if k in previous}
+    payload = {k: previous[k] for k in SECTIONS if k in previous}
     seconds = dict(previous.get("section_seconds") or {})
+    runs = dict(previous.get("section_runs") or {})  # when, by which command, at what load
 
     def save(section: str, rows: list[dict], started: float) -> None:  # after each section
         payload[section] = rows
         seconds[section] = round(time.perf_counter() - started)
-        write_result(out_name, {**payload, "section_seconds": seconds}, threads=2)
+        runs[section] = {
+            "command": "python " + " ".join(sys.argv),
+            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "loadavg_1m": round(os.getloadavg()[0], 2),
+        }
+        write_result(out_name, {**payload, "section_seconds": seconds, "section_runs": runs}, threads=2)
 
     if "memory" in only:
         data = jpeg_folder(work / "jpeg256", 20_000 if args.quick else args.images)
@@ -340,6 +441,13 @@ def main() -> None:
         small = jpeg_folder(work / "jpeg256-2k", 2000)
         t0 = time.perf_counter()
         save("throughput", throughput_runs(small, work, args.quick), t0)
+    sizes = args.sizes or ((1000, 10_000) if args.quick else (1000, 10_000, 50_000))
+    for section, runner in (("distill", distill_runs), ("eval", eval_runs), ("linear", linear_runs)):
+        if section in only:
+            data = jpeg_folder(work / "jpeg256", 20_000 if args.quick else args.images)
+            t0 = time.perf_counter()
+            wanted = args.sizes or ((50_000,) if section == "linear" and not args.quick else sizes)
+            save(section, runner(data, work, wanted), t0)
     if "open" in only:
         n = 20_000 if args.quick else 100_000
         tree, csv = png_tree(work / f"png{n}", n)

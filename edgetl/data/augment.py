@@ -57,7 +57,9 @@ def augment_batch(pixels: np.ndarray, mode: str, rng: np.random.Generator) -> np
 # ---------------------------------------------------------------- from the original image
 RRC_SCALE = (0.08, 1.0)  # torchvision's RandomResizedCrop defaults
 RRC_RATIO = (3 / 4, 4 / 3)
-ORIGINAL_IMAGE_MODES = ("rrc-flip",)  # augmentations drawn on the original image, before resizing
+# augmentations drawn on the original image, before resizing; the last two add torchvision's
+# TrivialAugmentWide / RandAugment (its defaults: 2 ops at magnitude 9) to the cropped image
+ORIGINAL_IMAGE_MODES = ("rrc-flip", "rrc-flip-trivial", "rrc-flip-randaug")
 
 
 def rrc_params(width: int, height: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
@@ -81,11 +83,15 @@ def rrc_params(width: int, height: int, rng: np.random.Generator) -> tuple[int, 
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def crop_flip_original(img, contract, seed: int, epoch: int, index: int) -> np.ndarray:
+def crop_flip_original(
+    img, contract, seed: int, epoch: int, index: int, mode: str = "rrc-flip"
+) -> np.ndarray:
     """``rrc-flip``: a random-resized crop of the original image, resized to the contract's
-    input size, flipped with probability 1/2; uint8 (3, H, W). The draw is a function of (seed,
-    epoch, image index) only, so any worker, and a teacher at another resolution, draws the
-    same crop of the same image."""
+    input size, flipped with probability 1/2; uint8 (3, H, W). ``rrc-flip-trivial`` /
+    ``rrc-flip-randaug`` then apply torchvision's TrivialAugmentWide / RandAugment to that crop
+    (the order of torchvision's classification reference). Every draw is a function of (seed,
+    epoch, image index) only, so any worker, and a teacher at another resolution, draws the same
+    crop, flip and operations of the same image."""
     from edgetl.data.preprocess import to_uint8
 
     rng = np.random.default_rng([seed, epoch, index])
@@ -93,4 +99,25 @@ def crop_flip_original(img, contract, seed: int, epoch: int, index: int) -> np.n
     flip = rng.random() < 0.5
     crop = img.crop((left, top, left + w, top + h))
     arr = to_uint8(crop, contract.model_copy(update={"fit": "stretch"}))
-    return np.ascontiguousarray(arr[..., ::-1]) if flip else arr
+    arr = np.ascontiguousarray(arr[..., ::-1]) if flip else arr
+    if mode == "rrc-flip":
+        return arr
+    return auto_augmented(arr, mode, int(rng.integers(2**63)))
+
+
+def auto_augmented(arr: np.ndarray, mode: str, seed: int) -> np.ndarray:
+    """uint8 (3, H, W) through torchvision's TrivialAugmentWide (``rrc-flip-trivial``) or
+    RandAugment (``rrc-flip-randaug``) on a PIL image (PIL's kernels: the same bytes whatever
+    torch's thread count), its draws from ``seed`` (torch's global generator, restored after)."""
+    import torch
+    from PIL import Image
+    from torchvision import transforms
+
+    policy = {"rrc-flip-trivial": transforms.TrivialAugmentWide, "rrc-flip-randaug": transforms.RandAugment}
+    if mode not in policy:
+        raise ValueError(f"augment {mode!r}: not one of {list(policy)}")
+    pil = Image.fromarray(np.ascontiguousarray(arr.transpose(1, 2, 0)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out = policy[mode]()(pil)
+    return np.ascontiguousarray(np.asarray(out, dtype=np.uint8).transpose(2, 0, 1))

@@ -14,7 +14,7 @@ from edgetl.data.sources import ImageSource, open_source
 from edgetl.data.splits import SplitSpec, cache_fingerprint, fingerprint, make_splits
 from edgetl.manifest import PreprocessContract
 
-Augment = Literal["none", "flip", "crop", "crop-flip", "rrc-flip"]
+Augment = Literal["none", "flip", "crop", "crop-flip", "rrc-flip", "rrc-flip-trivial", "rrc-flip-randaug"]
 # how the pixels are read, never what they are: left out of results keys (stage cache, resume)
 EXECUTION_FIELDS = ("cache", "workers")
 IN_PROCESS_BELOW = 256  # an in-RAM split of fewer images is decoded without worker processes
@@ -41,7 +41,8 @@ class DataConfig(BaseModel):
     augment: Augment | None = Field(
         None,
         description="default: the data set's own; rrc-flip: random-resized crop of the original "
-        "image + flip (strategies that train the backbone)",
+        "image + flip (strategies that train the backbone); rrc-flip-trivial / rrc-flip-randaug: "
+        "then torchvision's TrivialAugmentWide / RandAugment (2 ops, magnitude 9) on the crop",
     )
     cache: CacheMode = Field(
         "auto",

@@ -57,7 +57,8 @@ class BadRow:
 
 @dataclass(frozen=True)
 class OriginalAugment:
-    """An augmentation drawn on the original image (``rrc-flip``), seeded per (seed, epoch, image)."""
+    """An augmentation drawn on the original image (``rrc-flip`` and the ``rrc-flip-*`` modes on
+    top of it), seeded per (seed, epoch, image)."""
 
     mode: str
     seed: int
@@ -83,7 +84,7 @@ class SplitImages:
             img = self.source.load(i)
             if self.augment is None:
                 return to_uint8(img, self.contract)
-            return crop_flip_original(img, self.contract, self.augment.seed, epoch, i)
+            return crop_flip_original(img, self.contract, self.augment.seed, epoch, i, self.augment.mode)
         except DataError as exc:  # named in the main process, never a worker traceback
             return BadRow(int(row), self.source.ids[i], str(exc))
 

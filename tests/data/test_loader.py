@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from edgetl.data.augment import crop_flip_original
+from edgetl.data.augment import ORIGINAL_IMAGE_MODES, crop_flip_original
 from edgetl.data.cache_choice import choose_cache, ram_budget
 from edgetl.data.dataset import DataConfig, load_data, results_view
-from edgetl.data.loader import StreamedPixels, epoch_batches, epoch_order, shard
+from edgetl.data.loader import OriginalAugment, StreamedPixels, epoch_batches, epoch_order, shard
 from edgetl.data.sources import image_folder
 from edgetl.errors import ConfigError, DataError
 from edgetl.manifest import PreprocessContract
@@ -163,6 +163,36 @@ def test_rrc_flip_is_drawn_from_seed_epoch_and_image():
     assert all(not np.array_equal(a, o) for o in others)
 
 
+@pytest.mark.parametrize("mode", ["rrc-flip-trivial", "rrc-flip-randaug"])
+def test_torchvision_policies_are_drawn_from_seed_epoch_and_image_only(mode):
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = [crop_flip_original(img, CONTRACT, 0, 1, i, mode) for i in range(8)]
+    assert torch.equal(torch.get_rng_state(), before)  # torch's own generator left as it was
+    torch.manual_seed(999)  # another global state: the same draws
+    assert all(np.array_equal(x, crop_flip_original(img, CONTRACT, 0, 1, i, mode)) for i, x in enumerate(a))
+    assert a[0].shape == (3, 24, 24) and a[0].dtype == np.uint8
+    plain = [crop_flip_original(img, CONTRACT, 0, 1, i) for i in range(8)]
+    assert sum(not np.array_equal(x, p) for x, p in zip(a, plain, strict=True)) >= 4  # the policy acts
+    assert not np.array_equal(a[0], crop_flip_original(img, CONTRACT, 0, 2, 0, mode))  # a new epoch
+
+
+@pytest.mark.parametrize("mode", ["rrc-flip-trivial", "rrc-flip-randaug"])
+def test_torchvision_policies_give_the_same_pixels_in_any_worker(shape_folder, mode):
+    data = load_data(DataConfig(source=str(shape_folder), cache="none"))
+    idx = data.splits["train"]
+    reads = []
+    for workers in (0, 2):
+        px = StreamedPixels(data.source, idx, CONTRACT, workers=workers, augment=OriginalAugment(mode, 3))
+        batches = [np.array([4, 0, 2]), np.array([1, 3, 5])]
+        px.schedule(batches, epoch=2)
+        assert (px._iter is not None) == (workers > 0)  # decoded ahead by worker processes
+        reads.append(np.concatenate([px[b] for b in batches]))
+        px.close()
+    assert np.array_equal(reads[0], reads[1])
+
+
 def _tiny(tmp_path, name, **data):
     return FinetuneConfig(
         data=DataConfig(source="digits", limit_train=128, limit_val=30, limit_test=30, **data),
@@ -187,28 +217,27 @@ def test_streamed_training_gives_bit_identical_weights_to_in_ram(tmp_path):
     assert ram.manifest.metrics["test"] == streamed.manifest.metrics["test"]
 
 
-def test_rrc_flip_trains_streamed_and_reproducibly(tmp_path):
-    one = finetune(
-        _tiny(tmp_path, "a", augment="rrc-flip", workers=2).model_copy(update={"epochs": 1}), quiet=True
-    )
-    two = finetune(
-        _tiny(tmp_path, "b", augment="rrc-flip", workers=1).model_copy(update={"epochs": 1}), quiet=True
-    )
+@pytest.mark.parametrize("mode", ["rrc-flip", pytest.param("rrc-flip-trivial", marks=pytest.mark.slow)])
+def test_rrc_flip_trains_streamed_and_reproducibly(tmp_path, mode):
+    one = finetune(_tiny(tmp_path, "a", augment=mode, workers=2).model_copy(update={"epochs": 1}), quiet=True)
+    two = finetune(_tiny(tmp_path, "b", augment=mode, workers=1).model_copy(update={"epochs": 1}), quiet=True)
     a, b = load_file(str(one.path)), load_file(str(two.path))
     assert all(torch.equal(a[k], b[k]) for k in a)  # the draws do not depend on the workers
 
 
-def test_rrc_flip_is_refused_for_the_cached_feature_linear_probe(tmp_path):
-    cfg = _tiny(tmp_path, "lin", augment="rrc-flip").model_copy(update={"strategy": "linear"})
-    with pytest.raises(ConfigError, match="linear probe"):
+@pytest.mark.parametrize("mode", ORIGINAL_IMAGE_MODES)
+def test_rrc_flip_is_refused_for_the_cached_feature_linear_probe(tmp_path, mode):
+    cfg = _tiny(tmp_path, "lin", augment=mode).model_copy(update={"strategy": "linear"})
+    with pytest.raises(ConfigError, match=f"{mode}: the linear probe"):
         finetune(cfg, quiet=True)
 
 
-def test_rrc_flip_is_refused_for_detection(tmp_path):
+@pytest.mark.parametrize("mode", ORIGINAL_IMAGE_MODES)
+def test_rrc_flip_is_refused_for_detection(tmp_path, mode):
     cfg = FinetuneConfig(
         task="detect",
         head="anchor-free",
-        data=DataConfig(source=str(tmp_path / "absent"), augment="rrc-flip"),
+        data=DataConfig(source=str(tmp_path / "absent"), augment=mode),
         arch=TINY_ARCH,
         output=tmp_path / "det.safetensors",
     )

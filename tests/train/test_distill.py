@@ -92,3 +92,20 @@ def test_compare_report_counts(tiny_checkpoint):
     r = rows["teacher"]
     assert r["params"] > 0 and r["macs"] > 0 and r["torch_cpu_p50_ms"] > 0 and r["file_mb"] > 0
     assert r["test_top1"] == read_manifest(tiny_checkpoint).metrics["test"]["top1"]
+
+
+def test_a_torchvision_policy_reaches_student_and_teacher(tiny_checkpoint, tmp_path):
+    from edgetl.data.dataset import DataConfig
+    from edgetl.data.loader import OriginalAugment
+    from edgetl.train.distill import Distiller
+
+    data = DataConfig(source="digits", limit_train=96, augment="rrc-flip-randaug", cache="none", workers=1)
+    cfg = _cfg(tiny_checkpoint, tmp_path, data=data, epochs=1)
+    r = distill(cfg, quiet=True)
+    assert r.manifest.provenance.config["data"]["augment"] == "rrc-flip-randaug"
+    from edgetl.data.dataset import load_data
+
+    kd = Distiller(cfg, torch.device("cpu"))
+    kd.setup(load_data(data), None, None, data.augment, True)  # no hints: the student is not read
+    assert kd.cached_logits is None  # augmented: the teacher runs on every batch
+    assert kd.teacher_pixels.dataset.augment == OriginalAugment("rrc-flip-randaug", cfg.seed)
