@@ -63,6 +63,14 @@ class _Region:
     consumers: list = field(default_factory=list)  # pad input channels (axis 1)
 
 
+def _drop_unused_initializers(g) -> None:
+    """Remove, in place, the initializers no node of ``g`` reads any more (a rewrite replaced them)."""
+    used = {i for n in g.node for i in n.input}
+    kept = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(kept)
+
+
 def _attr(node, name: str, default=None):
     for a in node.attribute:
         if a.name == name:
@@ -213,10 +221,7 @@ def pad_depthwise_channels(model, multiple: int = DEPTHWISE_CHANNEL_MULTIPLE) ->
         g.value_info.extend(kept)
         widened += [n.name for n in region.depthwise]
     if widened:
-        used = {i for n in g.node for i in n.input}
-        kept_inits = [t for t in g.initializer if t.name in used]
-        del g.initializer[:]
-        g.initializer.extend(kept_inits)
+        _drop_unused_initializers(g)
         inferred = onnx.shape_inference.infer_shapes(model)
         del g.value_info[:]
         g.value_info.extend(inferred.graph.value_info)
@@ -378,10 +383,7 @@ def hardswish_to_add_mul(model) -> list[str]:
             g.node.insert(where + j, n)
         rewritten.append(y)
     if rewritten:
-        used = {i for n in g.node for i in n.input}
-        kept = [t for t in g.initializer if t.name in used]
-        del g.initializer[:]
-        g.initializer.extend(kept)
+        _drop_unused_initializers(g)
     return rewritten
 
 
@@ -443,10 +445,7 @@ def hard_sigmoid_into_conv(model) -> list[str]:
         g.node[list(g.node).index(node)].CopyFrom(clip)
         folded.append(clip.name)
     if folded:
-        used = {i for n in g.node for i in n.input}
-        kept = [t for t in g.initializer if t.name in used]
-        del g.initializer[:]
-        g.initializer.extend(kept)
+        _drop_unused_initializers(g)
     return folded
 
 
@@ -487,10 +486,7 @@ def pad_input_channels(model, multiple: int = INPUT_CHANNEL_MULTIPLE) -> list[st
         conv.input[0] = name
         added.append(name)
     if added:
-        used = {i for n in g.node for i in n.input}
-        kept = [t for t in g.initializer if t.name in used]
-        del g.initializer[:]
-        g.initializer.extend(kept)
+        _drop_unused_initializers(g)
     return added
 
 
