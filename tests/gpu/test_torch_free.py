@@ -91,15 +91,13 @@ def _digits_folder(root, per_class: int = 3):
     return root
 
 
-def test_eval_of_an_onnx_model_runs_without_torch(tiny_onnx, tmp_path):
-    """A board's runtime environment has no torch: `edgetl eval` of an ONNX model on an image
-    folder decodes the split in-process and never imports torch."""
-    shape_folder = _digits_folder(tmp_path / "digits")
-    out = tmp_path / "ev"
+def _eval_without_torch(*args: str, out) -> dict:
+    """`edgetl eval ARGS -o OUT` in a process that cannot import torch: exit 0, torch never
+    imported; returns eval.json."""
+    argv = ["edgetl", "eval", *args, "-o", str(out)]
     code = (
         "from edgetl.cli import main\n"
-        f"sys.argv = ['edgetl', 'eval', {str(tiny_onnx)!r}, '--data', {str(shape_folder)!r}, "
-        f"'--split', 'all', '-o', {str(out)!r}]\n"
+        f"sys.argv = {argv!r}\n"
         "try:\n"
         "    main()\n"
         "except SystemExit as exc:\n"
@@ -108,22 +106,18 @@ def test_eval_of_an_onnx_model_runs_without_torch(tiny_onnx, tmp_path):
     )
     r = run_blocked(code)
     assert r.returncode == 0, r.stderr[-3000:]
-    result = json.loads((out / "eval.json").read_text())
+    return json.loads((out / "eval.json").read_text())
+
+
+def test_eval_of_an_onnx_model_runs_without_torch(tiny_onnx, tmp_path):
+    """A board's runtime environment has no torch: `edgetl eval` of an ONNX model on an image
+    folder decodes the split in-process and never imports torch."""
+    folder = _digits_folder(tmp_path / "digits")
+    result = _eval_without_torch(str(tiny_onnx), "--data", str(folder), "--split", "all", out=tmp_path / "ev")
     assert result["num_samples"] == 30
 
 
 def test_eval_of_an_onnx_detector_runs_without_torch(tiny_detector_onnx, tmp_path):
-    out = tmp_path / "ev"
-    code = (
-        "from edgetl.cli import main\n"
-        f"sys.argv = ['edgetl', 'eval', {str(tiny_detector_onnx)!r}, '--data', 'builtin:fashion-on-photos', "
-        f"'--split', 'test', '--limit-test', '8', '-o', {str(out)!r}]\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
-        "assert 'torch' not in sys.modules\n"
-    )
-    r = run_blocked(code)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert json.loads((out / "eval.json").read_text())["num_images"] == 8
+    args = ("--data", "builtin:fashion-on-photos", "--split", "test", "--limit-test", "8")
+    result = _eval_without_torch(str(tiny_detector_onnx), *args, out=tmp_path / "ev")
+    assert result["num_images"] == 8
