@@ -304,7 +304,9 @@ def inspect(
     metrics = {k: v for k, v in m.metrics.items() if k != "test"}
     show(f"metrics         {metrics}")
     if "test" in m.metrics:
-        show(f"test            {_test_line(m.metrics['test'])}")
+        from edgetl.tasks.registry import task_of
+
+        show(f"test            {_test_line(m.metrics['test'], task_of(m))}")
     for d in m.decisions:
         show(f"decision        {d}")
 
@@ -316,13 +318,13 @@ def _float_label(m) -> str:
     return f"float {m.precision}"
 
 
-def _test_line(t) -> str:
-    """The test metrics of a manifest in one line; as written when they are not edgetl's."""
+def _test_line(t, job) -> str:
+    """The test metrics of a manifest in one line (the task's headline metrics); as written when
+    they are not edgetl's."""
     try:
-        return f"top-1 {t['top1']:.4f}, top-5 {t['top5']:.4f} on {t['num_samples']} images"
-    except (KeyError, TypeError, ValueError):
-        pass
-    try:  # another task's: its scalar metrics
+        line = job.headline_text(t)
+        if line:
+            return line + (f" on {t['num_samples']} images" if "num_samples" in t else "")
         return ", ".join(f"{k} {v:.4f}" for k, v in t.items() if isinstance(v, int | float))
     except (AttributeError, TypeError, ValueError):
         return str(t)

@@ -144,11 +144,14 @@ def show(result: StageResult[EvalMetrics], console) -> None:
         for name, acc in (m.per_class or {}).items():
             table.add_row(escape(name), "n/a" if acc is None else f"{acc:.4f}")
         table.add_section()
-        if m.top1 is not None:
-            table.add_row("[bold]top-1", f"[bold]{m.top1:.4f}")
-            table.add_row("[bold]top-5", f"[bold]{m.top5:.4f}")
+        values = {**(m.model_extra or {}), **m.model_dump(exclude_none=True)}
+        shown = set()
+        for key, label in job.headline_metrics:
+            if isinstance(values.get(key), int | float):
+                table.add_row(f"[bold]{escape(label)}", f"[bold]{values[key]:.4f}")
+                shown.add(key)
         for name, value in (m.model_extra or {}).items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if name not in shown and isinstance(value, int | float) and not isinstance(value, bool):
                 table.add_row(f"[bold]{escape(name)}", f"[bold]{value:.4f}")
         if (p := m.paired) is not None:
             lo, hi = p.ci95_pt

@@ -15,7 +15,7 @@ from edgetl.stages.base import (
     pipeline_settings,
     role,
 )
-from edgetl.stages.metrics import ClassMetrics, TrainMetrics
+from edgetl.stages.metrics import TrainMetrics
 from edgetl.train.config import FinetuneConfig
 
 
@@ -46,10 +46,9 @@ def show(result: StageResult[TrainMetrics], console) -> None:
     job = task(m.task)
     key, label = job.primary_metric, job.metric_label
     line = f"[green]wrote {path}[/]  val {label} {m.val(key):.4f}"
-    if isinstance(m.test, ClassMetrics):
-        line += f"  test top-1 {m.test.top1:.4f}  top-5 {m.test.top5:.4f}"
-    elif m.test is not None:
-        line += f"  test {label} {m.test.value(key):.4f}"
+    if m.test is not None:
+        test = {**(m.test.model_extra or {}), **m.test.model_dump(exclude_none=True)}
+        line += "  test " + (job.headline_text(test) or f"{label} {m.test.value(key):.4f}")
     console.print(line + f"  ({m.train_seconds:.0f} s)")
 
 

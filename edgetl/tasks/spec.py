@@ -82,6 +82,9 @@ class TaskSpec:
     # settings a teacher of the task takes, with defaults) and distill_loss(...) or distillation(...)
     training: str
     report_metrics: tuple[str, ...] = ()  # metrics() keys a quantize report carries per model
+    # (metrics() key, label) a person reads first in tables and log lines, primary metric first
+    # (empty: the primary metric alone, under metric_label)
+    headline: tuple[tuple[str, str], ...] = ()
     per_class_label: str = "accuracy"  # what metrics()["per_class"] holds, as a table header
     # predictions + targets + labels -> curves eval keeps in eval.json (``curves``) for its figures
     curves: Callable[[Sequence[Any], Sequence[Any], Sequence[str]], dict] | None = None
@@ -120,6 +123,19 @@ class TaskSpec:
     # that image's whole detection list, so agreement says little there
     fp16_metric_tolerance: float | None = None
     module: str = field(default="", compare=False)
+
+    @property
+    def headline_metrics(self) -> tuple[tuple[str, str], ...]:
+        """(key, label) of the metrics shown first: ``headline``, else the primary metric."""
+        return self.headline or ((self.primary_metric, self.metric_label),)
+
+    def headline_text(self, values) -> str:
+        """``values`` (a metrics mapping) as one line, e.g. "top-1 0.9354, top-5 0.9990"; the
+        headline keys ``values`` lacks are left out."""
+        return ", ".join(
+            f"{label} {float(values[key]):.4f}" for key, label in self.headline_metrics
+            if values.get(key) is not None
+        )  # fmt: skip
 
     @property
     def output_names(self) -> tuple[str, ...]:

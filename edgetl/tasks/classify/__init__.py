@@ -52,6 +52,7 @@ TASK = TaskSpec(
     agreement_label="top-1 agreement",
     training="edgetl.tasks.classify.training",
     report_metrics=("top1", "top5", "per_class"),
+    headline=(("top1", "top-1"), ("top5", "top-5")),
     plots=_plots,
     figures=("Confusion matrices", "confusion"),
     describe=render.describe,

@@ -159,6 +159,7 @@ TASK = TaskSpec(
     agreement_label="detection agreement",
     training="edgetl.tasks.detect.training",
     report_metrics=("map50_95", "map50", "ar100", "per_class"),
+    headline=(("map50_95", "mAP"), ("map50", "mAP50"), ("ar100", "AR100")),
     per_class_label="AP@[.5:.95]",
     curves=_curves,
     plots=_plots,
