@@ -175,7 +175,7 @@ def _openvino_check(all_int8: Path, aware: Path, run) -> SpeedAwareOpenVino:
     """The speed-aware file against all-INT8 on OpenVINO (it was chosen on ONNX Runtime)."""
     from edgetl.bench.timing import time_side_by_side
     from edgetl.errors import EdgetlError
-    from edgetl.quantize.latency import paired_speedup, paired_speedup_ci
+    from edgetl.quantize.latency import paired_speedup, paired_speedup_ci, round_seconds
     from edgetl.quantize.report import SpeedAwareOpenVino
 
     try:
@@ -186,7 +186,7 @@ def _openvino_check(all_int8: Path, aware: Path, run) -> SpeedAwareOpenVino:
             batch=max(1, run.fixed_batch),
             rounds=TIMING_ROUNDS,
             min_runs=10,
-            min_seconds=0.25,
+            min_seconds=round_seconds(),
             manifests={Path(all_int8): run.parent, Path(aware): run.parent},
         )
     except (EdgetlError, ImportError) as exc:  # OpenVINO not installed or cannot load the file

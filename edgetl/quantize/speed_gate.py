@@ -115,13 +115,15 @@ def verdict_text(
 ) -> str:
     """The gate's measurement in words, led by its verdict (faster / SLOWER / tied by the 95%
     interval), so a ratio below 1x inside a tie does not read as "slower"."""
+    from edgetl.quantize.latency import rounds_text
+
     lead = {"faster": "INT8 is faster than FP32", "slower": "INT8 is SLOWER than FP32"}.get(
         state, "INT8 and FP32 are tied"
     )
     return (
         f"{lead} on ONNX Runtime CPU ({speedup:.2f}x, 95% CI {ci95[0]:.2f}-{ci95[1]:.2f}x; batch {batch}, "
-        f"{threads} threads: {p50_ms[0]:.3f} vs {p50_ms[1]:.3f} ms p50; speed-up paired over {rounds} "
-        "interleaved rounds)"
+        f"{threads} threads: {p50_ms[0]:.3f} vs {p50_ms[1]:.3f} ms p50; "
+        f"speed-up paired over {rounds_text(rounds)})"
     )
 
 

@@ -248,3 +248,18 @@ def test_the_openvino_file_is_named_by_its_placement_and_old_reports_mean_nncfs(
     aware = _report(**GATE, runtime_files=files, openvino_file={**ov, "placement": "all-INT8, faster there"})
     assert "(all-INT8, faster there, val drop +0.30 pt)" in runtime_note(aware)
     assert old.speed_aware is None and "speed_aware" not in old.to_json()
+
+
+def test_gate_round_seconds_come_from_the_environment_and_bad_values_are_named(monkeypatch):
+    from edgetl.errors import ConfigError
+    from edgetl.quantize.latency import ROUND_SECONDS, round_seconds, rounds_text
+
+    monkeypatch.delenv("EDGETL_GATE_ROUND_SECONDS", raising=False)
+    assert round_seconds() == ROUND_SECONDS and rounds_text(12) == "12 interleaved rounds"
+    monkeypatch.setenv("EDGETL_GATE_ROUND_SECONDS", "0.05")
+    assert round_seconds() == 0.05
+    assert rounds_text(12) == "12 interleaved rounds of 0.05 s per file (EDGETL_GATE_ROUND_SECONDS)"
+    for bad in ("0", "-1", "fast"):
+        monkeypatch.setenv("EDGETL_GATE_ROUND_SECONDS", bad)
+        with pytest.raises(ConfigError, match=f"EDGETL_GATE_ROUND_SECONDS='{bad}'"):
+            round_seconds()
