@@ -13,11 +13,11 @@ still assumes a classifier.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +95,11 @@ def shape(rev: str) -> dict:
 
 
 def main() -> None:
-    before, after = (sys.argv[1:] + ["e72c88e", "HEAD"])[:2] if len(sys.argv) < 3 else sys.argv[1:3]
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("before", nargs="?", default="e72c88e", help="commit before (default: before tasks)")
+    ap.add_argument("after", nargs="?", default="HEAD", help="commit after (default: HEAD)")
+    args = ap.parse_args()
+    before, after = args.before, args.after
     result = {"before": shape(before), "after": shape(after)}
     out = ROOT / "benchmarks" / "results" / "code_shape.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -46,7 +46,8 @@ def default_file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (someone else's counts: it is not ours to clean)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -82,7 +83,7 @@ def clean_stale_temps(target: str | os.PathLike) -> list[Path]:
         if m is None:
             continue
         pid = int(m.group(1))
-        if pid == os.getpid() or _pid_alive(pid):
+        if pid == os.getpid() or pid_alive(pid):
             continue
         with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
             os.unlink(entry.path)

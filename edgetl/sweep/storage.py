@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from edgetl.errors import ConfigError
+from edgetl.fileio import pid_alive
 
 DB_SCHEMES = ("postgresql", "mysql", "sqlite", "oracle", "mssql")
 HEARTBEAT_S = 10  # seconds between a database worker's "alive" records; dead after 3 missed
@@ -209,16 +210,6 @@ def open_study(storage, name: str, directions: list[str], signature: dict, sampl
     return study, False
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def fail_dead_local_trials(study) -> list[int]:
     """Mark failed the running trials whose worker process on this host has died; returns their
     numbers. (Databases do this through Optuna's heartbeat.)"""
@@ -229,7 +220,7 @@ def fail_dead_local_trials(study) -> list[int]:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.user_attrs.get("worker", "")
         who, _, pid = owner.rpartition(":")
-        if who != host or not pid.isdigit() or _pid_alive(int(pid)) or int(pid) == os.getpid():
+        if who != host or not pid.isdigit() or pid_alive(int(pid)) or int(pid) == os.getpid():
             continue
         study._storage.set_trial_user_attr(t._trial_id, "lost", f"worker {owner} died while running it")
         try:
