@@ -2,9 +2,11 @@
 51% from 10k to 50k images in data_scale.json while the loader alone stayed flat).
 
 Each run is a fresh process that evaluates the data_scale 224 px teacher over a train split of N
-images (streamed, 2 loader workers) and samples its RSS every 50 ms: with glibc's default malloc
-and with a fixed mmap threshold (``MALLOC_MMAP_THRESHOLD_=131072``, which turns off glibc's dynamic
-threshold), to tell heap fragmentation from memory that is really held.
+images (streamed, 2 loader workers) and samples its RSS every 50 ms, three ways: as edgetl runs it
+(the loader calls glibc's ``malloc_trim`` every few batches, edgetl/data/heap.py), with that trim
+turned off (glibc's default malloc alone), and with the trim off but a fixed mmap threshold
+(``MALLOC_MMAP_THRESHOLD_=131072``, which turns off glibc's dynamic threshold). The second against
+the third tells heap fragmentation from memory that is really held; the first is the remedy.
 
     python benchmarks/eval_memory.py --sizes 1000,7000,40000
 """
@@ -34,7 +36,10 @@ from edgetl.evaluate import _data_for, predict_split, split_indices
 from edgetl.manifest import read_manifest
 from edgetl.tasks.registry import task_of
 
-work, n = Path(sys.argv[1]), int(sys.argv[2])
+work, n, trim = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[4] == "trim"
+if not trim:
+    import edgetl.data.heap
+    edgetl.data.heap.trim_heap = lambda: False
 data = ds.jpeg_folder(work / f"jpegs{n + 1000}", n + 1000)
 teacher = ds.make_teacher(ds.jpeg_folder(work / "jpegs", 8500), work)
 rss = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096 / 1e9
@@ -51,18 +56,24 @@ print(json.dumps({"images": len(idx), "rss_before_gb": round(before, 3), "rss_af
 """  # noqa: E501
 
 
-def run(n: int, fixed_threshold: bool) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "EDGETL_QUIET": "1"}
-    if fixed_threshold:
-        env["MALLOC_MMAP_THRESHOLD_"] = "131072"
+MODES = {
+    "edgetl (malloc_trim every 8 batches)": ("trim", {}),
+    "glibc default, no trim": ("none", {}),
+    "MALLOC_MMAP_THRESHOLD_=131072, no trim": ("none", {"MALLOC_MMAP_THRESHOLD_": "131072"}),
+}
+
+
+def run(n: int, mode: str) -> dict:
+    trim, extra_env = MODES[mode]
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "EDGETL_QUIET": "1", **extra_env}
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(WORK), str(n), str(ROOT / "benchmarks")],
+        [sys.executable, "-c", CHILD, str(WORK), str(n), str(ROOT / "benchmarks"), trim],
         capture_output=True, text=True, env=env, cwd=ROOT,
     )  # fmt: skip
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-2000:])
     row = json.loads(proc.stdout.strip().splitlines()[-1])
-    row["malloc"] = "MALLOC_MMAP_THRESHOLD_=131072" if fixed_threshold else "glibc default"
+    row["malloc"] = mode
     print(row, flush=True)
     return row
 
@@ -72,7 +83,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,7000,40000", help="train-split sizes, comma-separated")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    rows = [run(int(n), fixed) for n in args.sizes.split(",") for fixed in (False, True)]
+    rows = [run(int(n), mode) for n in args.sizes.split(",") for mode in MODES]
     write_result("eval_memory", {"rows": rows}, threads=2)
 
 

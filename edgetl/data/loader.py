@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgetl.data.heap import HeapTrimmer
 from edgetl.errors import DataError
 
 PREFETCH_BATCHES = 2  # per worker
@@ -161,6 +162,7 @@ class StreamedPixels:
         self._loader = None
         self._iter = None
         self._expected: deque[np.ndarray] = deque()
+        self._heap = HeapTrimmer()
         self.epoch = 0
 
     @property
@@ -210,6 +212,7 @@ class StreamedPixels:
             yield self[rows]
 
     def _read(self, rows: np.ndarray):
+        self._heap.tick()
         if self._expected and np.array_equal(self._expected[0], rows):
             self._expected.popleft()
             if self._iter is not None:

@@ -188,17 +188,24 @@ def generate(recipe: Recipe | None = None) -> tuple[np.ndarray, list[BoxTarget],
         images[i], target, _ = compose(rng, photo, objects, recipe)
         targets.append(target)
     names = [n for n, _ in photos]
+    return images, targets, first_test, set_fingerprint(recipe, names, images, targets), names
+
+
+def set_fingerprint(recipe: Recipe, names: list[str], images: np.ndarray, targets: list[BoxTarget]) -> str:
+    """The set's content hash: recipe, photo names, every pixel and box."""
     h = hashlib.sha256(json.dumps({"name": NAME, **asdict(recipe), "photos": names}, sort_keys=True).encode())
     h.update(images.tobytes())
     for t in targets:
         h.update(t.boxes.tobytes() + t.classes.tobytes() + b"|")
-    return images, targets, first_test, h.hexdigest(), names
+    return h.hexdigest()
 
 
 def fashion_on_photos(recipe: Recipe | None = None) -> DetectionSource:
     """The built-in set as a source; its official test split is the images with test items."""
     recipe = recipe or Recipe()
-    images, targets, first_test, digest, photos = generate(recipe)
+    from edgetl.tasks.detect.synthetic_store import stored_generate
+
+    images, targets, first_test, digest, photos = stored_generate(recipe)
     n = len(images)
     return DetectionSource(
         name=NAME,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,48 @@ def test_builtin_spec_reaches_it_and_bad_recipes_are_refused():
 def test_default_set_through_the_builtin_spec():
     src = open_detection_source("builtin:fashion-on-photos")
     assert len(src) == 600 and src.fingerprint == synthetic.fashion_on_photos().fingerprint
+
+
+def test_the_set_is_stored_once_and_read_back_identical(tmp_path, monkeypatch):
+    from edgetl.tasks.detect import synthetic_store
+
+    monkeypatch.setattr(synthetic_store, "STORE_DIR", tmp_path / "store")
+    made = synthetic.fashion_on_photos(SMALL)  # generated, then stored
+    stored = synthetic_store.store_path(SMALL)
+    assert stored.is_file() and stored.parent == tmp_path / "store"
+
+    def refuse(recipe):
+        raise AssertionError("generated again although the store holds the set")
+
+    monkeypatch.setattr(synthetic, "generate", refuse)
+    read = synthetic.fashion_on_photos(SMALL)
+    assert read.fingerprint == made.fingerprint  # recomputed from the arrays read
+    assert all(np.array_equal(np.asarray(read.load(i)), np.asarray(made.load(i))) for i in range(len(made)))
+    for x, y in zip(read.targets, made.targets, strict=True):
+        assert np.array_equal(x.boxes, y.boxes) and np.array_equal(x.classes, y.classes)
+    assert read.official_splits["test"].tolist() == made.official_splits["test"].tolist()
+    # another recipe is another file; a damaged file is made again, not trusted
+    assert synthetic_store.store_path(synthetic.Recipe(**{**SMALL.__dict__, "seed": 1})) != stored
+    stored.write_bytes(stored.read_bytes()[:100])
+    monkeypatch.undo()
+    monkeypatch.setattr(synthetic_store, "STORE_DIR", tmp_path / "store")
+    assert synthetic.fashion_on_photos(SMALL).fingerprint == made.fingerprint
+    assert np.load(stored)["images"].shape == (16, 96, 96, 3)
+
+
+def test_the_store_keeps_the_most_recently_used_sets(tmp_path, monkeypatch):
+    from edgetl.tasks.detect import synthetic_store
+
+    monkeypatch.setattr(synthetic_store, "STORE_DIR", tmp_path)
+    monkeypatch.setattr(synthetic_store, "KEEP", 2)
+    mine = tmp_path / "notes.npz"
+    mine.write_bytes(b"not edgetl's")
+    recipes = [synthetic.Recipe(num_images=4, image_size=64, max_object_px=32, seed=s) for s in range(3)]
+    synthetic.fashion_on_photos(recipes[0])
+    synthetic.fashion_on_photos(recipes[1])
+    os.utime(synthetic_store.store_path(recipes[1]), (1, 1))  # recipe 1 used long ago
+    synthetic.fashion_on_photos(recipes[0])  # read back: recently used again
+    synthetic.fashion_on_photos(recipes[2])
+    kept = sorted(p.name for p in tmp_path.glob("fashion-on-photos-*.npz"))
+    assert kept == sorted(synthetic_store.store_path(r).name for r in (recipes[0], recipes[2]))
+    assert mine.read_bytes() == b"not edgetl's"
