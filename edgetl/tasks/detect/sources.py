@@ -23,9 +23,9 @@ BUILTIN_PREFIX = "builtin:"
 
 # ---------------------------------------------------------------- opening a source
 def _builtins() -> dict[str, Callable[[], DetectionSource]]:
-    from edgetl.tasks.detect import synthetic
+    from edgetl.tasks.detect import builtin_set, synthetic
 
-    return {synthetic.NAME: synthetic.fashion_on_photos}
+    return {synthetic.NAME: builtin_set.fashion_on_photos}
 
 
 def builtin_names() -> list[str]:

@@ -27,7 +27,6 @@ from PIL import Image
 
 from edgetl.data.sources import FASHION_MNIST_CLASSES
 from edgetl.errors import DataError
-from edgetl.tasks.detect.formats.common import DetectionSource
 from edgetl.tasks.detect.targets import BoxTarget
 
 NAME = "fashion-on-photos"
@@ -198,24 +197,3 @@ def set_fingerprint(recipe: Recipe, names: list[str], images: np.ndarray, target
     for t in targets:
         h.update(t.boxes.tobytes() + t.classes.tobytes() + b"|")
     return h.hexdigest()
-
-
-def fashion_on_photos(recipe: Recipe | None = None) -> DetectionSource:
-    """The built-in set as a source; its official test split is the images with test items."""
-    recipe = recipe or Recipe()
-    from edgetl.tasks.detect.synthetic_store import stored_generate
-
-    images, targets, first_test, digest, photos = stored_generate(recipe)
-    n = len(images)
-    return DetectionSource(
-        name=NAME,
-        classes=list(recipe.classes),
-        ids=[f"{NAME}/{i:05d}" for i in range(n)],
-        targets=targets,
-        loader=lambda i: Image.fromarray(images[i], "RGB"),
-        official_splits={"test": np.arange(first_test, n, dtype=np.int64)},
-        sizes=[(recipe.image_size, recipe.image_size)] * n,
-        format="builtin",
-        notes=[f"synthetic: Fashion-MNIST items pasted on {len(photos)} photos ({', '.join(photos)})"],
-        fingerprint=digest,
-    )

@@ -9,7 +9,7 @@ import pytest
 
 from edgetl.data.sources import _find_fashion_mnist
 from edgetl.errors import DataError
-from edgetl.tasks.detect import synthetic
+from edgetl.tasks.detect import builtin_set, synthetic
 from edgetl.tasks.detect.sources import detect_format, open_detection_source
 
 try:
@@ -25,9 +25,9 @@ def _iou(a, b):
 
 
 def test_same_seed_same_set_other_seed_other_set():
-    a = synthetic.fashion_on_photos(SMALL)
-    b = synthetic.fashion_on_photos(SMALL)
-    c = synthetic.fashion_on_photos(synthetic.Recipe(**{**SMALL.__dict__, "seed": 1}))
+    a = builtin_set.fashion_on_photos(SMALL)
+    b = builtin_set.fashion_on_photos(SMALL)
+    c = builtin_set.fashion_on_photos(synthetic.Recipe(**{**SMALL.__dict__, "seed": 1}))
     assert a.fingerprint == b.fingerprint != c.fingerprint
     assert np.array_equal(np.asarray(a.load(3)), np.asarray(b.load(3)))
     assert all(np.array_equal(x.boxes, y.boxes) for x, y in zip(a.targets, b.targets, strict=True))
@@ -56,7 +56,7 @@ def test_boxes_are_tight_around_the_visible_pasted_pixels_and_overlap_is_bounded
 def test_the_built_in_set_respects_its_recipe():
     recipe = synthetic.Recipe(num_images=40, image_size=64, min_object_px=16, max_object_px=32,
                               max_iou=0.1, classes=("Trouser", "Bag", "Sneaker"))  # fmt: skip
-    src = synthetic.fashion_on_photos(recipe)
+    src = builtin_set.fashion_on_photos(recipe)
     assert src.classes == ["Trouser", "Bag", "Sneaker"]
     for t in src.targets:
         assert 1 <= len(t) <= recipe.max_objects and set(t.classes.tolist()) <= {0, 1, 2}
@@ -80,49 +80,45 @@ def test_builtin_spec_reaches_it_and_bad_recipes_are_refused():
 
 def test_default_set_through_the_builtin_spec():
     src = open_detection_source("builtin:fashion-on-photos")
-    assert len(src) == 600 and src.fingerprint == synthetic.fashion_on_photos().fingerprint
+    assert len(src) == 600 and src.fingerprint == builtin_set.fashion_on_photos().fingerprint
 
 
 def test_the_set_is_stored_once_and_read_back_identical(tmp_path, monkeypatch):
-    from edgetl.tasks.detect import synthetic_store
-
-    monkeypatch.setattr(synthetic_store, "STORE_DIR", tmp_path / "store")
-    made = synthetic.fashion_on_photos(SMALL)  # generated, then stored
-    stored = synthetic_store.store_path(SMALL)
+    monkeypatch.setattr(builtin_set, "STORE_DIR", tmp_path / "store")
+    made = builtin_set.fashion_on_photos(SMALL)  # generated, then stored
+    stored = builtin_set.store_path(SMALL)
     assert stored.is_file() and stored.parent == tmp_path / "store"
 
     def refuse(recipe):
         raise AssertionError("generated again although the store holds the set")
 
     monkeypatch.setattr(synthetic, "generate", refuse)
-    read = synthetic.fashion_on_photos(SMALL)
+    read = builtin_set.fashion_on_photos(SMALL)
     assert read.fingerprint == made.fingerprint  # recomputed from the arrays read
     assert all(np.array_equal(np.asarray(read.load(i)), np.asarray(made.load(i))) for i in range(len(made)))
     for x, y in zip(read.targets, made.targets, strict=True):
         assert np.array_equal(x.boxes, y.boxes) and np.array_equal(x.classes, y.classes)
     assert read.official_splits["test"].tolist() == made.official_splits["test"].tolist()
     # another recipe is another file; a damaged file is made again, not trusted
-    assert synthetic_store.store_path(synthetic.Recipe(**{**SMALL.__dict__, "seed": 1})) != stored
+    assert builtin_set.store_path(synthetic.Recipe(**{**SMALL.__dict__, "seed": 1})) != stored
     stored.write_bytes(stored.read_bytes()[:100])
     monkeypatch.undo()
-    monkeypatch.setattr(synthetic_store, "STORE_DIR", tmp_path / "store")
-    assert synthetic.fashion_on_photos(SMALL).fingerprint == made.fingerprint
+    monkeypatch.setattr(builtin_set, "STORE_DIR", tmp_path / "store")
+    assert builtin_set.fashion_on_photos(SMALL).fingerprint == made.fingerprint
     assert np.load(stored)["images"].shape == (16, 96, 96, 3)
 
 
 def test_the_store_keeps_the_most_recently_used_sets(tmp_path, monkeypatch):
-    from edgetl.tasks.detect import synthetic_store
-
-    monkeypatch.setattr(synthetic_store, "STORE_DIR", tmp_path)
-    monkeypatch.setattr(synthetic_store, "KEEP", 2)
+    monkeypatch.setattr(builtin_set, "STORE_DIR", tmp_path)
+    monkeypatch.setattr(builtin_set, "KEEP", 2)
     mine = tmp_path / "notes.npz"
     mine.write_bytes(b"not edgetl's")
     recipes = [synthetic.Recipe(num_images=4, image_size=64, max_object_px=32, seed=s) for s in range(3)]
-    synthetic.fashion_on_photos(recipes[0])
-    synthetic.fashion_on_photos(recipes[1])
-    os.utime(synthetic_store.store_path(recipes[1]), (1, 1))  # recipe 1 used long ago
-    synthetic.fashion_on_photos(recipes[0])  # read back: recently used again
-    synthetic.fashion_on_photos(recipes[2])
+    builtin_set.fashion_on_photos(recipes[0])
+    builtin_set.fashion_on_photos(recipes[1])
+    os.utime(builtin_set.store_path(recipes[1]), (1, 1))  # recipe 1 used long ago
+    builtin_set.fashion_on_photos(recipes[0])  # read back: recently used again
+    builtin_set.fashion_on_photos(recipes[2])
     kept = sorted(p.name for p in tmp_path.glob("fashion-on-photos-*.npz"))
-    assert kept == sorted(synthetic_store.store_path(r).name for r in (recipes[0], recipes[2]))
+    assert kept == sorted(builtin_set.store_path(r).name for r in (recipes[0], recipes[2]))
     assert mine.read_bytes() == b"not edgetl's"

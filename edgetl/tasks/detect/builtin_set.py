@@ -1,4 +1,4 @@
-"""The built-in detection set, generated once per machine and read back after.
+"""``builtin:fashion-on-photos`` as a source: generated once per machine and read back after.
 
 Composing the 600 images takes seconds (Fashion-MNIST unpacked, 14 photos loaded, every paste
 checked), and every command that names ``builtin:fashion-on-photos`` paid it. The result is
@@ -21,9 +21,11 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from edgetl.fileio import write_bytes_atomic
 from edgetl.tasks.detect import synthetic
+from edgetl.tasks.detect.formats.common import DetectionSource
 from edgetl.tasks.detect.targets import BoxTarget
 
 STORE_DIR = Path.home() / ".cache" / "edgetl" / "builtin"
@@ -108,3 +110,22 @@ def stored_generate(recipe):
     images, targets, first_test, digest, names = synthetic.generate(recipe)
     _write(path, images, targets, first_test, names)
     return images, targets, first_test, digest, names
+
+
+def fashion_on_photos(recipe: synthetic.Recipe | None = None) -> DetectionSource:
+    """The built-in set as a source; its official test split is the images with test items."""
+    recipe = recipe or synthetic.Recipe()
+    images, targets, first_test, digest, photos = stored_generate(recipe)
+    n = len(images)
+    return DetectionSource(
+        name=synthetic.NAME,
+        classes=list(recipe.classes),
+        ids=[f"{synthetic.NAME}/{i:05d}" for i in range(n)],
+        targets=targets,
+        loader=lambda i: Image.fromarray(images[i], "RGB"),
+        official_splits={"test": np.arange(first_test, n, dtype=np.int64)},
+        sizes=[(recipe.image_size, recipe.image_size)] * n,
+        format="builtin",
+        notes=[f"synthetic: Fashion-MNIST items pasted on {len(photos)} photos ({', '.join(photos)})"],
+        fingerprint=digest,
+    )
