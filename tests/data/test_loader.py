@@ -88,9 +88,41 @@ def test_a_slice_read_in_order_is_decoded_ahead_by_the_workers(shape_folder):
     )
     px = streamed.pixels
     assert np.array_equal(px[0:4], ram[0:4])
-    assert px._iter is not None and len(px._expected) > 0  # the next slices are announced
+    assert px.reading_ahead and len(px._expected) > 0  # the next slices are announced
     got = [px[s : s + 4] for s in range(4, len(px), 4)]
     assert np.array_equal(np.concatenate([ram[0:4], *got]), ram)
+
+
+def test_workers_of_a_stream_freed_in_a_reference_cycle_get_their_stop_signal(shape_folder, monkeypatch):
+    """A StreamedPixels freed by the cyclic GC stops its workers with their stop signal. Before,
+    the GC closed the workers' queues first, so the signal never left and each worker was joined
+    until torch's timeout (5 s; a quantize run lost 20 s that way). Here that timeout is 10
+    minutes: a stop signal that does not arrive hangs the collection instead."""
+    import gc
+    import threading
+
+    import torch.utils.data._utils as torch_data_utils
+
+    from edgetl.data import loader
+
+    monkeypatch.setattr(torch_data_utils, "MP_STATUS_CHECK_INTERVAL", 600)
+    src = image_folder(shape_folder)
+
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.me = holder  # a cycle: only the cyclic GC frees it
+    holder.px = StreamedPixels(src, np.arange(len(src)), CONTRACT, workers=2)
+    holder.px[0:4]  # an unannounced slice: the workers start decoding the rest ahead
+    assert holder.px.reading_ahead
+    workers = list(loader._LIVE_WORKERS[holder.px._workers_token][1]._workers)
+    del holder
+    collect = threading.Thread(target=gc.collect, daemon=True)
+    collect.start()
+    collect.join(timeout=60)
+    assert not collect.is_alive(), "the GC hangs joining workers that never got their stop signal"
+    assert [w.is_alive() for w in workers] == [False, False]
 
 
 def test_disk_cache_is_a_memmap_of_the_same_pixels_left_without_temp_files(
@@ -187,7 +219,7 @@ def test_torchvision_policies_give_the_same_pixels_in_any_worker(shape_folder, m
         px = StreamedPixels(data.source, idx, CONTRACT, workers=workers, augment=OriginalAugment(mode, 3))
         batches = [np.array([4, 0, 2]), np.array([1, 3, 5])]
         px.schedule(batches, epoch=2)
-        assert (px._iter is not None) == (workers > 0)  # decoded ahead by worker processes
+        assert px.reading_ahead == (workers > 0)  # decoded ahead by worker processes
         reads.append(np.concatenate([px[b] for b in batches]))
         px.close()
     assert np.array_equal(reads[0], reads[1])
