@@ -123,21 +123,77 @@ def cpp_toolchain_missing() -> str | None:
     return None
 
 
+def made_once_per_run(tmp_path_factory, name: str, make) -> Path:
+    """A folder ``make(folder)`` fills once per test run, whichever pytest-xdist worker asks first;
+    the others wait on a file lock and reuse it. Only for what the tests read and never write."""
+    import shutil
+
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, shared by its workers (each has its own below)
+    folder, done = root / f"once-{name}", root / f"once-{name}.done"
+    with FileLock(str(root / f"once-{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # left by a worker whose make() failed
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def cpp_build(tmp_path_factory) -> Path:
-    """deploy/cpp built once with cmake (edgetl_classify, edgetl_detect inside); tests using it
-    skip on cpp_toolchain_missing()."""
+    """deploy/cpp built once per run with cmake (edgetl_classify, edgetl_detect inside), shared by
+    both workers; tests using it skip on cpp_toolchain_missing()."""
     import subprocess
 
     import openvino
 
-    build = tmp_path_factory.mktemp("cppbuild")
-    ov_cmake = Path(openvino.__file__).parent / "cmake"
+    def build(folder: Path) -> None:
+        ov_cmake = Path(openvino.__file__).parent / "cmake"
+        root = Path(__file__).resolve().parent.parent
+        for cmd in (
+            ["cmake", "-S", str(root / "deploy/cpp"), "-B", str(folder), f"-DOpenVINO_DIR={ov_cmake}"],
+            ["cmake", "--build", str(folder), "-j", "2"],
+        ):
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+    return made_once_per_run(tmp_path_factory, "cppbuild", build)
+
+
+# The longest test files (seconds in a whole-suite run on 2 cores), started first: `./run test`
+# gives each file to one of two workers in collection order, and a long file collected last (the
+# docs runner, ~110 s, sits in tests/docs) would leave one worker idle at the end while the
+# other finishes it. Longest first, the two finish within a short file of each other.
+LONGEST_FIRST = (
+    "tests/docs/test_docs_run.py",
+    "tests/quantize/test_graph_matrix.py",
+    "tests/test_cli.py",
+    "tests/pipeline/test_pipeline.py",
+    "tests/train/test_finetune.py",
+    "tests/test_extending_task.py",
+    "tests/tasks/detect/test_chain.py",
+    "tests/remote/test_remote_e2e.py",
+    "tests/pipeline/test_detection_pipeline.py",
+    "tests/tasks/detect/test_distill.py",
+    "tests/quantize/test_mixed_precision.py",
+    "tests/tasks/detect/test_quantize.py",
+    "tests/test_deploy_cpp.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: k for k, path in enumerate(LONGEST_FIRST)}
     root = Path(__file__).resolve().parent.parent
-    for cmd in (
-        ["cmake", "-S", str(root / "deploy/cpp"), "-B", str(build), f"-DOpenVINO_DIR={ov_cmake}"],
-        ["cmake", "--build", str(build), "-j", "2"],
-    ):
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return build
+
+    def key(item):
+        try:
+            rel = Path(item.fspath).resolve().relative_to(root).as_posix()
+        except ValueError:
+            rel = ""
+        return rank.get(rel, len(rank))
+
+    items.sort(key=key)  # stable: within a file, and among the rest, the collected order stays

@@ -1,4 +1,5 @@
-"""Stage ``eval``: accuracy of any artifact on a split (top-1, top-5, per class, confusion)."""
+"""Stage ``eval``: the task's metrics of any artifact on a split (a classifier: top-1, top-5, per
+class, confusion; a detector: COCO mAP, per-class AP, PR curves), paired across artifacts."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ class EvalConfig(BaseModel):
     )
     backend: str | None = Field(None, description="inference backend (default: the artifact's natural one)")
     batch_size: int = Field(64, ge=1, description="batch size")
-    out: Path | None = Field(None, description="folder for eval.json and confusion.png")
+    out: Path | None = Field(
+        None,
+        description="folder for eval.json, predictions.jsonl and the plots (confusion.png or pr_curves.png)",
+    )
     on: tuple[str, ...] = Field(
         (),
         description="evaluate on these targets instead, in parallel, repeatable: ssh://user@host[:port], "
@@ -166,7 +170,9 @@ def show(result: StageResult[EvalMetrics], console) -> None:
 
 STAGE = Stage(
     name="eval",
-    help="Accuracy of an artifact: top-1, top-5, per-class, confusion matrix (JSON + PNG).",
+    help="Accuracy of artifacts on one split, the task's metrics (a classifier: top-1, top-5, per class, "
+    "confusion matrix; a detector: COCO mAP, per-class AP, PR curves) in JSON + PNG; each artifact after "
+    "the first gets its paired drop with a 95% interval.",
     config=EvalConfig,
     run=run,
     metrics=EvalMetrics,

@@ -122,6 +122,8 @@ def test_workers_of_a_stream_freed_in_a_reference_cycle_get_their_stop_signal(sh
     collect.start()
     collect.join(timeout=60)
     assert not collect.is_alive(), "the GC hangs joining workers that never got their stop signal"
+    for w in workers:  # a collection another thread had started may be the one stopping them
+        w.join(timeout=60)
     assert [w.is_alive() for w in workers] == [False, False]
 
 
