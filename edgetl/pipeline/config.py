@@ -5,6 +5,7 @@ stage's full Config is validated before any stage starts."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,17 @@ def load_pipeline_config(path: Path | None, preset: str | None, overrides: dict[
     return cfg
 
 
+def _never_a_file(value: Any) -> Any:
+    """A placeholder path moved under /dev/null, where no file can be: a bare ``teacher.safetensors``
+    resolved against the user's folder, and a classifier of that name there (the README's own
+    quickstart writes one) made the detection preset's student validate as a classifier."""
+    if isinstance(value, Path):
+        return Path(os.devnull) / value.name
+    if isinstance(value, tuple):
+        return tuple(_never_a_file(v) for v in value)
+    return value
+
+
 def preflight(cfg, source: str = "config", text: str = "") -> None:
     """Build every enabled stage's full Config with placeholder inputs: a value the stage would
     reject fails now, naming its key, not after hours of training."""
@@ -110,7 +122,7 @@ def preflight(cfg, source: str = "config", text: str = "") -> None:
         settings = getattr(cfg, stage.block)
         if settings is None:
             continue
-        wiring = dict(stage.placeholders)
+        wiring = {k: _never_a_file(v) for k, v in stage.placeholders.items()}
         if "data" in stage.wiring:
             wiring["data"] = cfg.data
         if "base" in stage.wiring:

@@ -195,3 +195,18 @@ def test_classification_report_keeps_its_sections_and_numbers(tiny_run):
         assert f"| {c} | {100 * acc:.1f} |" in per_class
     assert "![teacher confusion](../eval/teacher_checkpoint/confusion.png)" in md
     assert "Test images" not in md  # a classifier draws no results: no gallery
+
+
+def test_a_classifier_named_teacher_safetensors_in_the_folder_is_not_the_presets_teacher(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    """The up-front check builds each stage's Config with placeholder inputs; a bare
+    ``teacher.safetensors`` placeholder read the user's own file of that name (the README's
+    quickstart writes a classifier there), and the detection preset's student was refused as a
+    classifier with head_options."""
+    import shutil
+
+    shutil.copy(tiny_checkpoint, tmp_path / "teacher.safetensors")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_pipeline_config(None, "fashion-on-photos", {})
+    assert cfg.student.head_options == {"width": 48, "depth": 1}
