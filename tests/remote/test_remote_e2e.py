@@ -9,6 +9,11 @@ import json
 import pytest
 
 from tests.remote.conftest import FAST, edgetl, needs_sshd
+from tests.remote.detect_cases import (  # noqa: F401 - collected here: one board install for both
+    test_bench_of_a_detector_on_a_target_is_staged_like_the_local_one,
+    test_eval_of_a_detector_on_a_target_equals_the_local_one,
+    test_predict_of_a_detector_on_a_target_gives_the_local_boxes,
+)
 
 pytestmark = [pytest.mark.slow, needs_sshd]
 

@@ -1,6 +1,9 @@
 """A detector ONNX on a target through the real loopback sshd: bench (end to end in stages, the
 default image a detection image made here and sent), predict (the same boxes as here) and eval
-(the same mAP as here on a COCO file both sides read), next to ``local``."""
+(the same mAP as here on a COCO file both sides read), next to ``local``.
+
+Collected through tests/remote/test_remote_e2e.py, so that they run on that file's pytest worker
+and share its one install of edgetl on the 'board' (~30 s per install; each worker makes its own)."""
 
 from __future__ import annotations
 
