@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import threading
 import weakref
 from collections import deque
 from dataclasses import dataclass
@@ -140,19 +141,27 @@ def torch_available() -> bool:
         return False
 
 
-# Each StreamedPixels' DataLoader and iterator live here, not on the object: a StreamedPixels that
-# ends up in a reference cycle is freed by the cyclic GC, and had its iterator been garbage with
-# it, the GC would finalize the workers' index queues (stopping their feeder threads) before the
-# iterator's own shutdown sends each worker its stop signal: a 5 s join timeout per worker (a
-# quantize run lost 20 s that way). Held here, the iterator is shut down first, by the
-# finalizer below, while its queues still work.
+# Each StreamedPixels' DataLoader and iterator live here, not on the object, and a StreamedPixels
+# the GC frees has them stopped on a thread of their own. Two ways the GC stalled a run before,
+# 5 s per loader worker (torch's join timeout; a quantize run lost 20 s): (1) a StreamedPixels in
+# a reference cycle took its iterator into the same garbage, and the GC finalized the workers'
+# index queues (stopping their feeder threads) before the iterator's shutdown put each worker's
+# stop signal on them; (2) a collection can run on any thread, one of those feeder threads
+# included, and a shutdown run there waits for workers whose signal that very thread must send.
 _LIVE_WORKERS: dict[int, list] = {}
 _TOKENS = itertools.count()
 
 
-def _release_workers(token: int) -> None:
-    """Drop a StreamedPixels' loader: its iterator stops and joins the worker processes."""
-    _LIVE_WORKERS.pop(token, None)
+def _release_workers(token: int, wait: bool = True) -> None:
+    """Drop a StreamedPixels' loader: its iterator stops and joins the worker processes, here
+    (``wait``) or on a thread of its own (from the GC, which may run on any thread)."""
+    held = _LIVE_WORKERS.pop(token, None)
+    if held is None:
+        return
+    if wait:
+        held.clear()
+    else:
+        threading.Thread(target=held.clear, name="edgetl-loader-stop", daemon=True).start()
 
 
 class StreamedPixels:
@@ -177,7 +186,7 @@ class StreamedPixels:
         self.workers = workers if fork_available() and torch_available() else 0
         self._sampler = _Batches()
         self._workers_token = next(_TOKENS)
-        weakref.finalize(self, _release_workers, self._workers_token)
+        weakref.finalize(self, _release_workers, self._workers_token, False)
         self._expected: deque[np.ndarray] = deque()
         self._heap = HeapTrimmer()
         self.epoch = 0

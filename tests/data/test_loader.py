@@ -97,9 +97,10 @@ def test_workers_of_a_stream_freed_in_a_reference_cycle_get_their_stop_signal(sh
     """A StreamedPixels freed by the cyclic GC stops its workers with their stop signal. Before,
     the GC closed the workers' queues first, so the signal never left and each worker was joined
     until torch's timeout (5 s; a quantize run lost 20 s that way). Here that timeout is 10
-    minutes: a stop signal that does not arrive hangs the collection instead."""
+    minutes: a stop signal that does not arrive hangs the shutdown instead."""
     import gc
     import threading
+    import time
 
     import torch.utils.data._utils as torch_data_utils
 
@@ -121,9 +122,15 @@ def test_workers_of_a_stream_freed_in_a_reference_cycle_get_their_stop_signal(sh
     collect = threading.Thread(target=gc.collect, daemon=True)
     collect.start()
     collect.join(timeout=60)
-    assert not collect.is_alive(), "the GC hangs joining workers that never got their stop signal"
-    for w in workers:  # a collection another thread had started may be the one stopping them
-        w.join(timeout=60)
+    assert not collect.is_alive(), "the GC waits on the workers' shutdown"
+    # the GC hands the shutdown to a thread of its own (a collection may run on a queue's feeder
+    # thread, which must stay free to send the stop signal); that thread joins the workers
+    for t in [t for t in threading.enumerate() if t.name == "edgetl-loader-stop"]:
+        t.join(timeout=60)
+        assert not t.is_alive(), "the workers never got their stop signal"
+    deadline = time.monotonic() + 60  # a collection another thread had started may still be on it
+    while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert [w.is_alive() for w in workers] == [False, False]
 
 
