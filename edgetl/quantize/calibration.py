@@ -63,6 +63,12 @@ class StreamedImages:
             return normalize(self._pixels[[key]], self.contract)[0]
         return normalize(self._pixels[key], self.contract)
 
+    def close(self) -> None:
+        """Stop the loader workers decoding ahead (reading again starts new ones)."""
+        if self._pixels is not None:
+            self._pixels.close()
+            self._pixels = None
+
     def batches(self, size: int) -> Iterator[np.ndarray]:
         """Consecutive batches of ``size`` images (the last may be shorter)."""
         for start in range(0, len(self), size):

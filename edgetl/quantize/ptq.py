@@ -581,4 +581,6 @@ def quantize(config: QuantizeConfig, keep_int8: bool = False) -> QuantizeResult:
         save_onnx_atomic(final, config.output)
         return QuantizeResult(config.output, manifest, report)
     finally:
+        calib.x.close()  # their loader workers stop now, not when the GC gets to them
+        val.x.close()
         shutil.rmtree(work, ignore_errors=True)
