@@ -42,3 +42,8 @@ def check_output_file(path: Path, what: str) -> None:
     check_writable_dir(path.parent, what)
     if path.exists() and not os.access(path, os.W_OK):
         raise ConfigError(f"{what} {path}: exists and is not writable.")
+
+
+def cache_dir(*parts: str) -> Path:
+    """edgetl's folder under the user's cache (``$XDG_CACHE_HOME``, else ``~/.cache``), ``parts`` below."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "edgetl", *parts)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgetl.paths import cache_dir
+
 CACHE_ENV = "EDGETL_DECODED_CACHE"
 FORMAT = 1
 
@@ -23,7 +25,7 @@ FORMAT = 1
 def cache_folder() -> Path:
     """``$EDGETL_DECODED_CACHE``, else ``~/.cache/edgetl/decoded``."""
     env = os.environ.get(CACHE_ENV, "").strip()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgetl" / "decoded"
+    base = cache_dir("decoded")
     return Path(env) if env else base
 
 

@@ -4,7 +4,6 @@ a wheel of this edgetl is built here, copied, and installed with the target's pi
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import edgetl
 from edgetl.errors import EdgetlError
+from edgetl.paths import cache_dir
 from edgetl.remote import ssh
 from edgetl.remote.fingerprint import fingerprint, wheel_fingerprint
 from edgetl.remote.results import BoardResultError, neutral
@@ -98,7 +98,7 @@ def local_wheel() -> Path:
     package = Path(edgetl.__file__).resolve().parent
     root = package.parent
     fp = fingerprint()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgetl" / "wheels" / fp
+    cache = cache_dir("wheels", fp)
     with _wheel_lock:
         found = sorted(cache.glob("edgetl-*.whl"))
         if found:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from edgetl.errors import BackendUnavailable, EdgetlError
+from edgetl.paths import cache_dir
 from edgetl.runners.base import Runner
 from edgetl.runners.spec import BackendSpec, Options
 
@@ -100,8 +100,7 @@ BACKENDS = [
 
 def ort_trt_cache_dir() -> Path:
     """Where the TensorRT EP keeps built engines and timing caches (its first run builds them)."""
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return root / "edgetl" / "ort-tensorrt"
+    return cache_dir("ort-tensorrt")
 
 
 def trt_ep_flags(kind: str, onnx_precision: str, precision: str) -> dict[str, bool]:

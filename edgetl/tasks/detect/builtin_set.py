@@ -24,11 +24,12 @@ import numpy as np
 from PIL import Image
 
 from edgetl.fileio import write_bytes_atomic
+from edgetl.paths import cache_dir
 from edgetl.tasks.detect import synthetic
 from edgetl.tasks.detect.formats.common import DetectionSource
 from edgetl.tasks.detect.targets import BoxTarget
 
-STORE_DIR = Path.home() / ".cache" / "edgetl" / "builtin"
+STORE_DIR = cache_dir("builtin")
 LIBRARIES = ("numpy", "pillow", "scikit-image", "scikit-learn")
 KEEP = 4  # stored sets kept (an upgrade or another recipe adds one; the least recently used go)
 
