@@ -13,7 +13,14 @@ Parts (each records where it ran, or why it was skipped; one failing part never 
 6. ``onnxruntime_gpu``: where onnxruntime-gpu is installed, the CUDA (and TensorRT) execution
    providers on the FP32, FP16 (`export --precision fp16`) and INT8 (`quantize`) ONNX files;
 7. ``tensorrt``: where TensorRT is installed, `edgetl build` fp32/fp16/best engines, parity and
-   GPU time, and the engine cache hit on a second build.
+   GPU time, and the engine cache hit on a second build;
+8. ``loader_feed``: does edgetl's streamed loader keep the GPU fed? ``edgetl finetune`` (the
+   library call) over a folder of 256 px JPEGs (crops of scikit-image's bundled photos), streamed
+   (``cache none``) with 2 and with 8 loader workers and from RAM (``cache ram``, the bound), two
+   epochs each; nvidia-smi samples the GPU's utilization every 100 ms, and the GPU's idle share is
+   1 - mean utilization over the second epoch (warm workers; from the end of epoch 1 to the end
+   of epoch 2, which holds that epoch's training and its small val pass), beside the epoch's
+   own img/s from the manifest's history.
 
 On the GPU machine (teacher tf_efficientnet_lite0, student mobilenetv3_small_100, 224 px; random
 init, as speed does not depend on the weights):
@@ -56,11 +63,14 @@ class Plan:
     train_steps: int
     batches: tuple[int, ...]
     timed_runs: int
+    feed_images: int = 256  # loader_feed: training images per epoch
+    feed_workers: tuple[int, ...] = (2,)
 
     @classmethod
     def for_device(cls, device: str) -> Plan:
         if device.startswith("cuda"):
-            return cls(device, "tf_efficientnet_lite0", "mobilenetv3_small_100", 224, 64, 30, (1, 8, 64), 50)
+            models = ("tf_efficientnet_lite0", "mobilenetv3_small_100")
+            return cls(device, *models, 224, 64, 30, (1, 8, 64), 50, feed_images=8192, feed_workers=(2, 8))
         return cls(device, "test_efficientnet", "test_efficientnet", 32, 16, 3, (1, 8), 5)
 
 
@@ -402,6 +412,120 @@ def tensorrt(files: dict[str, Path], work: Path) -> dict:
     return out
 
 
+# loader feed ------------------------------------------------------------------------------------
+def photo_folder(root: Path, n: int, size: int = 256) -> Path:
+    """``n`` JPEGs (quality 90) of random crops of scikit-image's bundled photos, one class per
+    photo: real photographic content, so decoding costs what a user's JPEGs cost."""
+    import skimage.data
+    from PIL import Image
+
+    from edgetl.tasks.detect.synthetic import SKIMAGE_PHOTOS
+
+    rng = np.random.default_rng(0)
+    photos = [Image.fromarray(getattr(skimage.data, name)()).convert("RGB") for name in SKIMAGE_PHOTOS]
+    for name in SKIMAGE_PHOTOS:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        k = i % len(photos)
+        photo = photos[k]
+        side = int(min(photo.size) * rng.uniform(0.4, 1.0))
+        left, top = (int(rng.integers(0, d - side + 1)) for d in photo.size)
+        crop = photo.crop((left, top, left + side, top + side))
+        crop = crop.resize((size, size), Image.Resampling.BILINEAR)
+        crop.save(root / SKIMAGE_PHOTOS[k] / f"{i:05d}.jpg", quality=90)
+    return root
+
+
+class UtilizationSampler:
+    """nvidia-smi's GPU utilization (percent of time a kernel ran) every ``every_ms``, with times."""
+
+    def __init__(self, every_ms: int = 100):
+        import shutil
+        import subprocess
+        import threading
+
+        self.samples: list[tuple[float, float]] = []
+        self.proc = None
+        if shutil.which("nvidia-smi") is None:
+            return
+        query = ["--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", f"-lms={every_ms}"]
+        self.proc = subprocess.Popen(["nvidia-smi", *query], stdout=subprocess.PIPE, text=True)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                self.samples.append((time.monotonic(), float(line.split(",")[0])))
+            except ValueError:
+                continue
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def idle_share(self, start: float, end: float) -> dict:
+        inside = [u for t, u in self.samples if start <= t <= end]
+        if not inside:
+            return {"idle_share": None, "why": "no nvidia-smi samples in the window"}
+        return {"idle_share": 1 - float(np.mean(inside)) / 100, "samples": len(inside)}
+
+
+def loader_feed(plan: Plan, work: Path) -> dict:
+    """The GPU's idle share during a streamed epoch of ``edgetl finetune``, per loader set-up."""
+    from edgetl.data.dataset import DataConfig
+    from edgetl.train.config import FinetuneConfig
+    from edgetl.train.finetune import finetune
+
+    t0 = time.perf_counter()
+    folder = photo_folder(work / "photos", plan.feed_images + 512)
+    out: dict = {
+        "images_per_epoch": plan.feed_images,
+        "input_px": plan.size,
+        "model": plan.teacher,
+        "jpeg_seconds": time.perf_counter() - t0,
+        "rows": [],
+    }
+    setups = [("none", w) for w in plan.feed_workers] + [("ram", max(plan.feed_workers))]
+    for cache, workers in setups:
+        ends: list[float] = []  # when each epoch's record was made (after its val pass)
+        sampler = UtilizationSampler()
+        try:
+            cfg = FinetuneConfig(
+                data=DataConfig(
+                    source=str(folder),
+                    val_fraction=0.02,
+                    test_fraction=0.02,
+                    limit_train=plan.feed_images,
+                    cache=cache,
+                    workers=workers,
+                ),
+                arch=f"timm/{plan.teacher}",
+                pretrained=False,
+                image_size=plan.size,
+                strategy="full",
+                epochs=2,
+                batch_size=plan.train_batch,
+                eval_test=False,
+                device=plan.device,
+                output=work / f"feed-{cache}-{workers}.safetensors",
+            )
+            mark = lambda record, ends=ends: ends.append(time.monotonic())  # noqa: E731
+            result = finetune(cfg, quiet=True, on_epoch=mark)
+        finally:
+            sampler.stop()
+        second = result.manifest.history[-1]
+        row = {"cache": cache, "workers": workers, "img_per_s_epoch2": second["img_per_s"]}
+        row["epoch2_train_seconds"] = second["seconds"]
+        if sampler.proc is None:
+            row.update(idle_share=None, why="no nvidia-smi on this machine")
+        else:
+            row.update(sampler.idle_share(ends[0], ends[1]))
+        out["rows"].append(row)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", type=Path, default=None)
@@ -440,6 +564,7 @@ def main() -> None:
             "bench": lambda: (files(), bench_device(state["ckpt"], args.device, args.out))[1],
             "onnxruntime_gpu": lambda: onnxruntime_gpu(files()),
             "tensorrt": lambda: tensorrt(files(), work),
+            "loader_feed": lambda: loader_feed(plan, work),
         }
         for name, part in parts.items():
             if "all" in report["parts"]:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import numpy as np
-import pytest
-from PIL import Image
+# Idle OpenMP threads (torch's intra-op pool) sleep instead of spinning. Two pytest workers share
+# two cores, each test process running torch with two threads: spinning threads burnt the CPU
+# the other worker needed (fast tier: 250 -> 200 s of CPU, 145 -> 120 s). Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 os.environ.setdefault("EDGETL_QUIET", "1")
 # quantize's own timing (speed gate, speed-aware step) in 0.02 s rounds instead of 0.25 s: each
@@ -164,24 +170,32 @@ def cpp_build(tmp_path_factory) -> Path:
     return made_once_per_run(tmp_path_factory, "cppbuild", build)
 
 
-# The longest test files (seconds in a whole-suite run on 2 cores), started first: `./run test`
-# gives each file to one of two workers in collection order, and a long file collected last (the
-# docs runner, ~110 s, sits in tests/docs) would leave one worker idle at the end while the
-# other finishes it. Longest first, the two finish within a short file of each other.
+# The longest test files, started first (seconds each in a whole-suite run on 2 cores, OMP
+# passive; `./run test` hands each file to one of two workers in collection order): a long file
+# collected last would leave one worker idle at the end while the other finishes it. Longest
+# first, the two finish within a short file of each other. Refresh from `--durations=0`.
 LONGEST_FIRST = (
-    "tests/docs/test_docs_run.py",
-    "tests/quantize/test_graph_matrix.py",
-    "tests/test_cli.py",
-    "tests/pipeline/test_pipeline.py",
-    "tests/train/test_finetune.py",
-    "tests/test_extending_task.py",
-    "tests/tasks/detect/test_chain.py",
-    "tests/remote/test_remote_e2e.py",
-    "tests/pipeline/test_detection_pipeline.py",
-    "tests/tasks/detect/test_distill.py",
-    "tests/quantize/test_mixed_precision.py",
-    "tests/tasks/detect/test_quantize.py",
-    "tests/test_deploy_cpp.py",
+    "tests/docs/test_docs_run.py",  # 194
+    "tests/hardening/test_remote_corpus.py",  # 150
+    "tests/quantize/test_graph_matrix.py",  # 93
+    "tests/remote/test_remote_e2e.py",  # 79
+    "tests/test_cli.py",  # 50
+    "tests/pipeline/test_pipeline.py",  # 50
+    "tests/test_extending_task.py",  # 40
+    "tests/train/test_finetune.py",  # 38
+    "tests/tasks/detect/test_chain.py",  # 34
+    "tests/pipeline/test_detection_pipeline.py",  # 32
+    "tests/test_deploy_cpp.py",  # 27
+    "tests/hardening/test_cli_corpus.py",  # 24
+    "tests/hardening/test_sweep_corpus.py",  # 24
+    "tests/quantize/test_mixed_precision.py",  # 24
+    "tests/sweep/test_postgres.py",  # 20
+    "tests/tasks/detect/test_quantize.py",  # 18
+    "tests/tasks/detect/test_distill.py",  # 18
+    "tests/sweep/test_workers.py",  # 18
+    "tests/quantize/test_ptq.py",  # 17
+    "tests/quantize/test_remedies.py",  # 15
+    "tests/tasks/detect/test_graph_nms.py",  # 14
 )
 
 

@@ -32,3 +32,16 @@ def test_jetson_gpu_clocks_from_devfreq(tmp_path, lo, pinned):
     assert got["device"] == "17000000.gpu" and got["cur_mhz"] == pytest.approx(1300.5)
     assert got["clocks_pinned_at_max"] is pinned
     assert jetson_gpu_clocks(tmp_path / "missing") is None
+
+
+def test_the_stamp_of_a_run_without_torch_does_not_import_it():
+    """An ONNX-only bench or a board's results: the stamp must not cost a torch import (~1.7 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from edgetl.bench.envstamp import environment_stamp; s = environment_stamp(2); "
+        "assert 'torch' not in sys.modules, 'torch imported'; assert s['threads'] == 2"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

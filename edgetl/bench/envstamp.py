@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sys
 from pathlib import Path
 
 from edgetl.manifest import tool_versions
@@ -40,9 +41,13 @@ def _cpu_model_and_flags() -> tuple[str, list[str]]:
 
 
 def _gpu() -> dict | None:
+    """torch's view of GPU 0, where this run loaded torch. A run that did not (ONNX Runtime,
+    OpenVINO, a board's results) is not made to import it (about 1.7 s): nvidia-smi's fields name
+    the GPU and driver for every run."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
     try:
-        import torch
-
         if not torch.cuda.is_available():
             return None
         props = torch.cuda.get_device_properties(0)
@@ -52,7 +57,7 @@ def _gpu() -> dict | None:
             "memory_gib": round(props.total_memory / 2**30, 1),
             "cuda": torch.version.cuda,
         }
-    except ImportError:
+    except (RuntimeError, AssertionError):  # a CUDA build without a usable driver
         return None
 
 

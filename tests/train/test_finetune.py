@@ -147,6 +147,10 @@ RESUME_ARGS = [
 ]
 
 
+def _curves(manifest) -> list:
+    return [(h["epoch"], h["train_loss"], h.get("val_top1")) for h in manifest.history]
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     ref = tmp_path / "ref.safetensors"
@@ -169,8 +173,14 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert p.wait(timeout=240) == 0, p.stderr.read()
     assert not state.exists()
     a, b = load_file(str(ref)), load_file(str(out))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    ma, mb = read_manifest(ref).metrics, read_manifest(out).metrics
+    ref_manifest, out_manifest = read_manifest(ref), read_manifest(out)
+    ma, mb = ref_manifest.metrics, out_manifest.metrics
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    # on a failure, say where the runs parted: which tensors, and each epoch's loss and val score
+    assert not differ, (
+        f"killed at epoch {epoch_at_kill}: {len(differ)}/{len(a)} tensors differ ({differ[:4]}); "
+        f"uninterrupted {_curves(ref_manifest)}; resumed {_curves(out_manifest)}"
+    )
     assert ma["test"]["top1"] == mb["test"]["top1"] and ma["val_top1"] == mb["val_top1"]
 
 
