@@ -171,7 +171,8 @@ def cpp_build(tmp_path_factory) -> Path:
 
 
 # The longest test files, started first (seconds each in a whole-suite run on 2 cores, OMP
-# passive; `./run test` hands each file to one of two workers in collection order): a long file
+# passive; `./run test` hands each file to one of two workers in collection order, with
+# --no-loadscope-reorder: xdist otherwise puts the files with the most tests first): a long file
 # collected last would leave one worker idle at the end while the other finishes it. Longest
 # first, the two finish within a short file of each other. Refresh from `--durations=0`.
 LONGEST_FIRST = (
